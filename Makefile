@@ -1,0 +1,38 @@
+# `make demo` and `make test` each create .venv when missing and install the project first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-dev
+BENCH_STAMP = $(VENV)/.installed-bench
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m asynclog demo
+
+## The whole suite (slow soak tests included), then the type checker and the linter.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m mypy --strict asynclog
+	$(BIN)/python -m ruff check asynclog tests bench
+
+## Everyday loop: skips the tests marked slow.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'not slow' $(PYTEST_ARGS)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache logs

@@ -1,0 +1,31 @@
+"""asynclog: asyncio-native logging that never stalls the loop and never loses what it accepted."""
+
+from ._config import Config, FileConfig, SQLiteConfig
+from ._entry import LogEntry
+from ._errors import BackendWriteError, ConfigError, LogError, ManagerClosedError, QueueFullError
+from ._handlers import Handler
+from ._levels import Level
+from ._manager import LogManager
+from ._stats import LogStats
+from .backends import Backend, ConsoleBackend, FileBackend, SQLiteBackend
+
+__all__ = [
+    "Backend",
+    "BackendWriteError",
+    "Config",
+    "ConfigError",
+    "ConsoleBackend",
+    "FileBackend",
+    "FileConfig",
+    "Handler",
+    "Level",
+    "LogEntry",
+    "LogError",
+    "LogManager",
+    "LogStats",
+    "ManagerClosedError",
+    "QueueFullError",
+    "SQLiteBackend",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,50 @@
+"""Log levels: the standard library's numbers, and parsing of names and numbers."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Level(enum.IntEnum):
+    """Severity levels, with the same numbers as the standard library's `logging`."""
+
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+    CRITICAL = 50
+
+
+_BY_NAME: dict[str, Level] = {level.name: level for level in Level}
+_BY_NAME["WARN"] = Level.WARNING
+_BY_NAME["FATAL"] = Level.CRITICAL
+
+_NAME_OF: dict[int, str] = {int(level): level.name for level in Level}
+
+
+def level_name(level: int) -> str:
+    """Return the name of a level number: `"INFO"` for 20, `"Level 25"` for 25 (as stdlib)."""
+    name = _NAME_OF.get(level)
+    return name if name is not None else f"Level {level}"
+
+
+def parse_level(value: object) -> int:
+    """Turn a `Level`, an int from 1 to 100 or a level name (any case) into a level number.
+
+    Raises `ValueError` naming the value for anything else.
+    """
+    if isinstance(value, Level):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 1 <= value <= 100:
+            return _BY_NAME.get(_NAME_OF.get(value, ""), value)
+        raise ValueError(f"level must be between 1 and 100, got {value!r}")
+    if isinstance(value, str):
+        found = _BY_NAME.get(value.strip().upper())
+        if found is not None:
+            return found
+        raise ValueError(
+            f"unknown level name {value!r}; expected one of "
+            + ", ".join(level.name.lower() for level in Level)
+        )
+    raise ValueError(f"level must be a Level, an int or a level name, got {value!r}")

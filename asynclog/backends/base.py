@@ -1,0 +1,30 @@
+"""The `Backend` protocol every sink implements, built-in or user-supplied."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from .._entry import LogEntry
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where entries end up.
+
+    The manager calls `open()` once from `start()`, then `write_batch()` never concurrently
+    (one worker in async mode, a lock in sync mode), then `close()` once. `write_batch` should
+    write the whole batch or raise; the manager counts a raising batch as failed.
+    """
+
+    async def open(self) -> None:
+        """Acquire the resources (file, connection); raise `LogError` naming what failed."""
+        ...
+
+    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+        """Write the entries, in order."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and release everything `open()` acquired."""
+        ...

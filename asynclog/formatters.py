@@ -1,0 +1,133 @@
+"""Formatters: pure functions `(LogEntry) -> str` that return one line without its newline.
+
+Control characters are escaped so that no message or field can forge a second line or move a
+terminal's cursor: backslash, C0 and C1 controls, DEL, U+2028/U+2029 and lone surrogates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._entry import LogEntry
+from ._levels import level_name
+
+Formatter = Callable[[LogEntry], str]
+
+
+def _build_escape_table() -> dict[int, str]:
+    table: dict[int, str] = {ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+    for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)]:
+        table.setdefault(code, f"\\x{code:02x}")
+    for code in (0x2028, 0x2029, *range(0xD800, 0xE000)):
+        table[code] = f"\\u{code:04x}"
+    return table
+
+
+_ESCAPES = _build_escape_table()
+
+
+def escape(text: str) -> str:
+    """Escape every character that could end a line, move a cursor or break UTF-8."""
+    # isprintable() is False for every character in the table except the backslash.
+    if text.isprintable() and "\\" not in text:
+        return text
+    return text.translate(_ESCAPES)
+
+
+def safe_repr(value: object) -> str:
+    """`repr(value)`, or a placeholder naming the type when its `__repr__` raises."""
+    try:
+        return repr(value)
+    except Exception as exc:  # a broken __repr__ must not lose the entry
+        return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+
+
+def safe_str(value: object) -> str:
+    """`str(value)`, falling back to `safe_repr` when `__str__` raises."""
+    try:
+        return str(value)
+    except Exception:
+        return safe_repr(value)
+
+
+_second_cache: tuple[int, str] = (-1, "")
+
+
+def iso_utc(timestamp: float) -> str:
+    """ISO-8601 UTC time with microseconds: `2026-11-27T21:52:00.123456Z`."""
+    global _second_cache
+    second = math.floor(timestamp)
+    cached_second, prefix = _second_cache
+    if second != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_cache = (second, prefix)
+    micros = min(int((timestamp - second) * 1_000_000), 999_999)
+    return f"{prefix}.{micros:06d}Z"
+
+
+def _text_value(value: object) -> str:
+    text = value if isinstance(value, str) else safe_str(value)
+    text = escape(text)
+    if text == "" or " " in text or '"' in text or "=" in text:
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
+def _text_key(key: object) -> str:
+    text = escape(key if isinstance(key, str) else safe_str(key))
+    return text.replace(" ", "_").replace("=", "_") or "_"
+
+
+def text_format(entry: LogEntry) -> str:
+    """`<iso time> <LEVEL> <logger> <message> key=value ...`, all on one line."""
+    ts, level, message, logger, fields, exception = entry
+    line = f"{iso_utc(ts)} {level_name(level)} {escape(logger)} {escape(message)}"
+    if fields:
+        line += "".join(f" {_text_key(k)}={_text_value(v)}" for k, v in fields.items())
+    if exception:
+        line += " exception=" + _text_value(exception)
+    return line
+
+
+def _jsonable(value: object) -> object:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return safe_repr(value)
+    return value
+
+
+def fields_to_json(fields: Mapping[str, Any]) -> str:
+    """Encode fields as a JSON object; values JSON cannot hold are stored as their `repr`."""
+    try:
+        return json.dumps(dict(fields), ensure_ascii=False, allow_nan=False, default=safe_repr)
+    except (TypeError, ValueError, RecursionError):
+        cleaned = {safe_str(k): _jsonable(v) for k, v in fields.items()}
+        return json.dumps(cleaned, ensure_ascii=False, default=safe_repr)
+
+
+_JSON_LINE_BREAKS = {0x2028: "\\u2028", 0x2029: "\\u2029", 0x85: "\\u0085"}
+
+
+def json_format(entry: LogEntry) -> str:
+    """One JSON object: timestamp, level, logger, message, fields, exception."""
+    ts, level, message, logger, fields, exception = entry
+    head = json.dumps(
+        {
+            "timestamp": iso_utc(ts),
+            "level": level_name(level),
+            "logger": logger,
+            "message": message,
+        },
+        ensure_ascii=False,
+    )
+    tail = json.dumps(exception, ensure_ascii=False)
+    line = f'{head[:-1]}, "fields": {fields_to_json(fields)}, "exception": {tail}}}'
+    return line if line.isascii() else line.translate(_JSON_LINE_BREAKS)
+
+
+FORMATTERS: dict[str, Formatter] = {"text": text_format, "json": json_format}
