@@ -26,6 +26,7 @@ __all__ = [
     "ManagerClosedError",
     "QueueFullError",
     "SQLiteBackend",
+    "SQLiteConfig",
 ]
 
 __version__ = "0.1.0"

@@ -76,13 +76,19 @@ class SQLiteConfig:
 
     def __post_init__(self) -> None:
         _require_path("SQLiteConfig", "db_path", self.db_path)
-        if not isinstance(self.table, str) or not self.table.isidentifier() or not self.table.isascii():
+        if (
+            not isinstance(self.table, str)
+            or not self.table.isidentifier()
+            or not self.table.isascii()
+        ):
             raise ConfigError(
                 f"SQLiteConfig.table must be a plain identifier (letters, digits, underscore), "
                 f"got {self.table!r}"
             )
         if self.table.lower().startswith("sqlite_"):
-            raise ConfigError(f"SQLiteConfig.table may not start with 'sqlite_', got {self.table!r}")
+            raise ConfigError(
+                f"SQLiteConfig.table may not start with 'sqlite_', got {self.table!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +140,9 @@ class Config:
                     "or an object implementing Backend"
                 )
             expected: type | None = {"file": FileConfig, "sqlite": SQLiteConfig}.get(backend)
-            if backend_config is not None and (expected is None or type(backend_config) is not expected):
+            if backend_config is not None and (
+                expected is None or type(backend_config) is not expected
+            ):
                 wanted = expected.__name__ if expected else "None"
                 raise ConfigError(
                     f"backend_config for backend {backend!r} must be {wanted}, "
@@ -142,7 +150,9 @@ class Config:
                 )
             return
         missing = [
-            name for name in ("open", "write_batch", "close") if not callable(getattr(backend, name, None))
+            name
+            for name in ("open", "write_batch", "close")
+            if not callable(getattr(backend, name, None))
         ]
         if missing:
             raise ConfigError(

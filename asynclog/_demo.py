@@ -31,8 +31,10 @@ async def _run_one(config: Config) -> tuple[float, LogStats]:
 
 def _report(label: str, elapsed: float, stats: LogStats) -> None:
     rate = stats.written / elapsed if elapsed > 0 else float("inf")
-    print(f"{label}: {stats.written:,} entries written in {elapsed * 1000:.1f} ms "
-          f"({rate:,.0f} entries/s)")
+    print(
+        f"{label}: {stats.written:,} entries written in {elapsed * 1000:.1f} ms "
+        f"({rate:,.0f} entries/s)"
+    )
     print(f"  stats: {stats}")
 
 
@@ -41,10 +43,13 @@ async def run_demo(log_dir: Path = Path("logs")) -> None:
     log_path, db_path = log_dir / "app.log", log_dir / "app.db"
     for stale in (log_path, db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
         stale.unlink(missing_ok=True)
-    print(f"asynclog demo: {TASKS} tasks x {PER_TASK} entries, async mode, "
-          f"queue_size=1000, put_timeout=0.1 s")
+    print(
+        f"asynclog demo: {TASKS} tasks x {PER_TASK} entries, async mode, "
+        f"queue_size=1000, put_timeout=0.1 s"
+    )
     file_config = Config(
-        backend="file", async_mode=True,
+        backend="file",
+        async_mode=True,
         backend_config=FileConfig(file_path=log_path, max_file_size_mb=100, max_backups=1),
     )
     elapsed, stats = await _run_one(file_config)
@@ -52,8 +57,9 @@ async def run_demo(log_dir: Path = Path("logs")) -> None:
     with log_path.open("rb") as handle:
         print(f"  lines in {log_path}: {sum(1 for _ in handle):,}")
 
-    sqlite_config = Config(backend="sqlite", async_mode=True,
-                           backend_config=SQLiteConfig(db_path=db_path))
+    sqlite_config = Config(
+        backend="sqlite", async_mode=True, backend_config=SQLiteConfig(db_path=db_path)
+    )
     elapsed, stats = await _run_one(sqlite_config)
     _report(f"sqlite {db_path}", elapsed, stats)
     with sqlite3.connect(db_path) as db:

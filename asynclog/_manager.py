@@ -11,7 +11,7 @@ from typing import Any
 
 from ._config import Config
 from ._entry import EMPTY_FIELDS, LogEntry
-from ._errors import LogError, ManagerClosedError
+from ._errors import LogError, ManagerClosedError, QueueFullError
 from ._handlers import HandlerLike, HandlerSet
 from ._levels import Level, parse_level
 from ._pipeline import Pipeline, Writer
@@ -44,7 +44,9 @@ class LogManager:
         self._counters = Counters()
         self._reporter = BurstReporter(self._name)
         self._handlers = HandlerSet(self._counters, self._reporter)
-        self._writer = Writer(backend_for(self._config), self._handlers, self._counters, self._reporter)
+        self._writer = Writer(
+            backend_for(self._config), self._handlers, self._counters, self._reporter
+        )
         self._pipeline: Pipeline | None = None
         self._sync_lock = asyncio.Lock()
         self._state = _State.NEW
@@ -83,8 +85,11 @@ class LogManager:
             raise LogError(f"cannot open backend {self._writer.backend!r}: {exc}") from exc
         if self._config.async_mode:
             self._pipeline = Pipeline(
-                self._writer, self._counters, self._reporter,
-                self._config.queue_size, self._config.batch_size,
+                self._writer,
+                self._counters,
+                self._reporter,
+                self._config.queue_size,
+                self._config.batch_size,
             )
             self._pipeline.start()
         self._accepting = True
@@ -124,7 +129,9 @@ class LogManager:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
@@ -146,8 +153,8 @@ class LogManager:
             return
         entry = LogEntry(
             time(),
-            number,  # type: ignore[arg-type]  # a Level is an int
-            message if message.__class__ is str else safe_str(message),  # type: ignore[arg-type]
+            number,
+            message if message.__class__ is str else safe_str(message),
             self._name,
             MappingProxyType(fields) if fields else EMPTY_FIELDS,
             None,
@@ -164,7 +171,7 @@ class LogManager:
             raise LogError(f"the asynclog worker stopped unexpectedly: {failure!r}") from failure
         try:
             await pipeline.queue.put(entry, self._config.put_timeout)
-        except LogError:
+        except (QueueFullError, ManagerClosedError):
             self._counters.dropped += 1
             raise
 

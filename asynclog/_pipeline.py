@@ -51,7 +51,11 @@ class Pipeline:
     """Async mode: a `FairQueue` in front of one worker task that drains it in batches."""
 
     def __init__(
-        self, writer: Writer, counters: Counters, reporter: BurstReporter, capacity: int,
+        self,
+        writer: Writer,
+        counters: Counters,
+        reporter: BurstReporter,
+        capacity: int,
         batch_size: int,
     ) -> None:
         self.queue: FairQueue[LogEntry] = FairQueue(capacity)
@@ -80,7 +84,7 @@ class Pipeline:
 
     async def stop(self) -> None:
         """Refuse new entries, write every accepted one, and wait for the worker to end."""
-        self._counters.dropped += self.queue.close()
+        self.queue.close()  # producers still waiting get ManagerClosedError (counted there)
         if self._task is None:
             return
         try:

@@ -8,6 +8,7 @@ never overtakes a waiter through the fast path, which `asyncio.Queue` does not p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -60,8 +61,8 @@ class FairQueue(Generic[T]):
                 getter.set_result(None)
         return True
 
-    async def put(self, item: T, timeout: float | None) -> None:
-        """Append `item`, waiting in line up to `timeout` seconds (None: no limit).
+    async def put(self, item: T, max_wait: float | None) -> None:
+        """Append `item`, waiting in line up to `max_wait` seconds (None: no limit).
 
         Raises `QueueFullError` when the time runs out and `ManagerClosedError` when the
         queue closes first. Cancelled while waiting, the item is not in the queue; the item is
@@ -71,14 +72,15 @@ class FairQueue(Generic[T]):
             raise ManagerClosedError("the log manager is closing; entry not accepted")
         if self.try_put(item):
             return
-        if timeout is not None and timeout <= 0:
-            raise self._full_error(timeout)
+        if max_wait is not None and max_wait <= 0:
+            raise self._full_error(max_wait)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(loop.create_future(), item)
         self._waiters.append(waiter)
         timer = None
-        if timeout is not None:
-            timer = loop.call_later(timeout, self._expire, waiter, timeout)
+        if max_wait is not None:
+            # A timer handle is cheaper than asyncio.timeout() and decides atomically.
+            timer = loop.call_later(max_wait, self._expire, waiter, max_wait)
         try:
             await waiter.future
         except asyncio.CancelledError:
@@ -94,10 +96,8 @@ class FairQueue(Generic[T]):
             waiter.future.set_exception(self._full_error(timeout))
 
     def _forget(self, waiter: _Waiter[T]) -> None:
-        try:
+        with contextlib.suppress(ValueError):  # already admitted or already removed
             self._waiters.remove(waiter)
-        except ValueError:
-            pass  # already admitted or already removed
 
     def _full_error(self, timeout: float) -> QueueFullError:
         return QueueFullError(

@@ -25,7 +25,9 @@ class BurstReporter:
         if self._suppressed:
             hidden = self._suppressed.pop(kind, None)
             if hidden:
-                _print(f"asynclog[{self._name}]: {kind} recovered; {hidden} more failures not shown")
+                _print(
+                    f"asynclog[{self._name}]: {kind} recovered; {hidden} more failures not shown"
+                )
 
     def flush(self) -> None:
         """Close every open burst (at shutdown)."""

@@ -7,7 +7,6 @@ terminal's cursor: backslash, C0 and C1 controls, DEL, U+2028/U+2029 and lone su
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,7 +18,12 @@ Formatter = Callable[[LogEntry], str]
 
 
 def _build_escape_table() -> dict[int, str]:
-    table: dict[int, str] = {ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+    table: dict[int, str] = {
+        ord("\\"): "\\\\",
+        ord("\n"): "\\n",
+        ord("\r"): "\\r",
+        ord("\t"): "\\t",
+    }
     for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)]:
         table.setdefault(code, f"\\x{code:02x}")
     for code in (0x2028, 0x2029, *range(0xD800, 0xE000)):
@@ -60,12 +64,11 @@ _second_cache: tuple[int, str] = (-1, "")
 def iso_utc(timestamp: float) -> str:
     """ISO-8601 UTC time with microseconds: `2026-11-27T21:52:00.123456Z`."""
     global _second_cache
-    second = math.floor(timestamp)
+    second, micros = divmod(round(timestamp * 1_000_000), 1_000_000)
     cached_second, prefix = _second_cache
     if second != cached_second:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _second_cache = (second, prefix)
-    micros = min(int((timestamp - second) * 1_000_000), 999_999)
     return f"{prefix}.{micros:06d}Z"
 
 

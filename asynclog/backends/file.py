@@ -46,7 +46,9 @@ class FileBackend:
     batch reaches the operating system (and other readers) when `write_batch` returns.
     """
 
-    def __init__(self, config: FileConfig | None = None, formatter: Formatter | None = None) -> None:
+    def __init__(
+        self, config: FileConfig | None = None, formatter: Formatter | None = None
+    ) -> None:
         self.config = config or FileConfig()
         self.path = os.fspath(self.config.file_path)
         self._formatter = formatter or FORMATTERS[self.config.format]

@@ -1,0 +1,170 @@
+"""The scenarios, each run inside one `bench.run_one` process against one contender."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import statistics
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from .contenders import Contender, Sink
+from .limit import QUEUE_SIZE
+from .verify import message, verify
+
+
+@dataclass(frozen=True)
+class Params:
+    tasks: int = 100  # e2e: producer tasks ...
+    per_task: int = 1000  # ... times entries each
+    calls: int = 1000  # caller1k: calls per timed round
+    rounds: int = 5  # caller1k: timed rounds, after one warm-up round
+    attempts: int = 1_000_000  # stalled: attempted writes
+
+
+@dataclass
+class Result:
+    value: float | None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    unit: str
+    higher_is_better: bool
+    run: Callable[[Contender, Path, Params], Awaitable[Result]]
+    stuck: bool = False  # uses `Contender.make_stuck`; the process is abandoned, not closed
+
+    def applies_to(self, contender: Contender) -> bool:
+        return contender.make_stuck is not None if self.stuck else True
+
+
+def peak_rss_kib() -> int:
+    """The process's peak resident set so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _finish(sink: Sink, tasks: int, per_task: int) -> str | None:
+    """Verify the output and the library's own counters (after close)."""
+    return verify(sink.output, tasks, per_task) or sink.check(tasks * per_task)
+
+
+async def caller1k(contender: Contender, directory: Path, p: Params) -> Result:
+    """µs per awaited call: only the loop of calls is timed, the median of `rounds` rounds
+    after a warm-up; the logger catches up between rounds (`settle`), outside the timing."""
+    sink = await contender.make(directory)
+    log = sink.log
+    samples: list[float] = []
+    for round_ in range(p.rounds + 1):
+        messages = [message(round_, i) for i in range(p.calls)]
+        start = perf_counter()
+        for text in messages:
+            await log(text)
+        elapsed = perf_counter() - start
+        if round_:
+            samples.append(elapsed / p.calls * 1e6)
+        await sink.settle()
+    await sink.close()
+    error = _finish(sink, p.rounds + 1, p.calls)
+    return Result(statistics.median(samples), error, {"rounds_us": samples})
+
+
+async def _ticker(lags: list[float]) -> None:
+    """Sleep 1 ms at a time and record how late each wake-up is (until cancelled)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + 0.001
+        await asyncio.sleep(0.001)
+        lags.append(max(0.0, loop.time() - due))
+
+
+async def _e2e(contender: Contender, directory: Path, p: Params, yield_each: bool) -> Result:
+    sink = await contender.make(directory)
+    log = sink.log
+
+    async def produce(t: int) -> None:
+        for i in range(p.per_task):
+            await log(f"task {t} msg {i}")
+            if yield_each:
+                await asyncio.sleep(0)
+
+    lags: list[float] = []
+    ticker = asyncio.get_running_loop().create_task(_ticker(lags)) if yield_each else None
+    start = perf_counter()
+    await asyncio.gather(*(produce(t) for t in range(p.tasks)))
+    if ticker is not None:  # lag is measured while producing, not during close
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+    await sink.close()
+    elapsed = perf_counter() - start
+    error = _finish(sink, p.tasks, p.per_task)
+    extra: dict[str, Any] = {"seconds": elapsed, "entries": p.tasks * p.per_task}
+    if yield_each:
+        ms = sorted(lag * 1000 for lag in lags) or [0.0]
+        extra |= {
+            "lag_p99_ms": ms[int(0.99 * (len(ms) - 1))],
+            "lag_max_ms": ms[-1],
+            "ticks": len(lags),
+        }
+    return Result(p.tasks * p.per_task / elapsed, error, extra)
+
+
+async def e2e100k(contender: Contender, directory: Path, p: Params) -> Result:
+    """entries/s from the first call until everything is written and the logger closed."""
+    return await _e2e(contender, directory, p, yield_each=False)
+
+
+async def e2e100k_yield(contender: Contender, directory: Path, p: Params) -> Result:
+    """As e2e100k with `await asyncio.sleep(0)` after each call, and event-loop lag."""
+    return await _e2e(contender, directory, p, yield_each=True)
+
+
+async def stalled(contender: Contender, directory: Path, p: Params) -> Result:
+    """A backend that never finishes a write: memory must stay bounded, refusals counted.
+
+    The producer yields once every 1000 attempts so the worker can take its (stuck) batch.
+    """
+    assert contender.make_stuck is not None
+    logger = await contender.make_stuck()
+    before = peak_rss_kib()
+    accepted = 0
+    start = perf_counter()
+    for n in range(p.attempts):
+        if await logger.attempt(f"task 0 msg {n}"):
+            accepted += 1
+        if n % 1000 == 999:
+            await asyncio.sleep(0)
+    elapsed = perf_counter() - start
+    growth = (peak_rss_kib() - before) / 1024
+    dropped = logger.dropped()
+    bound = 2 * QUEUE_SIZE  # the queue plus the batch stuck in the worker
+    problems = []
+    if accepted + dropped != p.attempts:
+        problems.append(f"accepted {accepted} + dropped {dropped} != attempted {p.attempts}")
+    if accepted > bound:
+        problems.append(f"accepted {accepted} > queue + one batch ({bound})")
+    extra = {
+        "attempted": p.attempts,
+        "accepted": accepted,
+        "dropped": dropped,
+        "us_per_attempt": elapsed / p.attempts * 1e6,
+    }
+    return Result(growth, "; ".join(problems) or None, extra)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario("caller1k", "µs/call", False, caller1k),
+        Scenario("e2e100k", "entries/s", True, e2e100k),
+        Scenario("e2e100k_yield", "entries/s", True, e2e100k_yield),
+        Scenario("stalled", "MiB RSS growth", False, stalled, stuck=True),
+    ]
+}

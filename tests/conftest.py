@@ -1,0 +1,92 @@
+"""Shared test helpers: in-memory backends and file readers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from asynclog import LogEntry
+
+
+class RecordingBackend:
+    """Keeps every written entry in memory; optionally sleeps per batch to act slow."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.entries: list[LogEntry] = []
+        self.batches: list[int] = []
+        self.opened = False
+        self.closed = False
+
+    async def open(self) -> None:
+        self.opened = True
+
+    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.batches.append(len(entries))
+        self.entries.extend(entries)
+
+    async def close(self) -> None:
+        self.closed = True
+
+    @property
+    def messages(self) -> list[str]:
+        return [entry.message for entry in self.entries]
+
+
+class GateBackend(RecordingBackend):
+    """Every write waits until `release()` is called: a stalled disk or database."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.writing = asyncio.Event()
+
+    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+        self.writing.set()
+        await self.gate.wait()
+        await super().write_batch(entries)
+
+    def release(self) -> None:
+        self.gate.set()
+
+
+class FailingBackend(RecordingBackend):
+    """Raises on the batches whose 0-based index is in `fail_on`."""
+
+    def __init__(self, fail_on: set[int]) -> None:
+        super().__init__()
+        self.fail_on = fail_on
+        self.calls = 0
+
+    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+        call, self.calls = self.calls, self.calls + 1
+        if call in self.fail_on:
+            raise OSError(28, "No space left on device")
+        await super().write_batch(entries)
+
+
+def read_lines(path: Path) -> list[str]:
+    """The file's lines, split on b"\\n" only (the way a log shipper splits)."""
+    data = path.read_bytes()
+    assert data == b"" or data.endswith(b"\n"), "file must end with a whole line"
+    return [line.decode("utf-8") for line in data.split(b"\n")[:-1]]
+
+
+def message_of(line: str) -> str:
+    """The message of a text-format line with no fields: after time, level and logger."""
+    return line.split(" ", 3)[3]
+
+
+@pytest.fixture
+def log_path(tmp_path: Path) -> Path:
+    return tmp_path / "logs" / "app.log"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "logs" / "app.db"
