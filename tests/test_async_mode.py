@@ -47,8 +47,11 @@ def _assert_every_message_once_in_task_order(messages: list[str]) -> None:
 
 
 async def test_design_note_scenario_writes_exactly_100k_lines_to_the_file(log_path: Path) -> None:
-    config = Config(backend="file", async_mode=True,
-                    backend_config=FileConfig(file_path=log_path, max_file_size_mb=100))
+    config = Config(
+        backend="file",
+        async_mode=True,
+        backend_config=FileConfig(file_path=log_path, max_file_size_mb=100),
+    )
     async with LogManager(config) as lm:
         await _design_note_scenario(lm)
     lines = read_lines(log_path)
@@ -122,7 +125,9 @@ async def test_blocked_producers_are_served_in_arrival_order_without_starving() 
     assert lm.get_stats().dropped == 0
     slow = sorted(waits)[len(waits) // 2 :]
     longest, typical = max(waits), statistics.median(slow)
-    print(f"longest wait {longest * 1000:.1f} ms, median of the slower half {typical * 1000:.1f} ms")
+    print(
+        f"longest wait {longest * 1000:.1f} ms, median of the slower half {typical * 1000:.1f} ms"
+    )
     assert longest < 0.1, "no producer may wait out put_timeout on a fair queue"
 
 

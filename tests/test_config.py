@@ -75,7 +75,9 @@ def test_valid_configs_are_accepted_and_normalise_the_level() -> None:
     assert Config(level="WARN").min_level == Level.WARNING
     assert Config(level=25).min_level == 25
     assert FileConfig(max_file_size_mb=0.01).max_bytes == 10485
-    assert Config(backend="sqlite", backend_config=SQLiteConfig(table="app_logs")).backend == "sqlite"
+    assert (
+        Config(backend="sqlite", backend_config=SQLiteConfig(table="app_logs")).backend == "sqlite"
+    )
     LogManager(Config(backend=RecordingBackend(), async_mode=True, put_timeout=0))
 
 

@@ -70,7 +70,9 @@ def test_field_values_whose_repr_raises_do_not_lose_the_entry() -> None:
     assert text_format(entry("m", obj=Broken())).endswith(
         'm obj="<unrepresentable Broken: RuntimeError>"'
     )
-    assert json.loads(fields_to_json({"obj": Broken()})) == {"obj": "<unrepresentable Broken: RuntimeError>"}
+    assert json.loads(fields_to_json({"obj": Broken()})) == {
+        "obj": "<unrepresentable Broken: RuntimeError>"
+    }
 
 
 def test_json_format_is_one_object_per_line() -> None:

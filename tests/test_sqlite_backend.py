@@ -1,0 +1,128 @@
+"""SQLite backend: the documented schema, WAL, fields as JSON, values bound as parameters."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from asynclog import Config, LogError, LogManager, SQLiteConfig
+
+
+async def _log(db_path: Path, table: str = "logs", async_mode: bool = True) -> LogManager:
+    config = Config(
+        backend="sqlite",
+        async_mode=async_mode,
+        name="svc",
+        backend_config=SQLiteConfig(db_path=db_path, table=table),
+    )
+    async with LogManager(config) as lm:
+        await lm.info("plain")
+        await lm.warning(
+            "with fields",
+            user_id=42,
+            tags=["a", "b"],
+            nested={"k": None},
+            obj=complex(1, 2),
+            when=1.5,
+        )
+        await lm.error("quote ' and \" and ); DROP TABLE logs; --")
+        await lm.info("multi\nline\r\nmessage")
+    return lm
+
+
+def _rows(db_path: Path, table: str = "logs") -> list[tuple[object, ...]]:
+    with sqlite3.connect(db_path) as db:
+        rows = db.execute(
+            f"SELECT level, logger, message, fields, exception FROM {table} ORDER BY id"
+        )
+        result = rows.fetchall()
+    db.close()
+    return result
+
+
+async def test_rows_hold_level_logger_message_and_json_fields(db_path: Path) -> None:
+    await _log(db_path)
+    rows = _rows(db_path)
+    assert [row[:3] for row in rows] == [
+        (20, "svc", "plain"),
+        (30, "svc", "with fields"),
+        (40, "svc", "quote ' and \" and ); DROP TABLE logs; --"),
+        (20, "svc", "multi\nline\r\nmessage"),
+    ]
+    assert rows[0][3] == "{}"
+    fields = json.loads(str(rows[1][3]))
+    assert (
+        fields["user_id"] == 42 and fields["tags"] == ["a", "b"] and fields["nested"] == {"k": None}
+    )
+    assert fields["when"] == 1.5
+    assert fields["obj"] == "(1+2j)", "values JSON cannot hold are stored as their repr"
+    assert all(row[4] is None for row in rows)
+
+
+async def test_fields_are_queryable_with_json_extract(db_path: Path) -> None:
+    await _log(db_path)
+    with sqlite3.connect(db_path) as db:
+        found = db.execute(
+            "SELECT message FROM logs WHERE json_extract(fields, '$.user_id') = 42"
+        ).fetchall()
+    db.close()
+    assert found == [("with fields",)]
+
+
+async def test_schema_indexes_and_wal_are_as_documented(db_path: Path) -> None:
+    await _log(db_path, table="app_logs")
+    with sqlite3.connect(db_path) as db:
+        columns = [(r[1], r[2], r[3], r[5]) for r in db.execute("PRAGMA table_info(app_logs)")]
+        indexes = {
+            r[1]: [c[2] for c in db.execute(f"PRAGMA index_info({r[1]})")]
+            for r in db.execute("PRAGMA index_list(app_logs)")
+        }
+        (mode,) = db.execute("PRAGMA journal_mode").fetchone()
+    db.close()
+    assert columns == [
+        ("id", "INTEGER", 0, 1),
+        ("ts", "REAL", 1, 0),
+        ("level", "INTEGER", 1, 0),
+        ("logger", "TEXT", 1, 0),
+        ("message", "TEXT", 1, 0),
+        ("fields", "TEXT", 0, 0),
+        ("exception", "TEXT", 0, 0),
+    ]
+    assert indexes == {"app_logs_ts": ["ts"], "app_logs_level_ts": ["level", "ts"]}
+    assert mode == "wal"
+
+
+async def test_reopening_appends_to_the_same_table(db_path: Path) -> None:
+    await _log(db_path, async_mode=False)
+    await _log(db_path)
+    assert len(_rows(db_path)) == 8
+
+
+async def test_lone_surrogates_are_escaped_instead_of_failing(db_path: Path) -> None:
+    config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path=db_path))
+    async with LogManager(config) as lm:
+        await lm.info("bad \udc80 text", field="x\ud800y")
+    ((_, _, message, fields, _),) = _rows(db_path)
+    assert message == "bad \\udc80 text"
+    assert json.loads(str(fields)) == {"field": "x\ud800y"}, "JSON escapes round-trip exactly"
+    assert lm.get_stats().write_errors == 0
+
+
+async def test_a_database_that_cannot_be_opened_raises_log_error_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    path = blocker / "app.db"
+    lm = LogManager(Config(backend="sqlite", backend_config=SQLiteConfig(db_path=path)))
+    with pytest.raises(LogError, match=f"cannot open SQLite database '{path}'"):
+        await lm.start()
+
+
+async def test_a_file_that_is_not_a_database_raises_log_error(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database" * 100)
+    lm = LogManager(Config(backend="sqlite", backend_config=SQLiteConfig(db_path=path)))
+    with pytest.raises(LogError, match=f"SQLite database '{path}'"):
+        await lm.start()

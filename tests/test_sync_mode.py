@@ -1,0 +1,76 @@
+"""Sync mode: the entry is in the file (or committed) when write_log returns."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from asynclog import BackendWriteError, Config, FileConfig, LogManager, SQLiteConfig
+
+from .conftest import FailingBackend, RecordingBackend, message_of, read_lines
+
+
+async def test_each_line_is_in_the_file_when_write_log_returns(log_path: Path) -> None:
+    config = Config(backend="file", backend_config=FileConfig(file_path=log_path))
+    async with LogManager(config) as lm:
+        assert not lm.get_stats().is_async
+        for index in range(50):
+            await lm.info(f"line {index}")
+            lines = read_lines(log_path)  # a fresh reader, as another process would be
+            assert len(lines) == index + 1
+            assert message_of(lines[-1]) == f"line {index}"
+
+
+async def test_each_row_is_committed_when_write_log_returns(db_path: Path) -> None:
+    config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path=db_path))
+    async with LogManager(config) as lm:
+        for index in range(20):
+            await lm.info(f"row {index}", index=index)
+            with sqlite3.connect(db_path) as db:
+                rows = db.execute("SELECT message, fields FROM logs ORDER BY id").fetchall()
+            db.close()
+            assert len(rows) == index + 1
+            assert rows[-1] == (f"row {index}", f'{{"index": {index}}}')
+
+
+async def test_concurrent_sync_callers_are_serialised_in_call_order() -> None:
+    backend = RecordingBackend(delay=0.001)
+    async with LogManager(Config(backend=backend)) as lm:
+        await asyncio.gather(*(lm.info(f"m{index}") for index in range(100)))
+    assert backend.messages == [f"m{index}" for index in range(100)]
+    assert backend.batches == [1] * 100
+    stats = lm.get_stats()
+    assert (stats.queue_size, stats.queue_capacity, stats.written) == (0, 0, 100)
+
+
+async def test_a_failed_sync_write_raises_to_the_caller_and_is_counted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    backend = FailingBackend(fail_on={1, 2})
+    async with LogManager(Config(backend=backend)) as lm:
+        await lm.info("a")
+        for message in ("b", "c"):
+            with pytest.raises(BackendWriteError, match=r"log entry not written: .*No space left"):
+                await lm.info(message)
+        await lm.info("d")
+    assert backend.messages == ["a", "d"]
+    stats = lm.get_stats()
+    assert (stats.written, stats.dropped, stats.write_errors) == (2, 2, 2)
+    err = capsys.readouterr().err
+    assert err.count("write failed") == 1, "one report per burst of failures"
+    assert "write recovered; 1 more failures not shown" in err
+
+
+async def test_close_waits_for_a_sync_write_under_way() -> None:
+    backend = RecordingBackend(delay=0.05)
+    lm = LogManager(Config(backend=backend))
+    await lm.start()
+    writing = asyncio.create_task(lm.info("slow"))
+    await asyncio.sleep(0.01)
+    await lm.close()
+    await writing
+    assert backend.messages == ["slow"]
+    assert backend.closed
