@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from time import time
 from types import MappingProxyType, TracebackType
 from typing import Any
 
 from ._config import Config
-from ._entry import EMPTY_FIELDS, LogEntry
+from ._entry import EMPTY_FIELDS, LogEntry, make_entry
 from ._errors import LogError, ManagerClosedError, QueueFullError
 from ._handlers import HandlerLike, HandlerSet
 from ._levels import Level, parse_level
@@ -48,6 +48,7 @@ class LogManager:
             backend_for(self._config), self._handlers, self._counters, self._reporter
         )
         self._pipeline: Pipeline | None = None
+        self._try_put: Callable[[LogEntry], bool] | None = None  # the async fast path
         self._sync_lock = asyncio.Lock()
         self._state = _State.NEW
         self._accepting = False
@@ -92,6 +93,7 @@ class LogManager:
                 self._config.batch_size,
             )
             self._pipeline.start()
+            self._try_put = self._pipeline.queue.try_put
         self._accepting = True
 
     async def close(self) -> None:
@@ -151,7 +153,7 @@ class LogManager:
         number = level if level.__class__ is Level else parse_level(level)
         if number < self._min_level:
             return
-        entry = LogEntry(
+        entry = make_entry(
             time(),
             number,
             message if message.__class__ is str else safe_str(message),
@@ -159,13 +161,15 @@ class LogManager:
             MappingProxyType(fields) if fields else EMPTY_FIELDS,
             None,
         )
-        pipeline = self._pipeline
-        if pipeline is None:
+        try_put = self._try_put
+        if try_put is None:
             await self._write_now(entry)
-        elif not pipeline.queue.try_put(entry):
-            await self._wait_for_room(pipeline, entry)
+        elif not try_put(entry):
+            await self._wait_for_room(entry)
 
-    async def _wait_for_room(self, pipeline: Pipeline, entry: LogEntry) -> None:
+    async def _wait_for_room(self, entry: LogEntry) -> None:
+        pipeline = self._pipeline
+        assert pipeline is not None
         failure = pipeline.worker_failure
         if failure is not None:
             raise LogError(f"the asynclog worker stopped unexpectedly: {failure!r}") from failure

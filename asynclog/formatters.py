@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._entry import LogEntry
-from ._levels import level_name
+from ._levels import Level, level_name
 
 Formatter = Callable[[LogEntry], str]
 
@@ -32,6 +32,7 @@ def _build_escape_table() -> dict[int, str]:
 
 
 _ESCAPES = _build_escape_table()
+_LEVEL_NAMES: dict[int, str] = {int(level): level.name for level in Level}
 
 
 def escape(text: str) -> str:
@@ -61,14 +62,21 @@ def safe_str(value: object) -> str:
 _second_cache: tuple[int, str] = (-1, "")
 
 
-def iso_utc(timestamp: float) -> str:
-    """ISO-8601 UTC time with microseconds: `2026-11-27T21:52:00.123456Z`."""
+def _split_time(timestamp: float) -> tuple[str, int]:
+    """`("2026-11-27T21:52:00", micros)`; the seconds part is cached, it rarely changes."""
     global _second_cache
-    second, micros = divmod(round(timestamp * 1_000_000), 1_000_000)
+    total = int(timestamp * 1_000_000 + 0.5)  # round to the nearest microsecond
+    second = total // 1_000_000
     cached_second, prefix = _second_cache
     if second != cached_second:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _second_cache = (second, prefix)
+    return prefix, total - second * 1_000_000
+
+
+def iso_utc(timestamp: float) -> str:
+    """ISO-8601 UTC time with microseconds: `2026-11-27T21:52:00.123456Z`."""
+    prefix, micros = _split_time(timestamp)
     return f"{prefix}.{micros:06d}Z"
 
 
@@ -88,9 +96,16 @@ def _text_key(key: object) -> str:
 def text_format(entry: LogEntry) -> str:
     """`<iso time> <LEVEL> <logger> <message> key=value ...`, all on one line."""
     ts, level, message, logger, fields, exception = entry
-    line = f"{iso_utc(ts)} {level_name(level)} {escape(logger)} {escape(message)}"
+    prefix, micros = _split_time(ts)
+    # The common case (printable text, no backslash) skips the translate call.
+    if not (message.isprintable() and "\\" not in message):
+        message = message.translate(_ESCAPES)
+    if not (logger.isprintable() and "\\" not in logger):
+        logger = logger.translate(_ESCAPES)
+    name = _LEVEL_NAMES.get(level) or level_name(level)
+    line = f"{prefix}.{micros:06d}Z {name} {logger} {message}"
     if fields:
-        line += "".join(f" {_text_key(k)}={_text_value(v)}" for k, v in fields.items())
+        line += "".join([f" {_text_key(k)}={_text_value(v)}" for k, v in fields.items()])
     if exception:
         line += " exception=" + _text_value(exception)
     return line

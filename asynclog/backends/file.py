@@ -13,15 +13,16 @@ from .._entry import LogEntry
 from .._errors import LogError
 from ..formatters import FORMATTERS, Formatter
 from ._rotation import plan_runs, rotate_files
+from ._slices import map_in_slices
 from ._thread import IOThread
 
 if TYPE_CHECKING:
     from aiofiles.threadpool.binary import AsyncFileIO
 
 
-def encode_lines(entries: Sequence[LogEntry], formatter: Formatter) -> list[bytes]:
-    """Format each entry as one UTF-8 line ending in a newline."""
-    return [(formatter(entry) + "\n").encode("utf-8", "backslashreplace") for entry in entries]
+def encode(text: str) -> bytes:
+    """UTF-8; a lone surrogate a custom formatter let through becomes a visible escape."""
+    return text.encode("utf-8", "backslashreplace")
 
 
 def _prepare_file(path: str) -> int:
@@ -73,11 +74,16 @@ class FileBackend:
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
         if self._file is None:
             raise LogError(f"file backend for {self.path!r} is not open")
-        lines = encode_lines(entries, self._formatter)
-        for run in plan_runs(map(len, lines), self._size, self.config.max_bytes):
+        lines = await map_in_slices(self._formatter, entries)
+        data = encode("\n".join(lines) + "\n")
+        if self._size + len(data) <= self.config.max_bytes:
+            await self._write_all(data)  # the common case: no rotation in this batch
+            return
+        encoded = [encode(line + "\n") for line in lines]
+        for run in plan_runs(map(len, encoded), self._size, self.config.max_bytes):
             if run.rotate_first:
                 await self._rotate()
-            await self._write_all(b"".join(lines[run.start : run.stop]))
+            await self._write_all(b"".join(encoded[run.start : run.stop]))
 
     async def _write_all(self, data: bytes) -> None:
         assert self._file is not None

@@ -12,6 +12,7 @@ from .._config import SQLiteConfig
 from .._entry import LogEntry
 from .._errors import LogError
 from ..formatters import fields_to_json
+from ._slices import map_in_slices
 
 
 def schema_statements(table: str) -> list[str]:
@@ -86,7 +87,7 @@ class SQLiteBackend:
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
         if self._db is None:
             raise LogError(f"SQLite backend for {self.path!r} is not open")
-        rows = [entry_row(entry) for entry in entries]
+        rows = await map_in_slices(entry_row, entries)
         try:
             await self._db.executemany(self._insert, rows)
             await self._db.commit()
