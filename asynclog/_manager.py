@@ -45,7 +45,11 @@ class LogManager:
         self._reporter = BurstReporter(self._name)
         self._handlers = HandlerSet(self._counters, self._reporter)
         self._writer = Writer(
-            backend_for(self._config), self._handlers, self._counters, self._reporter
+            backend_for(self._config),
+            self._handlers,
+            self._counters,
+            self._reporter,
+            blocking=not self._config.async_mode,
         )
         self._pipeline: Pipeline | None = None
         self._try_put: Callable[[LogEntry], bool] | None = None  # the async fast path
@@ -180,6 +184,10 @@ class LogManager:
             raise
 
     async def _write_now(self, entry: LogEntry) -> None:
+        writer = self._writer
+        if writer.immediate and not self._sync_lock.locked():
+            writer.deliver_immediately((entry,))  # nothing to await, so no one to order against
+            return
         async with self._sync_lock:
             await self._writer.deliver((entry,), raise_errors=True)
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ._entry import LogEntry
 from ._errors import BackendWriteError
@@ -18,33 +18,69 @@ from .backends.base import Backend
 
 
 class Writer:
-    """Runs the handlers on a batch, then writes it with one backend call, and counts."""
+    """Runs the handlers on a batch, then writes it with one backend call, and counts.
+
+    With `blocking=True` (sync mode) a backend that offers `write_batch_blocking` is written
+    directly, without a thread hop.
+    """
 
     def __init__(
-        self, backend: Backend, handlers: HandlerSet, counters: Counters, reporter: BurstReporter
+        self,
+        backend: Backend,
+        handlers: HandlerSet,
+        counters: Counters,
+        reporter: BurstReporter,
+        *,
+        blocking: bool = False,
     ) -> None:
         self.backend = backend
         self._handlers = handlers
         self._counters = counters
         self._reporter = reporter
+        write_now = getattr(backend, "write_batch_blocking", None) if blocking else None
+        self._write_now: Callable[[Sequence[LogEntry]], None] | None = write_now
+
+    @property
+    def immediate(self) -> bool:
+        """True when `deliver_immediately` may be used: a blocking backend and no handlers."""
+        return self._write_now is not None and not len(self._handlers)
 
     async def deliver(self, entries: Sequence[LogEntry], *, raise_errors: bool = False) -> None:
         """Handle and write `entries`. A failed write counts them dropped; raises only if asked."""
         if len(self._handlers):
             await self._handlers.dispatch(entries)
         try:
-            await self.backend.write_batch(entries)
+            if self._write_now is not None:
+                self._write_now(entries)
+            else:
+                await self.backend.write_batch(entries)
         except Exception as exc:
-            self._counters.write_errors += 1
-            self._counters.dropped += len(entries)
-            self._reporter.failure(
-                "write", f"{type(self.backend).__name__} lost {len(entries)} entries: {exc!r}"
-            )
-            if raise_errors:
-                raise BackendWriteError(f"log entry not written: {exc}") from exc
-            return
+            self._failed(entries, exc, raise_errors)
+        else:
+            self._succeeded(entries)
+
+    def deliver_immediately(self, entries: Sequence[LogEntry]) -> None:
+        """Sync mode without handlers: write now, raise `BackendWriteError` on failure."""
+        assert self._write_now is not None
+        try:
+            self._write_now(entries)
+        except Exception as exc:
+            self._failed(entries, exc, True)
+        else:
+            self._succeeded(entries)
+
+    def _succeeded(self, entries: Sequence[LogEntry]) -> None:
         self._counters.written += len(entries)
         self._reporter.success("write")
+
+    def _failed(self, entries: Sequence[LogEntry], exc: Exception, raise_errors: bool) -> None:
+        self._counters.write_errors += 1
+        self._counters.dropped += len(entries)
+        self._reporter.failure(
+            "write", f"{type(self.backend).__name__} lost {len(entries)} entries: {exc!r}"
+        )
+        if raise_errors:
+            raise BackendWriteError(f"log entry not written: {exc}") from exc
 
 
 class Pipeline:

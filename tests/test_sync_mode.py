@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asynclog import BackendWriteError, Config, FileConfig, LogManager, SQLiteConfig
+from asynclog import BackendWriteError, Config, FileConfig, LogEntry, LogManager, SQLiteConfig
 
 from .conftest import FailingBackend, RecordingBackend, message_of, read_lines
 
@@ -74,3 +74,24 @@ async def test_close_waits_for_a_sync_write_under_way() -> None:
     await writing
     assert backend.messages == ["slow"]
     assert backend.closed
+
+
+async def test_sync_file_writes_keep_call_order_with_an_async_handler(log_path: Path) -> None:
+    seen: list[str] = []
+
+    async def slow_handler(entry: LogEntry) -> None:
+        await asyncio.sleep(0.001)
+        seen.append(entry.message)
+
+    config = Config(backend="file", backend_config=FileConfig(file_path=log_path))
+    async with LogManager(config) as lm:
+        await lm.info("before the handler")
+        lm.register_handler(slow_handler)
+        await asyncio.gather(*(lm.info(f"m{index}") for index in range(50)))
+        lm.unregister_handler(slow_handler)
+        await asyncio.gather(*(lm.info(f"n{index}") for index in range(50)))
+    expected = [f"m{index}" for index in range(50)]
+    assert seen == expected
+    messages = [message_of(line) for line in read_lines(log_path)]
+    assert messages == ["before the handler", *expected, *[f"n{index}" for index in range(50)]]
+    assert lm.get_stats().written == 101

@@ -15,6 +15,10 @@ class Backend(Protocol):
     The manager calls `open()` once from `start()`, then `write_batch()` never concurrently
     (one worker in async mode, a lock in sync mode), then `close()` once. `write_batch` should
     write the whole batch or raise; the manager counts a raising batch as failed.
+
+    Optional: a backend whose write takes microseconds (like the file backend) may also offer
+    `write_batch_blocking(entries) -> None`; sync mode then calls it directly on the loop's
+    thread instead of awaiting `write_batch`, as the standard library's handlers do.
     """
 
     async def open(self) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import aiofiles
+from aiofiles.threadpool import wrap as wrap_file
 
 from .._config import FileConfig
 from .._entry import LogEntry
@@ -43,8 +44,10 @@ def _prepare_file(path: str) -> int:
 class FileBackend:
     """Appends formatted lines to `FileConfig.file_path`, rotating by size.
 
-    Writes go through aiofiles on an unbuffered file, on a thread of the backend's own, so each
-    batch reaches the operating system (and other readers) when `write_batch` returns.
+    The file is unbuffered, so each batch reaches the operating system (and other readers) when
+    the write returns. Async writes go through aiofiles on a thread of the backend's own;
+    `write_batch_blocking` (used by sync mode) writes directly, as the stdlib's handlers do.
+    Formatting and the rotation plan are shared by both paths.
     """
 
     def __init__(
@@ -54,38 +57,51 @@ class FileBackend:
         self.path = os.fspath(self.config.file_path)
         self._formatter = formatter or FORMATTERS[self.config.format]
         self._thread = IOThread("asynclog-file")
-        self._file: AsyncFileIO | None = None
+        self._raw: io.FileIO | None = None
+        self._file: AsyncFileIO | None = None  # aiofiles' view of _raw
         self._size = 0
 
     async def open(self) -> None:
         try:
-            await self._reopen()
+            await self._thread.run(self._open_blocking)
         except OSError as exc:
             self._thread.shutdown()
             raise LogError(f"cannot open log file {self.path!r}: {exc.strerror or exc}") from exc
 
-    async def _reopen(self) -> None:
-        self._size = await self._thread.run(lambda: _prepare_file(self.path))
-        handle: Any = await aiofiles.open(
-            self.path, "ab", buffering=0, executor=self._thread.executor
-        )
-        self._file = handle
+    def _open_blocking(self) -> None:
+        self._size = _prepare_file(self.path)
+        raw = open(self.path, "ab", buffering=0)  # noqa: SIM115  # closed in close()/rotation
+        self._raw = raw
+        self._file = wrap_file(raw, executor=self._thread.executor)
+
+    def _encode_batch(self, lines: list[str]) -> bytes:
+        return encode("\n".join(lines) + "\n")
+
+    def _fits(self, data: bytes) -> bool:
+        return self._size + len(data) <= self.config.max_bytes
 
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
         if self._file is None:
             raise LogError(f"file backend for {self.path!r} is not open")
         lines = await map_in_slices(self._formatter, entries)
-        data = encode("\n".join(lines) + "\n")
-        if self._size + len(data) <= self.config.max_bytes:
-            await self._write_all(data)  # the common case: no rotation in this batch
-            return
-        encoded = [encode(line + "\n") for line in lines]
-        for run in plan_runs(map(len, encoded), self._size, self.config.max_bytes):
-            if run.rotate_first:
-                await self._rotate()
-            await self._write_all(b"".join(encoded[run.start : run.stop]))
+        data = self._encode_batch(lines)
+        if self._fits(data):  # the common case: one write, no rotation
+            await self._write_async(data)
+        else:
+            await self._thread.run(lambda: self._write_rotating(lines))
 
-    async def _write_all(self, data: bytes) -> None:
+    def write_batch_blocking(self, entries: Sequence[LogEntry]) -> None:
+        """Write without leaving the calling thread (sync mode): a few microseconds."""
+        if self._raw is None:
+            raise LogError(f"file backend for {self.path!r} is not open")
+        lines = [self._formatter(entry) for entry in entries]
+        data = self._encode_batch(lines)
+        if self._fits(data):
+            self._write_blocking(data)
+        else:
+            self._write_rotating(lines)
+
+    async def _write_async(self, data: bytes) -> None:
         assert self._file is not None
         view = memoryview(data)
         try:
@@ -98,19 +114,39 @@ class FileBackend:
             self._size = await self._thread.run(lambda: os.path.getsize(self.path))
             raise
 
-    async def _rotate(self) -> None:
-        assert self._file is not None
-        await self._file.close()
-        self._file = None
+    def _write_blocking(self, data: bytes) -> None:
+        assert self._raw is not None
+        view = memoryview(data)
         try:
-            await self._thread.run(lambda: rotate_files(self.path, self.config.max_backups))
+            while view:
+                written = self._raw.write(view) or 0
+                view = view[written:]
+                self._size += written
+        except OSError:
+            self._size = os.path.getsize(self.path)
+            raise
+
+    def _write_rotating(self, lines: list[str]) -> None:
+        """Write a batch that crosses the size limit: one write per file, no line split."""
+        encoded = [encode(line + "\n") for line in lines]
+        for run in plan_runs(map(len, encoded), self._size, self.config.max_bytes):
+            if run.rotate_first:
+                self._rotate_blocking()
+            self._write_blocking(b"".join(encoded[run.start : run.stop]))
+
+    def _rotate_blocking(self) -> None:
+        assert self._raw is not None
+        self._raw.close()
+        self._raw = self._file = None
+        try:
+            rotate_files(self.path, self.config.max_backups)
         finally:
-            await self._reopen()
+            self._open_blocking()
 
     async def close(self) -> None:
         try:
-            if self._file is not None:
-                await self._file.close()
+            if self._raw is not None:
+                self._raw.close()  # unbuffered: nothing left to flush
         finally:
-            self._file = None
+            self._raw = self._file = None
             self._thread.shutdown()
