@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Sequence
 
 import aiosqlite
@@ -99,3 +100,8 @@ class SQLiteBackend:
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
+            # aiosqlite's thread ends right after it answers close(); wait for it so that
+            # nothing the manager started outlives it (a join of microseconds).
+            thread = getattr(db, "_thread", None)
+            if isinstance(thread, threading.Thread) and thread.is_alive():
+                thread.join(timeout=1.0)

@@ -1,0 +1,94 @@
+"""Nothing the manager starts outlives it; cancellation leaves it consistent."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from asynclog import Config, FileConfig, LogError, LogManager, SQLiteConfig
+
+from .conftest import GateBackend, RecordingBackend, message_of, read_lines
+
+
+def _asynclog_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("asynclog")]
+
+
+@pytest.mark.parametrize("async_mode", [True, False])
+@pytest.mark.parametrize("backend", ["file", "sqlite", "console"])
+async def test_no_task_or_thread_outlives_the_manager(
+    tmp_path: Path, backend: str, async_mode: bool
+) -> None:
+    options = {
+        "file": FileConfig(file_path=tmp_path / "a.log"),
+        "sqlite": SQLiteConfig(db_path=tmp_path / "a.db"),
+        "console": None,
+    }[backend]
+    tasks_before = asyncio.all_tasks()
+    threads_before = threading.active_count()
+    config = Config(backend=backend, backend_config=options, async_mode=async_mode)
+    async with LogManager(config) as lm:
+        for index in range(300):
+            await lm.info(f"m{index}")
+    assert asyncio.all_tasks() == tasks_before
+    assert _asynclog_threads() == []
+    assert threading.active_count() == threads_before
+    assert lm.get_stats().written == 300
+
+
+async def test_cancelling_the_task_that_closes_still_finishes_the_close(log_path: Path) -> None:
+    config = Config(backend="file", async_mode=True, backend_config=FileConfig(file_path=log_path))
+    lm = LogManager(config)
+    await lm.start()
+    for index in range(2000):
+        await lm.info(f"m{index}")
+    closer = asyncio.create_task(lm.close())
+    await asyncio.sleep(0)
+    closer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closer
+    await lm.close()  # returns once the (uncancelled) close is done
+    assert [message_of(line) for line in read_lines(log_path)] == [f"m{i}" for i in range(2000)]
+    assert lm.get_stats().written == 2000
+
+
+async def test_cancelling_a_producer_waiting_for_room_leaves_the_queue_consistent() -> None:
+    backend = GateBackend()
+    lm = LogManager(Config(backend=backend, async_mode=True, queue_size=2, put_timeout=5))
+    await lm.start()
+    await lm.info("taken by the worker")
+    await backend.writing.wait()
+    await lm.info("q1")
+    await lm.info("q2")
+    blocked = asyncio.create_task(lm.info("cancelled"))
+    await asyncio.sleep(0.01)
+    blocked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    backend.release()
+    await lm.info("after")
+    await lm.close()
+    assert backend.messages == ["taken by the worker", "q1", "q2", "after"]
+    assert lm.get_stats().written == 4
+
+
+async def test_start_twice_is_refused() -> None:
+    lm = LogManager(Config(backend=RecordingBackend()))
+    async with lm:
+        with pytest.raises(LogError, match="was already started"):
+            await lm.start()
+
+
+async def test_a_backend_whose_open_fails_leaves_the_manager_closed() -> None:
+    class Broken(RecordingBackend):
+        async def open(self) -> None:
+            raise ConnectionError("no route")
+
+    lm = LogManager(Config(backend=Broken(), async_mode=True))
+    with pytest.raises(LogError, match=r"cannot open backend .*no route"):
+        await lm.start()
+    assert lm.closed
+    await lm.close()
