@@ -6,12 +6,14 @@ from ._errors import BackendWriteError, ConfigError, LogError, ManagerClosedErro
 from ._handlers import Handler
 from ._levels import Level
 from ._manager import LogManager
-from ._stats import LogStats
+from ._signals import cancel_on_signals
+from ._stats import CloseReport, LogStats
 from .backends import Backend, ConsoleBackend, FileBackend, SQLiteBackend
 
 __all__ = [
     "Backend",
     "BackendWriteError",
+    "CloseReport",
     "Config",
     "ConfigError",
     "ConsoleBackend",
@@ -27,6 +29,7 @@ __all__ = [
     "QueueFullError",
     "SQLiteBackend",
     "SQLiteConfig",
+    "cancel_on_signals",
 ]
 
 __version__ = "0.1.0"

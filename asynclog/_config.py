@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 
 BACKEND_NAMES = ("file", "sqlite", "console")
 FORMAT_NAMES = ("text", "json")
+OVERFLOW_POLICIES = ("timeout", "block", "drop_newest", "drop_oldest")
+FALLBACK_NAMES = ("auto", "stderr", "none")
+SYNCHRONOUS_MODES = ("NORMAL", "FULL")
+
+Overflow = Literal["timeout", "block", "drop_newest", "drop_oldest"]
 
 StrPath = str | os.PathLike[str]
 
@@ -33,6 +38,16 @@ def _require_int(owner: str, name: str, value: object) -> int:
     return value
 
 
+def _require_bool(owner: str, name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{owner}.{name} must be a bool, got {value!r}")
+
+
+def _require_mode(owner: str, value: object) -> None:
+    if not 0 <= _require_int(owner, "mode", value) <= 0o777:
+        raise ConfigError(f"{owner}.mode must be a permission mode like 0o640, got {value!r}")
+
+
 def _require_path(owner: str, name: str, value: object) -> None:
     if not isinstance(value, str | os.PathLike) or not os.fspath(value):
         raise ConfigError(f"{owner}.{name} must be a non-empty path, got {value!r}")
@@ -48,9 +63,15 @@ class FileConfig:
     max_backups: int = 5
     """How many rotated files (`app.log.1` ... `app.log.N`) to keep; 0 keeps none."""
     format: Literal["text", "json"] = "text"
+    fsync: bool = False
+    """`os.fsync` after every batch: survives a power loss, at the cost of a disk flush."""
+    mode: int = 0o640
+    """Permissions of a file asynclog creates (the process umask still applies)."""
 
     def __post_init__(self) -> None:
         _require_path("FileConfig", "file_path", self.file_path)
+        _require_bool("FileConfig", "fsync", self.fsync)
+        _require_mode("FileConfig", self.mode)
         size = _require_number("FileConfig", "max_file_size_mb", self.max_file_size_mb)
         if size <= 0:
             raise ConfigError(f"max_file_size_mb must be > 0, got {self.max_file_size_mb!r}")
@@ -73,9 +94,22 @@ class SQLiteConfig:
 
     db_path: StrPath = "./logs/app.db"
     table: str = "logs"
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    """`NORMAL`: a commit survives an application crash; `FULL`: also a power loss."""
+    busy_timeout: float = 5.0
+    """Seconds a write waits for another connection's lock before failing (then retried)."""
+    mode: int = 0o640
+    """Permissions of a database file asynclog creates (the process umask still applies)."""
 
     def __post_init__(self) -> None:
         _require_path("SQLiteConfig", "db_path", self.db_path)
+        if self.synchronous not in SYNCHRONOUS_MODES:
+            raise ConfigError(
+                f"SQLiteConfig.synchronous must be NORMAL or FULL, got {self.synchronous!r}"
+            )
+        if _require_number("SQLiteConfig", "busy_timeout", self.busy_timeout) < 0:
+            raise ConfigError(f"busy_timeout must be >= 0, got {self.busy_timeout!r}")
+        _require_mode("SQLiteConfig", self.mode)
         if (
             not isinstance(self.table, str)
             or not self.table.isidentifier()
@@ -111,7 +145,25 @@ class Config:
     """The logger name every entry carries."""
     batch_size: int = 1000
     """Async mode: the most entries the worker hands to the backend in one write."""
+    overflow: Overflow = "timeout"
+    """Async mode, queue full: `"timeout"` (wait `put_timeout`, then `QueueFullError`),
+    `"block"` (wait for room), `"drop_newest"` (drop the new entry, no error),
+    `"drop_oldest"` (evict the oldest queued entry below `priority_level`)."""
+    priority_level: Level | int | str | None = Level.ERROR
+    """Entries at or above it are never dropped for a full queue; `None` turns this off."""
+    max_queue_bytes: int | None = None
+    """Async mode: also bound the queue by the approximate size of its entries."""
+    max_entry_bytes: int = 64 * 1024
+    """A longer message or field value is truncated, with a marker saying how much was cut."""
+    retry_attempts: int = 3
+    """How many times a failed batch is retried before it goes to the fallback."""
+    retry_backoff: float = 0.05
+    """Seconds before the first retry; doubled for each further one."""
+    fallback: str | Backend = "auto"
+    """Where a batch goes when the retries fail: `"auto"` (a JSON-lines dead-letter file beside
+    the primary, or stderr when the primary has no path), `"stderr"`, `"none"`, or a Backend."""
     min_level: int = field(init=False, repr=False, compare=False, default=0)
+    priority_min: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
         self._check_backend()
@@ -130,6 +182,41 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f"level: {exc}") from None
         object.__setattr__(self, "min_level", min_level)
+        self._check_reliability()
+
+    def _check_reliability(self) -> None:
+        if self.overflow not in OVERFLOW_POLICIES:
+            raise ConfigError(
+                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {self.overflow!r}"
+            )
+        priority = 101  # above every level: nothing is priority
+        if self.priority_level is not None:
+            try:
+                priority = parse_level(self.priority_level)
+            except ValueError as exc:
+                raise ConfigError(f"priority_level: {exc}") from None
+        object.__setattr__(self, "priority_min", priority)
+        if self.max_queue_bytes is not None and (
+            _require_int("Config", "max_queue_bytes", self.max_queue_bytes) < 1024
+        ):
+            raise ConfigError(f"max_queue_bytes must be >= 1024, got {self.max_queue_bytes!r}")
+        if _require_int("Config", "max_entry_bytes", self.max_entry_bytes) < 256:
+            raise ConfigError(f"max_entry_bytes must be >= 256, got {self.max_entry_bytes!r}")
+        if _require_int("Config", "retry_attempts", self.retry_attempts) < 0:
+            raise ConfigError(f"retry_attempts must be >= 0, got {self.retry_attempts!r}")
+        if _require_number("Config", "retry_backoff", self.retry_backoff) < 0:
+            raise ConfigError(f"retry_backoff must be >= 0, got {self.retry_backoff!r}")
+        fallback = self.fallback
+        if isinstance(fallback, str):
+            if fallback not in FALLBACK_NAMES:
+                raise ConfigError(
+                    f"fallback must be one of {', '.join(FALLBACK_NAMES)} or a Backend, "
+                    f"got {fallback!r}"
+                )
+        elif _missing_methods(fallback):
+            raise ConfigError(
+                f"fallback {type(fallback).__name__} lacks {', '.join(_missing_methods(fallback))}"
+            )
 
     def _check_backend(self) -> None:
         backend, backend_config = self.backend, self.backend_config
@@ -149,11 +236,7 @@ class Config:
                     f"got {type(backend_config).__name__}"
                 )
             return
-        missing = [
-            name
-            for name in ("open", "write_batch", "close")
-            if not callable(getattr(backend, name, None))
-        ]
+        missing = _missing_methods(backend)
         if missing:
             raise ConfigError(
                 f"backend must be a backend name or implement Backend; {type(backend).__name__} "
@@ -161,3 +244,11 @@ class Config:
             )
         if backend_config is not None:
             raise ConfigError("backend_config must be None when backend is a Backend object")
+
+
+def _missing_methods(backend: object) -> list[str]:
+    return [
+        name
+        for name in ("open", "write_batch", "close")
+        if not callable(getattr(backend, name, None))
+    ]

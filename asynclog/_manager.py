@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import warnings
 from collections.abc import Awaitable, Callable
 from time import time
 from types import MappingProxyType, TracebackType
 from typing import Any
 
+from . import _exit
 from ._config import Config
 from ._entry import EMPTY_FIELDS, LogEntry, make_entry
 from ._errors import LogError, ManagerClosedError, QueueFullError
 from ._handlers import HandlerLike, HandlerSet
 from ._levels import Level, parse_level
 from ._pipeline import Pipeline, Writer
+from ._queue import FairQueue
 from ._report import BurstReporter
-from ._stats import Counters, LogStats
-from .backends import backend_for
+from ._sanitize import approximate_size, bound_fields, truncate
+from ._stats import CloseReport, Counters, LogStats
+from .backends import backend_for, fallback_for
 from .formatters import safe_str
 
 
@@ -26,6 +30,10 @@ class _State(enum.Enum):
     RUNNING = "running"
     CLOSING = "closing"
     CLOSED = "closed"
+
+
+def _refuse(entry: LogEntry) -> bool:
+    return False  # the fast path after the worker died: every entry takes the slow path
 
 
 class LogManager:
@@ -39,24 +47,33 @@ class LogManager:
         self._config = config if config is not None else Config()
         if not isinstance(self._config, Config):
             raise TypeError(f"LogManager needs a Config, got {type(self._config).__name__}")
-        self._name = self._config.name
-        self._min_level = self._config.min_level
+        config = self._config
+        self._name = config.name
+        self._min_level = config.min_level
+        self._priority_min = config.priority_min
+        self._max_entry_bytes = config.max_entry_bytes
+        self._quick_text_limit = config.max_entry_bytes // 4  # 4 bytes per char at most
         self._counters = Counters()
         self._reporter = BurstReporter(self._name)
         self._handlers = HandlerSet(self._counters, self._reporter)
+        backend = backend_for(config)
         self._writer = Writer(
-            backend_for(self._config),
+            backend,
             self._handlers,
             self._counters,
             self._reporter,
-            blocking=not self._config.async_mode,
+            blocking=not config.async_mode,
+            fallback=fallback_for(config, backend),
+            retry_attempts=config.retry_attempts,
+            retry_backoff=config.retry_backoff,
         )
         self._pipeline: Pipeline | None = None
         self._try_put: Callable[[LogEntry], bool] | None = None  # the async fast path
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._sync_lock = asyncio.Lock()
         self._state = _State.NEW
         self._accepting = False
-        self._closing: asyncio.Future[None] | None = None
+        self._closing: asyncio.Future[CloseReport] | None = None
 
     @property
     def config(self) -> Config:
@@ -82,53 +99,104 @@ class LogManager:
         self._state = _State.RUNNING
         try:
             await self._writer.backend.open()
-        except LogError:
-            self._state = _State.CLOSED
-            raise
         except Exception as exc:
             self._state = _State.CLOSED
+            if isinstance(exc, LogError):
+                raise
             raise LogError(f"cannot open backend {self._writer.backend!r}: {exc}") from exc
-        if self._config.async_mode:
+        self._loop = asyncio.get_running_loop()
+        config = self._config
+        if config.async_mode:
+            queue: FairQueue[LogEntry] = FairQueue(
+                config.queue_size,
+                reserve=max(16, config.queue_size // 10),
+                max_bytes=config.max_queue_bytes,
+                size_of=approximate_size,
+            )
             self._pipeline = Pipeline(
                 self._writer,
+                queue,
                 self._counters,
                 self._reporter,
-                self._config.queue_size,
-                self._config.batch_size,
+                config.batch_size,
+                self._worker_died,
             )
             self._pipeline.start()
-            self._try_put = self._pipeline.queue.try_put
+            self._try_put = queue.try_put
+        _exit.register(self)
         self._accepting = True
 
-    async def close(self) -> None:
+    def _worker_died(self, failure: BaseException) -> None:
+        self._try_put = _refuse
+
+    async def close(self, timeout: float | None = None) -> CloseReport:  # noqa: ASYNC109
         """Stop accepting, write every accepted entry, stop the worker, close the backend.
 
-        Idempotent, and safe to call from several tasks at once: all of them return when the
-        single close has finished. Cancelling a caller does not interrupt the close itself.
+        With `timeout` (seconds), draining stops at the deadline: what is left is abandoned
+        and counted dropped, and the returned `CloseReport` says how many. Producers waiting
+        for room are refused with `ManagerClosedError` as soon as close begins.
+
+        Idempotent, and safe to call from several tasks at once: all of them get the report of
+        the single close. Cancelling a caller does not interrupt the close itself.
         """
         if self._closing is None:
-            self._closing = asyncio.ensure_future(self._close_once())
-        await asyncio.shield(self._closing)
+            self._closing = asyncio.ensure_future(self._close_once(timeout))
+        return await asyncio.shield(self._closing)
 
-    async def _close_once(self) -> None:
+    async def _close_once(self, timeout: float | None) -> CloseReport:  # noqa: ASYNC109
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         started = self._state is _State.RUNNING
         self._accepting = False
         self._state = _State.CLOSING
+        _exit.unregister(self)
+        abandoned = 0
         try:
-            if not started:
-                return
-            if self._pipeline is not None:
-                await self._pipeline.stop()
-            else:
-                async with self._sync_lock:  # waits for writes already under way
-                    pass
-            try:
-                await self._writer.backend.close()
-            except Exception as exc:
-                self._reporter.failure("close", f"{type(self._writer.backend).__name__}: {exc!r}")
+            if started:
+                if self._pipeline is not None:
+                    abandoned = await self._pipeline.stop(timeout)
+                else:
+                    await self._wait_for_sync_writes(deadline)
+                await self._close_backends(deadline)
         finally:
             self._reporter.flush()
             self._state = _State.CLOSED
+        counters = self._counters
+        return CloseReport(counters.written, counters.dropped, abandoned, counters.dead_lettered)
+
+    async def _wait_for_sync_writes(self, deadline: float | None) -> None:
+        try:
+            await asyncio.wait_for(self._sync_lock.acquire(), _remaining(deadline))
+        except TimeoutError:
+            self._reporter.failure("close", "a sync write was still under way at the deadline")
+        else:
+            self._sync_lock.release()
+
+    async def _close_backends(self, deadline: float | None) -> None:
+        for what, closing in (
+            ("backend", self._writer.backend.close),
+            ("fallback", self._writer.close_fallback),
+        ):
+            try:
+                await asyncio.wait_for(closing(), _remaining(deadline))
+            except TimeoutError:
+                self._reporter.failure("close", f"the {what} did not close before the deadline")
+            except Exception as exc:
+                self._reporter.failure("close", f"the {what} failed to close: {exc!r}")
+
+    def flush_at_exit(self) -> None:
+        """Interpreter exit without `close()`: write what is pending, synchronously."""
+        if self._state is not _State.RUNNING:
+            return
+        self._accepting = False
+        self._state = _State.CLOSED
+        leftovers = self._pipeline.leftovers() if self._pipeline is not None else []
+        warnings.warn(
+            f"{self!r} was never closed; writing {len(leftovers)} pending entries at exit",
+            ResourceWarning,
+            stacklevel=1,
+        )
+        self._writer.flush_at_exit(leftovers)
 
     async def __aenter__(self) -> LogManager:
         await self.start()
@@ -148,48 +216,91 @@ class LogManager:
         """Log `message` at `level` with `fields`.
 
         Async mode: queue the entry and return (about a microsecond); when the queue is full,
-        wait up to `put_timeout` for room, then raise `QueueFullError`. Sync mode: the entry is
-        written (handlers run first) before this returns. Entries below the configured level
-        are discarded. Raises `ManagerClosedError` before `start()` and after `close()`.
+        apply `Config.overflow` (by default: wait up to `put_timeout`, then `QueueFullError`).
+        Sync mode: the entry is written (handlers first) before this returns. Entries below the
+        configured level are discarded. Raises `ManagerClosedError` before `start()` and after
+        `close()`, `ValueError` for an unknown level, `LogError` from another event loop.
         """
         if not self._accepting:
             raise self._not_accepting_error()
+        if asyncio.get_running_loop() is not self._loop:
+            raise self._wrong_loop_error()
         number = level if level.__class__ is Level else parse_level(level)
+        counters = self._counters
         if number < self._min_level:
+            counters.filtered += 1
             return
+        counters.accepted += 1
+        if message.__class__ is not str:
+            message = safe_str(message)
+        if len(message) > self._quick_text_limit:
+            message = truncate(message, self._max_entry_bytes)
         entry = make_entry(
             time(),
             number,
-            message if message.__class__ is str else safe_str(message),
+            message,
             self._name,
-            MappingProxyType(fields) if fields else EMPTY_FIELDS,
+            self._bounded(fields) if fields else EMPTY_FIELDS,
             None,
         )
         try_put = self._try_put
         if try_put is None:
             await self._write_now(entry)
         elif not try_put(entry):
-            await self._wait_for_room(entry)
+            await self._when_full(entry)
 
-    async def _wait_for_room(self, entry: LogEntry) -> None:
+    def _bounded(self, fields: dict[str, Any]) -> MappingProxyType[str, Any]:
+        bounded = bound_fields(fields, self._max_entry_bytes)
+        return MappingProxyType(fields if bounded is None else dict(bounded))
+
+    async def _when_full(self, entry: LogEntry) -> None:
         pipeline = self._pipeline
         assert pipeline is not None
-        failure = pipeline.worker_failure
-        if failure is not None:
-            raise LogError(f"the asynclog worker stopped unexpectedly: {failure!r}") from failure
+        counters = self._counters
+        if pipeline.worker_failure is not None:
+            counters.drop(1)
+            raise LogError(
+                f"the asynclog worker stopped unexpectedly: {pipeline.worker_failure!r}"
+            ) from pipeline.worker_failure
+        queue = pipeline.queue
+        if entry.level >= self._priority_min:
+            if not queue.try_put_reserved(entry):
+                await self._wait_in_line(queue, entry, None)  # never dropped for lack of room
+            return
+        overflow = self._config.overflow
+        if overflow == "drop_newest":
+            counters.drop(1)
+        elif overflow == "drop_oldest":
+            queue.replace_oldest(entry, self._evictable)
+            counters.drop(1)  # the evicted entry, or this one if everything queued is priority
+        else:
+            wait = self._config.put_timeout if overflow == "timeout" else None
+            await self._wait_in_line(queue, entry, wait)
+
+    def _evictable(self, entry: LogEntry) -> bool:
+        return entry.level < self._priority_min
+
+    async def _wait_in_line(
+        self, queue: FairQueue[LogEntry], entry: LogEntry, max_wait: float | None
+    ) -> None:
         try:
-            await pipeline.queue.put(entry, self._config.put_timeout)
-        except (QueueFullError, ManagerClosedError):
-            self._counters.dropped += 1
+            await queue.put(entry, max_wait)
+        except (QueueFullError, ManagerClosedError, asyncio.CancelledError):
+            self._counters.drop(1)  # accepted at the call, never queued
             raise
 
     async def _write_now(self, entry: LogEntry) -> None:
         writer = self._writer
+        entries = (entry,)
         if writer.immediate and not self._sync_lock.locked():
-            writer.deliver_immediately((entry,))  # nothing to await, so no one to order against
+            error = writer.deliver_immediately(entries)  # nothing awaited: nobody to overtake
+            if error is None:
+                return
+            async with self._sync_lock:
+                await writer.recover(entries, error, raise_if_lost=True)
             return
         async with self._sync_lock:
-            await self._writer.deliver((entry,), raise_errors=True)
+            await writer.deliver(entries, raise_if_lost=True)
 
     def _not_accepting_error(self) -> ManagerClosedError:
         if self._state is _State.NEW:
@@ -198,6 +309,12 @@ class LogManager:
                 "or `await lm.start()`"
             )
         return ManagerClosedError(f"LogManager {self._name!r} is closed")
+
+    def _wrong_loop_error(self) -> LogError:
+        return LogError(
+            f"write_log of LogManager {self._name!r} was called from an event loop other than "
+            "the one that started it (another thread?); the queue is not thread-safe"
+        )
 
     def debug(self, message: object, /, **fields: Any) -> Awaitable[None]:
         """`write_log(Level.DEBUG, ...)`."""
@@ -237,6 +354,7 @@ class LogManager:
         """A snapshot of queue depth, capacity and the counters."""
         pipeline = self._pipeline
         counters = self._counters
+        pending = pipeline.pending if pipeline is not None else len(self._writer.in_flight)
         return LogStats(
             queue_size=len(pipeline.queue) if pipeline is not None else 0,
             queue_capacity=self._config.queue_size if self._config.async_mode else 0,
@@ -246,8 +364,19 @@ class LogManager:
             dropped=counters.dropped,
             write_errors=counters.write_errors,
             handler_errors=counters.handler_errors,
+            accepted=counters.accepted,
+            dead_lettered=counters.dead_lettered,
+            filtered=counters.filtered,
+            pending=pending,
+            retries=counters.retries,
         )
 
     def __repr__(self) -> str:
         mode = "async" if self._config.async_mode else "sync"
         return f"<LogManager {self._name!r} {mode} {self._state.value}>"
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    return max(0.0, deadline - asyncio.get_running_loop().time())

@@ -1,24 +1,31 @@
-"""The path from an accepted entry to the backend: handlers, one write per batch, counting.
-
-`Writer` is shared by both modes; `Pipeline` adds the queue and the worker task of async mode.
+"""The path from an accepted entry to the backend: handlers, one write per batch, retries,
+the fallback, and counting. `Writer` serves both modes; `Pipeline` adds the queue and the
+worker task of async mode.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
+from types import MappingProxyType
 
-from ._entry import LogEntry
+from ._entry import LogEntry, make_entry
 from ._errors import BackendWriteError
 from ._handlers import HandlerSet
+from ._levels import Level
 from ._queue import FairQueue
 from ._report import BurstReporter
 from ._stats import Counters
 from .backends.base import Backend
+from .formatters import iso_utc
+
+Flush = Callable[[Sequence[LogEntry]], None]
 
 
 class Writer:
-    """Runs the handlers on a batch, then writes it with one backend call, and counts.
+    """Runs the handlers on a batch, writes it with one backend call, retries it with
+    exponential backoff, hands it to the fallback when the retries fail, and counts.
 
     With `blocking=True` (sync mode) a backend that offers `write_batch_blocking` is written
     directly, without a thread hop.
@@ -32,55 +39,132 @@ class Writer:
         reporter: BurstReporter,
         *,
         blocking: bool = False,
+        fallback: Backend | None = None,
+        retry_attempts: int = 0,
+        retry_backoff: float = 0.0,
     ) -> None:
         self.backend = backend
         self._handlers = handlers
         self._counters = counters
         self._reporter = reporter
         write_now = getattr(backend, "write_batch_blocking", None) if blocking else None
-        self._write_now: Callable[[Sequence[LogEntry]], None] | None = write_now
+        self._write_now: Flush | None = write_now
+        self._fallback = fallback
+        self._fallback_opened = False
+        self._retry_attempts = retry_attempts
+        self._retry_backoff = retry_backoff
+        self.in_flight: Sequence[LogEntry] = ()
+        """The batch being handled, written or retried (abandoned if the worker is cancelled)."""
 
     @property
     def immediate(self) -> bool:
         """True when `deliver_immediately` may be used: a blocking backend and no handlers."""
         return self._write_now is not None and not len(self._handlers)
 
-    async def deliver(self, entries: Sequence[LogEntry], *, raise_errors: bool = False) -> None:
-        """Handle and write `entries`. A failed write counts them dropped; raises only if asked."""
+    async def deliver(self, entries: Sequence[LogEntry], *, raise_if_lost: bool = False) -> None:
+        """Handle and write `entries`, with retries and the fallback; every entry is counted
+        written, dead-lettered or dropped. Raises `BackendWriteError` if lost and asked to."""
+        self.in_flight = entries
         if len(self._handlers):
             await self._handlers.dispatch(entries)
+        error = await self._attempt(entries)
+        if error is not None:
+            await self.recover(entries, error, raise_if_lost=raise_if_lost)
+        self.in_flight = ()
+
+    def deliver_immediately(self, entries: Sequence[LogEntry]) -> Exception | None:
+        """Sync mode without handlers: write now; return the error for `recover` if it failed."""
+        assert self._write_now is not None
+        try:
+            self._write_now(entries)
+        except Exception as exc:
+            self._write_failed(entries, exc)
+            return exc
+        self._written(entries)
+        return None
+
+    async def recover(
+        self, entries: Sequence[LogEntry], error: Exception, *, raise_if_lost: bool = False
+    ) -> None:
+        """Retry a failed batch with exponential backoff, then dead-letter or drop it."""
+        self.in_flight = entries
+        for attempt in range(self._retry_attempts):
+            await asyncio.sleep(self._retry_backoff * 2**attempt)
+            self._counters.retries += 1
+            retry_error = await self._attempt(entries)
+            if retry_error is None:
+                self.in_flight = ()
+                return
+            error = retry_error
+        await self._dead_letter(entries, error, raise_if_lost)
+        self.in_flight = ()
+
+    async def _attempt(self, entries: Sequence[LogEntry]) -> Exception | None:
         try:
             if self._write_now is not None:
                 self._write_now(entries)
             else:
                 await self.backend.write_batch(entries)
         except Exception as exc:
-            self._failed(entries, exc, raise_errors)
-        else:
-            self._succeeded(entries)
+            self._write_failed(entries, exc)
+            return exc
+        self._written(entries)
+        return None
 
-    def deliver_immediately(self, entries: Sequence[LogEntry]) -> None:
-        """Sync mode without handlers: write now, raise `BackendWriteError` on failure."""
-        assert self._write_now is not None
-        try:
-            self._write_now(entries)
-        except Exception as exc:
-            self._failed(entries, exc, True)
-        else:
-            self._succeeded(entries)
-
-    def _succeeded(self, entries: Sequence[LogEntry]) -> None:
+    def _written(self, entries: Sequence[LogEntry]) -> None:
         self._counters.written += len(entries)
         self._reporter.success("write")
 
-    def _failed(self, entries: Sequence[LogEntry], exc: Exception, raise_errors: bool) -> None:
+    def _write_failed(self, entries: Sequence[LogEntry], exc: Exception) -> None:
         self._counters.write_errors += 1
-        self._counters.dropped += len(entries)
         self._reporter.failure(
-            "write", f"{type(self.backend).__name__} lost {len(entries)} entries: {exc!r}"
+            "write", f"{type(self.backend).__name__} failed on {len(entries)} entries: {exc!r}"
         )
-        if raise_errors:
-            raise BackendWriteError(f"log entry not written: {exc}") from exc
+
+    async def _dead_letter(
+        self, entries: Sequence[LogEntry], error: Exception, raise_if_lost: bool
+    ) -> None:
+        fallback = self._fallback
+        if fallback is not None:
+            try:
+                if not self._fallback_opened:
+                    await fallback.open()
+                    self._fallback_opened = True
+                await fallback.write_batch(entries)
+            except Exception as fallback_error:
+                detail = f"the fallback {type(fallback).__name__} failed too: {fallback_error!r}"
+            else:
+                self._counters.dead_lettered += len(entries)
+                self._reporter.failure(
+                    "dead-letter", f"{len(entries)} entries went to {type(fallback).__name__}"
+                )
+                return
+        else:
+            detail = "no fallback is configured"
+        self._counters.drop(len(entries))
+        self._reporter.failure("delivery", f"dropped {len(entries)} entries: {error!r}; {detail}")
+        if raise_if_lost:
+            raise BackendWriteError(f"log entry not written: {error}") from error
+
+    def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+        """Interpreter exit: write what is left with the backend's `flush_at_exit`, if any."""
+        flush: Flush | None = getattr(self.backend, "flush_at_exit", None)
+        if flush is None:
+            self._counters.drop(len(entries))
+            return
+        try:
+            flush(entries)
+        except Exception as exc:
+            self._counters.drop(len(entries))
+            self._reporter.failure("exit flush", repr(exc))
+        else:
+            self._counters.written += len(entries)
+
+    async def close_fallback(self) -> None:
+        """Close the fallback if it was ever opened."""
+        if self._fallback is not None and self._fallback_opened:
+            self._fallback_opened = False
+            await self._fallback.close()
 
 
 class Pipeline:
@@ -89,42 +173,91 @@ class Pipeline:
     def __init__(
         self,
         writer: Writer,
+        queue: FairQueue[LogEntry],
         counters: Counters,
         reporter: BurstReporter,
-        capacity: int,
         batch_size: int,
+        on_worker_death: Callable[[BaseException], None],
     ) -> None:
-        self.queue: FairQueue[LogEntry] = FairQueue(capacity)
+        self.queue = queue
         self._writer = writer
         self._counters = counters
         self._reporter = reporter
         self._batch_size = batch_size
+        self._on_worker_death = on_worker_death
         self._task: asyncio.Task[None] | None = None
+        self.worker_failure: BaseException | None = None
+        """What killed the worker, if anything did before `stop()`."""
+
+    @property
+    def pending(self) -> int:
+        """Entries queued, waiting for room, or in the worker's hands."""
+        return len(self.queue) + self.queue.waiting_producers + len(self._writer.in_flight)
 
     def start(self) -> None:
         """Start the worker on the running loop."""
         self._task = asyncio.get_running_loop().create_task(self._work(), name="asynclog-worker")
+        self._task.add_done_callback(self._worker_done)
 
-    @property
-    def worker_failure(self) -> BaseException | None:
-        """What killed the worker, if it stopped before `stop()` was called."""
-        task = self._task
-        if task is None or not task.done() or task.cancelled():
-            return None if task is None or not task.cancelled() else asyncio.CancelledError()
-        return task.exception()
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            failure = task.exception()
+            assert failure is not None
+            self.worker_failure = failure
+            self._reporter.failure("worker", f"stopped unexpectedly: {failure!r}")
+            self._on_worker_death(failure)
 
     async def _work(self) -> None:
         queue, deliver, limit = self.queue, self._writer.deliver, self._batch_size
         while batch := await queue.get_batch(limit):
+            report = self._drop_report()
+            if report is not None:
+                batch.insert(0, report)
             await deliver(batch)
+        report = self._drop_report()
+        if report is not None:
+            await deliver([report])
 
-    async def stop(self) -> None:
-        """Refuse new entries, write every accepted one, and wait for the worker to end."""
+    def _drop_report(self) -> LogEntry | None:
+        """One WARNING entry saying how many entries were dropped since the last one."""
+        drops = self._counters.take_drop_report()
+        if drops is None:
+            return None
+        count, first, last = drops
+        self._counters.accepted += 1
+        message = f"asynclog dropped {count} entries between {iso_utc(first)} and {iso_utc(last)}"
+        fields = {"dropped": count, "first_drop": first, "last_drop": last}
+        return make_entry(last, Level.WARNING, message, "asynclog", MappingProxyType(fields), None)
+
+    async def stop(self, max_wait: float | None) -> int:
+        """Refuse new entries, write every accepted one, and wait for the worker to end.
+
+        With `max_wait`, entries still unwritten at the deadline are abandoned: counted dropped,
+        and their number returned.
+        """
         self.queue.close()  # producers still waiting get ManagerClosedError (counted there)
-        if self._task is None:
-            return
+        task = self._task
+        if task is None:
+            return 0
         try:
-            await self._task
-        except Exception as exc:  # a bug in the worker: report it, close must still finish
-            self._reporter.failure("worker", repr(exc))
-            self._counters.dropped += self.queue.clear()
+            await asyncio.wait_for(asyncio.shield(task), max_wait)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            return self._abandon()
+        except Exception:  # the worker died of a bug, already reported by _worker_done
+            return self._abandon()
+        return 0
+
+    def _abandon(self) -> int:
+        abandoned = len(self._writer.in_flight) + len(self.queue.clear())
+        self._writer.in_flight = ()
+        self._counters.drop(abandoned)
+        return abandoned
+
+    def leftovers(self) -> list[LogEntry]:
+        """At interpreter exit: the batch in the worker's hands and everything queued."""
+        entries = [*self._writer.in_flight, *self.queue.clear()]
+        self._writer.in_flight = ()
+        return entries

@@ -3,6 +3,9 @@
 Producers that find the queue full wait in line; when the consumer takes a batch it moves the
 waiting items in, first come first served, before anyone else can use the room. A newcomer
 never overtakes a waiter through the fast path, which `asyncio.Queue` does not promise.
+
+The queue is bounded by a count and, optionally, by the approximate bytes of its items. A small
+reserve above the count admits priority items when the queue is full.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from ._errors import ManagerClosedError, QueueFullError
@@ -28,10 +32,31 @@ class _Waiter(Generic[T]):
 class FairQueue(Generic[T]):
     """Bounded FIFO: `try_put` (no waiting), `put` (waits in line), `get_batch` (one consumer)."""
 
-    __slots__ = ("_capacity", "_closed", "_getter", "_items", "_waiters")
+    __slots__ = (
+        "_bytes",
+        "_capacity",
+        "_closed",
+        "_getter",
+        "_items",
+        "_max_bytes",
+        "_reserve",
+        "_size_of",
+        "_waiters",
+    )
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        reserve: int = 0,
+        max_bytes: int | None = None,
+        size_of: Callable[[T], int] | None = None,
+    ) -> None:
         self._capacity = capacity
+        self._reserve = reserve
+        self._max_bytes = max_bytes
+        self._size_of = size_of if max_bytes is not None else None
+        self._bytes = 0
         self._items: deque[T] = deque()
         self._waiters: deque[_Waiter[T]] = deque()
         self._getter: asyncio.Future[None] | None = None
@@ -49,17 +74,55 @@ class FairQueue(Generic[T]):
         """How many producers are waiting for room."""
         return len(self._waiters)
 
-    def try_put(self, item: T) -> bool:
-        """Append `item` if there is room and nobody is waiting for it; never blocks."""
-        if self._waiters or len(self._items) >= self._capacity:
+    @property
+    def approximate_bytes(self) -> int:
+        """The summed size of the queued items (0 unless bounded by bytes)."""
+        return self._bytes
+
+    def _has_room(self, item: T, limit: int) -> bool:
+        if len(self._items) >= limit:
             return False
+        size_of = self._size_of
+        if size_of is None or not self._items:
+            return True  # an empty queue takes even an oversized item: progress is guaranteed
+        assert self._max_bytes is not None
+        return self._bytes + size_of(item) <= self._max_bytes
+
+    def _append(self, item: T) -> None:
         self._items.append(item)
+        if self._size_of is not None:
+            self._bytes += self._size_of(item)
         getter = self._getter
         if getter is not None:
             self._getter = None
             if not getter.done():
                 getter.set_result(None)
+
+    def try_put(self, item: T) -> bool:
+        """Append `item` if there is room and nobody is waiting for it; never blocks."""
+        if self._waiters or not self._has_room(item, self._capacity):
+            return False
+        self._append(item)
         return True
+
+    def try_put_reserved(self, item: T) -> bool:
+        """Append a priority item into the reserve above the count bound, if any is left."""
+        if self._closed or len(self._items) >= self._capacity + self._reserve:
+            return False
+        self._append(item)
+        return True
+
+    def replace_oldest(self, item: T, evictable: Callable[[T], bool]) -> T | None:
+        """Evict the oldest evictable item and append `item`; None (and no append) if none."""
+        items = self._items
+        for index, queued in enumerate(items):
+            if evictable(queued):
+                del items[index]
+                if self._size_of is not None:
+                    self._bytes -= self._size_of(queued)
+                self._append(item)
+                return queued
+        return None
 
     async def put(self, item: T, max_wait: float | None) -> None:
         """Append `item`, waiting in line up to `max_wait` seconds (None: no limit).
@@ -90,18 +153,18 @@ class FairQueue(Generic[T]):
             if timer is not None:
                 timer.cancel()
 
-    def _expire(self, waiter: _Waiter[T], timeout: float) -> None:
+    def _expire(self, waiter: _Waiter[T], max_wait: float) -> None:
         if not waiter.future.done():
             self._forget(waiter)
-            waiter.future.set_exception(self._full_error(timeout))
+            waiter.future.set_exception(self._full_error(max_wait))
 
     def _forget(self, waiter: _Waiter[T]) -> None:
         with contextlib.suppress(ValueError):  # already admitted or already removed
             self._waiters.remove(waiter)
 
-    def _full_error(self, timeout: float) -> QueueFullError:
+    def _full_error(self, max_wait: float) -> QueueFullError:
         return QueueFullError(
-            f"log queue full ({self._capacity} entries) for {timeout:g}s; entry dropped"
+            f"log queue full ({self._capacity} entries) for {max_wait:g}s; entry dropped"
         )
 
     async def get_batch(self, limit: int) -> list[T]:
@@ -116,29 +179,44 @@ class FairQueue(Generic[T]):
             finally:
                 if self._getter is getter:
                     self._getter = None
+        return self.take(limit)
+
+    def take(self, limit: int) -> list[T]:
+        """Take up to `limit` items without waiting, then let waiting producers in."""
         items = self._items
         if len(items) <= limit:
             batch = list(items)
             items.clear()
         else:
             batch = [items.popleft() for _ in range(limit)]
+        if self._size_of is not None:
+            self._bytes = (
+                sum(map(self._size_of, items))
+                if len(items) < len(batch)
+                else (self._bytes - sum(map(self._size_of, batch)))
+            )
         self._admit_waiters()
         return batch
 
     def _admit_waiters(self) -> None:
-        waiters, items = self._waiters, self._items
-        while waiters and len(items) < self._capacity:
-            waiter = waiters.popleft()
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters[0]
             if waiter.future.done():
+                waiters.popleft()
                 continue
-            items.append(waiter.item)
+            if not self._has_room(waiter.item, self._capacity):
+                return
+            waiters.popleft()
+            self._append(waiter.item)
             waiter.future.set_result(None)
 
-    def clear(self) -> int:
-        """Throw away every queued item; return how many there were."""
-        count = len(self._items)
+    def clear(self) -> list[T]:
+        """Remove and return every queued item."""
+        batch = list(self._items)
         self._items.clear()
-        return count
+        self._bytes = 0
+        return batch
 
     def close(self) -> int:
         """Stop accepting: waiting producers get `ManagerClosedError`; return how many there were.

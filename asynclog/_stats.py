@@ -1,25 +1,71 @@
-"""Counters (each incremented in exactly one place) and the `LogStats` snapshot."""
+"""Counters (each changed in exactly one place) and the `LogStats` snapshot."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 
 class Counters:
-    """The manager's running totals; `LogStats` is a read-only snapshot of them."""
+    """The manager's running totals; `LogStats` is a read-only snapshot of them.
 
-    __slots__ = ("dropped", "handler_errors", "write_errors", "written")
+    Every entry that passes the level filter is `accepted`, and ends `written`, `dropped` or
+    `dead_lettered`; until then it is pending (queued, waiting for room, or being written).
+    """
+
+    __slots__ = (
+        "accepted",
+        "dead_lettered",
+        "dropped",
+        "filtered",
+        "handler_errors",
+        "retries",
+        "unreported_drops",
+        "unreported_since",
+        "unreported_until",
+        "write_errors",
+        "written",
+    )
 
     def __init__(self) -> None:
+        self.accepted = 0
+        self.filtered = 0
         self.written = 0
         self.dropped = 0
+        self.dead_lettered = 0
         self.write_errors = 0
         self.handler_errors = 0
+        self.retries = 0
+        self.unreported_drops = 0
+        self.unreported_since = 0.0
+        self.unreported_until = 0.0
+
+    def drop(self, count: int) -> None:
+        """Count `count` entries as dropped; the worker reports them in the log itself."""
+        if count <= 0:
+            return
+        self.dropped += count
+        now = time.time()
+        if not self.unreported_drops:
+            self.unreported_since = now
+        self.unreported_until = now
+        self.unreported_drops += count
+
+    def take_drop_report(self) -> tuple[int, float, float] | None:
+        """`(count, first, last)` of the drops not yet reported in-band; marks them reported."""
+        if not self.unreported_drops:
+            return None
+        report = (self.unreported_drops, self.unreported_since, self.unreported_until)
+        self.unreported_drops = 0
+        return report
 
 
 @dataclass(frozen=True, slots=True)
 class LogStats:
-    """A snapshot of the manager's state, from `LogManager.get_stats()`."""
+    """A snapshot of the manager's state, from `LogManager.get_stats()`.
+
+    At any quiet moment `accepted == written + dropped + dead_lettered + pending`.
+    """
 
     queue_size: int
     """Entries waiting in the queue (0 in sync mode)."""
@@ -28,10 +74,34 @@ class LogStats:
     is_async: bool
     handler_count: int
     written: int
-    """Entries the backend has written."""
+    """Entries the primary backend has written."""
     dropped: int
-    """Entries accepted or offered but not written: queue full, or their batch failed."""
+    """Entries lost on purpose or by failure: full queue (by the overflow policy), refused when
+    close began, abandoned by `close(timeout)`, or failed on both the backend and the fallback."""
     write_errors: int
-    """Backend calls that raised (one per failed batch)."""
+    """Backend calls that raised (each retry counts)."""
     handler_errors: int
     """Handler calls that raised."""
+    accepted: int = 0
+    """Entries that reached `write_log` at or above the level."""
+    dead_lettered: int = 0
+    """Entries written to the fallback after the primary backend kept failing."""
+    filtered: int = 0
+    """Entries below the level, discarded at the call."""
+    pending: int = 0
+    """Entries accepted but not yet settled: queued, waiting for room, or being written."""
+    retries: int = 0
+    """Batch writes retried after a failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReport:
+    """What `close()` achieved."""
+
+    written: int
+    """Entries written to the primary backend over the manager's life."""
+    dropped: int
+    """Entries dropped over the manager's life (abandoned ones included)."""
+    abandoned: int
+    """Entries still unwritten when `close(timeout=...)` ran out of time."""
+    dead_lettered: int = 0

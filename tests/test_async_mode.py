@@ -100,8 +100,13 @@ async def test_full_queue_raises_after_put_timeout_and_counts_the_drop() -> None
     assert (stats.queue_size, stats.queue_capacity, stats.dropped, stats.written) == (10, 10, 1, 0)
     backend.release()
     await lm.close()
-    assert backend.messages == accepted
-    assert lm.get_stats().written == 20
+    # The drop is reported in the log itself, ahead of the next batch written after it.
+    report = backend.entries[10]
+    assert report.message.startswith("asynclog dropped 1 entries between ")
+    assert (report.level, report.logger, report.fields["dropped"]) == (Level.WARNING, "asynclog", 1)
+    assert [m for m in backend.messages if m != report.message] == accepted
+    stats = lm.get_stats()
+    assert (stats.written, stats.accepted, stats.dropped, stats.pending) == (21, 22, 1, 0)
 
 
 async def test_blocked_producers_are_served_in_arrival_order_without_starving() -> None:
@@ -180,8 +185,11 @@ async def test_producers_waiting_for_room_are_rejected_when_close_starts() -> No
         await waiting
     backend.release()
     await closing
-    assert backend.messages == ["first", "second"]
-    assert lm.get_stats().dropped == 1
+    assert backend.messages[0] == "first"
+    assert backend.messages[1].startswith("asynclog dropped 1 entries between")
+    assert backend.messages[2:] == ["second"]
+    stats = lm.get_stats()
+    assert (stats.accepted, stats.written, stats.dropped) == (4, 3, 1)
 
 
 async def test_leaving_the_block_by_an_exception_still_drains() -> None:

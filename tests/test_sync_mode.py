@@ -50,7 +50,7 @@ async def test_a_failed_sync_write_raises_to_the_caller_and_is_counted(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     backend = FailingBackend(fail_on={1, 2})
-    async with LogManager(Config(backend=backend)) as lm:
+    async with LogManager(Config(backend=backend, retry_attempts=0, fallback="none")) as lm:
         await lm.info("a")
         for message in ("b", "c"):
             with pytest.raises(BackendWriteError, match=r"log entry not written: .*No space left"):
@@ -62,6 +62,7 @@ async def test_a_failed_sync_write_raises_to_the_caller_and_is_counted(
     err = capsys.readouterr().err
     assert err.count("write failed") == 1, "one report per burst of failures"
     assert "write recovered; 1 more failures not shown" in err
+    assert err.count("delivery failed: dropped 1 entries") == 1
 
 
 async def test_close_waits_for_a_sync_write_under_way() -> None:

@@ -24,6 +24,10 @@ class ConsoleBackend:
         text = "".join(self._formatter(entry) + "\n" for entry in entries)
         await self._thread.run(lambda: _write_stderr(text))
 
+    def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+        """Interpreter exit, no event loop: write `entries` to stderr directly."""
+        _write_stderr("".join(self._formatter(entry) + "\n" for entry in entries))
+
     async def close(self) -> None:
         self._thread.shutdown()
 

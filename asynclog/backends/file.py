@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from aiofiles.threadpool import wrap as wrap_file
@@ -26,12 +26,12 @@ def encode(text: str) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
-def _prepare_file(path: str) -> int:
+def _prepare_file(path: str, mode: int) -> int:
     """Create the parent directories, mend a torn last line; return the file's size."""
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
-    with open(path, "ab+") as handle:
+    with open(path, "ab+", opener=_opener(mode)) as handle:
         size = handle.seek(0, os.SEEK_END)
         if size > 0:
             handle.seek(size - 1)
@@ -39,6 +39,13 @@ def _prepare_file(path: str) -> int:
                 handle.write(b"\n")
                 size += 1
     return size
+
+
+def _opener(mode: int) -> Callable[[str, int], int]:
+    def open_with_mode(path: str, flags: int) -> int:
+        return os.open(path, flags, mode)
+
+    return open_with_mode
 
 
 class FileBackend:
@@ -69,8 +76,9 @@ class FileBackend:
             raise LogError(f"cannot open log file {self.path!r}: {exc.strerror or exc}") from exc
 
     def _open_blocking(self) -> None:
-        self._size = _prepare_file(self.path)
-        raw = open(self.path, "ab", buffering=0)  # noqa: SIM115  # closed in close()/rotation
+        self._size = _prepare_file(self.path, self.config.mode)
+        # Closed in close() or by rotation.
+        raw = open(self.path, "ab", buffering=0, opener=_opener(self.config.mode))  # noqa: SIM115
         self._raw = raw
         self._file = wrap_file(raw, executor=self._thread.executor)
 
@@ -89,6 +97,8 @@ class FileBackend:
             await self._write_async(data)
         else:
             await self._thread.run(lambda: self._write_rotating(lines))
+        if self.config.fsync:
+            await self._thread.run(self._fsync)
 
     def write_batch_blocking(self, entries: Sequence[LogEntry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""
@@ -100,6 +110,22 @@ class FileBackend:
             self._write_blocking(data)
         else:
             self._write_rotating(lines)
+        if self.config.fsync:
+            self._fsync()
+
+    def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+        """Interpreter exit, no event loop: write `entries` directly and close the file."""
+        try:
+            if entries:
+                self.write_batch_blocking(entries)
+        finally:
+            if self._raw is not None:
+                self._raw.close()
+            self._raw = self._file = None
+
+    def _fsync(self) -> None:
+        if self._raw is not None:
+            os.fsync(self._raw.fileno())
 
     async def _write_async(self, data: bytes) -> None:
         assert self._file is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -67,23 +68,26 @@ class SQLiteBackend:
         )
 
     async def open(self) -> None:
-        parent = os.path.dirname(self.path)
         try:
-            if parent:
-                os.makedirs(parent, exist_ok=True)
-            db = await aiosqlite.connect(self.path)
+            _create_file(self.path, self.config.mode)
+            db = await aiosqlite.connect(self.path, timeout=self.config.busy_timeout)
         except (OSError, sqlite3.Error) as exc:
             raise LogError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
         try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            for statement in schema_statements(self.config.table):
+            for statement in self._setup_statements():
                 await db.execute(statement)
             await db.commit()
         except sqlite3.Error as exc:
             await db.close()
             raise LogError(f"cannot set up SQLite database {self.path!r}: {exc}") from exc
         self._db = db
+
+    def _setup_statements(self) -> list[str]:
+        return [
+            "PRAGMA journal_mode=WAL",
+            f"PRAGMA synchronous={self.config.synchronous}",
+            *schema_statements(self.config.table),
+        ]
 
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
         if self._db is None:
@@ -100,8 +104,38 @@ class SQLiteBackend:
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
-            # aiosqlite's thread ends right after it answers close(); wait for it so that
-            # nothing the manager started outlives it (a join of microseconds).
-            thread = getattr(db, "_thread", None)
-            if isinstance(thread, threading.Thread) and thread.is_alive():
-                thread.join(timeout=1.0)
+            _join_connection_thread(db)
+
+    def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+        """Interpreter exit, no event loop: insert `entries` on a plain connection, then stop
+        aiosqlite's thread (it would otherwise keep the interpreter from exiting)."""
+        db, self._db = self._db, None
+        if db is not None:
+            db.stop()
+            _join_connection_thread(db)
+        if not entries:
+            return
+        with (
+            contextlib.closing(
+                sqlite3.connect(self.path, timeout=self.config.busy_timeout)
+            ) as conn,
+            conn,
+        ):
+            conn.executemany(self._insert, [entry_row(entry) for entry in entries])
+
+
+def _create_file(path: str, mode: int) -> None:
+    """Create the database file (and its directories) with `mode` if it does not exist."""
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+
+
+def _join_connection_thread(db: aiosqlite.Connection) -> None:
+    # aiosqlite's thread ends right after it answers close(); wait for it so that nothing the
+    # manager started outlives it (a join of microseconds).
+    thread = getattr(db, "_thread", None)
+    if isinstance(thread, threading.Thread) and thread.is_alive():
+        thread.join(timeout=1.0)

@@ -1,0 +1,44 @@
+"""Bounding what a caller hands in: truncation of huge text, and the size of an entry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._entry import LogEntry
+
+ENTRY_OVERHEAD = 128
+"""Approximate bytes of an entry beyond its text: the tuple, the float, the references."""
+
+
+def truncate(text: str, max_bytes: int) -> str:
+    """Cut `text` to about `max_bytes` UTF-8 bytes, ending with a marker of what was cut."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= max_bytes:
+        return text
+    kept = data[: max(0, max_bytes - 48)].decode("utf-8", "ignore")
+    cut = len(data) - len(kept.encode("utf-8", "surrogatepass"))
+    return f"{kept}...[truncated {cut} bytes]"
+
+
+def bound_fields(fields: Mapping[str, Any], max_bytes: int) -> Mapping[str, Any] | None:
+    """A copy of `fields` with over-long str values truncated, or None if none is too long."""
+    too_long = [
+        key
+        for key, value in fields.items()
+        if value.__class__ is str and len(value) * 4 > max_bytes
+    ]
+    if not too_long:
+        return None
+    bounded = dict(fields)
+    for key in too_long:
+        bounded[key] = truncate(bounded[key], max_bytes)
+    return bounded
+
+
+def approximate_size(entry: LogEntry) -> int:
+    """What an entry costs in memory, roughly: used to bound the queue by bytes."""
+    size = ENTRY_OVERHEAD + len(entry.message)
+    for key, value in entry.fields.items():
+        size += 64 + len(key) + (len(value) if value.__class__ is str else 0)
+    return size
