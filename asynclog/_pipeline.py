@@ -6,7 +6,6 @@ worker task of async mode.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
 
@@ -239,14 +238,12 @@ class Pipeline:
         task = self._task
         if task is None:
             return 0
-        try:
-            await asyncio.wait_for(asyncio.shield(task), max_wait)
-        except TimeoutError:
+        done, _ = await asyncio.wait({task}, timeout=max_wait)
+        if not done:  # the deadline passed: stop the worker where it is
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.wait({task})
             return self._abandon()
-        except Exception:  # the worker died of a bug, already reported by _worker_done
+        if task.cancelled() or task.exception() is not None:  # died early (already reported)
             return self._abandon()
         return 0
 

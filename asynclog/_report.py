@@ -30,9 +30,11 @@ class BurstReporter:
                 )
 
     def flush(self) -> None:
-        """Close every open burst (at shutdown)."""
-        for kind in list(self._suppressed):
-            self.success(kind)
+        """Close every open burst (at shutdown), saying how many failures were not shown."""
+        for kind, hidden in list(self._suppressed.items()):
+            if hidden:
+                _print(f"asynclog[{self._name}]: {hidden} more {kind} failures not shown")
+        self._suppressed.clear()
 
 
 def _print(line: str) -> None:

@@ -90,3 +90,13 @@ def log_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "logs" / "app.db"
+
+
+def assert_settled(stats: object) -> None:
+    """The invariant at a quiet moment: every accepted entry is written, dropped or
+    dead-lettered, and nothing is pending."""
+    from asynclog import LogStats
+
+    assert isinstance(stats, LogStats)
+    assert stats.pending == 0, stats
+    assert stats.accepted == stats.written + stats.dropped + stats.dead_lettered, stats
