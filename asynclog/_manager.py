@@ -13,7 +13,7 @@ from typing import Any
 from . import _exit
 from ._config import Config
 from ._entry import EMPTY_FIELDS, LogEntry, make_entry
-from ._errors import LogError, ManagerClosedError, QueueFullError
+from ._errors import LogError, ManagerClosedError
 from ._handlers import HandlerLike, HandlerSet
 from ._levels import Level, parse_level
 from ._pipeline import Pipeline, Writer
@@ -23,6 +23,9 @@ from ._sanitize import approximate_size, bound_fields, truncate
 from ._stats import CloseReport, Counters, LogStats
 from .backends import backend_for, fallback_for
 from .formatters import safe_str
+
+CLOSE_GRACE_SECONDS = 0.5
+"""With `close(timeout=...)`, closing the backend may take this long even past the deadline."""
 
 
 class _State(enum.Enum):
@@ -177,8 +180,10 @@ class LogManager:
             ("backend", self._writer.backend.close),
             ("fallback", self._writer.close_fallback),
         ):
+            remaining = _remaining(deadline)
+            grace = None if remaining is None else max(remaining, CLOSE_GRACE_SECONDS)
             try:
-                await asyncio.wait_for(closing(), _remaining(deadline))
+                await asyncio.wait_for(closing(), grace)
             except TimeoutError:
                 self._reporter.failure("close", f"the {what} did not close before the deadline")
             except Exception as exc:
@@ -188,14 +193,14 @@ class LogManager:
         """Interpreter exit without `close()`: write what is pending, synchronously."""
         if self._state is not _State.RUNNING:
             return
-        self._accepting = False
-        self._state = _State.CLOSED
         leftovers = self._pipeline.leftovers() if self._pipeline is not None else []
         warnings.warn(
             f"{self!r} was never closed; writing {len(leftovers)} pending entries at exit",
             ResourceWarning,
             stacklevel=1,
         )
+        self._accepting = False
+        self._state = _State.CLOSED
         self._writer.flush_at_exit(leftovers)
 
     async def __aenter__(self) -> LogManager:
@@ -283,11 +288,11 @@ class LogManager:
     async def _wait_in_line(
         self, queue: FairQueue[LogEntry], entry: LogEntry, max_wait: float | None
     ) -> None:
-        try:
-            await queue.put(entry, max_wait)
-        except (QueueFullError, ManagerClosedError, asyncio.CancelledError):
-            self._counters.drop(1)  # accepted at the call, never queued
-            raise
+        # Accepted at the call: if it never gets into the queue, it is counted dropped.
+        await queue.put(entry, max_wait, self._drop_one)
+
+    def _drop_one(self) -> None:
+        self._counters.drop(1)
 
     async def _write_now(self, entry: LogEntry) -> None:
         writer = self._writer

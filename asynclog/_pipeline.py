@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 from ._entry import LogEntry, make_entry
 from ._errors import BackendWriteError
+from ._exit import EXIT_FLUSH_SECONDS
 from ._handlers import HandlerSet
 from ._levels import Level
 from ._queue import FairQueue
@@ -145,6 +146,13 @@ class Writer:
         if raise_if_lost:
             raise BackendWriteError(f"log entry not written: {error}") from error
 
+    async def redeliver_interrupted(self) -> None:
+        """After a cancellation: deliver the batch that was in hand again. Its write may have
+        completed before the cancellation arrived, so this is at least once, not exactly once."""
+        entries, self.in_flight = self.in_flight, ()
+        if entries:
+            await self.deliver(entries)
+
     def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
         """Interpreter exit: write what is left with the backend's `flush_at_exit`, if any."""
         flush: Flush | None = getattr(self.backend, "flush_at_exit", None)
@@ -185,6 +193,7 @@ class Pipeline:
         self._batch_size = batch_size
         self._on_worker_death = on_worker_death
         self._task: asyncio.Task[None] | None = None
+        self._abandoning = False
         self.worker_failure: BaseException | None = None
         """What killed the worker, if anything did before `stop()`."""
 
@@ -207,6 +216,14 @@ class Pipeline:
             self._on_worker_death(failure)
 
     async def _work(self) -> None:
+        try:
+            await self._drain()
+        except asyncio.CancelledError:
+            if self._abandoning:
+                raise
+            await self._drain_orphaned()
+
+    async def _drain(self) -> None:
         queue, deliver, limit = self.queue, self._writer.deliver, self._batch_size
         while batch := await queue.get_batch(limit):
             report = self._drop_report()
@@ -216,6 +233,21 @@ class Pipeline:
         report = self._drop_report()
         if report is not None:
             await deliver([report])
+
+    async def _drain_orphaned(self) -> None:
+        """Cancelled from outside while nobody closed the manager: the loop is being torn
+        down (`asyncio.run` cancels the tasks left over). Write what was accepted, within a
+        bound; anything left is written by the interpreter-exit hook."""
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        self.queue.close()
+        try:
+            async with asyncio.timeout(EXIT_FLUSH_SECONDS):
+                await self._writer.redeliver_interrupted()
+                await self._drain()
+        except TimeoutError:
+            self._reporter.failure("worker", "the queue could not be drained as the loop closed")
 
     def _drop_report(self) -> LogEntry | None:
         """One WARNING entry saying how many entries were dropped since the last one."""
@@ -240,6 +272,7 @@ class Pipeline:
             return 0
         done, _ = await asyncio.wait({task}, timeout=max_wait)
         if not done:  # the deadline passed: stop the worker where it is
+            self._abandoning = True
             task.cancel()
             await asyncio.wait({task})
             return self._abandon()

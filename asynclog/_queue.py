@@ -29,6 +29,15 @@ class _Waiter(Generic[T]):
         self.item = item
 
 
+def _reject(on_rejected: Callable[[], None] | None) -> None:
+    if on_rejected is not None:
+        on_rejected()
+
+
+def _admitted(future: asyncio.Future[None]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
 class FairQueue(Generic[T]):
     """Bounded FIFO: `try_put` (no waiting), `put` (waits in line), `get_batch` (one consumer)."""
 
@@ -124,18 +133,24 @@ class FairQueue(Generic[T]):
                 return queued
         return None
 
-    async def put(self, item: T, max_wait: float | None) -> None:
+    async def put(
+        self, item: T, max_wait: float | None, on_rejected: Callable[[], None] | None = None
+    ) -> None:
         """Append `item`, waiting in line up to `max_wait` seconds (None: no limit).
 
         Raises `QueueFullError` when the time runs out and `ManagerClosedError` when the
-        queue closes first. Cancelled while waiting, the item is not in the queue; the item is
-        in the queue exactly when this returns normally.
+        queue closes first. `on_rejected` is called whenever this ends without the item in the
+        queue (those errors, or cancellation while waiting). A cancellation that arrives just
+        after the item was admitted still raises `CancelledError`, but the item stays queued
+        and `on_rejected` is not called.
         """
         if self._closed:
+            _reject(on_rejected)
             raise ManagerClosedError("the log manager is closing; entry not accepted")
         if self.try_put(item):
             return
         if max_wait is not None and max_wait <= 0:
+            _reject(on_rejected)
             raise self._full_error(max_wait)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(loop.create_future(), item)
@@ -146,8 +161,10 @@ class FairQueue(Generic[T]):
             timer = loop.call_later(max_wait, self._expire, waiter, max_wait)
         try:
             await waiter.future
-        except asyncio.CancelledError:
-            self._forget(waiter)
+        except BaseException:
+            if not _admitted(waiter.future):
+                self._forget(waiter)
+                _reject(on_rejected)
             raise
         finally:
             if timer is not None:

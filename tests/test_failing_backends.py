@@ -139,7 +139,7 @@ def faulty_files(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FaultyFileIO]
     def faulty_open(path: str, mode: str, buffering: int = -1, opener: Any = None) -> Any:
         if "b" in mode and buffering == 0:
             return FaultyFileIO(path, mode.replace("b", ""), opener=opener)
-        return open(path, mode, buffering, opener=opener)  # noqa: SIM115
+        return open(path, mode, buffering, opener=opener)
 
     monkeypatch.setattr(file_module, "open", faulty_open, raising=False)
     FaultyFileIO.failures = 0
