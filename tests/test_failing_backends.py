@@ -205,10 +205,10 @@ async def test_a_really_full_disk_goes_to_the_dead_letter_file_then_recovers(
             backend_config=FileConfig(file_path=log_path),
         )
         async with LogManager(config) as lm:
-            with ballast.open("wb") as handle:  # fill the disk, leaving nearly nothing
-                with pytest.raises(OSError):
-                    handle.write(b"\0" * 400_000)
-                    handle.flush()
+            # Fill the disk, leaving nearly nothing.
+            with ballast.open("wb") as handle, pytest.raises(OSError):
+                handle.write(b"\0" * 400_000)
+                handle.flush()
             for index in range(200):
                 await lm.info(f"m{index:04d} " + "x" * 100)
             await asyncio.sleep(0.1)
