@@ -13,12 +13,12 @@ import logging
 import logging.handlers
 import queue
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
-from .limit import LimitFile, LimitSQLite, StuckLimit
+from .limit import LimitFile, LimitSQLite, StuckLimit, wait_until
 
 LogFn = Callable[[str], Awaitable[object]]
 MINIMAL_FORMAT = "%(created).6f %(levelname)s %(message)s"  # stdlib and aiologger
@@ -33,7 +33,7 @@ class Output:
     head_fields: int = 2  # "<ts> INFO <message>"
 
 
-async def _pause() -> None:
+async def _pause(written: int) -> None:
     await asyncio.sleep(0.005)
 
 
@@ -43,13 +43,14 @@ def _no_check(expected: int) -> str | None:
 
 @dataclass
 class Sink:
-    """One ready logger. `settle` waits until it has caught up (between caller rounds);
-    `check(expected)` reads the library's own counters after close (None when fine)."""
+    """One ready logger. `settle(n)` waits until it has written the first `n` entries, where
+    it can tell (between caller rounds); `check(n)` reads the library's own counters after
+    close (None when they say all `n` were written)."""
 
     log: LogFn
-    close: Callable[[], Awaitable[None]]
+    close: Callable[[], Awaitable[object]]
     output: Output | None
-    settle: Callable[[], Awaitable[None]] = _pause
+    settle: Callable[[int], Awaitable[None]] = _pause
     check: Callable[[int], str | None] = _no_check
 
 
@@ -99,10 +100,12 @@ async def _asynclog(directory: Path, backend: str, async_mode: bool) -> Sink:
     lm = LogManager(config)
     await lm.start()
 
-    async def settle() -> None:
-        while lm.get_stats().queue_size:
-            await asyncio.sleep(0.001)
-        await asyncio.sleep(0.002)
+    async def settle(written: int) -> None:
+        def caught_up() -> bool:
+            stats = lm.get_stats()
+            return stats.written + stats.dropped >= written
+
+        await wait_until(caught_up)
 
     def check(expected: int) -> str | None:
         stats = lm.get_stats()
@@ -232,9 +235,8 @@ async def _stdlib_queue(directory: Path) -> Sink:
     async def log(msg: str) -> None:
         info(msg)
 
-    async def settle() -> None:
-        while not records.empty():
-            await asyncio.sleep(0.001)
+    async def settle(written: int) -> None:
+        await wait_until(records.empty)
 
     async def close() -> None:
         listener.stop()  # enqueues the sentinel and joins the thread: everything is written
@@ -273,7 +275,7 @@ async def _loguru(directory: Path) -> Sink:
     async def log(msg: str) -> None:
         info(msg)
 
-    async def settle() -> None:
+    async def settle(written: int) -> None:
         await logger.complete()
 
     async def close() -> None:
@@ -293,7 +295,7 @@ async def _structlog(directory: Path) -> Sink:
     path = directory / "structlog.log"
     stream = _open_text(path)
 
-    def render(_logger: object, method: str, event: dict[str, Any]) -> str:
+    def render(_logger: object, method: str, event: MutableMapping[str, Any]) -> str:
         return f"{time.time():.6f} {method.upper()} {event['event']}"
 
     structlog.configure(
@@ -356,9 +358,7 @@ CONTENDERS: dict[str, Contender] = {
         Contender("aiologger", "aiologger AsyncFileHandler", "peer", "limit-file", _aiologger),
         Contender("loguru", "loguru enqueue=True", "peer", "limit-file", _loguru),
         Contender("structlog", "structlog ainfo", "peer", "limit-file", _structlog),
-        Contender(
-            "limit-file", "limit-file", "limit", "limit-file", _limit_file, _stuck_limit
-        ),
+        Contender("limit-file", "limit-file", "limit", "limit-file", _limit_file, _stuck_limit),
         Contender("limit-sqlite", "limit-sqlite", "limit", "limit-sqlite", _limit_sqlite),
         Contender("noop", "no-op (floor)", "floor", "limit-file", _noop),
     ]

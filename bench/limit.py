@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from time import time
 from typing import TextIO, TypeVar
@@ -26,6 +27,12 @@ def format_line(ts: float, msg: str) -> str:
     return f"{ts:.6f} INFO {msg}\n"
 
 
+async def wait_until(done: Callable[[], bool]) -> None:
+    """Poll `done` every millisecond: the loggers offer no event for "caught up"."""
+    while not done():  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
+
+
 async def _drain(queue: asyncio.Queue[T]) -> list[T]:
     """Wait for one item, then take everything else already queued."""
     batch = [await queue.get()]
@@ -40,6 +47,7 @@ class _Pipeline:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self.written = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -54,17 +62,16 @@ class _Pipeline:
             items = [item for item in batch if item is not None]
             if items:
                 await self.write(items)
+                self.written += len(items)
             if len(items) < len(batch):
                 return
 
     async def write(self, items: list[tuple[float, str]]) -> None:
         raise NotImplementedError
 
-    async def settle(self) -> None:
-        """Wait until the worker has taken everything (between caller rounds)."""
-        while not self.queue.empty():
-            await asyncio.sleep(0.001)
-        await asyncio.sleep(0.001)
+    async def settle(self, written: int) -> None:
+        """Wait until the worker has written `written` entries (between caller rounds)."""
+        await wait_until(lambda: self.written >= written)
 
     async def close(self) -> None:
         await self.queue.put(None)
@@ -112,9 +119,7 @@ class LimitSQLite(_Pipeline):
         return cls(db)
 
     async def write(self, items: list[tuple[float, str]]) -> None:
-        await self._db.executemany(
-            "INSERT INTO logs (ts, level, message) VALUES (?, 20, ?)", items
-        )
+        await self._db.executemany("INSERT INTO logs (ts, level, message) VALUES (?, 20, ?)", items)
         await self._db.commit()
 
     async def close(self) -> None:

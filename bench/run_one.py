@@ -1,4 +1,4 @@
-"""Run one contender × scenario in this process and print the result as one JSON line.
+"""Run one contender x scenario in this process and print the result as one JSON line.
 
     python -m bench.run_one <contender> <scenario> --dir DIR [--tasks N --per-task N ...]
 
@@ -17,7 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .contenders import CONTENDERS
-from .scenarios import SCENARIOS, Params, Result, peak_rss_kib
+from .scenarios import SCENARIOS, Params, Result, peak_rss_mib
 
 RESULT_MARK = "BENCH-RESULT "
 
@@ -46,7 +46,7 @@ async def run(args: argparse.Namespace) -> None:
         "value": result.value,
         "error": result.error,
         "extra": result.extra,
-        "peak_rss_mib": peak_rss_kib() / 1024,
+        "peak_rss_mib": result.peak_rss_mib or peak_rss_mib(),
     }
     print(RESULT_MARK + json.dumps(payload), flush=True)
     if scenario.stuck or result.error is not None:

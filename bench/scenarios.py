@@ -31,6 +31,7 @@ class Result:
     value: float | None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    peak_rss_mib: float | None = None  # taken before verification reads the output back
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,41 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _finish(sink: Sink, tasks: int, per_task: int) -> str | None:
-    """Verify the output and the library's own counters (after close)."""
+def peak_rss_mib() -> float:
+    return peak_rss_kib() / 1024
+
+
+def _proc_status_kib(name: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def start_rss_window() -> int:
+    """Reset the kernel's peak-RSS mark (VmHWM) where possible; return the RSS now (KiB).
+
+    Without the reset, a peak from start-up would hide any growth smaller than it.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
+            clear.write("5")
+    except OSError:
+        return peak_rss_kib()  # fall back to ru_maxrss before vs after
+    return _proc_status_kib("VmRSS") or peak_rss_kib()
+
+
+def rss_window_peak() -> int:
+    """The peak RSS (KiB) since `start_rss_window`."""
+    return _proc_status_kib("VmHWM") or peak_rss_kib()
+
+
+def _verify(sink: Sink, tasks: int, per_task: int) -> str | None:
+    """Check the output and the library's own counters (after close)."""
     return verify(sink.output, tasks, per_task) or sink.check(tasks * per_task)
 
 
@@ -69,10 +103,11 @@ async def caller1k(contender: Contender, directory: Path, p: Params) -> Result:
         elapsed = perf_counter() - start
         if round_:
             samples.append(elapsed / p.calls * 1e6)
-        await sink.settle()
+        await sink.settle((round_ + 1) * p.calls)
     await sink.close()
-    error = _finish(sink, p.rounds + 1, p.calls)
-    return Result(statistics.median(samples), error, {"rounds_us": samples})
+    rss = peak_rss_mib()
+    error = _verify(sink, p.rounds + 1, p.calls)
+    return Result(statistics.median(samples), error, {"rounds_us": samples}, rss)
 
 
 async def _ticker(lags: list[float]) -> None:
@@ -104,7 +139,8 @@ async def _e2e(contender: Contender, directory: Path, p: Params, yield_each: boo
             await ticker
     await sink.close()
     elapsed = perf_counter() - start
-    error = _finish(sink, p.tasks, p.per_task)
+    rss = peak_rss_mib()
+    error = _verify(sink, p.tasks, p.per_task)
     extra: dict[str, Any] = {"seconds": elapsed, "entries": p.tasks * p.per_task}
     if yield_each:
         ms = sorted(lag * 1000 for lag in lags) or [0.0]
@@ -113,7 +149,7 @@ async def _e2e(contender: Contender, directory: Path, p: Params, yield_each: boo
             "lag_max_ms": ms[-1],
             "ticks": len(lags),
         }
-    return Result(p.tasks * p.per_task / elapsed, error, extra)
+    return Result(p.tasks * p.per_task / elapsed, error, extra, rss)
 
 
 async def e2e100k(contender: Contender, directory: Path, p: Params) -> Result:
@@ -133,7 +169,7 @@ async def stalled(contender: Contender, directory: Path, p: Params) -> Result:
     """
     assert contender.make_stuck is not None
     logger = await contender.make_stuck()
-    before = peak_rss_kib()
+    before = start_rss_window()
     accepted = 0
     start = perf_counter()
     for n in range(p.attempts):
@@ -142,7 +178,7 @@ async def stalled(contender: Contender, directory: Path, p: Params) -> Result:
         if n % 1000 == 999:
             await asyncio.sleep(0)
     elapsed = perf_counter() - start
-    growth = (peak_rss_kib() - before) / 1024
+    growth = (rss_window_peak() - before) / 1024
     dropped = logger.dropped()
     bound = 2 * QUEUE_SIZE  # the queue plus the batch stuck in the worker
     problems = []
@@ -156,7 +192,7 @@ async def stalled(contender: Contender, directory: Path, p: Params) -> Result:
         "dropped": dropped,
         "us_per_attempt": elapsed / p.attempts * 1e6,
     }
-    return Result(growth, "; ".join(problems) or None, extra)
+    return Result(growth, "; ".join(problems) or None, extra, peak_rss_mib())
 
 
 SCENARIOS: dict[str, Scenario] = {

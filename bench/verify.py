@@ -1,6 +1,6 @@
 """Read back what a contender wrote and check that every entry is there once, in order.
 
-Messages are `task {t} msg {i}`. A run passes when there are exactly `tasks × per_task`
+Messages are `task {t} msg {i}`. A run passes when there are exactly `tasks * per_task`
 lines (rows), each message appears once, and within each task `i` only increases.
 """
 

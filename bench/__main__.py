@@ -1,0 +1,262 @@
+"""`python -m bench`: run every contender x scenario in fresh subprocesses, then report.
+
+Runs go rep-major (for each rep: for each contender: for each scenario) so that machine noise
+spreads over everyone. Prints the tables and ratios; writes docs/benchmarks.md and
+docs/img/bench.png (not in --quick mode unless --write is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import report
+from .contenders import CONTENDERS
+from .report import DASH
+from .run_one import RESULT_MARK
+from .scenarios import SCENARIOS, Params
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = Params(tasks=100, per_task=100, calls=1000, rounds=3, attempts=100_000)
+PACKAGES = ("asynclog", "aiosqlite", "aiofiles", "aiologger", "loguru", "structlog")
+
+
+def _names(text: str, known: dict[str, Any], what: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)}; known: {', '.join(known)}")
+    return names
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--reps", type=int, help="repetitions (default 5; 1 with --quick)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 100x100 entries, 100k stalled attempts, 1 rep",
+    )
+    parser.add_argument(
+        "--only", default=",".join(CONTENDERS), help="comma-separated contenders (default: all)"
+    )
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios (default: all)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="seconds per subprocess before it counts as FAILED",
+    )
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write docs/benchmarks.md and docs/img/bench.png (default: yes, except with --quick)",
+    )
+    args = parser.parse_args(argv)
+    only = _names(args.only, CONTENDERS, "contenders")
+    chosen = _names(args.scenarios, SCENARIOS, "scenarios")
+    args.only = [name for name in CONTENDERS if name in only]  # canonical order
+    args.scenarios = [name for name in SCENARIOS if name in chosen]
+    args.reps = args.reps or (1 if args.quick else 5)
+    args.write = (not args.quick) if args.write is None else args.write
+    args.params = QUICK if args.quick else Params()
+    return args
+
+
+def run_once(contender: str, scenario: str, params: Params, timeout: float) -> dict[str, Any]:
+    """One subprocess; its JSON result, or a FAILED result naming why there is none."""
+    directory = Path(tempfile.mkdtemp(prefix=f"bench-{contender}-"))
+    command = [sys.executable, "-m", "bench.run_one", contender, scenario, "--dir", str(directory)]
+    for name, value in asdict(params).items():
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    failed = {"contender": contender, "scenario": scenario, "ok": False, "value": None}
+    try:
+        proc = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return failed | {"error": f"timed out after {timeout:g} s"}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_MARK):
+            result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
+            return result
+    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return failed | {"error": f"crashed (exit {proc.returncode}): {last}"}
+
+
+def progress(rep: int, reps: int, run: dict[str, Any], seconds: float) -> None:
+    scenario = SCENARIOS[run["scenario"]]
+    status = (
+        f"{report.num(run['value'], scenario.unit)} {scenario.unit}"
+        if run["ok"]
+        else f"FAILED: {run.get('error')}"
+    )
+    print(
+        f"[rep {rep}/{reps}] {run['contender']:<22} {run['scenario']:<14} {status} "
+        f"({seconds:.1f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip()
+
+
+def revision() -> str:
+    """The commit, and whether asynclog/ differs from it (read-only git calls)."""
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = _git("status", "--porcelain", "--", "asynclog")
+    return commit + (" + uncommitted changes in asynclog/" if dirty else "")
+
+
+def environment(
+    args: argparse.Namespace, argv: list[str], before: str, after: str
+) -> dict[str, str]:
+    versions = []
+    for package in PACKAGES:
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{package} (not installed)")
+    moved = "" if after == before else f" (changed during the run; at the end: {after})"
+    p = args.params
+    return {
+        "command": " ".join(["python -m bench", *argv]),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "machine": f"{platform.system()} {platform.machine()}, nproc {os.cpu_count()}",
+        "revision": before + moved,
+        "versions": ", ".join(versions),
+        "sizes": (
+            f"reps: {args.reps}; e2e {p.tasks} tasks x {p.per_task} entries; caller "
+            f"{p.rounds} timed rounds of {p.calls} calls; stalled {p.attempts:,} attempts"
+        ),
+    }
+
+
+METHOD = """\
+Every contender x scenario runs in a fresh `python -m bench.run_one` process, writing to a fresh
+temp directory; runs go rep-major so machine noise spreads over everyone. Each run reads its
+output back and checks the exact count, that every message is there once, and per-producer order;
+a run that loses, duplicates or reorders anything, crashes or times out is **FAILED**, whatever
+its speed. Cells show the median over the reps and the min-max range.
+
+- **caller1k**: µs per `await log(msg)`, 1000 calls in one coroutine; only the call loop is timed
+  (median of the timed rounds after one warm-up round; the logger catches up between rounds).
+- **e2e100k**: 100 tasks x 1000 entries, from the first call until everything is written and the
+  logger closed; entries/s.
+- **e2e100k_yield**: the same with `await asyncio.sleep(0)` after each call, while a ticker task
+  sleeps 1 ms at a time; lag = actual - scheduled wake-up, measured while the producers run.
+- **stalled**: a backend whose write never returns, attempts with `put_timeout=0`; the producer
+  yields every 1000 attempts. Checks accepted + dropped = attempted and accepted ≤ queue + one
+  batch; reports the growth of peak RSS over the attempts (VmHWM, reset through
+  /proc/self/clear_refs first, minus VmRSS before). The process exits without closing.
+- **peak RSS**: `ru_maxrss` of the run's process, taken before the output is read back.
+- **ratio to limit**: the contender's median ÷ the limit's (limit-sqlite for SQLite contenders,
+  limit-file otherwise). For entries/s above 1 beats the limit; for µs/call below 1 does.
+
+Contenders all write `f"{ts:.6f} INFO {msg}"` lines (asynclog: its own text format,
+`<ISO time> INFO asynclog <msg>`) to a fresh file, or SQLite rows. Synchronous APIs (stdlib,
+loguru) are wrapped in an `async def`; the **no-op** row is that wrapper around nothing, the
+harness's floor. The **limit** is the pipeline in `bench/limit.py`: `asyncio.Queue(maxsize=1000)`,
+one worker that drains what is queued and does one blocking `write` + `flush` per batch on the
+loop (limit-file), or one aiosqlite `executemany` + commit per batch with asynclog's pragmas
+(WAL, synchronous=NORMAL) into a table without indexes (limit-sqlite). asynclog runs with
+`queue_size=1000, put_timeout=0.1`, the file backend with `max_file_size_mb=1000, max_backups=0`.
+Peers: stdlib `FileHandler`; stdlib `QueueHandler` + `QueueListener` (listener thread writes via
+`FileHandler`); aiologger `await logger.info` with `AsyncFileHandler`; loguru `enqueue=True` file
+sink (`complete()` then `remove()` at the end); structlog `await log.ainfo` with a
+`WriteLoggerFactory` on the open file.
+"""
+
+
+def render(cells: report.Cells, env: dict[str, str], scenarios: list[str]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{env['command']}` on {env['date']}: {env['python']}, {env['machine']}.",
+        f"asynclog at {env['revision']}; {env['versions']}. {env['sizes']}.",
+        "",
+        "![entries/s and caller cost per contender](img/bench.png)",
+        "",
+        "## Ratios",
+        "",
+        *report.ratio_lines(cells),
+        "",
+    ]
+    for name in scenarios:
+        scenario = SCENARIOS[name]
+        if not any(key[1] == name for key in cells):
+            continue
+        better = "higher" if scenario.higher_is_better else "lower"
+        lines += [
+            f"## {name} ({scenario.unit}, {better} is better)",
+            "",
+            *report.scenario_table(cells, scenario),
+            "",
+        ]
+    lines += ["## How it is measured", "", METHOD]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    plan = [
+        (c, s) for c in args.only for s in args.scenarios if SCENARIOS[s].applies_to(CONTENDERS[c])
+    ]
+    runs: list[dict[str, Any]] = []
+    started, before = time.perf_counter(), revision()
+    for rep in range(1, args.reps + 1):
+        for contender, scenario in plan:
+            began = time.perf_counter()
+            run = run_once(contender, scenario, args.params, args.timeout)
+            run["rep"] = rep
+            progress(rep, args.reps, run, time.perf_counter() - began)
+            runs.append(run)
+    env = environment(args, argv, before, revision())
+    cells = report.collect(runs)
+    text = render(cells, env, args.scenarios)
+    print(text)
+    print(f"({len(runs)} runs in {time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    if args.write:
+        docs = ROOT / "docs"
+        (docs / "benchmarks.md").write_text(text, encoding="utf-8")
+        title = (
+            f"asynclog vs peers: bars = median of {args.reps} reps, whiskers = min{DASH}max "
+            f"({env['python']}, nproc {os.cpu_count()}, {env['date'][:10]})"
+        )
+        p = args.params
+        e2e_title = f"end to end: {p.tasks} tasks x {p.per_task:,} entries, until written"
+        report.chart(cells, docs / "img" / "bench.png", title, e2e_title)
+        print(f"wrote {docs / 'benchmarks.md'} and {docs / 'img' / 'bench.png'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
