@@ -12,7 +12,7 @@ from typing import Any
 
 from . import _exit
 from ._config import Config
-from ._entry import EMPTY_FIELDS, LogEntry, make_entry
+from ._entry import EMPTY_FIELDS, LogEntry
 from ._errors import LogError, ManagerClosedError
 from ._handlers import HandlerLike, HandlerSet
 from ._levels import Level, parse_level
@@ -33,6 +33,9 @@ class _State(enum.Enum):
     RUNNING = "running"
     CLOSING = "closing"
     CLOSED = "closed"
+
+
+_new_entry = tuple.__new__  # LogEntry's generated __new__ costs a Python call more
 
 
 def _refuse(entry: LogEntry) -> bool:
@@ -240,13 +243,16 @@ class LogManager:
             message = safe_str(message)
         if len(message) > self._quick_text_limit:
             message = truncate(message, self._max_entry_bytes)
-        entry = make_entry(
-            time(),
-            number,
-            message,
-            self._name,
-            self._bounded(fields) if fields else EMPTY_FIELDS,
-            None,
+        entry = _new_entry(
+            LogEntry,
+            (
+                time(),
+                number,
+                message,
+                self._name,
+                self._bounded(fields) if fields else EMPTY_FIELDS,
+                None,
+            ),
         )
         try_put = self._try_put
         if try_put is None:

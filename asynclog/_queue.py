@@ -109,9 +109,22 @@ class FairQueue(Generic[T]):
 
     def try_put(self, item: T) -> bool:
         """Append `item` if there is room and nobody is waiting for it; never blocks."""
-        if self._waiters or not self._has_room(item, self._capacity):
+        # The hot path of every async write_log: kept flat, no helper calls.
+        items = self._items
+        if self._waiters or len(items) >= self._capacity:
             return False
-        self._append(item)
+        size_of = self._size_of
+        if size_of is not None:
+            size = size_of(item)
+            if items and self._bytes + size > self._max_bytes:  # type: ignore[operator]
+                return False
+            self._bytes += size
+        items.append(item)
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
         return True
 
     def try_put_reserved(self, item: T) -> bool:
