@@ -52,8 +52,12 @@ def _flush_all() -> None:
         return
     # A daemon thread bounds the time: a backend stuck in a write cannot hang the exit.
     worker = threading.Thread(target=_flush, args=(managers,), name="asynclog-exit", daemon=True)
-    worker.start()
-    worker.join(EXIT_FLUSH_SECONDS)
+    try:
+        worker.start()
+    except RuntimeError:  # Python 3.12+ refuses new threads at shutdown: flush right here
+        _flush(managers)
+    else:
+        worker.join(EXIT_FLUSH_SECONDS)
 
 
 def _flush(managers: list[_Flushable]) -> None:
