@@ -118,7 +118,7 @@ async def test_write_log_from_another_thread_raises_a_clear_error() -> None:
     await lm.close()
     (error,) = errors
     assert isinstance(error, LogError)
-    assert "called from an event loop other than the one that started it" in str(error)
+    assert "called from a thread other than the one running the event loop" in str(error)
     assert lm.get_stats().accepted == 0
 
 

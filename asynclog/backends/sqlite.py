@@ -93,12 +93,22 @@ class SQLiteBackend:
         if self._db is None:
             raise LogError(f"SQLite backend for {self.path!r} is not open")
         rows = await map_in_slices(entry_row, entries)
+        run_in_thread = getattr(self._db, "_execute", None)
+        if run_in_thread is not None:
+            # One hop to aiosqlite's thread for the whole transaction instead of two (insert,
+            # commit). `_execute` is aiosqlite's own primitive; the public path is the fallback.
+            await run_in_thread(self._insert_on_thread, rows)
+            return
         try:
             await self._db.executemany(self._insert, rows)
             await self._db.commit()
         except BaseException:
             await self._db.rollback()
             raise
+
+    def _insert_on_thread(self, rows: list[Row]) -> None:
+        connection: sqlite3.Connection = self._db._conn  # type: ignore[union-attr]
+        _insert_transaction(connection, self._insert, rows)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -115,13 +125,20 @@ class SQLiteBackend:
             _join_connection_thread(db)
         if not entries:
             return
-        with (
-            contextlib.closing(
-                sqlite3.connect(self.path, timeout=self.config.busy_timeout)
-            ) as conn,
-            conn,
-        ):
-            conn.executemany(self._insert, [entry_row(entry) for entry in entries])
+        with contextlib.closing(
+            sqlite3.connect(self.path, timeout=self.config.busy_timeout)
+        ) as conn:
+            _insert_transaction(conn, self._insert, [entry_row(entry) for entry in entries])
+
+
+def _insert_transaction(connection: sqlite3.Connection, insert: str, rows: list[Row]) -> None:
+    """Insert `rows` in one transaction: all of them, or none."""
+    try:
+        connection.executemany(insert, rows)
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
 
 
 def _create_file(path: str, mode: int) -> None:
