@@ -187,7 +187,9 @@ loguru) are wrapped in an `async def`; the **no-op** row is that wrapper around 
 harness's floor. The **limit** is the pipeline in `bench/limit.py`: `asyncio.Queue(maxsize=1000)`,
 one worker that drains what is queued and does one blocking `write` + `flush` per batch on the
 loop (limit-file), or one aiosqlite `executemany` + commit per batch with asynclog's pragmas
-(WAL, synchronous=NORMAL) into a table without indexes (limit-sqlite). asynclog runs with
+(WAL, synchronous=NORMAL) into a table without indexes (limit-sqlite), and the same with the two
+indexes asynclog's table carries, on `ts` and `(level, ts)` (limit-sqlite-indexed: the same work
+per row as asynclog's SQLite backend). asynclog runs with
 `queue_size=1000, put_timeout=0.1`, the file backend with `max_file_size_mb=1000, max_backups=0`.
 Peers: stdlib `FileHandler`; stdlib `QueueHandler` + `QueueListener` (listener thread writes via
 `FileHandler`); aiologger `await logger.info` with `AsyncFileHandler`; loguru `enqueue=True` file

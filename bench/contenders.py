@@ -176,11 +176,15 @@ async def _limit_file(directory: Path) -> Sink:
     return Sink(pipeline.log, pipeline.close, Output("file", path), pipeline.settle)
 
 
-async def _limit_sqlite(directory: Path) -> Sink:
+async def _limit_sqlite(directory: Path, indexed: bool = False) -> Sink:
     path = directory / "limit.db"
-    pipeline = await LimitSQLite.connect(path)
+    pipeline = await LimitSQLite.connect(path, indexed=indexed)
     pipeline.start()
     return Sink(pipeline.log, pipeline.close, Output("sqlite", path), pipeline.settle)
+
+
+async def _limit_sqlite_indexed(directory: Path) -> Sink:
+    return await _limit_sqlite(directory, indexed=True)
 
 
 async def _noop(directory: Path) -> Sink:
@@ -360,6 +364,13 @@ CONTENDERS: dict[str, Contender] = {
         Contender("structlog", "structlog ainfo", "peer", "limit-file", _structlog),
         Contender("limit-file", "limit-file", "limit", "limit-file", _limit_file, _stuck_limit),
         Contender("limit-sqlite", "limit-sqlite", "limit", "limit-sqlite", _limit_sqlite),
+        Contender(
+            "limit-sqlite-indexed",
+            "limit-sqlite-indexed",
+            "limit",
+            "limit-sqlite-indexed",
+            _limit_sqlite_indexed,
+        ),
         Contender("noop", "no-op (floor)", "floor", "limit-file", _noop),
     ]
 }

@@ -188,6 +188,12 @@ def ratio_lines(cells: Cells) -> list[str]:
                 out.append(f"{contender.label} {scenario} = FAILED")
                 continue
             parts = [f"{times(_ratio(cells, got))} {contender.limit}"]
+            indexed = cell("limit-sqlite-indexed", scenario)
+            if contender.limit == "limit-sqlite" and indexed is not None and indexed.median:
+                parts.append(
+                    f"{times(got.median / indexed.median)} limit-sqlite-indexed "
+                    "(the same two indexes as asynclog's table)"
+                )
             if peers:
                 best, worst = peers[0], peers[-1]
                 parts.append(

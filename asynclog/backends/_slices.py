@@ -13,7 +13,7 @@ T = TypeVar("T")
 
 CHUNK = 128
 """Entries converted between two looks at the clock."""
-SLICE_SECONDS = 0.001
+SLICE_SECONDS = 0.0005
 """The longest the worker converts before it lets the loop run other tasks."""
 
 
