@@ -19,12 +19,13 @@ _BY_NAME: dict[str, Level] = {level.name: level for level in Level}
 _BY_NAME["WARN"] = Level.WARNING
 _BY_NAME["FATAL"] = Level.CRITICAL
 
-_NAME_OF: dict[int, str] = {int(level): level.name for level in Level}
+LEVEL_NAMES: dict[int, str] = {int(level): level.name for level in Level}
+"""The standard level numbers and their names."""
 
 
 def level_name(level: int) -> str:
     """Return the name of a level number: `"INFO"` for 20, `"Level 25"` for 25 (as stdlib)."""
-    name = _NAME_OF.get(level)
+    name = LEVEL_NAMES.get(level)
     return name if name is not None else f"Level {level}"
 
 
@@ -37,7 +38,7 @@ def parse_level(value: object) -> int:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         if 1 <= value <= 100:
-            return _BY_NAME.get(_NAME_OF.get(value, ""), value)
+            return _BY_NAME.get(LEVEL_NAMES.get(value, ""), value)
         raise ValueError(f"level must be between 1 and 100, got {value!r}")
     if isinstance(value, str):
         found = _BY_NAME.get(value.strip().upper())

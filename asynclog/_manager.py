@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from threading import get_ident
 from time import time
 from types import MappingProxyType, TracebackType
@@ -77,7 +77,8 @@ class LogManager:
         self._pipeline: Pipeline | None = None
         self._try_put: Callable[[LogEntry], bool] | None = None  # the async fast path
         self._thread = -1  # the id of the thread running the loop that started the manager
-        self._sync_lock = asyncio.Lock()
+        self._sync_lock = asyncio.Lock()  # the delivery lock: serialises writes outside a worker
+        self._serialised_writes = 0  # callers holding or waiting for it
         self._state = _State.NEW
         self._accepting = False
         self._closing: asyncio.Future[CloseReport] | None = None
@@ -126,15 +127,18 @@ class LogManager:
                 self._counters,
                 self._reporter,
                 config.batch_size,
-                self._worker_died,
+                self._sync_lock,
+                self._worker_gone,
             )
             self._pipeline.start()
             self._try_put = queue.try_put
         _exit.register(self)
         self._accepting = True
 
-    def _worker_died(self, failure: BaseException) -> None:
-        self._try_put = _refuse
+    def _worker_gone(self, failure: BaseException | None) -> None:
+        # A bug: every call takes the slow path, which raises. Cancelled from outside: the
+        # manager writes each entry itself from now on, like sync mode (after the leftovers).
+        self._try_put = _refuse if failure is not None else None
 
     async def close(self, timeout: float | None = None) -> CloseReport:  # noqa: ASYNC109
         """Stop accepting, write every accepted entry, stop the worker, close the backend.
@@ -296,8 +300,8 @@ class LogManager:
         if overflow == "drop_newest":
             counters.drop(1)
         elif overflow == "drop_oldest":
-            queue.replace_oldest(entry, self._evictable)
-            counters.drop(1)  # the evicted entry, or this one if everything queued is priority
+            evicted, appended = queue.replace_oldest(entry, self._evictable)
+            counters.drop(evicted + (0 if appended else 1))
         else:
             wait = self._config.put_timeout if overflow == "timeout" else None
             await self._wait_in_line(queue, entry, wait)
@@ -317,15 +321,36 @@ class LogManager:
     async def _write_now(self, entry: LogEntry) -> None:
         writer = self._writer
         entries = (entry,)
-        if writer.immediate and not self._sync_lock.locked():
+        if writer.immediate and not self._serialised_writes:
             error = writer.deliver_immediately(entries)  # nothing awaited: nobody to overtake
-            if error is None:
-                return
-            async with self._sync_lock:
-                await writer.recover(entries, error, raise_if_lost=True)
+            if error is not None:
+                await self._serialised(
+                    entries, lambda: writer.recover(entries, error, raise_if_lost=True)
+                )
             return
-        async with self._sync_lock:
-            await writer.deliver(entries, raise_if_lost=True)
+        await self._serialised(entries, lambda: writer.deliver(entries, raise_if_lost=True))
+
+    async def _serialised(
+        self, entries: tuple[LogEntry], write: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run `write` under the delivery lock, in call order, after any leftovers of a worker
+        that is gone. A caller cancelled before its entry was settled counts it dropped."""
+        writer = self._writer
+        self._serialised_writes += 1
+        started = False
+        try:
+            async with self._sync_lock:
+                if self._pipeline is not None:
+                    await self._pipeline.write_leftovers()
+                started = True
+                await write()
+        except asyncio.CancelledError:
+            if not started or writer.in_flight is entries:
+                writer.in_flight = () if writer.in_flight is entries else writer.in_flight
+                self._counters.drop(len(entries))
+            raise
+        finally:
+            self._serialised_writes -= 1
 
     def _not_accepting_error(self) -> ManagerClosedError:
         if self._state is _State.NEW:

@@ -9,8 +9,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
 
-from ._entry import LogEntry, make_entry
-from ._errors import BackendWriteError
+from ._entry import LogEntry
+from ._errors import BackendWriteError, LogError
 from ._exit import EXIT_FLUSH_SECONDS
 from ._handlers import HandlerSet
 from ._levels import Level
@@ -64,6 +64,8 @@ class Writer:
     async def deliver(self, entries: Sequence[LogEntry], *, raise_if_lost: bool = False) -> None:
         """Handle and write `entries`, with retries and the fallback; every entry is counted
         written, dead-lettered or dropped. Raises `BackendWriteError` if lost and asked to."""
+        # If this is interrupted (cancelled, or a bug), in_flight stays set and whoever
+        # stopped it settles the batch: redelivers, abandons or drops it.
         self.in_flight = entries
         if len(self._handlers):
             await self._handlers.dispatch(entries)
@@ -96,8 +98,8 @@ class Writer:
                 self.in_flight = ()
                 return
             error = retry_error
+        self.in_flight = ()  # settled below: dead-lettered or dropped (and maybe raised)
         await self._dead_letter(entries, error, raise_if_lost)
-        self.in_flight = ()
 
     async def _attempt(self, entries: Sequence[LogEntry]) -> Exception | None:
         try:
@@ -113,7 +115,8 @@ class Writer:
 
     def _written(self, entries: Sequence[LogEntry]) -> None:
         self._counters.written += len(entries)
-        self._reporter.success("write")
+        self._reporter.success("write")  # a write that works ends every burst of failures
+        self._reporter.success("delivery")
 
     def _write_failed(self, entries: Sequence[LogEntry], exc: Exception) -> None:
         self._counters.write_errors += 1
@@ -136,7 +139,8 @@ class Writer:
             else:
                 self._counters.dead_lettered += len(entries)
                 self._reporter.failure(
-                    "dead-letter", f"{len(entries)} entries went to {type(fallback).__name__}"
+                    "delivery",
+                    f"{len(entries)} entries went to the fallback {type(fallback).__name__}",
                 )
                 return
         else:
@@ -175,7 +179,11 @@ class Writer:
 
 
 class Pipeline:
-    """Async mode: a `FairQueue` in front of one worker task that drains it in batches."""
+    """Async mode: a `FairQueue` in front of one worker task that drains it in batches.
+
+    `lock` is the manager's delivery lock: whoever writes outside the worker (the leftovers
+    after the worker is gone, direct writes then) holds it, so nothing is reordered.
+    """
 
     def __init__(
         self,
@@ -184,18 +192,21 @@ class Pipeline:
         counters: Counters,
         reporter: BurstReporter,
         batch_size: int,
-        on_worker_death: Callable[[BaseException], None],
+        lock: asyncio.Lock,
+        on_worker_gone: Callable[[BaseException | None], None],
     ) -> None:
         self.queue = queue
         self._writer = writer
         self._counters = counters
         self._reporter = reporter
         self._batch_size = batch_size
-        self._on_worker_death = on_worker_death
+        self._lock = lock
+        self._on_worker_gone = on_worker_gone
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._abandoning = False
         self.worker_failure: BaseException | None = None
-        """What killed the worker, if anything did before `stop()`."""
+        """What killed the worker, if a bug did before `stop()`."""
 
     @property
     def pending(self) -> int:
@@ -208,12 +219,15 @@ class Pipeline:
         self._task.add_done_callback(self._worker_done)
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            failure = task.exception()
-            assert failure is not None
+        if self._stopping:
+            return
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
             self.worker_failure = failure
             self._reporter.failure("worker", f"stopped unexpectedly: {failure!r}")
-            self._on_worker_death(failure)
+            # Producers waiting for room would wait for ever: wake them with the reason.
+            self.queue.close(LogError(f"the asynclog worker stopped unexpectedly: {failure!r}"))
+        self._on_worker_gone(failure)
 
     async def _work(self) -> None:
         try:
@@ -226,28 +240,38 @@ class Pipeline:
     async def _drain(self) -> None:
         queue, deliver, limit = self.queue, self._writer.deliver, self._batch_size
         while batch := await queue.get_batch(limit):
-            report = self._drop_report()
-            if report is not None:
-                batch.insert(0, report)
-            await deliver(batch)
+            await deliver(self._with_drop_report(batch))
         report = self._drop_report()
         if report is not None:
             await deliver([report])
 
+    def _with_drop_report(self, batch: list[LogEntry]) -> list[LogEntry]:
+        report = self._drop_report()
+        if report is not None:
+            batch.insert(0, report)
+        return batch
+
     async def _drain_orphaned(self) -> None:
-        """Cancelled from outside while nobody closed the manager: the loop is being torn
-        down (`asyncio.run` cancels the tasks left over). Write what was accepted, within a
-        bound; anything left is written by the interpreter-exit hook."""
+        """Cancelled from outside while the manager is open: `asyncio.run` tearing the loop
+        down, or an application cancelling every task. The manager writes each new entry
+        itself from now on; the worker writes what was already accepted first, under the
+        delivery lock, within a bound (the interpreter-exit hook writes what is left)."""
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()
-        self.queue.close()
+        self._on_worker_gone(None)
         try:
-            async with asyncio.timeout(EXIT_FLUSH_SECONDS):
-                await self._writer.redeliver_interrupted()
-                await self._drain()
+            async with asyncio.timeout(EXIT_FLUSH_SECONDS), self._lock:
+                await self.write_leftovers()
         except TimeoutError:
-            self._reporter.failure("worker", "the queue could not be drained as the loop closed")
+            self._reporter.failure("worker", "the queue could not be drained in time")
+
+    async def write_leftovers(self) -> None:
+        """Write the batch a cancelled worker had in hand, then everything still queued.
+        The caller holds the delivery lock."""
+        await self._writer.redeliver_interrupted()
+        while batch := self.queue.take(self._batch_size):
+            await self._writer.deliver(self._with_drop_report(batch))
 
     def _drop_report(self) -> LogEntry | None:
         """One WARNING entry saying how many entries were dropped since the last one."""
@@ -258,7 +282,7 @@ class Pipeline:
         self._counters.accepted += 1
         message = f"asynclog dropped {count} entries between {iso_utc(first)} and {iso_utc(last)}"
         fields = {"dropped": count, "first_drop": first, "last_drop": last}
-        return make_entry(last, Level.WARNING, message, "asynclog", MappingProxyType(fields), None)
+        return LogEntry(last, Level.WARNING, message, "asynclog", MappingProxyType(fields))
 
     async def stop(self, max_wait: float | None) -> int:
         """Refuse new entries, write every accepted one, and wait for the worker to end.
@@ -266,17 +290,26 @@ class Pipeline:
         With `max_wait`, entries still unwritten at the deadline are abandoned: counted dropped,
         and their number returned.
         """
+        self._stopping = True
         self.queue.close()  # producers still waiting get ManagerClosedError (counted there)
         task = self._task
         if task is None:
             return 0
+        loop = asyncio.get_running_loop()
+        deadline = None if max_wait is None else loop.time() + max_wait
         done, _ = await asyncio.wait({task}, timeout=max_wait)
         if not done:  # the deadline passed: stop the worker where it is
             self._abandoning = True
             task.cancel()
             await asyncio.wait({task})
             return self._abandon()
-        if task.cancelled() or task.exception() is not None:  # died early (already reported)
+        if not task.cancelled() and task.exception() is not None:  # a bug, already reported
+            return self._abandon()
+        # The worker drained the queue, or was cancelled from outside before it could.
+        try:
+            async with asyncio.timeout_at(deadline), self._lock:
+                await self.write_leftovers()
+        except TimeoutError:
             return self._abandon()
         return 0
 

@@ -75,10 +75,6 @@ class FairQueue(Generic[T]):
         return len(self._items)
 
     @property
-    def capacity(self) -> int:
-        return self._capacity
-
-    @property
     def waiting_producers(self) -> int:
         """How many producers are waiting for room."""
         return len(self._waiters)
@@ -134,17 +130,27 @@ class FairQueue(Generic[T]):
         self._append(item)
         return True
 
-    def replace_oldest(self, item: T, evictable: Callable[[T], bool]) -> T | None:
-        """Evict the oldest evictable item and append `item`; None (and no append) if none."""
+    def replace_oldest(self, item: T, evictable: Callable[[T], bool]) -> tuple[int, bool]:
+        """Evict the oldest evictable items until `item` fits, then append it.
+
+        Returns `(evicted, appended)`: when nothing evictable is left and `item` still does not
+        fit, it is not appended (the caller drops it).
+        """
         items = self._items
-        for index, queued in enumerate(items):
-            if evictable(queued):
-                del items[index]
-                if self._size_of is not None:
-                    self._bytes -= self._size_of(queued)
-                self._append(item)
-                return queued
-        return None
+        evicted = 0
+        index = 0
+        while not self._has_room(item, self._capacity):
+            while index < len(items) and not evictable(items[index]):
+                index += 1
+            if index == len(items):
+                return evicted, False
+            queued = items[index]
+            del items[index]
+            if self._size_of is not None:
+                self._bytes -= self._size_of(queued)
+            evicted += 1
+        self._append(item)
+        return evicted, True
 
     async def put(
         self, item: T, max_wait: float | None, on_rejected: Callable[[], None] | None = None
@@ -248,10 +254,9 @@ class FairQueue(Generic[T]):
         self._bytes = 0
         return batch
 
-    def close(self) -> int:
-        """Stop accepting: waiting producers get `ManagerClosedError`; return how many there were.
-
-        Items already in the queue stay there for the consumer to drain.
+    def close(self, error: BaseException | None = None) -> int:
+        """Stop accepting: waiting producers get `error` (default: `ManagerClosedError`);
+        return how many there were. Items already queued stay there for the consumer.
         """
         self._closed = True
         rejected = 0
@@ -259,7 +264,8 @@ class FairQueue(Generic[T]):
             waiter = self._waiters.popleft()
             if not waiter.future.done():
                 waiter.future.set_exception(
-                    ManagerClosedError("the log manager closed while this entry waited for room")
+                    error
+                    or ManagerClosedError("the log manager closed while this entry waited for room")
                 )
                 rejected += 1
         getter = self._getter

@@ -21,18 +21,24 @@ def truncate(text: str, max_bytes: int) -> str:
     return f"{kept}...[truncated {cut} bytes]"
 
 
+_SIZED = (str, bytes, bytearray)
+
+
 def bound_fields(fields: Mapping[str, Any], max_bytes: int) -> Mapping[str, Any] | None:
-    """A copy of `fields` with over-long str values truncated, or None if none is too long."""
+    """A copy of `fields` with over-long text values truncated (bytes become their truncated
+    repr), or None when nothing is too long. Other values are bounded where they are
+    formatted (their repr), not here: measuring them would cost every call."""
     too_long = [
         key
         for key, value in fields.items()
-        if value.__class__ is str and len(value) * 4 > max_bytes
+        if value.__class__ in _SIZED and len(value) * 4 > max_bytes
     ]
     if not too_long:
         return None
     bounded = dict(fields)
     for key in too_long:
-        bounded[key] = truncate(bounded[key], max_bytes)
+        value = bounded[key]
+        bounded[key] = truncate(value if isinstance(value, str) else repr(value), max_bytes)
     return bounded
 
 
@@ -40,5 +46,5 @@ def approximate_size(entry: LogEntry) -> int:
     """What an entry costs in memory, roughly: used to bound the queue by bytes."""
     size = ENTRY_OVERHEAD + len(entry.message)
     for key, value in entry.fields.items():
-        size += 64 + len(key) + (len(value) if value.__class__ is str else 0)
+        size += 64 + len(key) + (len(value) if value.__class__ in _SIZED else 0)
     return size

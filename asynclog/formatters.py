@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._entry import LogEntry
-from ._levels import Level, level_name
+from ._levels import LEVEL_NAMES, level_name
 
 Formatter = Callable[[LogEntry], str]
 
@@ -32,7 +32,6 @@ def _build_escape_table() -> dict[int, str]:
 
 
 _ESCAPES = _build_escape_table()
-_LEVEL_NAMES: dict[int, str] = {int(level): level.name for level in Level}
 
 
 def escape(text: str) -> str:
@@ -59,25 +58,25 @@ def safe_str(value: object) -> str:
         return safe_repr(value)
 
 
-_second_cache: tuple[int, str] = (-1, "")
+# The formatted seconds part, as one tuple so that another thread never sees half an update:
+# (second, "2026-11-27T21:52:00."). text_format reads it inline; it runs for every entry.
+_second_prefix: tuple[int, str] = (-1, "")
 
 
-def _split_time(timestamp: float) -> tuple[str, int]:
-    """`("2026-11-27T21:52:00", micros)`; the seconds part is cached, it rarely changes."""
-    global _second_cache
-    total = int(timestamp * 1_000_000 + 0.5)  # round to the nearest microsecond
-    second = total // 1_000_000
-    cached_second, prefix = _second_cache
+def _prefix_of(second: int) -> str:
+    global _second_prefix
+    cached_second, prefix = _second_prefix
     if second != cached_second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second_cache = (second, prefix)
-    return prefix, total - second * 1_000_000
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        _second_prefix = (second, prefix)
+    return prefix
 
 
 def iso_utc(timestamp: float) -> str:
     """ISO-8601 UTC time with microseconds: `2026-11-27T21:52:00.123456Z`."""
-    prefix, micros = _split_time(timestamp)
-    return f"{prefix}.{micros:06d}Z"
+    total = int(timestamp * 1_000_000 + 0.5)  # microseconds, rounded
+    second = total // 1_000_000
+    return f"{_prefix_of(second)}{total - second * 1_000_000:06d}Z"
 
 
 def _text_value(value: object) -> str:
@@ -93,22 +92,19 @@ def _text_key(key: object) -> str:
     return text.replace(" ", "_").replace("=", "_") or "_"
 
 
-# What text_format remembers between calls, each as one tuple so that another thread never
-# sees half an update: (second, "2026-11-27T21:52:00.") and (logger, " asynclog ").
-_second_prefix: tuple[int, str] = (-1, "")
+# The last logger name and its escaped, spaced form: (logger, " asynclog ").
 _logger_part: tuple[str, str] = ("", "  ")
 
 
 def text_format(entry: LogEntry) -> str:
     """`<iso time> <LEVEL> <logger> <message> key=value ...`, all on one line."""
-    global _second_prefix, _logger_part
+    global _logger_part
     ts, level, message, logger, fields, exception = entry
     total = int(ts * 1_000_000 + 0.5)  # microseconds, rounded
     second = total // 1_000_000
     cached_second, prefix = _second_prefix
     if second != cached_second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-        _second_prefix = (second, prefix)
+        prefix = _prefix_of(second)
     cached_logger, logger_part = _logger_part
     if logger is not cached_logger:  # nearly always the very same string object
         logger_part = f" {escape(logger)} "
@@ -121,7 +117,7 @@ def text_format(entry: LogEntry) -> str:
         prefix
         + str(total - second * 1_000_000).zfill(6)
         + "Z "
-        + (_LEVEL_NAMES.get(level) or level_name(level))
+        + (LEVEL_NAMES.get(level) or level_name(level))
         + logger_part
         + message
     )
@@ -135,7 +131,7 @@ def text_format(entry: LogEntry) -> str:
 def _jsonable(value: object) -> object:
     try:
         json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
+    except Exception:  # any value may misbehave (a dict whose items() raises ...)
         return safe_repr(value)
     return value
 
@@ -144,12 +140,14 @@ def fields_to_json(fields: Mapping[str, Any]) -> str:
     """Encode fields as a JSON object; values JSON cannot hold are stored as their `repr`."""
     try:
         return json.dumps(dict(fields), ensure_ascii=False, allow_nan=False, default=safe_repr)
-    except (TypeError, ValueError, RecursionError):
+    except Exception:
         cleaned = {safe_str(k): _jsonable(v) for k, v in fields.items()}
         return json.dumps(cleaned, ensure_ascii=False, default=safe_repr)
 
 
-_JSON_LINE_BREAKS = {0x2028: "\\u2028", 0x2029: "\\u2029", 0x85: "\\u0085"}
+# What json.dumps(ensure_ascii=False) leaves raw but a terminal or a line splitter would act
+# on: DEL, the C1 controls (0x9B is a CSI), U+2028 and U+2029.
+_JSON_UNSAFE = {code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)}
 
 
 def json_format(entry: LogEntry) -> str:
@@ -166,7 +164,9 @@ def json_format(entry: LogEntry) -> str:
     )
     tail = json.dumps(exception, ensure_ascii=False)
     line = f'{head[:-1]}, "fields": {fields_to_json(fields)}, "exception": {tail}}}'
-    return line if line.isascii() else line.translate(_JSON_LINE_BREAKS)
+    if line.isascii() and "\x7f" not in line:
+        return line
+    return line.translate(_JSON_UNSAFE)
 
 
 FORMATTERS: dict[str, Formatter] = {"text": text_format, "json": json_format}

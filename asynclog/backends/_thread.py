@@ -27,8 +27,20 @@ class IOThread:
         """Run `func` on the thread and return its result to the loop."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, func)
 
-    def shutdown(self) -> None:
+    async def aclose(self) -> None:
+        """Wait, without blocking the loop, for the queued calls to finish, then stop the
+        thread. Cancelled (a close deadline), it lets go of a stuck thread instead of waiting."""
+        if self._executor is None:
+            return
+        try:
+            await self.run(lambda: None)  # one thread, in order: everything before has run
+        except BaseException:
+            self.shutdown(wait=False)
+            raise
+        self.shutdown()
+
+    def shutdown(self, wait: bool = True) -> None:
         """Stop the thread once its queued calls have run; safe to call twice."""
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=wait)
             self._executor = None

@@ -29,7 +29,7 @@ class ConsoleBackend:
         _write_stderr("".join(self._formatter(entry) + "\n" for entry in entries))
 
     async def close(self) -> None:
-        self._thread.shutdown()
+        await self._thread.aclose()
 
 
 def _write_stderr(text: str) -> None:

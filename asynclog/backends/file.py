@@ -67,13 +67,23 @@ class FileBackend:
         self._raw: io.FileIO | None = None
         self._file: AsyncFileIO | None = None  # aiofiles' view of _raw
         self._size = 0
+        self._opened = False  # between open() and close(); the file itself may need reopening
 
     async def open(self) -> None:
         try:
             await self._thread.run(self._open_blocking)
-        except OSError as exc:
+        except Exception as exc:
             self._thread.shutdown()
-            raise LogError(f"cannot open log file {self.path!r}: {exc.strerror or exc}") from exc
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise LogError(f"cannot open log file {self.path!r}: {detail}") from exc
+        self._opened = True
+
+    def _ensure_open(self) -> None:
+        """Blocking: reopen the file if a failed rotation left it closed."""
+        if not self._opened:
+            raise LogError(f"file backend for {self.path!r} is not open")
+        if self._raw is None:
+            self._open_blocking()
 
     def _open_blocking(self) -> None:
         self._size = _prepare_file(self.path, self.config.mode)
@@ -89,8 +99,8 @@ class FileBackend:
         return self._size + len(data) <= self.config.max_bytes
 
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
-        if self._file is None:
-            raise LogError(f"file backend for {self.path!r} is not open")
+        if self._raw is None:
+            await self._thread.run(self._ensure_open)
         lines = await map_in_slices(self._formatter, entries)
         data = self._encode_batch(lines)
         if self._fits(data):  # the common case: one write, no rotation
@@ -103,7 +113,7 @@ class FileBackend:
     def write_batch_blocking(self, entries: Sequence[LogEntry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""
         if self._raw is None:
-            raise LogError(f"file backend for {self.path!r} is not open")
+            self._ensure_open()
         lines = [self._formatter(entry) for entry in entries]
         data = self._encode_batch(lines)
         if self._fits(data):
@@ -129,6 +139,7 @@ class FileBackend:
 
     async def _write_async(self, data: bytes) -> None:
         assert self._file is not None
+        start = self._size
         view = memoryview(data)
         try:
             while view:
@@ -136,12 +147,12 @@ class FileBackend:
                 view = view[written:]
                 self._size += written
         except OSError:
-            # The size we track may be off after a partial write; ask the file system.
-            self._size = await self._thread.run(lambda: os.path.getsize(self.path))
+            await self._thread.run(lambda: self._undo_partial_write(start))
             raise
 
     def _write_blocking(self, data: bytes) -> None:
         assert self._raw is not None
+        start = self._size
         view = memoryview(data)
         try:
             while view:
@@ -149,8 +160,18 @@ class FileBackend:
                 view = view[written:]
                 self._size += written
         except OSError:
-            self._size = os.path.getsize(self.path)
+            self._undo_partial_write(start)
             raise
+
+    def _undo_partial_write(self, start: int) -> None:
+        """A write that failed part-way (a full disk) must not leave half a line, nor lines
+        that the retry writes again: cut the file back to where the write began."""
+        try:
+            if self._raw is not None and self._size != start:
+                os.ftruncate(self._raw.fileno(), start)
+            self._size = start
+        except OSError:
+            self._size = os.path.getsize(self.path)
 
     def _write_rotating(self, lines: list[str]) -> None:
         """Write a batch that crosses the size limit: one write per file, no line split."""
@@ -170,9 +191,13 @@ class FileBackend:
             self._open_blocking()
 
     async def close(self) -> None:
+        raw, self._raw, self._file = self._raw, None, None
+        self._opened = False
         try:
-            if self._raw is not None:
-                self._raw.close()  # unbuffered: nothing left to flush
-        finally:
-            self._raw = self._file = None
-            self._thread.shutdown()
+            if raw is not None:
+                # On the backend's thread: a file on a stuck disk must not block the loop.
+                await self._thread.run(raw.close)  # unbuffered: nothing left to flush
+        except BaseException:
+            self._thread.shutdown(wait=False)
+            raise
+        await self._thread.aclose()

@@ -20,11 +20,11 @@ from ._slices import map_in_slices
 def schema_statements(table: str) -> list[str]:
     """The DDL for `table` (a validated identifier) and its indexes."""
     return [
-        f"CREATE TABLE IF NOT EXISTS {table} ("
+        f'CREATE TABLE IF NOT EXISTS "{table}" ('
         "id INTEGER PRIMARY KEY, ts REAL NOT NULL, level INTEGER NOT NULL, "
         "logger TEXT NOT NULL, message TEXT NOT NULL, fields TEXT, exception TEXT)",
-        f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts)",
-        f"CREATE INDEX IF NOT EXISTS {table}_level_ts ON {table} (level, ts)",
+        f'CREATE INDEX IF NOT EXISTS "{table}_ts" ON "{table}" (ts)',
+        f'CREATE INDEX IF NOT EXISTS "{table}_level_ts" ON "{table}" (level, ts)',
     ]
 
 
@@ -63,7 +63,7 @@ class SQLiteBackend:
         self.path = os.fspath(self.config.db_path)
         self._db: aiosqlite.Connection | None = None
         self._insert = (
-            f"INSERT INTO {self.config.table} (ts, level, logger, message, fields, exception) "
+            f'INSERT INTO "{self.config.table}" (ts, level, logger, message, fields, exception) '
             "VALUES (?, ?, ?, ?, ?, ?)"
         )
 
