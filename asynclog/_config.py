@@ -48,6 +48,16 @@ def _require_mode(owner: str, value: object) -> None:
         raise ConfigError(f"{owner}.mode must be a permission mode like 0o640, got {value!r}")
 
 
+def _int_at_least(owner: str, name: str, value: object, minimum: int) -> None:
+    if _require_int(owner, name, value) < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
+
+
+def _number_at_least(owner: str, name: str, value: object, minimum: float) -> None:
+    if _require_number(owner, name, value) < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
+
+
 def _require_path(owner: str, name: str, value: object) -> None:
     if not isinstance(value, str | os.PathLike) or not os.fspath(value):
         raise ConfigError(f"{owner}.{name} must be a non-empty path, got {value!r}")
@@ -75,8 +85,7 @@ class FileConfig:
         size = _require_number("FileConfig", "max_file_size_mb", self.max_file_size_mb)
         if size <= 0:
             raise ConfigError(f"max_file_size_mb must be > 0, got {self.max_file_size_mb!r}")
-        if _require_int("FileConfig", "max_backups", self.max_backups) < 0:
-            raise ConfigError(f"max_backups must be >= 0, got {self.max_backups!r}")
+        _int_at_least("FileConfig", "max_backups", self.max_backups, 0)
         if self.format not in FORMAT_NAMES:
             raise ConfigError(
                 f"FileConfig.format must be one of {', '.join(FORMAT_NAMES)}, got {self.format!r}"
@@ -107,8 +116,7 @@ class SQLiteConfig:
             raise ConfigError(
                 f"SQLiteConfig.synchronous must be NORMAL or FULL, got {self.synchronous!r}"
             )
-        if _require_number("SQLiteConfig", "busy_timeout", self.busy_timeout) < 0:
-            raise ConfigError(f"busy_timeout must be >= 0, got {self.busy_timeout!r}")
+        _number_at_least("SQLiteConfig", "busy_timeout", self.busy_timeout, 0)
         _require_mode("SQLiteConfig", self.mode)
         if (
             not isinstance(self.table, str)
@@ -169,12 +177,9 @@ class Config:
         self._check_backend()
         if not isinstance(self.async_mode, bool):
             raise ConfigError(f"async_mode must be a bool, got {self.async_mode!r}")
-        if _require_int("Config", "queue_size", self.queue_size) < 1:
-            raise ConfigError(f"queue_size must be >= 1, got {self.queue_size!r}")
-        if _require_number("Config", "put_timeout", self.put_timeout) < 0:
-            raise ConfigError(f"put_timeout must be >= 0, got {self.put_timeout!r}")
-        if _require_int("Config", "batch_size", self.batch_size) < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        _int_at_least("Config", "queue_size", self.queue_size, 1)
+        _number_at_least("Config", "put_timeout", self.put_timeout, 0)
+        _int_at_least("Config", "batch_size", self.batch_size, 1)
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty str, got {self.name!r}")
         try:
@@ -196,16 +201,11 @@ class Config:
             except ValueError as exc:
                 raise ConfigError(f"priority_level: {exc}") from None
         object.__setattr__(self, "priority_min", priority)
-        if self.max_queue_bytes is not None and (
-            _require_int("Config", "max_queue_bytes", self.max_queue_bytes) < 1024
-        ):
-            raise ConfigError(f"max_queue_bytes must be >= 1024, got {self.max_queue_bytes!r}")
-        if _require_int("Config", "max_entry_bytes", self.max_entry_bytes) < 256:
-            raise ConfigError(f"max_entry_bytes must be >= 256, got {self.max_entry_bytes!r}")
-        if _require_int("Config", "retry_attempts", self.retry_attempts) < 0:
-            raise ConfigError(f"retry_attempts must be >= 0, got {self.retry_attempts!r}")
-        if _require_number("Config", "retry_backoff", self.retry_backoff) < 0:
-            raise ConfigError(f"retry_backoff must be >= 0, got {self.retry_backoff!r}")
+        if self.max_queue_bytes is not None:
+            _int_at_least("Config", "max_queue_bytes", self.max_queue_bytes, 1024)
+        _int_at_least("Config", "max_entry_bytes", self.max_entry_bytes, 256)
+        _int_at_least("Config", "retry_attempts", self.retry_attempts, 0)
+        _number_at_least("Config", "retry_backoff", self.retry_backoff, 0)
         fallback = self.fallback
         if isinstance(fallback, str):
             if fallback not in FALLBACK_NAMES:
