@@ -17,6 +17,7 @@ from ._entry import EMPTY_FIELDS, LogEntry
 from ._errors import LogError, ManagerClosedError
 from ._handlers import HandlerLike, HandlerSet
 from ._levels import Level, parse_level
+from ._lock import DeliveryLock
 from ._pipeline import Pipeline, Writer
 from ._queue import FairQueue
 from ._report import BurstReporter
@@ -37,6 +38,10 @@ class _State(enum.Enum):
 
 
 _new_entry = tuple.__new__  # LogEntry's generated __new__ costs a Python call more
+
+
+class _HandedOver(Exception):
+    """Wakes producers waiting for room when the worker is gone: they write directly."""
 
 
 def _refuse(entry: LogEntry) -> bool:
@@ -77,11 +82,12 @@ class LogManager:
         self._pipeline: Pipeline | None = None
         self._try_put: Callable[[LogEntry], bool] | None = None  # the async fast path
         self._thread = -1  # the id of the thread running the loop that started the manager
-        self._sync_lock = asyncio.Lock()  # the delivery lock: serialises writes outside a worker
-        self._serialised_writes = 0  # callers holding or waiting for it
+        self._delivery_lock = DeliveryLock()  # serialises every write made outside a worker
         self._state = _State.NEW
         self._accepting = False
         self._closing: asyncio.Future[CloseReport] | None = None
+        self._opening: asyncio.Future[None] | None = None  # while start() opens the backend
+        self._backend_open = False
 
     @property
     def config(self) -> Config:
@@ -101,10 +107,12 @@ class LogManager:
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the backend and, in async mode, start the worker. Raises `LogError` on failure."""
+        """Open the backend and, in async mode, start the worker. Raises `LogError` on failure,
+        `ManagerClosedError` if `close()` was called while the backend was opening."""
         if self._state is not _State.NEW:
             raise LogError(f"LogManager {self._name!r} was already started")
         self._state = _State.RUNNING
+        self._opening = asyncio.get_running_loop().create_future()
         try:
             await self._writer.backend.open()
         except Exception as exc:
@@ -112,6 +120,11 @@ class LogManager:
             if isinstance(exc, LogError):
                 raise
             raise LogError(f"cannot open backend {self._writer.backend!r}: {exc}") from exc
+        finally:
+            self._opening.set_result(None)
+        self._backend_open = True
+        if self._state is not _State.RUNNING:  # close() began while the backend opened
+            raise ManagerClosedError(f"LogManager {self._name!r} was closed while starting")
         self._thread = get_ident()
         config = self._config
         if config.async_mode:
@@ -127,7 +140,7 @@ class LogManager:
                 self._counters,
                 self._reporter,
                 config.batch_size,
-                self._sync_lock,
+                self._delivery_lock,
                 self._worker_gone,
             )
             self._pipeline.start()
@@ -137,8 +150,11 @@ class LogManager:
 
     def _worker_gone(self, failure: BaseException | None) -> None:
         # A bug: every call takes the slow path, which raises. Cancelled from outside: the
-        # manager writes each entry itself from now on, like sync mode (after the leftovers).
+        # manager writes each entry itself from now on, like sync mode (after the leftovers),
+        # and producers waiting for room are handed over to that path.
         self._try_put = _refuse if failure is not None else None
+        if failure is None and self._pipeline is not None:
+            self._pipeline.queue.close(_HandedOver())
 
     async def close(self, timeout: float | None = None) -> CloseReport:  # noqa: ASYNC109
         """Stop accepting, write every accepted entry, stop the worker, close the backend.
@@ -150,38 +166,46 @@ class LogManager:
         Idempotent, and safe to call from several tasks at once: all of them get the report of
         the single close. Cancelling a caller does not interrupt the close itself.
         """
-        if self._closing is None:
+        if self._closing is None or self._closing.cancelled():
             self._closing = asyncio.ensure_future(self._close_once(timeout))
         return await asyncio.shield(self._closing)
 
     async def _close_once(self, timeout: float | None) -> CloseReport:  # noqa: ASYNC109
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        started = self._state is _State.RUNNING
         self._accepting = False
-        self._state = _State.CLOSING
-        _exit.unregister(self)
-        abandoned = 0
-        try:
-            if started:
-                if self._pipeline is not None:
-                    abandoned = await self._pipeline.stop(timeout)
-                else:
-                    await self._wait_for_sync_writes(deadline)
-                await self._close_backends(deadline)
-        finally:
-            self._reporter.flush()
+        if self._state is _State.NEW:
             self._state = _State.CLOSED
+        if self._state is _State.CLOSED:
+            return self._close_report(0)
+        self._state = _State.CLOSING
+        if self._opening is not None and not self._opening.done():
+            await asyncio.wait({self._opening})  # close what start() is still opening
+        abandoned = 0
+        if self._backend_open:
+            # If this task is cancelled (asyncio.run tearing the loop down, a supervisor's
+            # deadline), the manager stays registered: the exit hook writes what is left and
+            # releases the backend, and a later close() starts over.
+            if self._pipeline is not None:
+                abandoned = await self._pipeline.stop(timeout)
+            else:
+                await self._wait_for_sync_writes(deadline)
+            await self._close_backends(deadline)
+        _exit.unregister(self)
+        self._reporter.flush()
+        self._state = _State.CLOSED
+        return self._close_report(abandoned)
+
+    def _close_report(self, abandoned: int) -> CloseReport:
         counters = self._counters
         return CloseReport(counters.written, counters.dropped, abandoned, counters.dead_lettered)
 
     async def _wait_for_sync_writes(self, deadline: float | None) -> None:
         try:
-            await asyncio.wait_for(self._sync_lock.acquire(), _remaining(deadline))
+            async with asyncio.timeout(_remaining(deadline)), self._delivery_lock.hold():
+                pass
         except TimeoutError:
             self._reporter.failure("close", "a sync write was still under way at the deadline")
-        else:
-            self._sync_lock.release()
 
     async def _close_backends(self, deadline: float | None) -> None:
         for what, closing in (
@@ -198,8 +222,8 @@ class LogManager:
                 self._reporter.failure("close", f"the {what} failed to close: {exc!r}")
 
     def flush_at_exit(self) -> None:
-        """Interpreter exit without `close()`: write what is pending, synchronously."""
-        if self._state is not _State.RUNNING:
+        """Interpreter exit without a finished `close()`: write what is pending, synchronously."""
+        if self._state not in (_State.RUNNING, _State.CLOSING):
             return
         leftovers = self._pipeline.leftovers() if self._pipeline is not None else []
         warnings.warn(
@@ -312,16 +336,25 @@ class LogManager:
     async def _wait_in_line(
         self, queue: FairQueue[LogEntry], entry: LogEntry, max_wait: float | None
     ) -> None:
-        # Accepted at the call: if it never gets into the queue, it is counted dropped.
-        await queue.put(entry, max_wait, self._drop_one)
+        rejected = False
 
-    def _drop_one(self) -> None:
-        self._counters.drop(1)
+        def on_rejected() -> None:
+            nonlocal rejected
+            rejected = True
+
+        try:
+            await queue.put(entry, max_wait, on_rejected)
+        except _HandedOver:
+            await self._write_now(entry)  # the worker is gone: write it directly
+        except BaseException:
+            if rejected:  # accepted at the call, never queued
+                self._counters.drop(1)
+            raise
 
     async def _write_now(self, entry: LogEntry) -> None:
         writer = self._writer
         entries = (entry,)
-        if writer.immediate and not self._serialised_writes:
+        if writer.immediate and not self._delivery_lock.users:
             error = writer.deliver_immediately(entries)  # nothing awaited: nobody to overtake
             if error is not None:
                 await self._serialised(
@@ -335,22 +368,27 @@ class LogManager:
     ) -> None:
         """Run `write` under the delivery lock, in call order, after any leftovers of a worker
         that is gone. A caller cancelled before its entry was settled counts it dropped."""
+        lock = self._delivery_lock
+        if lock.held_by_current_task():
+            await write()  # a handler of the write in progress logs again: no waiting on itself
+            return
         writer = self._writer
-        self._serialised_writes += 1
         started = False
         try:
-            async with self._sync_lock:
+            async with lock.hold():
+                if writer.closed:  # close() finished while this call waited
+                    self._counters.drop(len(entries))
+                    raise ManagerClosedError(f"LogManager {self._name!r} closed before the write")
                 if self._pipeline is not None:
                     await self._pipeline.write_leftovers()
                 started = True
                 await write()
         except asyncio.CancelledError:
             if not started or writer.in_flight is entries:
-                writer.in_flight = () if writer.in_flight is entries else writer.in_flight
+                if writer.in_flight is entries:
+                    writer.in_flight = ()
                 self._counters.drop(len(entries))
             raise
-        finally:
-            self._serialised_writes -= 1
 
     def _not_accepting_error(self) -> ManagerClosedError:
         if self._state is _State.NEW:

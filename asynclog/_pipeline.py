@@ -14,6 +14,7 @@ from ._errors import BackendWriteError, LogError
 from ._exit import EXIT_FLUSH_SECONDS
 from ._handlers import HandlerSet
 from ._levels import Level
+from ._lock import DeliveryLock
 from ._queue import FairQueue
 from ._report import BurstReporter
 from ._stats import Counters
@@ -53,6 +54,8 @@ class Writer:
         self._fallback_opened = False
         self._retry_attempts = retry_attempts
         self._retry_backoff = retry_backoff
+        self.closed = False
+        """Set when the manager closes the backends: a late write is dropped, not reopened."""
         self.in_flight: Sequence[LogEntry] = ()
         """The batch being handled, written or retried (abandoned if the worker is cancelled)."""
 
@@ -98,8 +101,7 @@ class Writer:
                 self.in_flight = ()
                 return
             error = retry_error
-        self.in_flight = ()  # settled below: dead-lettered or dropped (and maybe raised)
-        await self._dead_letter(entries, error, raise_if_lost)
+        await self._dead_letter(entries, error, raise_if_lost)  # settles and clears in_flight
 
     async def _attempt(self, entries: Sequence[LogEntry]) -> Exception | None:
         try:
@@ -127,7 +129,7 @@ class Writer:
     async def _dead_letter(
         self, entries: Sequence[LogEntry], error: Exception, raise_if_lost: bool
     ) -> None:
-        fallback = self._fallback
+        fallback = self._fallback if not self.closed else None
         if fallback is not None:
             try:
                 if not self._fallback_opened:
@@ -138,14 +140,16 @@ class Writer:
                 detail = f"the fallback {type(fallback).__name__} failed too: {fallback_error!r}"
             else:
                 self._counters.dead_lettered += len(entries)
+                self.in_flight = ()
                 self._reporter.failure(
                     "delivery",
                     f"{len(entries)} entries went to the fallback {type(fallback).__name__}",
                 )
                 return
         else:
-            detail = "no fallback is configured"
+            detail = "no fallback is configured" if not self.closed else "the manager is closed"
         self._counters.drop(len(entries))
+        self.in_flight = ()
         self._reporter.failure("delivery", f"dropped {len(entries)} entries: {error!r}; {detail}")
         if raise_if_lost:
             raise BackendWriteError(f"log entry not written: {error}") from error
@@ -172,7 +176,8 @@ class Writer:
             self._counters.written += len(entries)
 
     async def close_fallback(self) -> None:
-        """Close the fallback if it was ever opened."""
+        """Close the fallback if it was ever opened; it is not reopened afterwards."""
+        self.closed = True
         if self._fallback is not None and self._fallback_opened:
             self._fallback_opened = False
             await self._fallback.close()
@@ -192,7 +197,7 @@ class Pipeline:
         counters: Counters,
         reporter: BurstReporter,
         batch_size: int,
-        lock: asyncio.Lock,
+        lock: DeliveryLock,
         on_worker_gone: Callable[[BaseException | None], None],
     ) -> None:
         self.queue = queue
@@ -261,7 +266,7 @@ class Pipeline:
             task.uncancel()
         self._on_worker_gone(None)
         try:
-            async with asyncio.timeout(EXIT_FLUSH_SECONDS), self._lock:
+            async with asyncio.timeout(EXIT_FLUSH_SECONDS), self._lock.hold():
                 await self.write_leftovers()
         except TimeoutError:
             self._reporter.failure("worker", "the queue could not be drained in time")
@@ -306,16 +311,21 @@ class Pipeline:
         if not task.cancelled() and task.exception() is not None:  # a bug, already reported
             return self._abandon()
         # The worker drained the queue, or was cancelled from outside before it could.
+        holding = False
         try:
-            async with asyncio.timeout_at(deadline), self._lock:
+            async with asyncio.timeout_at(deadline), self._lock.hold():
+                holding = True
                 await self.write_leftovers()
         except TimeoutError:
-            return self._abandon()
+            # Waiting for the lock, in_flight is a direct writer's entry, for it to settle.
+            return self._abandon(include_in_flight=holding)
         return 0
 
-    def _abandon(self) -> int:
-        abandoned = len(self._writer.in_flight) + len(self.queue.clear())
-        self._writer.in_flight = ()
+    def _abandon(self, include_in_flight: bool = True) -> int:
+        abandoned = len(self.queue.clear())
+        if include_in_flight:
+            abandoned += len(self._writer.in_flight)
+            self._writer.in_flight = ()
         self._counters.drop(abandoned)
         return abandoned
 

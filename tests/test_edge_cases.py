@@ -313,3 +313,116 @@ async def test_huge_bytes_fields_are_truncated_too() -> None:
     assert entry.fields["blob"].startswith("b'aaaa")
     assert entry.fields["blob"].endswith("bytes]")
     assert len(entry.fields["blob"]) <= 1024
+
+
+@pytest.mark.parametrize("async_mode", [True, False])
+async def test_a_batch_cancelled_on_its_way_to_the_fallback_is_counted(async_mode: bool) -> None:
+    class Down(RecordingBackend):
+        async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    stuck_fallback = GateBackend()  # the fallback never answers
+    config = Config(
+        backend=Down(), async_mode=async_mode, retry_attempts=0, fallback=stuck_fallback
+    )
+    lm = LogManager(config)
+    await lm.start()
+    if async_mode:
+        for index in range(10):
+            await lm.info(f"m{index}")
+        await stuck_fallback.writing.wait()
+        report = await lm.close(timeout=0.2)
+        assert report.abandoned == 10
+    else:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(lm.info("cancelled at the fallback"), 0.1)
+        await lm.close(timeout=0.2)
+    assert_settled(lm.get_stats())
+
+
+@pytest.mark.parametrize("mode", ["worker", "worker gone", "sync"])
+async def test_a_handler_that_logs_through_the_same_manager_does_not_deadlock(mode: str) -> None:
+    backend = RecordingBackend()
+    lm = LogManager(Config(backend=backend, async_mode=mode != "sync"))
+
+    async def alerting(entry: LogEntry) -> None:
+        if entry.level >= Level.ERROR:
+            await lm.info(f"alert sent for {entry.message}")
+
+    lm.register_handler(alerting)
+    await lm.start()
+    if mode == "worker gone":
+        for task in asyncio.all_tasks():
+            if task.get_name() == "asynclog-worker":
+                task.cancel()
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(lm.error("disk on fire"), 2)
+    await asyncio.wait_for(lm.close(), 2)
+    assert sorted(backend.messages) == ["alert sent for disk on fire", "disk on fire"]
+    assert_settled(lm.get_stats())
+
+
+async def test_producers_blocked_when_the_worker_is_cancelled_write_directly() -> None:
+    backend = RecordingBackend()
+    lm = LogManager(Config(backend=backend, async_mode=True, queue_size=10, overflow="block"))
+    await lm.start()
+    for task in asyncio.all_tasks():
+        if task.get_name() == "asynclog-worker":
+            task.cancel()  # before its first step: it never drains anything
+    for index in range(30):  # the 11th blocks on the full queue, then is handed over
+        await asyncio.wait_for(lm.info(f"m{index}"), 2)
+    await lm.close()
+    assert backend.messages == [f"m{index}" for index in range(30)]
+    assert_settled(lm.get_stats())
+
+
+async def test_close_during_start_wins(tmp_path: Path) -> None:
+    class SlowOpen(RecordingBackend):
+        async def open(self) -> None:
+            await asyncio.sleep(0.05)
+            await super().open()
+
+    backend = SlowOpen()
+    lm = LogManager(Config(backend=backend, async_mode=True))
+    starting = asyncio.create_task(lm.start())
+    await asyncio.sleep(0.01)
+    await lm.close()
+    with pytest.raises(LogError, match="was closed while starting"):
+        await starting
+    assert backend.opened and backend.closed
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "asynclog-worker"]
+    with pytest.raises(LogError):
+        await lm.info("after")
+
+
+async def test_undoing_a_partial_write_after_copytruncate_adds_no_nul_bytes(
+    log_path: Path,
+) -> None:
+    class ShortThenFull:
+        def __init__(self, real: Any) -> None:
+            self.real, self.calls = real, 0
+
+        async def write(self, view: memoryview) -> int:
+            self.calls += 1
+            if self.calls == 1:
+                written: int = await self.real.write(view[:20])
+                return written
+            if self.calls == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            written = await self.real.write(view)
+            return written
+
+    backend = FileBackend(FileConfig(file_path=log_path))
+    lm = LogManager(Config(backend=backend, async_mode=True, retry_backoff=0.01))
+    await lm.start()
+    for index in range(100):
+        await lm.info(f"before {index}")
+    await asyncio.sleep(0.05)
+    with log_path.open("r+b") as handle:  # logrotate's copytruncate
+        handle.truncate(0)
+    backend._file = ShortThenFull(backend._file)  # type: ignore[assignment]
+    await lm.info("after the truncation")
+    await lm.close()
+    data = log_path.read_bytes()
+    assert b"\0" not in data
+    assert [message_of(line) for line in read_lines(log_path)] == ["after the truncation"]

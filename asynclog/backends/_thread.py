@@ -16,10 +16,13 @@ class IOThread:
     def __init__(self, name: str) -> None:
         self._name = name
         self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
 
     @property
     def executor(self) -> ThreadPoolExecutor:
         if self._executor is None:
+            if self._closed:  # nothing may start a thread after close
+                raise RuntimeError(f"the {self._name} thread is closed")
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
         return self._executor
 
@@ -41,6 +44,7 @@ class IOThread:
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the thread once its queued calls have run; safe to call twice."""
+        self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=wait)
             self._executor = None

@@ -99,6 +99,8 @@ class FileBackend:
         return self._size + len(data) <= self.config.max_bytes
 
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+        if not self._opened:
+            raise LogError(f"file backend for {self.path!r} is not open")
         if self._raw is None:
             await self._thread.run(self._ensure_open)
         lines = await map_in_slices(self._formatter, entries)
@@ -139,39 +141,47 @@ class FileBackend:
 
     async def _write_async(self, data: bytes) -> None:
         assert self._file is not None
-        start = self._size
         view = memoryview(data)
+        done = 0
         try:
             while view:
                 written = await self._file.write(view)
                 view = view[written:]
-                self._size += written
+                done += written
         except OSError:
-            await self._thread.run(lambda: self._undo_partial_write(start))
+            await self._thread.run(lambda: self._undo_partial_write(done))
             raise
+        finally:
+            self._size += done
 
     def _write_blocking(self, data: bytes) -> None:
         assert self._raw is not None
-        start = self._size
         view = memoryview(data)
+        done = 0
         try:
             while view:
                 written = self._raw.write(view) or 0
                 view = view[written:]
-                self._size += written
+                done += written
         except OSError:
-            self._undo_partial_write(start)
+            self._undo_partial_write(done)
             raise
+        finally:
+            self._size += done
 
-    def _undo_partial_write(self, start: int) -> None:
+    def _undo_partial_write(self, done: int) -> None:
         """A write that failed part-way (a full disk) must not leave half a line, nor lines
-        that the retry writes again: cut the file back to where the write began."""
+        that the retry writes again: cut off the `done` bytes this write appended, measured
+        from the file's real end (another tool may have truncated it meanwhile)."""
+        if self._raw is None or done == 0:
+            return
         try:
-            if self._raw is not None and self._size != start:
-                os.ftruncate(self._raw.fileno(), start)
-            self._size = start
+            end = os.fstat(self._raw.fileno()).st_size
+            if end >= done:
+                os.ftruncate(self._raw.fileno(), end - done)
+            self._size = os.fstat(self._raw.fileno()).st_size - done  # the finally adds done
         except OSError:
-            self._size = os.path.getsize(self.path)
+            pass
 
     def _write_rotating(self, lines: list[str]) -> None:
         """Write a batch that crosses the size limit: one write per file, no line split."""
