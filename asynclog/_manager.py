@@ -208,6 +208,7 @@ class LogManager:
             self._reporter.failure("close", "a sync write was still under way at the deadline")
 
     async def _close_backends(self, deadline: float | None) -> None:
+        self._writer.closed = True  # a write still waiting for the lock is dropped, not sent
         for what, closing in (
             ("backend", self._writer.backend.close),
             ("fallback", self._writer.close_fallback),
@@ -227,7 +228,7 @@ class LogManager:
             return
         leftovers = self._pipeline.leftovers() if self._pipeline is not None else []
         warnings.warn(
-            f"{self!r} was never closed; writing {len(leftovers)} pending entries at exit",
+            f"{self!r} was not closed; writing {len(leftovers)} pending entries at exit",
             ResourceWarning,
             stacklevel=1,
         )

@@ -88,7 +88,7 @@ def test_a_program_that_forgets_close_loses_nothing(tmp_path: Path, kind: str) -
     done = run_python(FORGETFUL, kind, str(path), timeout=60)
     assert done.returncode == 0, done.stderr
     assert "accepted 5000" in done.stdout
-    assert "ResourceWarning: <LogManager 'asynclog' async running> was never closed" in done.stderr
+    assert "ResourceWarning: <LogManager 'asynclog' async running> was not closed" in done.stderr
     if kind == "file":
         messages = [message_of(line) for line in read_lines(path)]
     else:
