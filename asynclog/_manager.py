@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import warnings
 from collections.abc import Awaitable, Callable
@@ -82,6 +83,8 @@ class LogManager:
         self._pipeline: Pipeline | None = None
         self._try_put: Callable[[LogEntry], bool] | None = None  # the async fast path
         self._thread = -1  # the id of the thread running the loop that started the manager
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handed_over: set[asyncio.Task[None]] = set()  # write_log_threadsafe slow paths
         self._delivery_lock = DeliveryLock()  # serialises every write made outside a worker
         self._state = _State.NEW
         self._accepting = False
@@ -126,6 +129,7 @@ class LogManager:
         if self._state is not _State.RUNNING:  # close() began while the backend opened
             raise ManagerClosedError(f"LogManager {self._name!r} was closed while starting")
         self._thread = get_ident()
+        self._loop = asyncio.get_running_loop()
         config = self._config
         if config.async_mode:
             queue: FairQueue[LogEntry] = FairQueue(
@@ -190,6 +194,8 @@ class LogManager:
                 abandoned = await self._pipeline.stop(timeout)
             else:
                 await self._wait_for_sync_writes(deadline)
+            if self._handed_over:  # refused or written by now; let them finish
+                await asyncio.wait(set(self._handed_over), timeout=_remaining(deadline))
             await self._close_backends(deadline)
         _exit.unregister(self)
         self._reporter.flush()
@@ -263,8 +269,11 @@ class LogManager:
         if entry is not None:
             await self._deliver(entry)
 
-    def _accept(self, level: object, message: object, fields: dict[str, Any]) -> LogEntry | None:
+    def _accept(
+        self, level: object, message: object, fields: dict[str, Any], at: float | None = None
+    ) -> LogEntry | None:
         """The synchronous part of every call: checks, filter, the entry, the async fast path.
+        `at` is the call's time when it was taken elsewhere (`write_log_threadsafe`).
 
         Returns the entry when it still has to be awaited (sync mode, or a full queue)."""
         if not self._accepting:
@@ -284,7 +293,7 @@ class LogManager:
         entry: LogEntry = _new_entry(
             LogEntry,
             (
-                time(),
+                time() if at is None else at,
                 number,
                 message,
                 self._name,
@@ -402,8 +411,44 @@ class LogManager:
     def _wrong_loop_error(self) -> LogError:
         return LogError(
             f"write_log of LogManager {self._name!r} was called from a thread other than the one "
-            "running the event loop that started it; the queue is not thread-safe"
+            "running the event loop that started it; use lm.write_log_threadsafe(...) there"
         )
+
+    def write_log_threadsafe(
+        self, level: Level | int | str, message: object, /, **fields: Any
+    ) -> None:
+        """Log from any thread (a thread pool, `run_in_executor`, a plain thread); returns at
+        once. The time is taken here; the entry is handed to the manager's loop, which applies
+        the level, the bounds and the overflow policy as `write_log` does. An entry refused
+        there (a full queue, a failed sync write) is counted dropped, not raised here.
+        Raises `ValueError` for an unknown level and `ManagerClosedError` when not running."""
+        number = level if level.__class__ is Level else parse_level(level)
+        loop = self._loop
+        if loop is None or not self._accepting:
+            raise self._not_accepting_error()
+        try:
+            loop.call_soon_threadsafe(self._accept_handed_over, time(), number, message, fields)
+        except RuntimeError as exc:  # the loop has closed
+            raise ManagerClosedError(
+                f"the event loop of LogManager {self._name!r} is closed"
+            ) from exc
+
+    def _accept_handed_over(
+        self, at: float, level: int, message: object, fields: dict[str, Any]
+    ) -> None:
+        try:
+            entry = self._accept(level, message, fields, at)
+        except LogError as exc:  # closed meanwhile: not accepted, but not silent either
+            self._reporter.failure("write_log_threadsafe", str(exc))
+            return
+        if entry is not None:
+            task = asyncio.get_running_loop().create_task(self._deliver_handed_over(entry))
+            self._handed_over.add(task)
+            task.add_done_callback(self._handed_over.discard)
+
+    async def _deliver_handed_over(self, entry: LogEntry) -> None:
+        with contextlib.suppress(LogError):  # refused entries are already counted dropped
+            await self._deliver(entry)
 
     # The shortcuts repeat write_log's three lines instead of calling it: one coroutine per
     # call instead of two is a third of the caller's cost.

@@ -118,7 +118,7 @@ async def test_write_log_from_another_thread_raises_a_clear_error() -> None:
     await lm.close()
     (error,) = errors
     assert isinstance(error, LogError)
-    assert "called from a thread other than the one running the event loop" in str(error)
+    assert "use lm.write_log_threadsafe" in str(error)
     assert lm.get_stats().accepted == 0
 
 
