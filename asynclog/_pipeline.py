@@ -104,11 +104,10 @@ class Writer:
         await self._dead_letter(entries, error, raise_if_lost)  # settles and clears in_flight
 
     async def _attempt(self, entries: Sequence[LogEntry]) -> Exception | None:
+        if self._write_now is not None:
+            return self.deliver_immediately(entries)
         try:
-            if self._write_now is not None:
-                self._write_now(entries)
-            else:
-                await self.backend.write_batch(entries)
+            await self.backend.write_batch(entries)
         except Exception as exc:
             self._write_failed(entries, exc)
             return exc

@@ -30,6 +30,23 @@ from asynclog.formatters import json_format
 from .conftest import GateBackend, RecordingBackend, assert_settled, message_of, read_lines
 
 
+class DiskFillsOnce:
+    """write(2) on a nearly full disk: a short write, then ENOSPC, then room again."""
+
+    def __init__(self, real: Any, short: int) -> None:
+        self.real, self.short, self.calls = real, short, 0
+
+    async def write(self, view: memoryview) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            written: int = await self.real.write(view[: self.short])
+            return written
+        if self.calls == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written = await self.real.write(view)
+        return written
+
+
 async def test_entries_logged_after_an_app_cancels_every_task_are_still_written(
     log_path: Path,
 ) -> None:
@@ -122,26 +139,10 @@ async def test_a_field_value_that_breaks_json_loses_nothing(db_path: Path) -> No
 async def test_a_short_write_then_enospc_leaves_no_half_line_and_no_duplicate(
     log_path: Path,
 ) -> None:
-    class DiskFillsOnce:
-        """write(2) on a nearly full disk: a short write, then ENOSPC, then room again."""
-
-        def __init__(self, real: Any) -> None:
-            self.real, self.calls = real, 0
-
-        async def write(self, view: memoryview) -> int:
-            self.calls += 1
-            if self.calls == 1:
-                written: int = await self.real.write(view[:30])
-                return written
-            if self.calls == 2:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            written = await self.real.write(view)
-            return written
-
     backend = FileBackend(FileConfig(file_path=log_path))
     lm = LogManager(Config(backend=backend, async_mode=True, retry_backoff=0.01))
     await lm.start()
-    backend._file = DiskFillsOnce(backend._file)  # type: ignore[assignment]
+    backend._file = DiskFillsOnce(backend._file, short=30)  # type: ignore[assignment]
     await lm.info("first entry")
     await lm.info("second entry")
     await lm.close()
@@ -398,20 +399,6 @@ async def test_close_during_start_wins(tmp_path: Path) -> None:
 async def test_undoing_a_partial_write_after_copytruncate_adds_no_nul_bytes(
     log_path: Path,
 ) -> None:
-    class ShortThenFull:
-        def __init__(self, real: Any) -> None:
-            self.real, self.calls = real, 0
-
-        async def write(self, view: memoryview) -> int:
-            self.calls += 1
-            if self.calls == 1:
-                written: int = await self.real.write(view[:20])
-                return written
-            if self.calls == 2:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            written = await self.real.write(view)
-            return written
-
     backend = FileBackend(FileConfig(file_path=log_path))
     lm = LogManager(Config(backend=backend, async_mode=True, retry_backoff=0.01))
     await lm.start()
@@ -420,7 +407,7 @@ async def test_undoing_a_partial_write_after_copytruncate_adds_no_nul_bytes(
     await asyncio.sleep(0.05)
     with log_path.open("r+b") as handle:  # logrotate's copytruncate
         handle.truncate(0)
-    backend._file = ShortThenFull(backend._file)  # type: ignore[assignment]
+    backend._file = DiskFillsOnce(backend._file, short=20)  # type: ignore[assignment]
     await lm.info("after the truncation")
     await lm.close()
     data = log_path.read_bytes()
