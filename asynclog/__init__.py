@@ -1,6 +1,6 @@
 """asynclog: asyncio-native logging that never stalls the loop and never loses what it accepted."""
 
-from ._config import Config, FileConfig, SQLiteConfig
+from ._config import Config, ConsoleConfig, FileConfig, Sink, SQLiteConfig
 from ._entry import LogEntry
 from ._errors import BackendWriteError, ConfigError, LogError, ManagerClosedError, QueueFullError
 from ._handlers import Handler
@@ -17,6 +17,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConsoleBackend",
+    "ConsoleConfig",
     "FileBackend",
     "FileConfig",
     "Handler",
@@ -29,6 +30,7 @@ __all__ = [
     "QueueFullError",
     "SQLiteBackend",
     "SQLiteConfig",
+    "Sink",
     "cancel_on_signals",
 ]
 

@@ -1,136 +1,83 @@
-"""Configuration dataclasses. Each validates itself and raises `ConfigError` naming the field."""
+"""`Config` and the sink specs. Each validates itself and raises `ConfigError` naming the field."""
 
 from __future__ import annotations
 
-import math
-import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from ._errors import ConfigError
+from ._file_config import FORMAT_NAMES, FileConfig
 from ._levels import Level, parse_level
+from ._sqlite_config import SQLiteConfig
+from ._validate import (
+    FormatSpec,
+    int_at_least,
+    number_at_least,
+    optional_level,
+    require_choice,
+    require_format,
+)
 
 if TYPE_CHECKING:
     from .backends.base import Backend
 
+__all__ = ["Config", "ConsoleConfig", "FileConfig", "SQLiteConfig", "Sink", "SinkSpec"]
+
 BACKEND_NAMES = ("file", "sqlite", "console")
-FORMAT_NAMES = ("text", "json")
 OVERFLOW_POLICIES = ("timeout", "block", "drop_newest", "drop_oldest")
 FALLBACK_NAMES = ("auto", "stderr", "none")
-SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 
 Overflow = Literal["timeout", "block", "drop_newest", "drop_oldest"]
 
-StrPath = str | os.PathLike[str]
 
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    """Settings of the console backend."""
 
-def _require_number(owner: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{owner}.{name} must be a number, got {value!r}")
-    if math.isnan(value) or math.isinf(value):
-        raise ConfigError(f"{owner}.{name} must be a finite number, got {value!r}")
-    return float(value)
+    format: FormatSpec = "text"
+    """`"text"`, `"json"`, `"logfmt"`, or any callable `(LogEntry) -> str`."""
+    stream: Literal["stderr", "stdout"] = "stderr"
+    level: Level | int | str | None = None
+    """This backend's own minimum level (with several backends); None: the manager's level."""
+    name: str | None = None
+    """The backend's name in the stats; default `"console"`."""
 
-
-def _require_int(owner: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{owner}.{name} must be an int, got {value!r}")
-    return value
-
-
-def _require_bool(owner: str, name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{owner}.{name} must be a bool, got {value!r}")
-
-
-def _require_mode(owner: str, value: object) -> None:
-    if not 0 <= _require_int(owner, "mode", value) <= 0o777:
-        raise ConfigError(f"{owner}.mode must be a permission mode like 0o640, got {value!r}")
-
-
-def _int_at_least(owner: str, name: str, value: object, minimum: int) -> None:
-    if _require_int(owner, name, value) < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
-
-
-def _number_at_least(owner: str, name: str, value: object, minimum: float) -> None:
-    if _require_number(owner, name, value) < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
-
-
-def _require_path(owner: str, name: str, value: object) -> None:
-    if not isinstance(value, str | os.PathLike) or not os.fspath(value):
-        raise ConfigError(f"{owner}.{name} must be a non-empty path, got {value!r}")
+    def __post_init__(self) -> None:
+        require_format("ConsoleConfig", self.format, FORMAT_NAMES)
+        require_choice("ConsoleConfig", "stream", self.stream, ("stderr", "stdout"))
+        optional_level("ConsoleConfig", "level", self.level)
 
 
 @dataclass(frozen=True, slots=True)
-class FileConfig:
-    """Settings of the file backend: one entry per line, size rotation."""
+class Sink:
+    """A backend object of your own, with its own minimum level and name in the stats, for
+    `Config(backends=[...])`. (A plain Backend object in that list takes the defaults.)"""
 
-    file_path: StrPath = "./logs/app.log"
-    max_file_size_mb: float = 10.0
-    """Rotate before a write would push the file past this size (MiB; 0.01 works)."""
-    max_backups: int = 5
-    """How many rotated files (`app.log.1` ... `app.log.N`) to keep; 0 keeps none."""
-    format: Literal["text", "json"] = "text"
-    fsync: bool = False
-    """`os.fsync` after every batch: survives a power loss, at the cost of a disk flush."""
-    mode: int = 0o640
-    """Permissions of a file asynclog creates (the process umask still applies)."""
+    backend: Backend
+    level: Level | int | str | None = None
+    name: str | None = None
 
     def __post_init__(self) -> None:
-        _require_path("FileConfig", "file_path", self.file_path)
-        _require_bool("FileConfig", "fsync", self.fsync)
-        _require_mode("FileConfig", self.mode)
-        size = _require_number("FileConfig", "max_file_size_mb", self.max_file_size_mb)
-        if size <= 0:
-            raise ConfigError(f"max_file_size_mb must be > 0, got {self.max_file_size_mb!r}")
-        _int_at_least("FileConfig", "max_backups", self.max_backups, 0)
-        if self.format not in FORMAT_NAMES:
+        missing = _missing_methods(self.backend)
+        if missing:
             raise ConfigError(
-                f"FileConfig.format must be one of {', '.join(FORMAT_NAMES)}, got {self.format!r}"
+                f"Sink.backend must implement Backend; {type(self.backend).__name__} lacks "
+                f"{', '.join(missing)}",
+                key="backend",
             )
-
-    @property
-    def max_bytes(self) -> int:
-        """The size limit in bytes."""
-        return max(1, int(self.max_file_size_mb * 1024 * 1024))
+        optional_level("Sink", "level", self.level)
 
 
-@dataclass(frozen=True, slots=True)
-class SQLiteConfig:
-    """Settings of the SQLite backend (aiosqlite, WAL, one transaction per batch)."""
+BackendSpec = FileConfig | SQLiteConfig | ConsoleConfig
 
-    db_path: StrPath = "./logs/app.db"
-    table: str = "logs"
-    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
-    """`NORMAL`: a commit survives an application crash; `FULL`: also a power loss."""
-    busy_timeout: float = 5.0
-    """Seconds a write waits for another connection's lock before failing (then retried)."""
-    mode: int = 0o640
-    """Permissions of a database file asynclog creates (the process umask still applies)."""
 
-    def __post_init__(self) -> None:
-        _require_path("SQLiteConfig", "db_path", self.db_path)
-        if self.synchronous not in SYNCHRONOUS_MODES:
-            raise ConfigError(
-                f"SQLiteConfig.synchronous must be NORMAL or FULL, got {self.synchronous!r}"
-            )
-        _number_at_least("SQLiteConfig", "busy_timeout", self.busy_timeout, 0)
-        _require_mode("SQLiteConfig", self.mode)
-        if (
-            not isinstance(self.table, str)
-            or not self.table.isidentifier()
-            or not self.table.isascii()
-        ):
-            raise ConfigError(
-                f"SQLiteConfig.table must be a plain identifier (letters, digits, underscore), "
-                f"got {self.table!r}"
-            )
-        if self.table.lower().startswith("sqlite_"):
-            raise ConfigError(
-                f"SQLiteConfig.table may not start with 'sqlite_', got {self.table!r}"
-            )
+class SinkSpec(NamedTuple):
+    """One validated destination: its unique name, what to build, and its minimum level."""
+
+    name: str
+    target: BackendSpec | Backend
+    min_level: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +86,16 @@ class Config:
 
     backend: str | Backend = "file"
     """`"file"`, `"sqlite"`, `"console"` (stderr), or any object implementing `Backend`."""
-    backend_config: FileConfig | SQLiteConfig | None = None
+    backend_config: FileConfig | SQLiteConfig | ConsoleConfig | None = None
     """Settings of a built-in backend; `None` takes that backend's defaults."""
+    backends: Sequence[BackendSpec | Sink | Backend] | None = None
+    """Several backends at once, each with its own worker and queue (async mode), level and
+    format: `[FileConfig(...), SQLiteConfig(...), ConsoleConfig(...), Sink(obj), obj]`.
+    Replaces `backend`/`backend_config`, which must then stay unset."""
     async_mode: bool = False
     """False (default): `write_log` writes before it returns. True: a queue and a worker task."""
     queue_size: int = 1000
-    """Async mode: how many entries may wait for the worker."""
+    """Async mode: how many entries may wait for the worker (per backend)."""
     put_timeout: float = 0.1
     """Async mode: seconds `write_log` waits for room in a full queue before `QueueFullError`."""
     level: Level | int | str = Level.DEBUG
@@ -172,78 +123,146 @@ class Config:
     the primary, or stderr when the primary has no path), `"stderr"`, `"none"`, or a Backend."""
     min_level: int = field(init=False, repr=False, compare=False, default=0)
     priority_min: int = field(init=False, repr=False, compare=False, default=0)
+    sinks: tuple[SinkSpec, ...] = field(init=False, repr=False, compare=False, default=())
+    """The validated destinations, in order (one for `backend=`)."""
 
     def __post_init__(self) -> None:
-        self._check_backend()
         if not isinstance(self.async_mode, bool):
-            raise ConfigError(f"async_mode must be a bool, got {self.async_mode!r}")
-        _int_at_least("Config", "queue_size", self.queue_size, 1)
-        _number_at_least("Config", "put_timeout", self.put_timeout, 0)
-        _int_at_least("Config", "batch_size", self.batch_size, 1)
+            raise ConfigError(f"async_mode must be a bool, got {self.async_mode!r}", "async_mode")
+        int_at_least("Config", "queue_size", self.queue_size, 1)
+        number_at_least("Config", "put_timeout", self.put_timeout, 0)
+        int_at_least("Config", "batch_size", self.batch_size, 1)
         if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f"name must be a non-empty str, got {self.name!r}")
+            raise ConfigError(f"name must be a non-empty str, got {self.name!r}", "name")
         try:
             min_level = parse_level(self.level)
         except ValueError as exc:
-            raise ConfigError(f"level: {exc}") from None
+            raise ConfigError(f"level: {exc}", "level") from None
         object.__setattr__(self, "min_level", min_level)
         self._check_reliability()
+        object.__setattr__(self, "sinks", self._resolve_sinks())
 
     def _check_reliability(self) -> None:
         if self.overflow not in OVERFLOW_POLICIES:
             raise ConfigError(
-                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {self.overflow!r}"
+                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {self.overflow!r}",
+                "overflow",
             )
         priority = 101  # above every level: nothing is priority
         if self.priority_level is not None:
             try:
                 priority = parse_level(self.priority_level)
             except ValueError as exc:
-                raise ConfigError(f"priority_level: {exc}") from None
+                raise ConfigError(f"priority_level: {exc}", "priority_level") from None
         object.__setattr__(self, "priority_min", priority)
         if self.max_queue_bytes is not None:
-            _int_at_least("Config", "max_queue_bytes", self.max_queue_bytes, 1024)
-        _int_at_least("Config", "max_entry_bytes", self.max_entry_bytes, 256)
-        _int_at_least("Config", "retry_attempts", self.retry_attempts, 0)
-        _number_at_least("Config", "retry_backoff", self.retry_backoff, 0)
+            int_at_least("Config", "max_queue_bytes", self.max_queue_bytes, 1024)
+        int_at_least("Config", "max_entry_bytes", self.max_entry_bytes, 256)
+        int_at_least("Config", "retry_attempts", self.retry_attempts, 0)
+        number_at_least("Config", "retry_backoff", self.retry_backoff, 0)
         fallback = self.fallback
         if isinstance(fallback, str):
             if fallback not in FALLBACK_NAMES:
                 raise ConfigError(
                     f"fallback must be one of {', '.join(FALLBACK_NAMES)} or a Backend, "
-                    f"got {fallback!r}"
+                    f"got {fallback!r}",
+                    "fallback",
                 )
         elif _missing_methods(fallback):
             raise ConfigError(
-                f"fallback {type(fallback).__name__} lacks {', '.join(_missing_methods(fallback))}"
+                f"fallback {type(fallback).__name__} lacks {', '.join(_missing_methods(fallback))}",
+                "fallback",
             )
 
-    def _check_backend(self) -> None:
-        backend, backend_config = self.backend, self.backend_config
-        if isinstance(backend, str):
-            if backend not in BACKEND_NAMES:
+    def _resolve_sinks(self) -> tuple[SinkSpec, ...]:
+        if self.backends is None:
+            return (self._single_sink(),)
+        if self.backend != "file" or self.backend_config is not None:
+            raise ConfigError(
+                "give either backend/backend_config or backends, not both", "backends"
+            )
+        if isinstance(self.backends, str | bytes) or not isinstance(self.backends, Sequence):
+            raise ConfigError(
+                f"backends must be a list, got {type(self.backends).__name__}", "backends"
+            )
+        if not self.backends:
+            raise ConfigError("backends must name at least one backend", "backends")
+        if len(self.backends) > 1 and not isinstance(self.fallback, str):
+            raise ConfigError(
+                "a Backend object as fallback serves a single backend; with several backends "
+                "use fallback='auto', 'stderr' or 'none'",
+                "fallback",
+            )
+        specs: list[SinkSpec] = []
+        for index, item in enumerate(self.backends):
+            try:
+                specs.append(self._sink_of(item))
+            except ConfigError as exc:
+                key = f"backends[{index}]" + (f".{exc.key}" if exc.key else "")
+                raise ConfigError(f"backends[{index}]: {exc}", key) from None
+        return _unique_names(specs)
+
+    def _single_sink(self) -> SinkSpec:
+        backend, options = self.backend, self.backend_config
+        if not isinstance(backend, str):
+            missing = _missing_methods(backend)
+            if missing:
                 raise ConfigError(
-                    f"unknown backend {backend!r}; expected one of {', '.join(BACKEND_NAMES)} "
-                    "or an object implementing Backend"
+                    f"backend must be a backend name or implement Backend; "
+                    f"{type(backend).__name__} lacks {', '.join(missing)}",
+                    "backend",
                 )
-            expected: type | None = {"file": FileConfig, "sqlite": SQLiteConfig}.get(backend)
-            if backend_config is not None and (
-                expected is None or type(backend_config) is not expected
-            ):
-                wanted = expected.__name__ if expected else "None"
+            if options is not None:
                 raise ConfigError(
-                    f"backend_config for backend {backend!r} must be {wanted}, "
-                    f"got {type(backend_config).__name__}"
+                    "backend_config must be None when backend is a Backend object",
+                    "backend_config",
                 )
-            return
-        missing = _missing_methods(backend)
+            return SinkSpec(type(backend).__name__, backend, self.min_level)
+        if backend not in BACKEND_NAMES:
+            raise ConfigError(
+                f"unknown backend {backend!r}; expected one of {', '.join(BACKEND_NAMES)} "
+                "or an object implementing Backend",
+                "backend",
+            )
+        expected = {"file": FileConfig, "sqlite": SQLiteConfig, "console": ConsoleConfig}[backend]
+        if options is None:
+            options = expected()
+        elif type(options) is not expected:
+            raise ConfigError(
+                f"backend_config for backend {backend!r} must be {expected.__name__}, "
+                f"got {type(options).__name__}",
+                "backend_config",
+            )
+        return self._sink_of(options)
+
+    def _sink_of(self, item: object) -> SinkSpec:
+        if isinstance(item, FileConfig | SQLiteConfig | ConsoleConfig):
+            default = {FileConfig: "file", SQLiteConfig: "sqlite", ConsoleConfig: "console"}
+            return self._spec(item.name or default[type(item)], item, item.level)
+        if isinstance(item, Sink):
+            return self._spec(item.name or type(item.backend).__name__, item.backend, item.level)
+        missing = _missing_methods(item)
         if missing:
             raise ConfigError(
-                f"backend must be a backend name or implement Backend; {type(backend).__name__} "
-                f"lacks {', '.join(missing)}"
+                f"a backends entry must be FileConfig, SQLiteConfig, ConsoleConfig, Sink or a "
+                f"Backend; {type(item).__name__} lacks {', '.join(missing)}"
             )
-        if backend_config is not None:
-            raise ConfigError("backend_config must be None when backend is a Backend object")
+        return self._spec(type(item).__name__, item, None)  # type: ignore[arg-type]
+
+    def _spec(self, name: str, target: BackendSpec | Backend, level: object) -> SinkSpec:
+        own = optional_level("backend", "level", level)
+        return SinkSpec(name, target, self.min_level if own is None else max(own, self.min_level))
+
+
+def _unique_names(specs: list[SinkSpec]) -> tuple[SinkSpec, ...]:
+    """Default names repeat ("file", "file"): number them "file", "file-2"."""
+    seen: dict[str, int] = {}
+    unique = []
+    for spec in specs:
+        count = seen.get(spec.name, 0) + 1
+        seen[spec.name] = count
+        unique.append(spec if count == 1 else spec._replace(name=f"{spec.name}-{count}"))
+    return tuple(unique)
 
 
 def _missing_methods(backend: object) -> list[str]:

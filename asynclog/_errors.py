@@ -8,7 +8,14 @@ class LogError(Exception):
 
 
 class ConfigError(LogError, ValueError):
-    """A configuration value is invalid; the message names the field and the value."""
+    """A configuration value is invalid; the message names the field and the value.
+
+    `key` is the name of the offending field (or key path, from `Config.from_dict`), when known.
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class QueueFullError(LogError):

@@ -69,7 +69,7 @@ class LogManager:
         self._counters = Counters()
         self._reporter = BurstReporter(self._name)
         self._handlers = HandlerSet(self._counters, self._reporter)
-        backend = backend_for(config)
+        backend = backend_for(config.sinks[0].target)
         self._writer = Writer(
             backend,
             self._handlers,

@@ -1,7 +1,9 @@
-"""Formatters: pure functions `(LogEntry) -> str` that return one line without its newline.
+"""Formatters: pure functions `(LogEntry) -> str` that return one record without its newline.
 
-Control characters are escaped so that no message or field can forge a second line or move a
+Control characters are escaped so that no message or field can forge a second record or move a
 terminal's cursor: backslash, C0 and C1 controls, DEL, U+2028/U+2029 and lone surrogates.
+A record is one line, except that the text format puts a traceback on continuation lines,
+each indented by four spaces (a record's first line never starts with a space).
 """
 
 from __future__ import annotations
@@ -124,8 +126,18 @@ def text_format(entry: LogEntry) -> str:
     if fields:
         line += "".join([f" {_text_key(k)}={_text_value(v)}" for k, v in fields.items()])
     if exception:
-        line += " exception=" + _text_value(exception)
+        line += continuation(exception)
     return line
+
+
+CONTINUATION_INDENT = "    "
+
+
+def continuation(text: str) -> str:
+    """`text` (a traceback) as escaped continuation lines, each indented, each after a newline."""
+    return "".join(
+        "\n" + CONTINUATION_INDENT + escape(part) for part in text.rstrip("\n").split("\n")
+    )
 
 
 def _jsonable(value: object) -> object:
@@ -169,4 +181,37 @@ def json_format(entry: LogEntry) -> str:
     return line.translate(_JSON_UNSAFE)
 
 
-FORMATTERS: dict[str, Formatter] = {"text": text_format, "json": json_format}
+def _logfmt_value(value: object) -> str:
+    text = escape(value if isinstance(value, str) else safe_str(value))
+    if text == "" or " " in text or '"' in text or "=" in text:
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
+def logfmt_format(entry: LogEntry) -> str:
+    """`ts=... level=info logger=... msg="..." key=value ... exception="..."`, one line."""
+    ts, level, message, logger, fields, exception = entry
+    parts = [
+        f"ts={iso_utc(ts)}",
+        f"level={level_name(level).lower().replace(' ', '_')}",
+        f"logger={_logfmt_value(logger)}",
+        f"msg={_logfmt_value(message)}",
+    ]
+    parts.extend(f"{_text_key(k)}={_logfmt_value(v)}" for k, v in fields.items())
+    if exception:
+        parts.append(f"exception={_logfmt_value(exception)}")
+    return " ".join(parts)
+
+
+FORMATTERS: dict[str, Formatter] = {
+    "text": text_format,
+    "json": json_format,
+    "logfmt": logfmt_format,
+}
+
+
+def formatter_for(spec: str | Formatter) -> Formatter:
+    """The formatter a config names (`"text"`, `"json"`, `"logfmt"`), or `spec` if callable."""
+    if isinstance(spec, str):
+        return FORMATTERS[spec]
+    return spec

@@ -46,7 +46,7 @@ from .conftest import RecordingBackend
         ),
         (
             lambda: Config(backend="console", backend_config=FileConfig()),
-            "backend_config for backend 'console' must be None",
+            "backend_config for backend 'console' must be ConsoleConfig, got FileConfig",
         ),
         (lambda: Config(backend=object()), "object lacks open, write_batch, close"),
         (

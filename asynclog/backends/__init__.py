@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .._config import Config, FileConfig, SQLiteConfig
-from ..formatters import json_format
+from .._config import Config, ConsoleConfig, FileConfig, SQLiteConfig
+from ..formatters import formatter_for, json_format
 from .base import Backend
 from .console import ConsoleBackend
 from .file import FileBackend
@@ -22,17 +22,15 @@ DEAD_LETTER_SUFFIX = ".deadletter"
 """The default fallback of a file or SQLite backend: `<its path>.deadletter`, JSON lines."""
 
 
-def backend_for(config: Config) -> Backend:
-    """The backend a validated `Config` asks for."""
-    backend = config.backend
-    if not isinstance(backend, str):
-        return backend
-    options = config.backend_config
-    if backend == "file":
-        return FileBackend(options if isinstance(options, FileConfig) else None)
-    if backend == "sqlite":
-        return SQLiteBackend(options if isinstance(options, SQLiteConfig) else None)
-    return ConsoleBackend()
+def backend_for(target: FileConfig | SQLiteConfig | ConsoleConfig | Backend) -> Backend:
+    """The backend a validated sink (`Config.sinks[i].target`) asks for."""
+    if isinstance(target, FileConfig):
+        return FileBackend(target)
+    if isinstance(target, SQLiteConfig):
+        return SQLiteBackend(target)
+    if isinstance(target, ConsoleConfig):
+        return ConsoleBackend(formatter_for(target.format), target.stream)
+    return target
 
 
 def fallback_for(config: Config, primary: Backend) -> Backend | None:

@@ -1,4 +1,4 @@
-"""The console backend: the text format on stderr."""
+"""The console backend: the text format (or another) on stderr or stdout."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from ._thread import IOThread
 
 
 class ConsoleBackend:
-    """Writes each batch to `sys.stderr` (looked up at write time) from a thread of its own."""
+    """Writes each batch to `sys.stderr` or `sys.stdout` (looked up at write time) from a thread
+    of its own."""
 
-    def __init__(self, formatter: Formatter | None = None) -> None:
+    def __init__(self, formatter: Formatter | None = None, stream: str = "stderr") -> None:
         self._formatter = formatter or text_format
+        self._stream = stream
         self._thread = IOThread("asynclog-console")
 
     async def open(self) -> None:
@@ -22,17 +24,17 @@ class ConsoleBackend:
 
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
         text = "".join(self._formatter(entry) + "\n" for entry in entries)
-        await self._thread.run(lambda: _write_stderr(text))
+        await self._thread.run(lambda: _write(self._stream, text))
 
     def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
         """Interpreter exit, no event loop: write `entries` to stderr directly."""
-        _write_stderr("".join(self._formatter(entry) + "\n" for entry in entries))
+        _write(self._stream, "".join(self._formatter(entry) + "\n" for entry in entries))
 
     async def close(self) -> None:
         await self._thread.aclose()
 
 
-def _write_stderr(text: str) -> None:
-    stream = sys.stderr
+def _write(name: str, text: str) -> None:
+    stream = sys.stdout if name == "stdout" else sys.stderr
     stream.write(text)
     stream.flush()

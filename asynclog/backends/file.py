@@ -12,7 +12,7 @@ from aiofiles.threadpool import wrap as wrap_file
 from .._config import FileConfig
 from .._entry import LogEntry
 from .._errors import LogError
-from ..formatters import FORMATTERS, Formatter
+from ..formatters import Formatter, formatter_for
 from ._rotation import plan_runs, rotate_files
 from ._slices import map_in_slices
 from ._thread import IOThread
@@ -62,7 +62,7 @@ class FileBackend:
     ) -> None:
         self.config = config or FileConfig()
         self.path = os.fspath(self.config.file_path)
-        self._formatter = formatter or FORMATTERS[self.config.format]
+        self._formatter = formatter or formatter_for(self.config.format)
         self._thread = IOThread("asynclog-file")
         self._raw: io.FileIO | None = None
         self._file: AsyncFileIO | None = None  # aiofiles' view of _raw

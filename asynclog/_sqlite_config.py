@@ -1,0 +1,58 @@
+"""`SQLiteConfig`: the settings of the SQLite backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ._errors import ConfigError
+from ._levels import Level
+from ._validate import (
+    StrPath,
+    number_at_least,
+    optional_level,
+    require_choice,
+    require_mode,
+    require_path,
+)
+
+SYNCHRONOUS_MODES = ("NORMAL", "FULL")
+
+
+@dataclass(frozen=True, slots=True)
+class SQLiteConfig:
+    """Settings of the SQLite backend (aiosqlite, WAL, one transaction per batch)."""
+
+    db_path: StrPath = "./logs/app.db"
+    table: str = "logs"
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    """`NORMAL`: a commit survives an application crash; `FULL`: also a power loss."""
+    busy_timeout: float = 5.0
+    """Seconds a write waits for another connection's lock before failing (then retried)."""
+    mode: int = 0o640
+    """Permissions of a database file asynclog creates (the process umask still applies)."""
+    level: Level | int | str | None = None
+    """This backend's own minimum level (with several backends); None: the manager's level."""
+    name: str | None = None
+    """The backend's name in the stats; default `"sqlite"`."""
+
+    def __post_init__(self) -> None:
+        require_path("SQLiteConfig", "db_path", self.db_path)
+        require_choice("SQLiteConfig", "synchronous", self.synchronous, SYNCHRONOUS_MODES)
+        number_at_least("SQLiteConfig", "busy_timeout", self.busy_timeout, 0)
+        require_mode("SQLiteConfig", self.mode)
+        optional_level("SQLiteConfig", "level", self.level)
+        if (
+            not isinstance(self.table, str)
+            or not self.table.isidentifier()
+            or not self.table.isascii()
+        ):
+            raise ConfigError(
+                f"SQLiteConfig.table must be a plain identifier (letters, digits, underscore), "
+                f"got {self.table!r}",
+                key="table",
+            )
+        if self.table.lower().startswith("sqlite_"):
+            raise ConfigError(
+                f"SQLiteConfig.table may not start with 'sqlite_', got {self.table!r}", key="table"
+            )
