@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import dataclasses
 import enum
+import functools
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from threading import get_ident
 from time import time
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from . import _exit
-from ._config import Config
+from . import _capture, _exit
+from ._bound import BoundLogger
+from ._capture import ACTIVE as _CAPTURES
+from ._config import Config, SinkSpec
+from ._context import CONTEXT
 from ._entry import EMPTY_FIELDS, LogEntry
 from ._errors import LogError, ManagerClosedError
 from ._handlers import HandlerLike, HandlerSet
 from ._levels import Level, parse_level
-from ._lock import DeliveryLock
-from ._pipeline import Pipeline, Writer
-from ._queue import FairQueue
+from ._pipeline import Writer
 from ._report import BurstReporter
-from ._sanitize import approximate_size, bound_fields, truncate
+from ._route import Route
+from ._sanitize import bound_fields, truncate
 from ._stats import CloseReport, Counters, LogStats
+from ._tracebacks import format_exc_info
 from .backends import backend_for, fallback_for
 from .formatters import safe_str
 
@@ -41,12 +47,10 @@ class _State(enum.Enum):
 _new_entry = tuple.__new__  # LogEntry's generated __new__ costs a Python call more
 
 
-class _HandedOver(Exception):
-    """Wakes producers waiting for room when the worker is gone: they write directly."""
+class _Unsettled(tuple):  # type: ignore[type-arg]
+    """(entry, routes): an entry some of several backends still have to take (slow path)."""
 
-
-def _refuse(entry: LogEntry) -> bool:
-    return False  # the fast path after the worker died: every entry takes the slow path
+    __slots__ = ()
 
 
 class LogManager:
@@ -62,35 +66,57 @@ class LogManager:
             raise TypeError(f"LogManager needs a Config, got {type(self._config).__name__}")
         config = self._config
         self._name = config.name
-        self._min_level = config.min_level
-        self._priority_min = config.priority_min
+        # Below every backend's own level an entry goes nowhere: discard it at the call.
+        self._min_level = min(sink.min_level for sink in config.sinks)
         self._max_entry_bytes = config.max_entry_bytes
         self._quick_text_limit = config.max_entry_bytes // 4  # 4 bytes per char at most
-        self._counters = Counters()
+        self._filtered = 0
         self._reporter = BurstReporter(self._name)
-        self._handlers = HandlerSet(self._counters, self._reporter)
-        backend = backend_for(config.sinks[0].target)
-        self._writer = Writer(
+        self._routes: tuple[Route, ...] = tuple(
+            self._route_for(index, sink) for index, sink in enumerate(config.sinks)
+        )
+        # The one route, or None with several: then every entry takes the awaited fan-out.
+        self._only: Route | None = self._routes[0] if len(self._routes) == 1 else None
+        # The one route's counters and fast path, cached here for _accept (None: several).
+        self._only_counters: Counters | None = None
+        self._context_get = CONTEXT.get
+        self._try_put: Callable[[LogEntry], bool] | None = None
+        self._thread = -1  # the id of the thread running the loop that started the manager
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handed_over: set[asyncio.Task[None]] = set()  # write_log_threadsafe slow paths
+        self._on_close: list[Callable[[], object]] = []
+        self._state = _State.NEW
+        self._accepting = False
+        self._refresh_fast_path()
+        _capture.MANAGERS.add(self)
+        self._closing: asyncio.Future[CloseReport] | None = None
+        self._opening: asyncio.Future[None] | None = None  # while start() opens the backends
+        self._opened: list[Route] = []
+
+    def _route_for(self, index: int, sink: SinkSpec) -> Route:
+        config = self._config
+        counters = Counters()
+        # Handlers see every accepted entry once: the first route that takes them all runs them.
+        first_full = next(i for i, s in enumerate(config.sinks) if s.min_level == self._min_level)
+        if index == first_full:
+            self._handlers = HandlerSet(counters, self._reporter)
+            handlers = self._handlers
+        else:
+            handlers = HandlerSet(counters, self._reporter)  # stays empty
+        backend = backend_for(sink.target)
+        writer = Writer(
             backend,
-            self._handlers,
-            self._counters,
+            handlers,
+            counters,
             self._reporter,
             blocking=not config.async_mode,
             fallback=fallback_for(config, backend),
             retry_attempts=config.retry_attempts,
             retry_backoff=config.retry_backoff,
         )
-        self._pipeline: Pipeline | None = None
-        self._try_put: Callable[[LogEntry], bool] | None = None  # the async fast path
-        self._thread = -1  # the id of the thread running the loop that started the manager
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._handed_over: set[asyncio.Task[None]] = set()  # write_log_threadsafe slow paths
-        self._delivery_lock = DeliveryLock()  # serialises every write made outside a worker
-        self._state = _State.NEW
-        self._accepting = False
-        self._closing: asyncio.Future[CloseReport] | None = None
-        self._opening: asyncio.Future[None] | None = None  # while start() opens the backend
-        self._backend_open = False
+        return Route(
+            sink.name, sink.min_level, writer, counters, self._reporter, config, self._name
+        )
 
     @property
     def config(self) -> Config:
@@ -110,55 +136,40 @@ class LogManager:
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the backend and, in async mode, start the worker. Raises `LogError` on failure,
-        `ManagerClosedError` if `close()` was called while the backend was opening."""
+        """Open the backends and, in async mode, start the workers. Raises `LogError` on failure
+        (the backends already open are closed again), `ManagerClosedError` if `close()` was
+        called while the backends were opening."""
         if self._state is not _State.NEW:
             raise LogError(f"LogManager {self._name!r} was already started")
         self._state = _State.RUNNING
         self._opening = asyncio.get_running_loop().create_future()
         try:
-            await self._writer.backend.open()
+            for route in self._routes:
+                await route.writer.backend.open()
+                self._opened.append(route)
         except Exception as exc:
             self._state = _State.CLOSED
+            for route in self._opened:
+                with contextlib.suppress(Exception):
+                    await route.writer.backend.close()
+            self._opened.clear()
             if isinstance(exc, LogError):
                 raise
-            raise LogError(f"cannot open backend {self._writer.backend!r}: {exc}") from exc
+            raise LogError(f"cannot open backend {route.writer.backend!r}: {exc}") from exc
         finally:
             self._opening.set_result(None)
-        self._backend_open = True
-        if self._state is not _State.RUNNING:  # close() began while the backend opened
+        if self._state is not _State.RUNNING:  # close() began while the backends opened
             raise ManagerClosedError(f"LogManager {self._name!r} was closed while starting")
         self._thread = get_ident()
         self._loop = asyncio.get_running_loop()
-        config = self._config
-        if config.async_mode:
-            queue: FairQueue[LogEntry] = FairQueue(
-                config.queue_size,
-                reserve=max(16, config.queue_size // 10),
-                max_bytes=config.max_queue_bytes,
-                size_of=approximate_size,
-            )
-            self._pipeline = Pipeline(
-                self._writer,
-                queue,
-                self._counters,
-                self._reporter,
-                config.batch_size,
-                self._delivery_lock,
-                self._worker_gone,
-            )
-            self._pipeline.start()
-            self._try_put = queue.try_put
+        if self._config.async_mode:
+            for route in self._routes:
+                route.start()
+            if self._only is not None:
+                self._try_put = self._only.try_put
+                self._only.on_fast_path_change = self._fast_path_changed
         _exit.register(self)
         self._accepting = True
-
-    def _worker_gone(self, failure: BaseException | None) -> None:
-        # A bug: every call takes the slow path, which raises. Cancelled from outside: the
-        # manager writes each entry itself from now on, like sync mode (after the leftovers),
-        # and producers waiting for room are handed over to that path.
-        self._try_put = _refuse if failure is not None else None
-        if failure is None and self._pipeline is not None:
-            self._pipeline.queue.close(_HandedOver())
 
     async def close(self, timeout: float | None = None) -> CloseReport:  # noqa: ASYNC109
         """Stop accepting, write every accepted entry, stop the worker, close the backend.
@@ -186,38 +197,55 @@ class LogManager:
         if self._opening is not None and not self._opening.done():
             await asyncio.wait({self._opening})  # close what start() is still opening
         abandoned = 0
-        if self._backend_open:
+        if self._opened:
             # If this task is cancelled (asyncio.run tearing the loop down, a supervisor's
             # deadline), the manager stays registered: the exit hook writes what is left and
-            # releases the backend, and a later close() starts over.
-            if self._pipeline is not None:
-                abandoned = await self._pipeline.stop(timeout)
-            else:
-                await self._wait_for_sync_writes(deadline)
+            # releases the backends, and a later close() starts over.
+            drained = await asyncio.gather(
+                *(route.drain(timeout, deadline) for route in self._opened)
+            )
+            abandoned = sum(drained)
             if self._handed_over:  # refused or written by now; let them finish
                 await asyncio.wait(set(self._handed_over), timeout=_remaining(deadline))
-            await self._close_backends(deadline)
+            for route in self._opened:
+                await self._close_backends(route, deadline)
         _exit.unregister(self)
         self._reporter.flush()
         self._state = _State.CLOSED
+        self._run_close_callbacks()
         return self._close_report(abandoned)
 
+    def _fast_path_changed(self, try_put: Callable[[LogEntry], bool] | None) -> None:
+        self._try_put = try_put
+
+    def _run_close_callbacks(self) -> None:
+        callbacks, self._on_close = self._on_close, []
+        for callback in reversed(callbacks):
+            try:
+                callback()
+            except Exception as exc:
+                self._reporter.failure("close", f"a close callback failed: {exc!r}")
+
+    def add_close_callback(self, callback: Callable[[], object]) -> None:
+        """Call `callback()` once the manager has closed (used by `asynclog.stdlib.install`
+        to undo itself); callbacks run in reverse order of registration."""
+        self._on_close.append(callback)
+
     def _close_report(self, abandoned: int) -> CloseReport:
-        counters = self._counters
-        return CloseReport(counters.written, counters.dropped, abandoned, counters.dead_lettered)
+        routes = self._routes
+        return CloseReport(
+            sum(route.counters.written for route in routes),
+            sum(route.counters.dropped for route in routes),
+            abandoned,
+            sum(route.counters.dead_lettered for route in routes),
+        )
 
-    async def _wait_for_sync_writes(self, deadline: float | None) -> None:
-        try:
-            async with asyncio.timeout(_remaining(deadline)), self._delivery_lock.hold():
-                pass
-        except TimeoutError:
-            self._reporter.failure("close", "a sync write was still under way at the deadline")
-
-    async def _close_backends(self, deadline: float | None) -> None:
-        self._writer.closed = True  # a write still waiting for the lock is dropped, not sent
+    async def _close_backends(self, route: Route, deadline: float | None) -> None:
+        writer = route.writer
+        writer.closed = True  # a write still waiting for the lock is dropped, not sent
         for what, closing in (
-            ("backend", self._writer.backend.close),
-            ("fallback", self._writer.close_fallback),
+            (f"backend {route.name!r}", writer.backend.close),
+            (f"fallback of {route.name!r}", writer.close_fallback),
         ):
             remaining = _remaining(deadline)
             grace = None if remaining is None else max(remaining, CLOSE_GRACE_SECONDS)
@@ -232,15 +260,17 @@ class LogManager:
         """Interpreter exit without a finished `close()`: write what is pending, synchronously."""
         if self._state not in (_State.RUNNING, _State.CLOSING):
             return
-        leftovers = self._pipeline.leftovers() if self._pipeline is not None else []
+        leftovers = [route.leftovers() for route in self._routes]
         warnings.warn(
-            f"{self!r} was not closed; writing {len(leftovers)} pending entries at exit",
+            f"{self!r} was not closed; writing {sum(map(len, leftovers))} pending entries at exit",
             ResourceWarning,
             stacklevel=1,
         )
         self._accepting = False
         self._state = _State.CLOSED
-        self._writer.flush_at_exit(leftovers)
+        for route, entries in zip(self._routes, leftovers, strict=True):
+            if route in self._opened:
+                route.writer.flush_at_exit(entries)
 
     async def __aenter__(self) -> LogManager:
         await self.start()
@@ -270,135 +300,108 @@ class LogManager:
             await self._deliver(entry)
 
     def _accept(
-        self, level: object, message: object, fields: dict[str, Any], at: float | None = None
-    ) -> LogEntry | None:
+        self,
+        level: object,
+        message: object,
+        fields: dict[str, Any],
+        at: float | None = None,
+        logger: str | None = None,
+        bound: Mapping[str, Any] | None = None,
+        exception: str | None = None,
+    ) -> LogEntry | _Unsettled | None:
         """The synchronous part of every call: checks, filter, the entry, the async fast path.
-        `at` is the call's time when it was taken elsewhere (`write_log_threadsafe`).
+        `at` is the call's time when it was taken elsewhere (`write_log_threadsafe`, a stdlib
+        record); `logger` overrides the manager's name; `bound` are a `bind` view's fields.
 
-        Returns the entry when it still has to be awaited (sync mode, or a full queue)."""
+        Returns the entry when it still has to be awaited (sync mode, a full queue, several
+        backends)."""
         if not self._accepting:
             raise self._not_accepting_error()
         if get_ident() != self._thread:  # a thread id is 4x cheaper to check than the loop
             raise self._wrong_loop_error()
         number = level if level.__class__ is Level else parse_level(level)
-        counters = self._counters
         if number < self._min_level:
-            counters.filtered += 1
+            self._filtered += 1
             return None
-        counters.accepted += 1
         if message.__class__ is not str:
             message = safe_str(message)
         if len(message) > self._quick_text_limit:
             message = truncate(message, self._max_entry_bytes)
+        context = self._context_get()
+        if fields or context or bound:
+            if "exc_info" in fields:
+                exception = format_exc_info(fields.pop("exc_info")) or exception
+            frozen = self._merged(fields, context, bound)
+        else:
+            frozen = EMPTY_FIELDS
         entry: LogEntry = _new_entry(
             LogEntry,
             (
                 time() if at is None else at,
                 number,
                 message,
-                self._name,
-                self._bounded(fields) if fields else EMPTY_FIELDS,
-                None,
+                self._name if logger is None else logger,
+                frozen,
+                exception,
             ),
         )
+        counters = self._only_counters
+        if counters is None:  # several backends, or a capture_logs() is open
+            return self._fan_out(entry)
+        counters.accepted += 1  # Route.offer, inlined: this runs for every entry
         try_put = self._try_put
         if try_put is not None and try_put(entry):
             return None
         return entry
 
-    async def _deliver(self, entry: LogEntry) -> None:
-        if self._try_put is None:
-            await self._write_now(entry)
-        else:
-            await self._when_full(entry)
-
-    def _bounded(self, fields: dict[str, Any]) -> MappingProxyType[str, Any]:
+    def _merged(
+        self,
+        fields: dict[str, Any],
+        context: Mapping[str, Any] | None,
+        bound: Mapping[str, Any] | None,
+    ) -> Mapping[str, Any]:
+        """Explicit fields win over context fields, which win over bound fields."""
+        if context or bound:
+            fields = {**(bound or {}), **(context or {}), **fields}
+        if not fields:
+            return EMPTY_FIELDS
         bounded = bound_fields(fields, self._max_entry_bytes)
         return MappingProxyType(fields if bounded is None else dict(bounded))
 
-    async def _when_full(self, entry: LogEntry) -> None:
-        pipeline = self._pipeline
-        assert pipeline is not None
-        counters = self._counters
-        if pipeline.worker_failure is not None:
-            counters.drop(1)
-            raise LogError(
-                f"the asynclog worker stopped unexpectedly: {pipeline.worker_failure!r}"
-            ) from pipeline.worker_failure
-        queue = pipeline.queue
-        if entry.level >= self._priority_min:
-            if not queue.try_put_reserved(entry):
-                await self._wait_in_line(queue, entry, None)  # never dropped for lack of room
+    def _fan_out(self, entry: LogEntry) -> LogEntry | _Unsettled | None:
+        """The synchronous part for several backends (or an open capture): every backend at
+        or below the entry's level is offered it; those that could not queue it at once are
+        returned for `_deliver`."""
+        for captured in _CAPTURES:
+            captured.append(entry)
+        waiting = tuple(
+            route
+            for route in self._routes
+            if entry.level >= route.min_level and not route.offer(entry)
+        )
+        return _Unsettled((entry, waiting)) if waiting else None
+
+    async def _deliver(self, pending: LogEntry | _Unsettled) -> None:
+        """The awaited part: the one backend's slow path, or each waiting backend's in turn
+        (a full or failing one raises only after the others have the entry)."""
+        if pending.__class__ is not _Unsettled:
+            assert self._only is not None
+            await self._only.deliver(pending)  # type: ignore[arg-type]
             return
-        overflow = self._config.overflow
-        if overflow == "drop_newest":
-            counters.drop(1)
-        elif overflow == "drop_oldest":
-            evicted, appended = queue.replace_oldest(entry, self._evictable)
-            counters.drop(evicted + (0 if appended else 1))
-        else:
-            wait = self._config.put_timeout if overflow == "timeout" else None
-            await self._wait_in_line(queue, entry, wait)
+        entry, waiting = pending
+        failure: LogError | None = None
+        for route in waiting:
+            try:
+                await route.deliver(entry)
+            except LogError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
-    def _evictable(self, entry: LogEntry) -> bool:
-        return entry.level < self._priority_min
-
-    async def _wait_in_line(
-        self, queue: FairQueue[LogEntry], entry: LogEntry, max_wait: float | None
-    ) -> None:
-        rejected = False
-
-        def on_rejected() -> None:
-            nonlocal rejected
-            rejected = True
-
-        try:
-            await queue.put(entry, max_wait, on_rejected)
-        except _HandedOver:
-            await self._write_now(entry)  # the worker is gone: write it directly
-        except BaseException:
-            if rejected:  # accepted at the call, never queued
-                self._counters.drop(1)
-            raise
-
-    async def _write_now(self, entry: LogEntry) -> None:
-        writer = self._writer
-        entries = (entry,)
-        if writer.immediate and not self._delivery_lock.users:
-            error = writer.deliver_immediately(entries)  # nothing awaited: nobody to overtake
-            if error is not None:
-                await self._serialised(
-                    entries, lambda: writer.recover(entries, error, raise_if_lost=True)
-                )
-            return
-        await self._serialised(entries, lambda: writer.deliver(entries, raise_if_lost=True))
-
-    async def _serialised(
-        self, entries: tuple[LogEntry], write: Callable[[], Awaitable[None]]
-    ) -> None:
-        """Run `write` under the delivery lock, in call order, after any leftovers of a worker
-        that is gone. A caller cancelled before its entry was settled counts it dropped."""
-        lock = self._delivery_lock
-        if lock.held_by_current_task():
-            await write()  # a handler of the write in progress logs again: no waiting on itself
-            return
-        writer = self._writer
-        started = False
-        try:
-            async with lock.hold():
-                if writer.closed:  # close() finished while this call waited
-                    self._counters.drop(len(entries))
-                    raise ManagerClosedError(f"LogManager {self._name!r} closed before the write")
-                if self._pipeline is not None:
-                    await self._pipeline.write_leftovers()
-                started = True
-                await write()
-        except asyncio.CancelledError:
-            if not started or writer.in_flight is entries:
-                if writer.in_flight is entries:
-                    writer.in_flight = ()
-                self._counters.drop(len(entries))
-            raise
+    def _refresh_fast_path(self) -> None:
+        """Take the fan-out path while a capture is open (or with several backends)."""
+        only = self._only
+        self._only_counters = only.counters if only is not None and not _CAPTURES else None
 
     def _not_accepting_error(self) -> ManagerClosedError:
         if self._state is _State.NEW:
@@ -422,22 +425,55 @@ class LogManager:
         the level, the bounds and the overflow policy as `write_log` does. An entry refused
         there (a full queue, a failed sync write) is counted dropped, not raised here.
         Raises `ValueError` for an unknown level and `ManagerClosedError` when not running."""
+        self._hand_over(level, message, fields)
+
+    def _hand_over(
+        self,
+        level: Level | int | str,
+        message: object,
+        fields: dict[str, Any],
+        *,
+        at: float | None = None,
+        logger: str | None = None,
+        bound: Mapping[str, Any] | None = None,
+        exception: str | None = None,
+    ) -> None:
         number = level if level.__class__ is Level else parse_level(level)
         loop = self._loop
         if loop is None or not self._accepting:
             raise self._not_accepting_error()
+        if "exc_info" in fields:  # the traceback dies with the caller's frame: format it here
+            exception = format_exc_info(fields.pop("exc_info")) or exception
+        accept = functools.partial(
+            self._accept_handed_over,
+            time() if at is None else at,
+            number,
+            message,
+            fields,
+            logger,
+            bound,
+            exception,
+        )
         try:
-            loop.call_soon_threadsafe(self._accept_handed_over, time(), number, message, fields)
+            # Run in a copy of the caller's context, so that its contextualize() fields apply.
+            loop.call_soon_threadsafe(accept, context=contextvars.copy_context())
         except RuntimeError as exc:  # the loop has closed
             raise ManagerClosedError(
                 f"the event loop of LogManager {self._name!r} is closed"
             ) from exc
 
     def _accept_handed_over(
-        self, at: float, level: int, message: object, fields: dict[str, Any]
+        self,
+        at: float,
+        level: int,
+        message: object,
+        fields: dict[str, Any],
+        logger: str | None,
+        bound: Mapping[str, Any] | None,
+        exception: str | None,
     ) -> None:
         try:
-            entry = self._accept(level, message, fields, at)
+            entry = self._accept(level, message, fields, at, logger, bound, exception)
         except LogError as exc:  # closed meanwhile: not accepted, but not silent either
             self._reporter.failure("write_log_threadsafe", str(exc))
             return
@@ -446,7 +482,7 @@ class LogManager:
             self._handed_over.add(task)
             task.add_done_callback(self._handed_over.discard)
 
-    async def _deliver_handed_over(self, entry: LogEntry) -> None:
+    async def _deliver_handed_over(self, entry: LogEntry | _Unsettled) -> None:
         with contextlib.suppress(LogError):  # refused entries are already counted dropped
             await self._deliver(entry)
 
@@ -482,6 +518,20 @@ class LogManager:
         if entry is not None:
             await self._deliver(entry)
 
+    async def exception(self, message: object, /, **fields: Any) -> None:
+        """`write_log(Level.ERROR, ...)` with the traceback of the exception being handled
+        (call it inside `except`); `exc_info=` may name another exception."""
+        fields.setdefault("exc_info", True)
+        entry = self._accept(Level.ERROR, message, fields)
+        if entry is not None:
+            await self._deliver(entry)
+
+    def bind(self, **fields: Any) -> BoundLogger:
+        """A light view of this manager whose entries all carry `fields` (the manager itself is
+        unchanged). Fields given to a call win over `contextualize` fields, which win over
+        bound ones."""
+        return BoundLogger(self, MappingProxyType(dict(fields)))
+
     # ---- handlers and stats ----------------------------------------------------------------
 
     def register_handler(self, handler: HandlerLike) -> None:
@@ -497,23 +547,47 @@ class LogManager:
         self._handlers.remove(handler)
 
     def get_stats(self) -> LogStats:
-        """A snapshot of queue depth, capacity and the counters."""
-        pipeline = self._pipeline
-        counters = self._counters
-        pending = pipeline.pending if pipeline is not None else len(self._writer.in_flight)
+        """A snapshot of queue depth, capacity and the counters: totals over the backends,
+        and each backend's own in `LogStats.backends` (by name)."""
+        per_backend = {route.name: self._route_stats(route) for route in self._routes}
+        if self._only is not None:
+            only = per_backend[self._only.name]
+            return dataclasses.replace(
+                only, filtered=self._filtered, backends=MappingProxyType(per_backend)
+            )
+        parts = per_backend.values()
         return LogStats(
-            queue_size=len(pipeline.queue) if pipeline is not None else 0,
-            queue_capacity=self._config.queue_size if self._config.async_mode else 0,
+            queue_size=sum(part.queue_size for part in parts),
+            queue_capacity=sum(part.queue_capacity for part in parts),
             is_async=self._config.async_mode,
             handler_count=len(self._handlers),
+            written=sum(part.written for part in parts),
+            dropped=sum(part.dropped for part in parts),
+            write_errors=sum(part.write_errors for part in parts),
+            handler_errors=sum(part.handler_errors for part in parts),
+            accepted=sum(part.accepted for part in parts),
+            dead_lettered=sum(part.dead_lettered for part in parts),
+            filtered=self._filtered,
+            pending=sum(part.pending for part in parts),
+            retries=sum(part.retries for part in parts),
+            backends=MappingProxyType(per_backend),
+        )
+
+    def _route_stats(self, route: Route) -> LogStats:
+        counters = route.counters
+        return LogStats(
+            queue_size=route.queued,
+            queue_capacity=self._config.queue_size if self._config.async_mode else 0,
+            is_async=self._config.async_mode,
+            handler_count=len(route.writer.handlers),
             written=counters.written,
             dropped=counters.dropped,
             write_errors=counters.write_errors,
             handler_errors=counters.handler_errors,
             accepted=counters.accepted,
             dead_lettered=counters.dead_lettered,
-            filtered=counters.filtered,
-            pending=pending,
+            filtered=0,
+            pending=route.pending,
             retries=counters.retries,
         )
 

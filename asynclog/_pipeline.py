@@ -45,7 +45,7 @@ class Writer:
         retry_backoff: float = 0.0,
     ) -> None:
         self.backend = backend
-        self._handlers = handlers
+        self.handlers = handlers
         self._counters = counters
         self._reporter = reporter
         write_now = getattr(backend, "write_batch_blocking", None) if blocking else None
@@ -62,7 +62,7 @@ class Writer:
     @property
     def immediate(self) -> bool:
         """True when `deliver_immediately` may be used: a blocking backend and no handlers."""
-        return self._write_now is not None and not len(self._handlers)
+        return self._write_now is not None and not len(self.handlers)
 
     async def deliver(self, entries: Sequence[LogEntry], *, raise_if_lost: bool = False) -> None:
         """Handle and write `entries`, with retries and the fallback; every entry is counted
@@ -70,8 +70,8 @@ class Writer:
         # If this is interrupted (cancelled, or a bug), in_flight stays set and whoever
         # stopped it settles the batch: redelivers, abandons or drops it.
         self.in_flight = entries
-        if len(self._handlers):
-            await self._handlers.dispatch(entries)
+        if len(self.handlers):
+            await self.handlers.dispatch(entries)
         error = await self._attempt(entries)
         if error is not None:
             await self.recover(entries, error, raise_if_lost=raise_if_lost)

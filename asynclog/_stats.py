@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 
 class Counters:
@@ -92,6 +94,11 @@ class LogStats:
     """Entries accepted but not yet settled: queued, waiting for room, or being written."""
     retries: int = 0
     """Batch writes retried after a failure."""
+    backends: Mapping[str, LogStats] = field(default_factory=lambda: MappingProxyType({}))
+    """Each backend's own figures, by its name (`"file"`, `"sqlite"`, ...). With several
+    backends the totals add them up: an entry sent to two backends counts twice in
+    `accepted`, so `accepted == written + dropped + dead_lettered + pending` holds for the
+    totals as for each backend."""
 
 
 @dataclass(frozen=True, slots=True)

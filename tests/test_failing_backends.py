@@ -80,7 +80,7 @@ async def test_the_default_fallback_is_a_json_dead_letter_file_beside_the_primar
     async def broken(entries: Sequence[LogEntry]) -> None:
         raise OSError(errno.EIO, "I/O error")
 
-    lm._writer.backend.write_batch = broken  # type: ignore[method-assign]
+    lm._routes[0].writer.backend.write_batch = broken  # type: ignore[method-assign]
     await lm.error("dead letter", order=7)
     await lm.close()
     dead = Path(f"{log_path}.deadletter")

@@ -1,0 +1,79 @@
+"""`BoundLogger`: a view of a manager whose entries all carry some fields."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ._levels import Level
+
+if TYPE_CHECKING:
+    from ._manager import LogManager
+
+
+class BoundLogger:
+    """Returned by `LogManager.bind(**fields)`: the same logging methods, the same pipeline,
+    plus the bound fields on every entry. Binding again returns a new view with the fields
+    added; the original is unchanged."""
+
+    __slots__ = ("_fields", "_manager")
+
+    def __init__(self, manager: LogManager, fields: Mapping[str, Any]) -> None:
+        self._manager = manager
+        self._fields = fields
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        """The bound fields (read-only)."""
+        return self._fields
+
+    @property
+    def manager(self) -> LogManager:
+        """The manager this view writes through."""
+        return self._manager
+
+    def bind(self, **fields: Any) -> BoundLogger:
+        """A new view with `fields` added to (and overriding) the bound ones."""
+        return BoundLogger(self._manager, MappingProxyType({**self._fields, **fields}))
+
+    async def write_log(self, level: Level | int | str, message: object, /, **fields: Any) -> None:
+        """`LogManager.write_log` with the bound fields."""
+        manager = self._manager
+        entry = manager._accept(level, message, fields, bound=self._fields)
+        if entry is not None:
+            await manager._deliver(entry)
+
+    async def debug(self, message: object, /, **fields: Any) -> None:
+        """`write_log(Level.DEBUG, ...)`."""
+        await self.write_log(Level.DEBUG, message, **fields)
+
+    async def info(self, message: object, /, **fields: Any) -> None:
+        """`write_log(Level.INFO, ...)`."""
+        await self.write_log(Level.INFO, message, **fields)
+
+    async def warning(self, message: object, /, **fields: Any) -> None:
+        """`write_log(Level.WARNING, ...)`."""
+        await self.write_log(Level.WARNING, message, **fields)
+
+    async def error(self, message: object, /, **fields: Any) -> None:
+        """`write_log(Level.ERROR, ...)`."""
+        await self.write_log(Level.ERROR, message, **fields)
+
+    async def critical(self, message: object, /, **fields: Any) -> None:
+        """`write_log(Level.CRITICAL, ...)`."""
+        await self.write_log(Level.CRITICAL, message, **fields)
+
+    async def exception(self, message: object, /, **fields: Any) -> None:
+        """`error(...)` with the traceback of the exception being handled."""
+        fields.setdefault("exc_info", True)
+        await self.write_log(Level.ERROR, message, **fields)
+
+    def write_log_threadsafe(
+        self, level: Level | int | str, message: object, /, **fields: Any
+    ) -> None:
+        """`LogManager.write_log_threadsafe` with the bound fields."""
+        self._manager._hand_over(level, message, fields, bound=self._fields)
+
+    def __repr__(self) -> str:
+        return f"<BoundLogger of {self._manager!r} {dict(self._fields)!r}>"
