@@ -1,10 +1,13 @@
 """asynclog: asyncio-native logging that never stalls the loop and never loses what it accepted."""
 
+from ._bound import BoundLogger
 from ._config import Config, ConsoleConfig, FileConfig, Sink, SQLiteConfig
+from ._context import contextualize, current_context
 from ._entry import LogEntry
 from ._errors import BackendWriteError, ConfigError, LogError, ManagerClosedError, QueueFullError
 from ._handlers import Handler
 from ._levels import Level
+from ._loading import load_config
 from ._manager import LogManager
 from ._signals import cancel_on_signals
 from ._stats import CloseReport, LogStats
@@ -13,6 +16,7 @@ from .backends import Backend, ConsoleBackend, FileBackend, SQLiteBackend
 __all__ = [
     "Backend",
     "BackendWriteError",
+    "BoundLogger",
     "CloseReport",
     "Config",
     "ConfigError",
@@ -32,6 +36,9 @@ __all__ = [
     "SQLiteConfig",
     "Sink",
     "cancel_on_signals",
+    "contextualize",
+    "current_context",
+    "load_config",
 ]
 
 __version__ = "0.1.0"

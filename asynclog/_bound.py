@@ -73,7 +73,7 @@ class BoundLogger:
         self, level: Level | int | str, message: object, /, **fields: Any
     ) -> None:
         """`LogManager.write_log_threadsafe` with the bound fields."""
-        self._manager._hand_over(level, message, fields, bound=self._fields)
+        self._manager._log_anywhere(level, message, fields, bound=self._fields)
 
     def __repr__(self) -> str:
         return f"<BoundLogger of {self._manager!r} {dict(self._fields)!r}>"

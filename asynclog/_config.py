@@ -20,6 +20,9 @@ from ._validate import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._validate import StrPath
     from .backends.base import Backend
 
 __all__ = ["Config", "ConsoleConfig", "FileConfig", "SQLiteConfig", "Sink", "SinkSpec"]
@@ -125,6 +128,20 @@ class Config:
     priority_min: int = field(init=False, repr=False, compare=False, default=0)
     sinks: tuple[SinkSpec, ...] = field(init=False, repr=False, compare=False, default=())
     """The validated destinations, in order (one for `backend=`)."""
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, object],
+        *,
+        env: Mapping[str, str] | None = None,
+        base_dir: StrPath | None = None,
+    ) -> Config:
+        """A validated Config from plain data (parsed TOML/JSON); see docs/configuration-files.md.
+        `env`: apply its `ASYNCLOG_*` overrides; `base_dir`: resolve relative paths against it."""
+        from ._loading import config_from_dict
+
+        return config_from_dict(data, env=env, base_dir=base_dir)
 
     def __post_init__(self) -> None:
         if not isinstance(self.async_mode, bool):

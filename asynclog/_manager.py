@@ -8,6 +8,7 @@ import contextvars
 import dataclasses
 import enum
 import functools
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from threading import get_ident
@@ -84,6 +85,7 @@ class LogManager:
         self._thread = -1  # the id of the thread running the loop that started the manager
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handed_over: set[asyncio.Task[None]] = set()  # write_log_threadsafe slow paths
+        self._direct_lock = threading.Lock()  # writes made while the loop is not running
         self._on_close: list[Callable[[], object]] = []
         self._state = _State.NEW
         self._accepting = False
@@ -127,6 +129,11 @@ class LogManager:
     def name(self) -> str:
         """The logger name every entry carries."""
         return self._name
+
+    @property
+    def running(self) -> bool:
+        """True between a successful `start()` and the beginning of `close()`."""
+        return self._accepting
 
     @property
     def closed(self) -> bool:
@@ -308,6 +315,7 @@ class LogManager:
         logger: str | None = None,
         bound: Mapping[str, Any] | None = None,
         exception: str | None = None,
+        anywhere: bool = False,
     ) -> LogEntry | _Unsettled | None:
         """The synchronous part of every call: checks, filter, the entry, the async fast path.
         `at` is the call's time when it was taken elsewhere (`write_log_threadsafe`, a stdlib
@@ -317,7 +325,7 @@ class LogManager:
         backends)."""
         if not self._accepting:
             raise self._not_accepting_error()
-        if get_ident() != self._thread:  # a thread id is 4x cheaper to check than the loop
+        if get_ident() != self._thread and not anywhere:  # 4x cheaper than the loop check
             raise self._wrong_loop_error()
         number = level if level.__class__ is Level else parse_level(level)
         if number < self._min_level:
@@ -420,14 +428,17 @@ class LogManager:
     def write_log_threadsafe(
         self, level: Level | int | str, message: object, /, **fields: Any
     ) -> None:
-        """Log from any thread (a thread pool, `run_in_executor`, a plain thread); returns at
-        once. The time is taken here; the entry is handed to the manager's loop, which applies
-        the level, the bounds and the overflow policy as `write_log` does. An entry refused
-        there (a full queue, a failed sync write) is counted dropped, not raised here.
+        """Log from any thread (a thread pool, `run_in_executor`, a plain thread, the loop's own
+        thread outside a coroutine); returns at once and never blocks the loop. The time, the
+        traceback (`exc_info=`) and the `contextualize` fields are taken here; the entry is
+        handed to the manager's loop, which applies the level, the bounds and the overflow
+        policy as `write_log` does. An entry refused there (a full queue, a failed sync write)
+        is counted dropped, not raised here. When the loop has stopped or closed while the
+        manager is still open, the entry (after everything still queued) is written at once.
         Raises `ValueError` for an unknown level and `ManagerClosedError` when not running."""
-        self._hand_over(level, message, fields)
+        self._log_anywhere(level, message, fields)
 
-    def _hand_over(
+    def _log_anywhere(
         self,
         level: Level | int | str,
         message: object,
@@ -454,13 +465,39 @@ class LogManager:
             bound,
             exception,
         )
+        if _running_loop() is loop:
+            accept()
+            return
+        if loop.is_running():
+            try:
+                # In a copy of the caller's context, so that its contextualize() fields apply.
+                loop.call_soon_threadsafe(accept, context=contextvars.copy_context())
+                return
+            except RuntimeError:  # closed meanwhile: write directly
+                pass
+        with self._direct_lock:
+            self._write_directly(accept.args)
+
+    def _write_directly(self, args: tuple[Any, ...]) -> None:
+        """The loop is not running (stopped, or closed without `close()`): write the entry
+        synchronously, after what the workers left queued, so that nothing is lost."""
+        at, number, message, fields, logger, bound, exception = args
         try:
-            # Run in a copy of the caller's context, so that its contextualize() fields apply.
-            loop.call_soon_threadsafe(accept, context=contextvars.copy_context())
-        except RuntimeError as exc:  # the loop has closed
-            raise ManagerClosedError(
-                f"the event loop of LogManager {self._name!r} is closed"
-            ) from exc
+            result = self._accept(
+                number, message, fields, at, logger, bound, exception, anywhere=True
+            )
+        except LogError as exc:
+            self._reporter.failure("write_log_threadsafe", str(exc))
+            return
+        for route in self._opened:
+            entries = route.leftovers()
+            if result.__class__ is _Unsettled:
+                if route in result[1]:
+                    entries.append(result[0])
+            elif result is not None:
+                entries.append(result)  # type: ignore[arg-type]
+            if entries:
+                route.writer.flush_at_exit(entries)
 
     def _accept_handed_over(
         self,
@@ -594,6 +631,13 @@ class LogManager:
     def __repr__(self) -> str:
         mode = "async" if self._config.async_mode else "sync"
         return f"<LogManager {self._name!r} {mode} {self._state.value}>"
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _remaining(deadline: float | None) -> float | None:

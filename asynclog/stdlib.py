@@ -1,0 +1,201 @@
+"""The bridge from the standard library's `logging` into asynclog.
+
+`AsyncLogHandler` is a `logging.Handler` that feeds records into a `LogManager`: level, logger
+name, the `%`-formatted message, the record's time, `exc_info`/`stack_info` (formatted into
+`entry.exception`) and `extra` (into `fields`). It never blocks the event loop and never
+raises into the caller; it works from the loop's thread, from any other thread, and after the
+loop has stopped (then it writes synchronously). `install()` routes loggers through it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import sys
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from . import _capture
+from ._errors import LogError
+from ._manager import LogManager
+
+__all__ = ["AsyncLogHandler", "Installation", "install"]
+
+_RECORD_ATTRIBUTES = frozenset(
+    {
+        *logging.LogRecord("", 0, "", 0, "", (), None).__dict__,
+        "message",
+        "asctime",
+        "taskName",
+    }
+)
+
+PENDING_LIMIT = 1000
+"""Records kept while the handler's manager has not started yet (by name, via dictConfig)."""
+
+
+class AsyncLogHandler(logging.Handler):
+    """Feeds stdlib log records into `manager` (a `LogManager`, or the `Config.name` of one,
+    looked up when a record arrives: handy with `logging.config.dictConfig`).
+
+    Records that arrive before that manager has started are kept (up to `PENDING_LIMIT`) and
+    written first once it runs; records after it has closed go to stderr. Nothing raises into
+    the code that logged: failures go through `Handler.handleError`, as in `logging`.
+    """
+
+    def __init__(self, manager: LogManager | str, level: int | str = logging.NOTSET) -> None:
+        super().__init__(level)
+        if not isinstance(manager, LogManager | str):
+            raise TypeError(f"manager must be a LogManager or its name, got {manager!r}")
+        self._manager = manager
+        self._pending: collections.deque[logging.LogRecord] = collections.deque()
+        self.overflowed = 0
+        """Records that arrived before the manager started and did not fit the pending list
+        (they went to stderr instead)."""
+        self._local = threading.local()
+
+    @property
+    def manager(self) -> LogManager | None:
+        """The manager records go to (None while a named one does not exist yet)."""
+        if isinstance(self._manager, LogManager):
+            return self._manager
+        for candidate in list(_capture.MANAGERS):
+            if candidate.name == self._manager and candidate.running:
+                return candidate
+        return None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self._local, "emitting", False):
+            _to_stderr(record)  # asynclog itself logged while handling a record: no loop
+            return
+        self._local.emitting = True
+        try:
+            manager = self.manager
+            if manager is None or not manager.running:
+                self._hold(record, manager)
+                return
+            while self._pending:
+                self._forward(manager, self._pending.popleft())
+            self._forward(manager, record)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+        finally:
+            self._local.emitting = False
+
+    def _forward(self, manager: LogManager, record: logging.LogRecord) -> None:
+        fields = {
+            key: value
+            for key, value in record.__dict__.items()
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
+        }
+        try:
+            manager._log_anywhere(
+                min(max(record.levelno, 1), 100),
+                record.getMessage(),
+                fields,
+                at=record.created,
+                logger=record.name,
+                exception=self._exception_text(record),
+            )
+        except LogError:
+            _to_stderr(record)  # closed between the check and the call
+
+    def _exception_text(self, record: logging.LogRecord) -> str | None:
+        formatter = self.formatter or _DEFAULT_FORMATTER
+        parts = []
+        if record.exc_info:
+            parts.append(formatter.formatException(record.exc_info))
+        elif record.exc_text:
+            parts.append(record.exc_text)
+        if record.stack_info:
+            parts.append(formatter.formatStack(record.stack_info))
+        return "\n".join(parts) if parts else None
+
+    def _hold(self, record: logging.LogRecord, manager: LogManager | None) -> None:
+        if manager is not None and manager.closed:
+            _to_stderr(record)
+        elif len(self._pending) < PENDING_LIMIT:
+            record.exc_text = self._exception_text(record)  # the traceback dies with the frame
+            record.exc_info = None
+            self._pending.append(record)
+        else:
+            self.overflowed += 1
+            _to_stderr(record)
+
+    def __repr__(self) -> str:
+        name = self._manager if isinstance(self._manager, str) else self._manager.name
+        return f"<AsyncLogHandler -> {name!r} ({logging.getLevelName(self.level)})>"
+
+
+_DEFAULT_FORMATTER = logging.Formatter()
+
+
+def _to_stderr(record: logging.LogRecord) -> None:
+    with contextlib.suppress(Exception):  # stderr itself gone: nowhere left to say it
+        sys.stderr.write(f"{record.levelname}:{record.name}:{record.getMessage()}\n")
+
+
+class Installation:
+    """What `install()` changed; `undo()` puts it back (done by the manager's `close()`)."""
+
+    def __init__(self, handler: AsyncLogHandler) -> None:
+        self.handler = handler
+        self._changes: list[tuple[logging.Logger, int, list[logging.Handler]]] = []
+        self._undone = False
+
+    def _route(self, logger: logging.Logger, level: int | None, replace: bool) -> None:
+        self._changes.append((logger, logger.level, list(logger.handlers)))
+        if replace:
+            for existing in list(logger.handlers):
+                logger.removeHandler(existing)
+        logger.addHandler(self.handler)
+        if level is not None:
+            logger.setLevel(level)
+
+    def undo(self) -> None:
+        """Remove the handler and restore the loggers' levels and handlers. Idempotent."""
+        if self._undone:
+            return
+        self._undone = True
+        for logger, level, handlers in reversed(self._changes):
+            logger.removeHandler(self.handler)
+            logger.setLevel(level)
+            for handler in handlers:
+                if handler not in logger.handlers:
+                    logger.addHandler(handler)
+
+
+def _level_number(level: int | str) -> int:
+    if isinstance(level, int) and not isinstance(level, bool):
+        return level
+    number = logging.getLevelNamesMapping().get(str(level).upper())
+    if number is None:
+        raise ValueError(f"unknown logging level {level!r}")
+    return number
+
+
+def install(
+    manager: LogManager,
+    level: int | str | None = logging.INFO,
+    loggers: Iterable[str] | None = None,
+    *,
+    replace: bool = False,
+    **handler_options: Any,
+) -> Installation:
+    """Route the root logger (or the loggers named in `loggers`) through `manager`.
+
+    `level` is set on those loggers (None leaves their levels alone); `replace=True` detaches
+    their existing handlers meanwhile (for example uvicorn's own). Everything is undone when
+    the manager closes, or by `Installation.undo()`.
+    """
+    handler = AsyncLogHandler(manager, **handler_options)
+    installation = Installation(handler)
+    numeric = _level_number(level) if level is not None else None
+    for name in loggers if loggers is not None else [None]:
+        installation._route(logging.getLogger(name), numeric, replace)
+    manager.add_close_callback(installation.undo)
+    return installation
