@@ -10,7 +10,7 @@ import enum
 import functools
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from threading import get_ident
 from time import time
 from types import MappingProxyType, TracebackType
@@ -582,6 +582,14 @@ class LogManager:
     def unregister_handler(self, handler: HandlerLike) -> None:
         """Stop calling `handler`; an unknown handler is ignored."""
         self._handlers.remove(handler)
+
+    def observe_writes(self, observer: Callable[[str, Sequence[LogEntry], float], None]) -> None:
+        """Call `observer(backend_name, entries, seconds)` after every successful write of a
+        batch to a backend (in the worker, in async mode): what `asynclog.metrics` builds its
+        histograms from. A raising observer is reported on stderr and does not fail the write.
+        """
+        for route in self._routes:
+            route.writer.observers.append(functools.partial(observer, route.name))
 
     def get_stats(self) -> LogStats:
         """A snapshot of queue depth, capacity and the counters: totals over the backends,

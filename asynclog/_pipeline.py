@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from time import perf_counter
 from types import MappingProxyType
 
 from ._entry import LogEntry
@@ -22,6 +23,7 @@ from .backends.base import Backend
 from .formatters import iso_utc
 
 Flush = Callable[[Sequence[LogEntry]], None]
+WriteObserver = Callable[[Sequence[LogEntry], float], None]
 
 
 class Writer:
@@ -56,6 +58,8 @@ class Writer:
         self._retry_backoff = retry_backoff
         self.closed = False
         """Set when the manager closes the backends: a late write is dropped, not reopened."""
+        self.observers: list[WriteObserver] = []
+        """Called with `(entries, seconds)` after each successful backend write (metrics)."""
         self.in_flight: Sequence[LogEntry] = ()
         """The batch being handled, written or retried (abandoned if the worker is cancelled)."""
 
@@ -80,12 +84,13 @@ class Writer:
     def deliver_immediately(self, entries: Sequence[LogEntry]) -> Exception | None:
         """Sync mode without handlers: write now; return the error for `recover` if it failed."""
         assert self._write_now is not None
+        started = perf_counter() if self.observers else 0.0
         try:
             self._write_now(entries)
         except Exception as exc:
             self._write_failed(entries, exc)
             return exc
-        self._written(entries)
+        self._written(entries, started)
         return None
 
     async def recover(
@@ -106,16 +111,24 @@ class Writer:
     async def _attempt(self, entries: Sequence[LogEntry]) -> Exception | None:
         if self._write_now is not None:
             return self.deliver_immediately(entries)
+        started = perf_counter() if self.observers else 0.0
         try:
             await self.backend.write_batch(entries)
         except Exception as exc:
             self._write_failed(entries, exc)
             return exc
-        self._written(entries)
+        self._written(entries, started)
         return None
 
-    def _written(self, entries: Sequence[LogEntry]) -> None:
+    def _written(self, entries: Sequence[LogEntry], started: float) -> None:
         self._counters.written += len(entries)
+        if self.observers:
+            seconds = perf_counter() - started
+            for observer in self.observers:
+                try:
+                    observer(entries, seconds)
+                except Exception as exc:
+                    self._reporter.failure("write observer", f"{observer!r} raised {exc!r}")
         self._reporter.success("write")  # a write that works ends every burst of failures
         self._reporter.success("delivery")
 
