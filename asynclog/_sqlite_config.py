@@ -10,7 +10,10 @@ from ._levels import Level
 from ._validate import (
     StrPath,
     number_at_least,
+    optional_duration,
+    optional_int_at_least,
     optional_level,
+    require_bool,
     require_choice,
     require_mode,
     require_path,
@@ -35,6 +38,14 @@ class SQLiteConfig:
     """This backend's own minimum level (with several backends); None: the manager's level."""
     name: str | None = None
     """The backend's name in the stats; default `"sqlite"`."""
+    fts: bool = False
+    """Keep an FTS5 full-text index of `message` in `"{table}_fts"` (needs SQLite's FTS5)."""
+    max_rows: int | None = None
+    """Keep at most this many newest rows (by id); None: no limit."""
+    max_age: float | str | None = None
+    """Delete rows whose `ts` is older than this: seconds, or `"45s"`, `"30m"`, `"12h"`, `"7d"`."""
+    retention_interval: float = 1.0
+    """Seconds between retention passes (0: after every batch); a close always runs one."""
 
     def __post_init__(self) -> None:
         require_path("SQLiteConfig", "db_path", self.db_path)
@@ -42,6 +53,10 @@ class SQLiteConfig:
         number_at_least("SQLiteConfig", "busy_timeout", self.busy_timeout, 0)
         require_mode("SQLiteConfig", self.mode)
         optional_level("SQLiteConfig", "level", self.level)
+        require_bool("SQLiteConfig", "fts", self.fts)
+        optional_int_at_least("SQLiteConfig", "max_rows", self.max_rows, 1)
+        optional_duration("SQLiteConfig", "max_age", self.max_age)
+        number_at_least("SQLiteConfig", "retention_interval", self.retention_interval, 0)
         if (
             not isinstance(self.table, str)
             or not self.table.isidentifier()
@@ -56,3 +71,8 @@ class SQLiteConfig:
             raise ConfigError(
                 f"SQLiteConfig.table may not start with 'sqlite_', got {self.table!r}", key="table"
             )
+
+    @property
+    def max_age_seconds(self) -> float | None:
+        """`max_age` in seconds, or None."""
+        return optional_duration("SQLiteConfig", "max_age", self.max_age)

@@ -6,6 +6,7 @@ report the whole key path (`backends[1].max_file_size_mb`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable
@@ -87,3 +88,67 @@ def require_format(owner: str, value: object, names: tuple[str, ...]) -> None:
 
 
 FormatSpec = str | Callable[..., str]
+
+
+def optional_int_at_least(owner: str, name: str, value: object, minimum: int) -> int | None:
+    """An int >= `minimum`, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(
+            f"{owner}.{name} must be an int >= {minimum} or None, got {value!r}", key=name
+        )
+    return value
+
+
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def optional_duration(owner: str, name: str, value: object) -> float | None:
+    """Seconds > 0 from a number or a string like `"45s"`, `"30m"`, `"12h"`, `"7d"`; or None."""
+    if value is None:
+        return None
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value[-1:] in DURATION_UNITS:
+        number = value[:-1]
+        if number.isascii() and number.replace(".", "", 1).isdigit():
+            with contextlib.suppress(ValueError):
+                seconds = float(number) * DURATION_UNITS[value[-1]]
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(
+            f"{owner}.{name} must be seconds > 0 or a duration like '45s', '30m', '12h', '7d', "
+            f"got {value!r}",
+            key=name,
+        )
+    return seconds
+
+
+def optional_positive_number(owner: str, name: str, value: object) -> float | None:
+    """A finite number > 0, or None."""
+    if value is None:
+        return None
+    number = require_number(owner, name, value)
+    if number <= 0:
+        raise ConfigError(f"{owner}.{name} must be > 0, got {value!r}", key=name)
+    return number
+
+
+def optional_rotation_period(owner: str, name: str, value: object) -> float | str | None:
+    """`"midnight"`, or a duration string like `"1h"` (returned in seconds); or None."""
+    if value is None:
+        return None
+    if value == "midnight":
+        return "midnight"
+    seconds = None
+    if isinstance(value, str):
+        with contextlib.suppress(ConfigError):
+            seconds = optional_duration(owner, name, value)
+    if seconds is None:
+        raise ConfigError(
+            f'{owner}.{name} must be "midnight" or a period like "1h", "30m", "1d" '
+            f"(<N>s|m|h|d), got {value!r}",
+            key=name,
+        )
+    return seconds

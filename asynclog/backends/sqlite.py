@@ -1,4 +1,5 @@
-"""The SQLite backend: aiosqlite, WAL, one `executemany` transaction per batch."""
+"""The SQLite backend: aiosqlite, WAL, one `executemany` transaction per batch; optional
+retention (`max_rows`, `max_age`) and FTS5 index of `message`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Generator, Sequence
+from typing import Any
 
 import aiosqlite
 
@@ -26,6 +29,45 @@ def schema_statements(table: str) -> list[str]:
         f'CREATE INDEX IF NOT EXISTS "{table}_ts" ON "{table}" (ts)',
         f'CREATE INDEX IF NOT EXISTS "{table}_level_ts" ON "{table}" (level, ts)',
     ]
+
+
+def fts_statements(table: str) -> list[str]:
+    """The external-content FTS5 table `"{table}_fts"` on `message`, and the triggers that keep
+    it in step with every insert, delete and update of `table`."""
+    fts = f'"{table}_fts"'
+    delete = f"INSERT INTO {fts}({fts}, rowid, message) VALUES ('delete', old.id, old.message);"
+    insert = f"INSERT INTO {fts}(rowid, message) VALUES (new.id, new.message);"
+    return [
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} "
+        f'USING fts5(message, content="{table}", content_rowid="id")',
+        f'CREATE TRIGGER IF NOT EXISTS "{table}_fts_insert" AFTER INSERT ON "{table}" '
+        f"BEGIN {insert} END",
+        f'CREATE TRIGGER IF NOT EXISTS "{table}_fts_delete" AFTER DELETE ON "{table}" '
+        f"BEGIN {delete} END",
+        f'CREATE TRIGGER IF NOT EXISTS "{table}_fts_update" AFTER UPDATE ON "{table}" '
+        f"BEGIN {delete} {insert} END",
+    ]
+
+
+COLUMNS = "ts, level, logger, message, fields, exception"
+
+
+def staging_statements(table: str) -> tuple[str, str, str, str]:
+    """Create, fill, move and clear a temp table, to insert a batch in one `INSERT ... SELECT`.
+    Used when the FTS triggers exist: a per-row `executemany` runs the trigger as a statement
+    per row and FTS5 writes out its pending index data at each (measured ~4x slower)."""
+    stage = 'temp."asynclog_batch"'
+    return (
+        f"CREATE TEMP TABLE IF NOT EXISTS asynclog_batch ({COLUMNS})",
+        f"INSERT INTO {stage} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        f'INSERT INTO main."{table}" ({COLUMNS}) SELECT {COLUMNS} FROM {stage} ORDER BY rowid',
+        f"DELETE FROM {stage}",
+    )
+
+
+def fts_object_names(table: str) -> tuple[str, ...]:
+    """The names of the FTS table and its triggers, as `sqlite_master` lists them."""
+    return (f"{table}_fts", f"{table}_fts_insert", f"{table}_fts_delete", f"{table}_fts_update")
 
 
 def sqlite_text(text: str) -> str:
@@ -55,6 +97,105 @@ def entry_row(entry: LogEntry) -> Row:
     )
 
 
+Step = tuple[str, tuple[float, ...]]
+"""One statement of a retention pass and its parameters."""
+StepResult = tuple[Any, int]
+"""What the driver sends back: the statement's first row (or None) and its rowcount."""
+
+RETENTION_CHUNK = 2_000
+"""The fewest rows a retention pass may delete; a pass deletes at most this or twice the
+batch, whichever is more, so it keeps one transaction short yet outpaces the inserts."""
+
+
+class Retention:
+    """When to prune and the statements that do it: the rows older than `max_age`, then all
+    but the newest `max_rows` (by id). The statements are yielded so that one plan serves the
+    connection on aiosqlite's thread, a plain one and an async one.
+
+    The `max_rows` cutoff costs a walk over `max_rows` ids, so it is found once per round and
+    then deleted up to in chunks, one per batch, until the round is done."""
+
+    def __init__(self, config: SQLiteConfig) -> None:
+        self.max_rows = config.max_rows
+        self.max_age = config.max_age_seconds
+        self.interval = config.retention_interval
+        self.enabled = self.max_rows is not None or self.max_age is not None
+        self._next_pass = 0.0
+        self._behind = False
+        self._cutoff: int | None = None
+        """The id up to which rows are over `max_rows`, while a round is under way."""
+        table = f'"{config.table}"'
+        self._oldest = f"SELECT min(id) FROM {table}"
+        self._newest = f"SELECT max(id) FROM {table}"
+        self._find_cutoff = f"SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?"
+        self._delete_upto = (
+            f"DELETE FROM {table} WHERE id IN "
+            f"(SELECT id FROM {table} WHERE id <= ? ORDER BY id LIMIT ?)"
+        )
+        self._delete_older = (
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE ts < ? LIMIT ?)"
+        )
+
+    def due(self) -> bool:
+        """Whether the next batch should run a pass."""
+        return self.enabled and (self._behind or time.monotonic() >= self._next_pass)
+
+    def steps(self, budget: int | None = None) -> Generator[Step, StepResult, int]:
+        """One pass, deleting at most `budget` rows (default `RETENTION_CHUNK`); returns how
+        many it deleted."""
+        budget = RETENTION_CHUNK if budget is None else budget
+        left = budget
+        if self.max_age is not None:
+            _, count = yield self._delete_older, (time.time() - self.max_age, left)
+            left -= max(count, 0)
+        while self.max_rows is not None and left > 0:
+            cutoff = self._cutoff
+            fresh = cutoff is None
+            if cutoff is None:
+                (oldest,), _ = yield self._oldest, ()
+                (newest,), _ = yield self._newest, ()
+                # The id span bounds the row count: when it fits, nothing is over the limit
+                # and the walk to the cutoff is skipped.
+                if oldest is None or newest - oldest < self.max_rows:
+                    break
+                row, _ = yield self._find_cutoff, (self.max_rows,)
+                if row is None:
+                    break
+                cutoff = self._cutoff = int(row[0])
+            _, count = yield self._delete_upto, (cutoff, left)
+            left -= max(count, 0)
+            if left > 0:
+                self._cutoff = None  # nothing at or below it is left: this round is done
+                if fresh:
+                    break  # else rows came since the round began: look again
+        self._behind = left <= 0 or self._cutoff is not None
+        self._next_pass = time.monotonic() + self.interval
+        return budget - left
+
+
+def run_steps(connection: sqlite3.Connection, steps: Generator[Step, StepResult, int]) -> int:
+    """Run a retention pass on a plain connection (inside the caller's transaction)."""
+    try:
+        statement, params = next(steps)
+        while True:
+            cursor = connection.execute(statement, params)
+            statement, params = steps.send((cursor.fetchone(), cursor.rowcount))
+    except StopIteration as done:
+        return int(done.value)
+
+
+async def run_steps_async(db: aiosqlite.Connection, steps: Generator[Step, StepResult, int]) -> int:
+    """`run_steps` through aiosqlite's public API."""
+    try:
+        statement, params = next(steps)
+        while True:
+            cursor = await db.execute(statement, params)
+            row = await cursor.fetchone()
+            statement, params = steps.send((row, cursor.rowcount))
+    except StopIteration as done:
+        return int(done.value)
+
+
 class SQLiteBackend:
     """Inserts each batch in one transaction. The schema is in docs/sqlite-schema.md."""
 
@@ -62,10 +203,10 @@ class SQLiteBackend:
         self.config = config or SQLiteConfig()
         self.path = os.fspath(self.config.db_path)
         self._db: aiosqlite.Connection | None = None
-        self._insert = (
-            f'INSERT INTO "{self.config.table}" (ts, level, logger, message, fields, exception) '
-            "VALUES (?, ?, ?, ?, ?, ?)"
-        )
+        self._insert = f'INSERT INTO "{self.config.table}" ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)'
+        self._staging: tuple[str, str, str, str] | None = None
+        """Set at open when the table has the FTS insert trigger (fts, or an earlier fts)."""
+        self.retention = Retention(self.config)
 
     async def open(self) -> None:
         try:
@@ -77,10 +218,47 @@ class SQLiteBackend:
             for statement in self._setup_statements():
                 await db.execute(statement)
             await db.commit()
-        except sqlite3.Error as exc:
+            if self.config.fts:
+                await self._set_up_fts(db)
+            trigger = fts_object_names(self.config.table)[1]
+            cursor = await db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (trigger,))
+            has_trigger = await cursor.fetchone() is not None
+            self._staging = staging_statements(self.config.table) if has_trigger else None
+            if self._staging is not None:
+                await db.execute(self._staging[0])
+        except BaseException as exc:
             await db.close()
-            raise LogError(f"cannot set up SQLite database {self.path!r}: {exc}") from exc
+            _join_connection_thread(db)
+            if isinstance(exc, sqlite3.Error):
+                raise LogError(f"cannot set up SQLite database {self.path!r}: {exc}") from exc
+            raise
+        self.retention = Retention(self.config)
         self._db = db
+
+    async def _set_up_fts(self, db: aiosqlite.Connection) -> None:
+        """Create the FTS table and its triggers if missing; when any was missing, rebuild the
+        index from the table once, so that rows written before (or without triggers) count."""
+        if not await _has_fts5(db):
+            raise LogError(
+                f"SQLiteConfig(fts=True) needs SQLite's FTS5 extension, which this sqlite3 "
+                f"module lacks (SQLite {sqlite3.sqlite_version}); database {self.path!r}"
+            )
+        names = fts_object_names(self.config.table)
+        await db.execute("BEGIN IMMEDIATE")  # two processes opening at once: one creates
+        try:
+            cursor = await db.execute(
+                f"SELECT count(*) FROM sqlite_master WHERE name IN ({', '.join('?' * len(names))})",
+                names,
+            )
+            present = await cursor.fetchone()
+            for statement in fts_statements(self.config.table):
+                await db.execute(statement)
+            if present is None or present[0] < len(names):
+                await db.execute(f'INSERT INTO "{names[0]}"("{names[0]}") VALUES (\'rebuild\')')
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
 
     def _setup_statements(self) -> list[str]:
         return [
@@ -93,52 +271,141 @@ class SQLiteBackend:
         if self._db is None:
             raise LogError(f"SQLite backend for {self.path!r} is not open")
         rows = await map_in_slices(entry_row, entries)
+        prune = self.retention.due()
         run_in_thread = getattr(self._db, "_execute", None)
         if run_in_thread is not None:
             # One hop to aiosqlite's thread for the whole transaction instead of two (insert,
             # commit). `_execute` is aiosqlite's own primitive; the public path is the fallback.
-            await run_in_thread(self._insert_on_thread, rows)
-            return
+            await run_in_thread(self._insert_on_thread, rows, prune)
+        else:
+            await self._insert_async(self._db, rows, prune)
+
+    def _insert_on_thread(self, rows: list[Row], prune: bool) -> None:
+        connection: sqlite3.Connection = self._db._conn  # type: ignore[union-attr]
+        _insert_transaction(
+            connection, self._staging or self._insert, rows, self.retention if prune else None
+        )
+
+    async def _insert_async(self, db: aiosqlite.Connection, rows: list[Row], prune: bool) -> None:
         try:
-            await self._db.executemany(self._insert, rows)
-            await self._db.commit()
+            if self._staging is None:
+                await db.executemany(self._insert, rows)
+            else:
+                _, fill, move, clear = self._staging
+                await db.executemany(fill, rows)
+                await db.execute(move)
+                await db.execute(clear)
+            if prune:
+                await run_steps_async(db, self.retention.steps(_budget(len(rows))))
+            await db.commit()
         except BaseException:
-            await self._db.rollback()
+            await db.rollback()
             raise
 
-    def _insert_on_thread(self, rows: list[Row]) -> None:
-        connection: sqlite3.Connection = self._db._conn  # type: ignore[union-attr]
-        _insert_transaction(connection, self._insert, rows)
-
     async def close(self) -> None:
+        """Run retention passes until nothing is over the limits (so `max_rows` holds exactly
+        after close), then close the connection."""
         if self._db is not None:
             db, self._db = self._db, None
-            await db.close()
-            _join_connection_thread(db)
+            try:
+                if self.retention.enabled:
+                    run_in_thread = getattr(db, "_execute", None)
+                    if run_in_thread is not None:
+                        await run_in_thread(self._prune_on_thread, db)
+                    else:
+                        await self._prune_async(db)
+            finally:
+                await db.close()
+                _join_connection_thread(db)
+
+    def _prune_on_thread(self, db: aiosqlite.Connection) -> None:
+        _prune_until_done(db._conn, self.retention)
+
+    async def _prune_async(self, db: aiosqlite.Connection) -> None:
+        while True:
+            try:
+                deleted = await run_steps_async(db, self.retention.steps())
+                await db.commit()
+            except BaseException:
+                await db.rollback()
+                raise
+            if deleted == 0:
+                return
 
     def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
-        """Interpreter exit, no event loop: insert `entries` on a plain connection, then stop
-        aiosqlite's thread (it would otherwise keep the interpreter from exiting)."""
+        """Interpreter exit, no event loop: insert `entries` on a plain connection and, if the
+        backend was still open, prune as close does; first stop aiosqlite's thread (it would
+        otherwise keep the interpreter from exiting)."""
         db, self._db = self._db, None
         if db is not None:
             db.stop()
             _join_connection_thread(db)
-        if not entries:
+        prune = db is not None and self.retention.enabled
+        if not entries and not prune:
             return
         with contextlib.closing(
             sqlite3.connect(self.path, timeout=self.config.busy_timeout)
         ) as conn:
-            _insert_transaction(conn, self._insert, [entry_row(entry) for entry in entries])
+            # The FTS triggers in the database keep the index in step (a per-row insert is
+            # slower than the staged one, but this is at most a queue's worth).
+            if entries:
+                _insert_transaction(conn, self._insert, [entry_row(entry) for entry in entries])
+            if prune:
+                _prune_until_done(conn, self.retention)
 
 
-def _insert_transaction(connection: sqlite3.Connection, insert: str, rows: list[Row]) -> None:
-    """Insert `rows` in one transaction: all of them, or none."""
+def _insert_transaction(
+    connection: sqlite3.Connection,
+    insert: str | tuple[str, str, str, str],
+    rows: list[Row],
+    retention: Retention | None = None,
+) -> None:
+    """Insert `rows` (one `executemany`, or through the temp table of `staging_statements`)
+    and run one retention pass (if given) in one transaction: all of it, or none."""
     try:
-        connection.executemany(insert, rows)
+        if isinstance(insert, str):
+            connection.executemany(insert, rows)
+        else:
+            _, fill, move, clear = insert
+            connection.executemany(fill, rows)
+            connection.execute(move)
+            connection.execute(clear)
+        if retention is not None:
+            run_steps(connection, retention.steps(_budget(len(rows))))
         connection.commit()
     except BaseException:
         connection.rollback()
         raise
+
+
+def _prune_until_done(connection: sqlite3.Connection, retention: Retention) -> None:
+    """Retention passes, each its own transaction, until one deletes nothing: then no row is
+    over `max_rows` or older than `max_age`."""
+    while True:
+        try:
+            deleted = run_steps(connection, retention.steps())
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        if deleted == 0:
+            return
+
+
+def _budget(batch: int) -> int:
+    return max(RETENTION_CHUNK, 2 * batch)
+
+
+async def _has_fts5(db: aiosqlite.Connection) -> bool:
+    """Whether the connection can create FTS5 tables (compiled in or loaded)."""
+    try:
+        await db.execute('CREATE VIRTUAL TABLE temp."asynclog_fts5_probe" USING fts5(x)')
+    except sqlite3.OperationalError as exc:
+        if "fts5" in str(exc):  # "no such module: fts5"
+            return False
+        raise
+    await db.execute('DROP TABLE temp."asynclog_fts5_probe"')
+    return True
 
 
 def _create_file(path: str, mode: int) -> None:
