@@ -12,6 +12,7 @@ from ._manager import LogManager
 from ._signals import cancel_on_signals
 from ._stats import CloseReport, LogStats
 from .backends import Backend, ConsoleBackend, FileBackend, SQLiteBackend
+from .query import QueryError, query
 
 __all__ = [
     "Backend",
@@ -31,6 +32,7 @@ __all__ = [
     "LogManager",
     "LogStats",
     "ManagerClosedError",
+    "QueryError",
     "QueueFullError",
     "SQLiteBackend",
     "SQLiteConfig",
@@ -39,6 +41,7 @@ __all__ = [
     "contextualize",
     "current_context",
     "load_config",
+    "query",
 ]
 
 __version__ = "0.1.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, NamedTuple
@@ -87,8 +88,9 @@ class SinkSpec(NamedTuple):
 class Config:
     """Everything `LogManager` needs. Invalid values raise `ConfigError` at construction."""
 
-    backend: str | Backend = "file"
-    """`"file"`, `"sqlite"`, `"console"` (stderr), or any object implementing `Backend`."""
+    backend: str | Backend | None = None
+    """`"file"`, `"sqlite"`, `"console"` (stderr), or any object implementing `Backend`;
+    None (the default) means `"file"`, unless `backends` is given."""
     backend_config: FileConfig | SQLiteConfig | ConsoleConfig | None = None
     """Settings of a built-in backend; `None` takes that backend's defaults."""
     backends: Sequence[BackendSpec | Sink | Backend] | None = None
@@ -194,7 +196,7 @@ class Config:
     def _resolve_sinks(self) -> tuple[SinkSpec, ...]:
         if self.backends is None:
             return (self._single_sink(),)
-        if self.backend != "file" or self.backend_config is not None:
+        if self.backend is not None or self.backend_config is not None:
             raise ConfigError(
                 "give either backend/backend_config or backends, not both", "backends"
             )
@@ -217,10 +219,13 @@ class Config:
             except ConfigError as exc:
                 key = f"backends[{index}]" + (f".{exc.key}" if exc.key else "")
                 raise ConfigError(f"backends[{index}]: {exc}", key) from None
-        return _unique_names(specs)
+        _check_distinct_targets(specs)
+        return _unique_names(specs, [_given_name(item) for item in self.backends])
 
     def _single_sink(self) -> SinkSpec:
         backend, options = self.backend, self.backend_config
+        if backend is None:
+            backend = "file"
         if not isinstance(backend, str):
             missing = _missing_methods(backend)
             if missing:
@@ -271,15 +276,53 @@ class Config:
         return SinkSpec(name, target, self.min_level if own is None else max(own, self.min_level))
 
 
-def _unique_names(specs: list[SinkSpec]) -> tuple[SinkSpec, ...]:
-    """Default names repeat ("file", "file"): number them "file", "file-2"."""
-    seen: dict[str, int] = {}
+def _unique_names(specs: list[SinkSpec], given: list[str | None]) -> tuple[SinkSpec, ...]:
+    """Names given explicitly must differ; default names that repeat ("file", "file") are
+    numbered ("file", "file-2"), skipping any name already taken."""
+    explicit = [name for name in given if name is not None]
+    for duplicate in explicit:
+        if explicit.count(duplicate) > 1:
+            raise ConfigError(
+                f"two backends are named {duplicate!r}; names must differ", "backends"
+            )
+    taken = set(explicit)
     unique = []
-    for spec in specs:
-        count = seen.get(spec.name, 0) + 1
-        seen[spec.name] = count
-        unique.append(spec if count == 1 else spec._replace(name=f"{spec.name}-{count}"))
+    for spec, given_name in zip(specs, given, strict=True):
+        if given_name is None:
+            candidate, number = spec.name, 1
+            while candidate in taken:
+                number += 1
+                candidate = f"{spec.name}-{number}"
+            spec = spec._replace(name=candidate)
+        taken.add(spec.name)
+        unique.append(spec)
     return tuple(unique)
+
+
+def _check_distinct_targets(specs: list[SinkSpec]) -> None:
+    """Two file backends on one path would interleave and rotate each other's file."""
+    seen: dict[tuple[str, ...], int] = {}
+    for index, spec in enumerate(specs):
+        target = spec.target
+        if isinstance(target, FileConfig):
+            key: tuple[str, ...] = ("file", os.path.abspath(os.fspath(target.file_path)))
+        elif isinstance(target, SQLiteConfig):
+            key = ("sqlite", os.path.abspath(os.fspath(target.db_path)), target.table.lower())
+        else:
+            continue
+        if key in seen:
+            raise ConfigError(
+                f"backends[{seen[key]}] and backends[{index}] write to the same "
+                f"{'file' if key[0] == 'file' else 'table'} {key[1]!r}",
+                f"backends[{index}]",
+            )
+        seen[key] = index
+
+
+def _given_name(item: object) -> str | None:
+    if isinstance(item, FileConfig | SQLiteConfig | ConsoleConfig | Sink):
+        return item.name
+    return None
 
 
 def _missing_methods(backend: object) -> list[str]:

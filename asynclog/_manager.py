@@ -336,10 +336,8 @@ class LogManager:
         if len(message) > self._quick_text_limit:
             message = truncate(message, self._max_entry_bytes)
         context = self._context_get()
-        if fields or context or bound:
-            if "exc_info" in fields:
-                exception = format_exc_info(fields.pop("exc_info")) or exception
-            frozen = self._merged(fields, context, bound)
+        if fields or context or bound or exception:
+            frozen, exception = self._merged(fields, context, bound, exception)
         else:
             frozen = EMPTY_FIELDS
         entry: LogEntry = _new_entry(
@@ -367,14 +365,20 @@ class LogManager:
         fields: dict[str, Any],
         context: Mapping[str, Any] | None,
         bound: Mapping[str, Any] | None,
-    ) -> Mapping[str, Any]:
-        """Explicit fields win over context fields, which win over bound fields."""
+        exception: str | None,
+    ) -> tuple[Mapping[str, Any], str | None]:
+        """The entry's fields and traceback. Explicit fields win over context fields, which
+        win over bound fields; `exc_info` (from any of them) becomes the traceback."""
         if context or bound:
             fields = {**(bound or {}), **(context or {}), **fields}
+        if "exc_info" in fields:
+            exception = format_exc_info(fields.pop("exc_info")) or exception
+        if exception is not None and len(exception) > self._quick_text_limit:
+            exception = truncate(exception, self._max_entry_bytes)
         if not fields:
-            return EMPTY_FIELDS
+            return EMPTY_FIELDS, exception
         bounded = bound_fields(fields, self._max_entry_bytes)
-        return MappingProxyType(fields if bounded is None else dict(bounded))
+        return MappingProxyType(fields if bounded is None else dict(bounded)), exception
 
     def _fan_out(self, entry: LogEntry) -> LogEntry | _Unsettled | None:
         """The synchronous part for several backends (or an open capture): every backend at

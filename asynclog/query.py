@@ -1,0 +1,475 @@
+"""Reading logs back from an asynclog SQLite database.
+
+`query()` is the async API; `LogDB` is the blocking reader the CLI uses. Both open the database
+read-only (`mode=ro`), so a reader never modifies the writer's database, and with WAL it never
+blocks the writer either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import re
+import sqlite3
+import time
+import urllib.parse
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+import aiosqlite
+
+from ._entry import EMPTY_FIELDS, LogEntry
+from ._errors import LogError
+from ._levels import Level, parse_level
+
+__all__ = [
+    "Filters",
+    "LogDB",
+    "QueryError",
+    "TimeSpec",
+    "make_filters",
+    "parse_time",
+    "query",
+]
+
+TimeSpec = float | int | datetime | timedelta | str
+"""A point in time: unix seconds, a `datetime` (naive means UTC), a `timedelta` (that long
+ago), or a string: relative (`"30s"`, `"15m"`, `"1h"`, `"2d"`, `"1w"`: that long ago), `"now"`,
+or ISO 8601 (`"2026-11-27"`, `"2026-11-27T10:00:00"`, with an optional `Z` or offset; naive
+means UTC)."""
+
+COLUMNS = ("id", "ts", "level", "logger", "message", "fields", "exception")
+"""The columns a table must have to be read as an asynclog table."""
+
+BUSY_TIMEOUT = 5.0
+_SELECT_COLUMNS = ", ".join(COLUMNS)
+_LEVELS: dict[int, Level] = {int(level): level for level in Level}
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_INT64 = 2**63
+
+
+class QueryError(LogError):
+    """The logs cannot be read: the file is missing, is not SQLite, or has no asynclog table."""
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Validated query conditions; `None` (or empty) means no condition."""
+
+    min_level: int | None = None
+    since: float | None = None
+    """Unix seconds, inclusive."""
+    until: float | None = None
+    """Unix seconds, exclusive."""
+    text: str | None = None
+    logger: str | None = None
+    fields: tuple[tuple[str, str], ...] = ()
+    """(key, value as text) pairs; see `make_filters`."""
+    limit: int | None = None
+
+
+def parse_time(value: TimeSpec, now: float | None = None) -> float:
+    """Turn a `TimeSpec` into unix seconds. Raises `ValueError` naming the value."""
+    now = time.time() if now is None else now
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"not a time: {value!r}")
+        return float(value)
+    if isinstance(value, timedelta):
+        return now - value.total_seconds()
+    if isinstance(value, datetime):
+        return _aware(value).timestamp()
+    if not isinstance(value, str):
+        raise ValueError(f"not a time: {value!r}")
+    text = value.strip()
+    if text.lower() == "now":
+        return now
+    relative = _RELATIVE.fullmatch(text)
+    if relative:
+        return now - float(relative.group(1)) * _UNIT_SECONDS[relative.group(2).lower()]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"not a time: {value!r}; use a relative time (30s, 15m, 1h, 2d, 1w) or an ISO "
+            "date/time (2026-11-27, 2026-11-27T10:00:00, optional Z or +02:00)"
+        ) from None
+    return _aware(parsed).timestamp()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _field_text(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def make_filters(
+    *,
+    level: Level | int | str | None = None,
+    since: TimeSpec | None = None,
+    until: TimeSpec | None = None,
+    text: str | None = None,
+    logger: str | None = None,
+    fields: Mapping[str, object] | Sequence[tuple[str, object]] | None = None,
+    limit: int | None = None,
+    now: float | None = None,
+) -> Filters:
+    """Validate the arguments of `query()`; raises `ValueError` naming the bad one."""
+    min_level = None if level is None else parse_level(level)
+    pairs: list[tuple[str, str]] = []
+    if isinstance(fields, str | bytes):
+        raise ValueError(f"fields must be a mapping, got {fields!r}")
+    items = fields.items() if isinstance(fields, Mapping) else (fields or ())
+    for key, value in items:
+        if not isinstance(key, str) or not key or '"' in key:
+            raise ValueError(f"field name must be a non-empty str without '\"', got {key!r}")
+        pairs.append((key, _field_text(value)))
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit must be a positive int, got {limit!r}")
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {text!r}")
+    if logger is not None and not isinstance(logger, str):
+        raise ValueError(f"logger must be a str, got {logger!r}")
+    return Filters(
+        min_level=min_level,
+        since=None if since is None else parse_time(since, now),
+        until=None if until is None else parse_time(until, now),
+        text=text or None,
+        logger=logger,
+        fields=tuple(pairs),
+        limit=limit,
+    )
+
+
+def check_table(table: str) -> str:
+    """`table`, if it is a plain identifier (it is put into the SQL text, quoted)."""
+    if not isinstance(table, str) or not table.isidentifier() or not table.isascii():
+        raise ValueError(f"table must be a plain identifier, got {table!r}")
+    return table
+
+
+# --- SQL -------------------------------------------------------------------------------------
+
+
+def _like_pattern(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _fts_query(text: str) -> str:
+    """`text` as one FTS5 phrase whose last word may be a prefix: `"user-42"*`."""
+    return '"' + text.replace('"', '""') + '"*'
+
+
+def uses_fts(filters: Filters, has_fts: bool) -> bool:
+    """Whether the text condition goes through the FTS5 index (it needs a word to look up)."""
+    return has_fts and filters.text is not None and any(c.isalnum() for c in filters.text)
+
+
+def _field_condition(key: str, value: str, params: list[object]) -> str:
+    path = f'$."{key}"'
+    tests = ["json_extract(fields, ?) = ?"]
+    params.extend([path, value])
+    if _JSON_NUMBER.fullmatch(value):
+        number: float = float(value)
+        if re.fullmatch(r"-?\d+", value) and -_INT64 <= int(value) < _INT64:
+            number = int(value)
+        if number == number and abs(number) != float("inf"):
+            tests.append("json_extract(fields, ?) = ?")
+            params.extend([path, number])
+    if value in ("true", "false", "null"):
+        tests.append("json_type(fields, ?) = ?")
+        params.extend([path, value])
+    return f"(CASE WHEN json_valid(fields) THEN ({' OR '.join(tests)}) END)"
+
+
+def build_where(table: str, filters: Filters, fts: bool) -> tuple[str, list[object]]:
+    """The `WHERE ...` clause (or `""`) of `filters` and its parameters."""
+    conditions: list[str] = []
+    params: list[object] = []
+    if filters.min_level is not None:
+        conditions.append("level >= ?")
+        params.append(filters.min_level)
+    if filters.since is not None:
+        conditions.append("ts >= ?")
+        params.append(filters.since)
+    if filters.until is not None:
+        conditions.append("ts < ?")
+        params.append(filters.until)
+    if filters.logger is not None:
+        # The logger itself and its dotted children, as in the standard library: api, api.db.
+        conditions.append("(logger = ? OR substr(logger, 1, ?) = ?)")
+        params.extend([filters.logger, len(filters.logger) + 1, filters.logger + "."])
+    if filters.text is not None:
+        if fts:
+            fts_table = f'"{table}_fts"'
+            conditions.append(f"id IN (SELECT rowid FROM {fts_table} WHERE {fts_table} MATCH ?)")
+            params.append(_fts_query(filters.text))
+        else:
+            conditions.append("message LIKE ? ESCAPE '\\'")
+            params.append(_like_pattern(filters.text))
+    for key, value in filters.fields:
+        conditions.append(_field_condition(key, value, params))
+    return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
+
+
+def build_select(table: str, filters: Filters, fts: bool) -> tuple[str, list[object]]:
+    """The SELECT of `filters`: oldest first; with a limit, the newest `limit` rows, oldest
+    first."""
+    where, params = build_where(table, filters, fts)
+    select = f'SELECT {_SELECT_COLUMNS} FROM "{table}"{where}'
+    if filters.limit is None:
+        return f"{select} ORDER BY ts, id", params
+    newest = f"{select} ORDER BY ts DESC, id DESC LIMIT ?"
+    return f"SELECT * FROM ({newest}) ORDER BY ts, id", [*params, filters.limit]
+
+
+def _fields_of(raw: object) -> Mapping[str, Any]:
+    if raw is None or raw == "{}":
+        return EMPTY_FIELDS
+    try:
+        value = json.loads(raw) if isinstance(raw, str | bytes) else None
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        return MappingProxyType(value) if value else EMPTY_FIELDS
+    return MappingProxyType({"fields": raw})
+
+
+def row_entry(row: Sequence[Any]) -> LogEntry:
+    """A `LogEntry` from a row of `COLUMNS` (the id is dropped)."""
+    _, ts, level, logger, message, fields, exception = row
+    level = int(level)
+    return LogEntry(
+        float(ts),
+        _LEVELS.get(level, level),
+        message if isinstance(message, str) else str(message),
+        logger if isinstance(logger, str) else str(logger),
+        _fields_of(fields),
+        None if exception is None else str(exception),
+    )
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+def _uri(path: str) -> str:
+    return "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+
+
+def _open_problem(path: str, exc: BaseException) -> str:
+    """Why `path` could not be opened, in words (blocking: it looks at the file)."""
+    if not os.path.lexists(path):
+        return f"{path}: no such file"
+    if os.path.isdir(path):
+        return f"{path}: is a directory, not an asynclog database"
+    if not os.access(path, os.R_OK):
+        return f"{path}: permission denied"
+    return f"{path}: cannot open: {exc}"
+
+
+_Builder = Callable[[str, Filters, bool], tuple[str, list[object]]]
+_TABLES_SQL = "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name"
+
+
+def _schema_problem(path: str, table: str, tables: list[str], columns: list[str]) -> str | None:
+    if table not in tables:
+        others = [n for n in tables if not n.startswith("sqlite_") and "_fts" not in n]
+        found = f" (tables in it: {', '.join(others)})" if others else ""
+        return f"{path}: not an asynclog database: it has no table {table!r}{found}"
+    missing = [name for name in COLUMNS if name not in columns]
+    if missing:
+        return (
+            f"{path}: not an asynclog database: table {table!r} lacks the column(s) "
+            + ", ".join(missing)
+        )
+    return None
+
+
+def _not_sqlite(path: str, exc: sqlite3.DatabaseError) -> str:
+    if "not a database" in str(exc):
+        return f"{path}: not an asynclog database: not an SQLite file"
+    return f"{path}: cannot read: {exc}"
+
+
+class LogDB:
+    """A blocking, read-only reader of one asynclog table (for the CLI, or a thread)."""
+
+    def __init__(self, path: str | os.PathLike[str], table: str = "logs") -> None:
+        self.path = os.fspath(path)
+        self.table = check_table(table)
+        try:
+            self._db = sqlite3.connect(_uri(self.path), uri=True, timeout=BUSY_TIMEOUT)
+        except sqlite3.Error as exc:
+            raise QueryError(_open_problem(self.path, exc)) from None
+        try:
+            tables = [name for (name,) in self._db.execute(_TABLES_SQL)]
+            columns = [row[1] for row in self._db.execute(f'PRAGMA table_info("{table}")')]
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise QueryError(_not_sqlite(self.path, exc)) from None
+        problem = _schema_problem(self.path, table, tables, columns)
+        if problem is not None:
+            self._db.close()
+            raise QueryError(problem)
+        self.has_fts = f"{table}_fts" in tables
+
+    def __enter__(self) -> LogDB:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _execute(self, build: _Builder, filters: Filters) -> sqlite3.Cursor:
+        fts = uses_fts(filters, self.has_fts)
+        sql, params = build(self.table, filters, fts)
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.DatabaseError:
+            if not fts:  # FTS5 missing from this SQLite build, or a broken index: use LIKE
+                raise
+            sql, params = build(self.table, filters, False)
+            return self._db.execute(sql, params)
+
+    def entries(self, filters: Filters) -> Iterator[LogEntry]:
+        """The entries matching `filters`, oldest first."""
+        for row in self._execute(build_select, filters):
+            yield row_entry(row)
+
+    def last(self, count: int) -> list[tuple[int, LogEntry]]:
+        """The last `count` rows by id, oldest first, with their ids."""
+        rows = self._db.execute(
+            f'SELECT {_SELECT_COLUMNS} FROM "{self.table}" ORDER BY id DESC LIMIT ?', (count,)
+        ).fetchall()
+        return [(row[0], row_entry(row)) for row in reversed(rows)]
+
+    def after(self, last_id: int) -> list[tuple[int, LogEntry]]:
+        """The rows whose id is above `last_id`, in id order."""
+        rows = self._db.execute(
+            f'SELECT {_SELECT_COLUMNS} FROM "{self.table}" WHERE id > ? ORDER BY id', (last_id,)
+        )
+        return [(row[0], row_entry(row)) for row in rows]
+
+    def max_id(self) -> int:
+        """The highest id (0 when the table is empty)."""
+        (value,) = self._db.execute(f'SELECT max(id) FROM "{self.table}"').fetchone()
+        return int(value or 0)
+
+    def summary(self, filters: Filters) -> tuple[int, float | None, float | None]:
+        """(count, first ts, last ts) of the entries matching `filters`."""
+        where, params = self._where(filters)
+        count, first, last = self._db.execute(
+            f'SELECT count(*), min(ts), max(ts) FROM "{self.table}"{where}', params
+        ).fetchone()
+        return int(count), first, last
+
+    def count_by_level(self, filters: Filters) -> dict[int, int]:
+        """Entry counts by level number."""
+        where = self._where(filters)
+        rows = self._db.execute(
+            f'SELECT level, count(*) FROM "{self.table}"{where[0]} GROUP BY level', where[1]
+        )
+        return {int(level): int(count) for level, count in rows}
+
+    def count_by_hour(self, filters: Filters) -> dict[int, int]:
+        """Entry counts by hour, keyed by the hour's start in unix seconds (UTC hours)."""
+        where = self._where(filters)
+        rows = self._db.execute(
+            f'SELECT CAST(ts / 3600 AS INTEGER) AS hour, count(*) FROM "{self.table}"{where[0]} '
+            "GROUP BY hour",
+            where[1],
+        )
+        return {int(hour) * 3600: int(count) for hour, count in rows}
+
+    def _where(self, filters: Filters) -> tuple[str, list[object]]:
+        return build_where(self.table, filters, uses_fts(filters, self.has_fts))
+
+
+# --- the async API ---------------------------------------------------------------------------
+
+
+def query(
+    db_path: str | os.PathLike[str],
+    *,
+    level: Level | int | str | None = None,
+    since: TimeSpec | None = None,
+    until: TimeSpec | None = None,
+    text: str | None = None,
+    logger: str | None = None,
+    fields: Mapping[str, object] | None = None,
+    limit: int | None = None,
+    table: str = "logs",
+) -> AsyncGenerator[LogEntry, None]:
+    """Entries of an asynclog SQLite database, oldest first: `async for entry in query(...)`.
+
+    - `level`: that level and above (`"error"`, `Level.ERROR`, `40`).
+    - `since` (inclusive) / `until` (exclusive): a `TimeSpec`; naive times are UTC.
+    - `text`: in the message; through the `{table}_fts` FTS5 index when there is one (words,
+      the last one may be a prefix), else a case-insensitive substring (`LIKE`).
+    - `logger`: that logger and its dotted children (`"api"` also matches `"api.db"`).
+    - `fields`: `{key: value}`, each compared as text, and as a number when it is one.
+    - `limit`: the newest `limit` matching entries, still yielded oldest first.
+
+    Bad arguments raise `ValueError` here; a missing or foreign database raises `QueryError`
+    from the first iteration. The database is opened read-only on aiosqlite's thread.
+    """
+    filters = make_filters(
+        level=level,
+        since=since,
+        until=until,
+        text=text,
+        logger=logger,
+        fields=fields,
+        limit=limit,
+    )
+    return _query(os.fspath(db_path), check_table(table), filters)
+
+
+async def _query(path: str, table: str, filters: Filters) -> AsyncGenerator[LogEntry, None]:
+    try:
+        db = await aiosqlite.connect(_uri(path), uri=True, timeout=BUSY_TIMEOUT)
+    except sqlite3.Error as exc:
+        raise QueryError(await asyncio.to_thread(_open_problem, path, exc)) from None
+    try:
+        try:
+            tables = [row[0] for row in await db.execute_fetchall(_TABLES_SQL)]
+            info = await db.execute_fetchall(f'PRAGMA table_info("{table}")')
+        except sqlite3.DatabaseError as exc:
+            raise QueryError(_not_sqlite(path, exc)) from None
+        problem = _schema_problem(path, table, tables, [row[1] for row in info])
+        if problem is not None:
+            raise QueryError(problem)
+        fts = uses_fts(filters, f"{table}_fts" in tables)
+        sql, params = build_select(table, filters, fts)
+        try:
+            cursor = await db.execute(sql, params)
+        except sqlite3.DatabaseError:
+            if not fts:
+                raise
+            cursor = await db.execute(*build_select(table, filters, False))
+        async for row in cursor:
+            yield row_entry(row)
+    finally:
+        await db.close()
