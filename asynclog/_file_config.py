@@ -10,7 +10,11 @@ from ._validate import (
     FormatSpec,
     StrPath,
     int_at_least,
+    number_at_least,
+    optional_duration,
     optional_level,
+    optional_positive_number,
+    optional_rotation_period,
     require_bool,
     require_format,
     require_mode,
@@ -23,7 +27,10 @@ FORMAT_NAMES = ("text", "json", "logfmt")
 
 @dataclass(frozen=True, slots=True)
 class FileConfig:
-    """Settings of the file backend: one entry per record, size rotation."""
+    """Settings of the file backend: one entry per record, size and time rotation, retention,
+    compression, and reopening after an external tool (logrotate) moved the file.
+
+    See docs/file-backend.md for the naming of rotated files and the exact behaviour."""
 
     file_path: StrPath = "./logs/app.log"
     max_file_size_mb: float = 10.0
@@ -40,6 +47,19 @@ class FileConfig:
     """This backend's own minimum level (with several backends); None: the manager's level."""
     name: str | None = None
     """The backend's name in the stats; default `"file"`."""
+    rotate_every: str | None = None
+    """Also rotate when an entry's timestamp enters a new period: `"midnight"` (local time), or
+    `"<N>s|m|h|d"` (`"1h"`, `"30m"`, `"1d"`) aligned to the Unix epoch (so `"1d"` turns at
+    00:00 UTC). None: size rotation only."""
+    max_age: float | str | None = None
+    """Delete rotated files last written longer ago than this: seconds, or `"12h"`, `"7d"`."""
+    max_total_mb: float | None = None
+    """Cap on the total size of the rotated files (MiB, after compression); oldest go first."""
+    compress: bool = False
+    """gzip each rotated file (`app.log.1.gz`, ...) on a background thread of the backend."""
+    reopen_check_interval: float | None = 0.1
+    """Seconds between checks (before a write) whether another program moved, deleted or
+    truncated the file (logrotate); 0 checks before every batch, None never."""
 
     def __post_init__(self) -> None:
         require_path("FileConfig", "file_path", self.file_path)
@@ -54,8 +74,31 @@ class FileConfig:
         int_at_least("FileConfig", "max_backups", self.max_backups, 0)
         require_format("FileConfig", self.format, FORMAT_NAMES)
         optional_level("FileConfig", "level", self.level)
+        optional_rotation_period("FileConfig", "rotate_every", self.rotate_every)
+        optional_duration("FileConfig", "max_age", self.max_age)
+        optional_positive_number("FileConfig", "max_total_mb", self.max_total_mb)
+        require_bool("FileConfig", "compress", self.compress)
+        if self.reopen_check_interval is not None:
+            number_at_least("FileConfig", "reopen_check_interval", self.reopen_check_interval, 0)
 
     @property
     def max_bytes(self) -> int:
         """The size limit in bytes."""
         return max(1, int(self.max_file_size_mb * 1024 * 1024))
+
+    @property
+    def rotation_period(self) -> float | str | None:
+        """`rotate_every` parsed: `"midnight"`, a period in seconds, or None."""
+        return optional_rotation_period("FileConfig", "rotate_every", self.rotate_every)
+
+    @property
+    def max_age_seconds(self) -> float | None:
+        """`max_age` in seconds, or None."""
+        return optional_duration("FileConfig", "max_age", self.max_age)
+
+    @property
+    def max_total_bytes(self) -> int | None:
+        """`max_total_mb` in bytes, or None."""
+        if self.max_total_mb is None:
+            return None
+        return max(1, int(self.max_total_mb * 1024 * 1024))

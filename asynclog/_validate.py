@@ -152,3 +152,28 @@ def optional_rotation_period(owner: str, name: str, value: object) -> float | st
             key=name,
         )
     return seconds
+
+
+def require_identifier(owner: str, name: str, value: object, max_length: int = 63) -> str:
+    """A plain SQL identifier: ASCII letters, digits and underscores, not starting with a
+    digit, at most `max_length` characters (PostgreSQL keeps 63), so it is safe to quote."""
+    if (
+        not isinstance(value, str)
+        or not value.isidentifier()
+        or not value.isascii()
+        or len(value) > max_length
+    ):
+        raise ConfigError(
+            f"{owner}.{name} must be a plain identifier (ASCII letters, digits, underscore; "
+            f"at most {max_length} characters), got {value!r}",
+            key=name,
+        )
+    return value
+
+
+def require_positive_number(owner: str, name: str, value: object) -> float:
+    """A finite number > 0."""
+    number = require_number(owner, name, value)
+    if number <= 0:
+        raise ConfigError(f"{owner}.{name} must be > 0, got {value!r}", key=name)
+    return number

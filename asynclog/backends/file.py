@@ -1,9 +1,12 @@
-"""The file backend: one entry per line, size rotation, every batch one write per file."""
+"""The file backend: one entry per line, size and time rotation, every batch one write per
+file; gzip and retention of the rotated files; reopening after logrotate moved the file."""
 
 from __future__ import annotations
 
 import io
+import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -13,7 +16,8 @@ from .._config import FileConfig
 from .._entry import LogEntry
 from .._errors import LogError
 from ..formatters import Formatter, formatter_for
-from ._rotation import plan_runs, rotate_files
+from ._retention import Backups, Housekeeper
+from ._rotation import period_end_function, plan_batch
 from ._slices import map_in_slices
 from ._thread import IOThread
 
@@ -41,6 +45,11 @@ def _prepare_file(path: str, mode: int) -> int:
     return size
 
 
+RENAME_GRACE = 0.05
+"""Seconds a file renamed away may stay missing before asynclog creates it: logrotate's
+`create` renames, then creates the new file itself, and would move ours aside if we won."""
+
+
 def _opener(mode: int) -> Callable[[str, int], int]:
     def open_with_mode(path: str, flags: int) -> int:
         return os.open(path, flags, mode)
@@ -49,12 +58,13 @@ def _opener(mode: int) -> Callable[[str, int], int]:
 
 
 class FileBackend:
-    """Appends formatted lines to `FileConfig.file_path`, rotating by size.
+    """Appends formatted lines to `FileConfig.file_path`, rotating by size and time.
 
     The file is unbuffered, so each batch reaches the operating system (and other readers) when
     the write returns. Async writes go through aiofiles on a thread of the backend's own;
     `write_batch_blocking` (used by sync mode) writes directly, as the stdlib's handlers do.
-    Formatting and the rotation plan are shared by both paths.
+    Formatting and the rotation plan are shared by both paths. Compression runs on a third
+    thread (`Housekeeper`), started per rotation and joined by `close()`.
     """
 
     def __init__(
@@ -68,10 +78,27 @@ class FileBackend:
         self._file: AsyncFileIO | None = None  # aiofiles' view of _raw
         self._size = 0
         self._opened = False  # between open() and close(); the file itself may need reopening
+        period = self.config.rotation_period
+        self._end_of = period_end_function(period) if period is not None else None
+        self._period_end = math.inf  # entries stamped at or after it start a new file
+        self._check_interval = self.config.reopen_check_interval
+        self._last_check = 0.0  # time.monotonic() of the last external-rotation check
+        self._missing_since: float | None = None
+        self._backups = Backups(
+            self.path,
+            self.config.max_backups,
+            max_age=self.config.max_age_seconds,
+            max_total_bytes=self.config.max_total_bytes,
+        )
+        self._housekeeper = (
+            Housekeeper(lambda: self._backups.tidy(compress=True), "asynclog-file-gzip")
+            if self.config.compress
+            else None
+        )
 
     async def open(self) -> None:
         try:
-            await self._thread.run(self._open_blocking)
+            await self._thread.run(self._start_blocking)
         except Exception as exc:
             self._thread.shutdown()
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
@@ -84,6 +111,16 @@ class FileBackend:
             raise LogError(f"file backend for {self.path!r} is not open")
         if self._raw is None:
             self._open_blocking()
+
+    def _start_blocking(self) -> None:
+        self._open_blocking()
+        assert self._raw is not None
+        if self._end_of is not None:
+            # A file written in an earlier period is rotated by the first entry of a later one.
+            written = os.fstat(self._raw.fileno()).st_mtime
+            self._period_end = self._end_of(written) if self._size else -math.inf
+        self._last_check = time.monotonic()
+        self._tidy_backups()  # what a crash or an earlier run left: compress, expire
 
     def _open_blocking(self) -> None:
         self._size = _prepare_file(self.path, self.config.mode)
@@ -98,32 +135,87 @@ class FileBackend:
     def _fits(self, data: bytes) -> bool:
         return self._size + len(data) <= self.config.max_bytes
 
+    def _new_period_in(self, entries: Sequence[LogEntry]) -> bool:
+        return (
+            self._end_of is not None
+            and bool(entries)
+            and max(entry.timestamp for entry in entries) >= self._period_end
+        )
+
+    def _check_due(self) -> bool:
+        interval = self._check_interval
+        return interval is not None and time.monotonic() - self._last_check >= interval
+
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
         if not self._opened:
             raise LogError(f"file backend for {self.path!r} is not open")
-        if self._raw is None:
-            await self._thread.run(self._ensure_open)
+        if self._raw is None or self._check_due():
+            await self._thread.run(self._before_write)
         lines = await map_in_slices(self._formatter, entries)
         data = self._encode_batch(lines)
-        if self._fits(data):  # the common case: one write, no rotation
+        if self._fits(data) and not self._new_period_in(entries):  # one write, no rotation
             await self._write_async(data)
         else:
-            await self._thread.run(lambda: self._write_rotating(lines))
+            await self._thread.run(lambda: self._write_rotating(entries, lines))
         if self.config.fsync:
             await self._thread.run(self._fsync)
 
     def write_batch_blocking(self, entries: Sequence[LogEntry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""
-        if self._raw is None:
-            self._ensure_open()
+        self._before_write()
         lines = [self._formatter(entry) for entry in entries]
         data = self._encode_batch(lines)
-        if self._fits(data):
+        if self._fits(data) and not self._new_period_in(entries):
             self._write_blocking(data)
         else:
-            self._write_rotating(lines)
+            self._write_rotating(entries, lines)
         if self.config.fsync:
             self._fsync()
+
+    def _before_write(self) -> None:
+        """Blocking: reopen a file a failed rotation left closed, or, every
+        `reopen_check_interval`, one another program moved, deleted or truncated."""
+        if self._raw is None:
+            self._ensure_open()
+        elif self._check_due():
+            self._check_external()
+
+    def _check_external(self) -> None:
+        """Compare the path with the open file (two stat calls, about 3 µs).
+
+        Renamed away (logrotate `create`): keep writing to it until the path holds another
+        file, or has been empty for `RENAME_GRACE`, then open the path. Deleted: reopen now.
+        Truncated (`copytruncate`): take the new size; O_APPEND puts the next write at its end.
+        """
+        now = self._last_check = time.monotonic()
+        assert self._raw is not None
+        try:
+            ours = os.fstat(self._raw.fileno())
+            theirs: os.stat_result | None = os.stat(self.path)
+        except FileNotFoundError:
+            theirs = None
+        except OSError:
+            return  # cannot tell: keep writing where we are
+        if theirs is not None and (theirs.st_ino, theirs.st_dev) == (ours.st_ino, ours.st_dev):
+            self._missing_since = None
+            self._size = ours.st_size
+            return
+        if theirs is None and ours.st_nlink > 0:
+            if self._missing_since is None:
+                self._missing_since = now
+            if now - self._missing_since < RENAME_GRACE:
+                return
+        self._reopen()
+
+    def _reopen(self) -> None:
+        old = self._raw
+        try:
+            self._open_blocking()
+        except OSError:
+            return  # the old file still takes the lines; the next check tries again
+        self._missing_since = None
+        if old is not None:
+            old.close()
 
     def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
         """Interpreter exit, no event loop: write `entries` directly and close the file."""
@@ -134,6 +226,8 @@ class FileBackend:
             if self._raw is not None:
                 self._raw.close()
             self._raw = self._file = None
+            self._backups.abort.set()  # a half-compressed file stays plain until the next start
+            self._finish_housekeeping()
 
     def _fsync(self) -> None:
         if self._raw is not None:
@@ -183,12 +277,23 @@ class FileBackend:
         except OSError:
             pass
 
-    def _write_rotating(self, lines: list[str]) -> None:
-        """Write a batch that crosses the size limit: one write per file, no line split."""
+    def _write_rotating(self, entries: Sequence[LogEntry], lines: list[str]) -> None:
+        """Write a batch that crosses the size limit or a period's end: one write per file,
+        no line split."""
         encoded = [encode(line + "\n") for line in lines]
-        for run in plan_runs(map(len, encoded), self._size, self.config.max_bytes):
+        stamps = [entry.timestamp for entry in entries] if self._end_of is not None else None
+        plan = plan_batch(
+            map(len, encoded),
+            self._size,
+            self.config.max_bytes,
+            stamps,
+            self._period_end,
+            self._end_of,
+        )
+        for run, period_end in plan:
             if run.rotate_first:
                 self._rotate_blocking()
+            self._period_end = period_end
             self._write_blocking(b"".join(encoded[run.start : run.stop]))
 
     def _rotate_blocking(self) -> None:
@@ -196,18 +301,39 @@ class FileBackend:
         self._raw.close()
         self._raw = self._file = None
         try:
-            rotate_files(self.path, self.config.max_backups)
+            self._backups.rotate()
         finally:
             self._open_blocking()
+        self._tidy_backups()
+
+    def _tidy_backups(self) -> None:
+        """gzip on the housekeeping thread (never inline: sync mode runs this on the loop);
+        without compression, retention is a few stat and unlink calls, done here."""
+        if self._housekeeper is not None:
+            self._housekeeper.kick()
+        elif self._backups.has_retention:
+            self._backups.apply_retention()
+
+    def _finish_housekeeping(self) -> None:
+        if self._housekeeper is not None:
+            self._housekeeper.finish()
 
     async def close(self) -> None:
+        """Close the file and wait for the compression in progress; nothing outlives it."""
         raw, self._raw, self._file = self._raw, None, None
         self._opened = False
-        try:
+
+        def close_blocking() -> None:
             if raw is not None:
+                raw.close()  # unbuffered: nothing left to flush
+            self._finish_housekeeping()
+
+        try:
+            if raw is not None or self._housekeeper is not None:
                 # On the backend's thread: a file on a stuck disk must not block the loop.
-                await self._thread.run(raw.close)  # unbuffered: nothing left to flush
+                await self._thread.run(close_blocking)
         except BaseException:
+            self._backups.abort.set()  # the compression stops within a chunk; originals stay
             self._thread.shutdown(wait=False)
             raise
         await self._thread.aclose()
