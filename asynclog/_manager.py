@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import dataclasses
@@ -33,6 +34,10 @@ from ._stats import CloseReport, Counters, LogStats
 from ._tracebacks import format_exc_info
 from .backends import backend_for, fallback_for
 from .formatters import safe_str
+
+BACKLOG_LIMIT = 10_000
+"""Handed-in entries (from threads, stdlib records) waiting for room: at least this many
+(or ten queues' worth) are kept; more are counted dropped at once."""
 
 CLOSE_GRACE_SECONDS = 0.5
 """With `close(timeout=...)`, closing the backend may take this long even past the deadline."""
@@ -84,7 +89,19 @@ class LogManager:
         self._try_put: Callable[[LogEntry], bool] | None = None
         self._thread = -1  # the id of the thread running the loop that started the manager
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._handed_over: set[asyncio.Task[None]] = set()  # write_log_threadsafe slow paths
+        self._handed_over: set[asyncio.Task[None]] = set()  # the backlog's drainer
+        # Handed-in entries (write_log_threadsafe, stdlib records) that could not be queued at
+        # once, in arrival order, each with whether it was held back from the queues.
+        # With each: whether it was held back from the queues, and when it reached the loop
+        # (its wait for room counts from then). Bounded, so that threads flooding a stalled
+        # backend cannot grow memory without limit: beyond it they are counted dropped.
+        self._backlog: collections.deque[tuple[LogEntry | _Unsettled, bool, float]] = (
+            collections.deque()
+        )
+        self._backlog_limit = max(BACKLOG_LIMIT, 10 * config.queue_size)
+        self._holding = False
+        self._in_transit = 0  # handed in from threads, not yet run on the loop
+        self._transit_lock = threading.Lock()
         self._direct_lock = threading.Lock()  # writes made while the loop is not running
         self._on_close: list[Callable[[], object]] = []
         self._state = _State.NEW
@@ -195,6 +212,8 @@ class LogManager:
     async def _close_once(self, timeout: float | None) -> CloseReport:  # noqa: ASYNC109
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        if self._in_transit:
+            await asyncio.sleep(0)  # entries handed in before close() land first
         self._accepting = False
         if self._state is _State.NEW:
             self._state = _State.CLOSED
@@ -208,8 +227,10 @@ class LogManager:
             # If this task is cancelled (asyncio.run tearing the loop down, a supervisor's
             # deadline), the manager stays registered: the exit hook writes what is left and
             # releases the backends, and a later close() starts over.
+            if self._handed_over:  # the handed-in backlog, while the workers still run
+                await asyncio.wait(set(self._handed_over), timeout=_remaining(deadline))
             drained = await asyncio.gather(
-                *(route.drain(timeout, deadline) for route in self._opened)
+                *(route.drain(_remaining(deadline), deadline) for route in self._opened)
             )
             abandoned = sum(drained)
             if self._handed_over:  # refused or written by now; let them finish
@@ -267,7 +288,7 @@ class LogManager:
         """Interpreter exit without a finished `close()`: write what is pending, synchronously."""
         if self._state not in (_State.RUNNING, _State.CLOSING):
             return
-        leftovers = [route.leftovers() for route in self._routes]
+        leftovers = self._take_leftovers()
         warnings.warn(
             f"{self!r} was not closed; writing {sum(map(len, leftovers))} pending entries at exit",
             ResourceWarning,
@@ -278,6 +299,20 @@ class LogManager:
         for route, entries in zip(self._routes, leftovers, strict=True):
             if route in self._opened:
                 route.writer.flush_at_exit(entries)
+
+    def _take_leftovers(self) -> list[list[LogEntry]]:
+        """Per route: what its worker left (in hand, queued), then the handed-in backlog."""
+        leftovers = [route.leftovers() for route in self._routes]
+        backlog, self._backlog = self._backlog, collections.deque()
+        for pending, _, _ in backlog:
+            if pending.__class__ is _Unsettled:
+                entry, routes = pending
+            else:
+                entry, routes = pending, (self._only,)
+            for index, route in enumerate(self._routes):
+                if route in routes:
+                    leftovers[index].append(entry)
+        return leftovers
 
     async def __aenter__(self) -> LogManager:
         await self.start()
@@ -383,28 +418,41 @@ class LogManager:
     def _fan_out(self, entry: LogEntry) -> LogEntry | _Unsettled | None:
         """The synchronous part for several backends (or an open capture): every backend at
         or below the entry's level is offered it; those that could not queue it at once are
-        returned for `_deliver`."""
+        returned for `_deliver`. While `_holding`, no backend is offered it (see _hand_in)."""
         for captured in _CAPTURES:
             captured.append(entry)
+        queue_now = not self._holding
         waiting = tuple(
             route
             for route in self._routes
-            if entry.level >= route.min_level and not route.offer(entry)
+            if entry.level >= route.min_level and not route.offer(entry, queue_now)
         )
         return _Unsettled((entry, waiting)) if waiting else None
 
-    async def _deliver(self, pending: LogEntry | _Unsettled) -> None:
+    async def _deliver(
+        self, pending: LogEntry | _Unsettled, fast_first: bool = False, since: float = 0.0
+    ) -> None:
         """The awaited part: the one backend's slow path, or each waiting backend's in turn
-        (a full or failing one raises only after the others have the entry)."""
-        if pending.__class__ is not _Unsettled:
+        (a full or failing one raises only after the others have the entry). `fast_first`:
+        the entry was held back from the queues, so try the quick way first. `since`: the
+        loop time it reached the loop, when it waited in the backlog (counts against
+        `put_timeout`)."""
+        if pending.__class__ is _Unsettled:
+            entry, routes = pending
+        else:
             assert self._only is not None
-            await self._only.deliver(pending)  # type: ignore[arg-type]
-            return
-        entry, waiting = pending
+            if not fast_first:
+                await self._only.deliver(pending)  # type: ignore[arg-type]
+                return
+            entry, routes = pending, (self._only,)
         failure: LogError | None = None
-        for route in waiting:
+        for route in routes:
+            try_put = route.try_put
+            if fast_first and try_put is not None and try_put(entry):
+                continue
+            waited = asyncio.get_running_loop().time() - since if since else 0.0
             try:
-                await route.deliver(entry)
+                await route.deliver(entry, waited)
             except LogError as exc:
                 failure = failure or exc
         if failure is not None:
@@ -470,17 +518,39 @@ class LogManager:
             exception,
         )
         if _running_loop() is loop:
-            accept()
+            if self._in_transit or self._backlog:
+                # Entries other threads handed in earlier have not landed yet: queue behind them.
+                self._hand_in(loop.call_soon, accept)
+            else:
+                accept()
             return
         if loop.is_running():
             try:
                 # In a copy of the caller's context, so that its contextualize() fields apply.
-                loop.call_soon_threadsafe(accept, context=contextvars.copy_context())
+                self._hand_in(loop.call_soon_threadsafe, accept)
                 return
             except RuntimeError:  # closed meanwhile: write directly
                 pass
         with self._direct_lock:
             self._write_directly(accept.args)
+
+    def _hand_in(
+        self, schedule: Callable[..., asyncio.Handle], accept: functools.partial[None]
+    ) -> None:
+        """Schedule `accept` on the loop, counting it in transit until it runs there."""
+        with self._transit_lock:
+            self._in_transit += 1
+        try:
+            schedule(self._landed, accept, context=contextvars.copy_context())
+        except BaseException:
+            with self._transit_lock:
+                self._in_transit -= 1
+            raise
+
+    def _landed(self, accept: functools.partial[None]) -> None:
+        with self._transit_lock:
+            self._in_transit -= 1
+        accept()
 
     def _write_directly(self, args: tuple[Any, ...]) -> None:
         """The loop is not running (stopped, or closed without `close()`): write the entry
@@ -493,14 +563,14 @@ class LogManager:
         except LogError as exc:
             self._reporter.failure("write_log_threadsafe", str(exc))
             return
-        for route in self._opened:
-            entries = route.leftovers()
+        leftovers = self._take_leftovers()
+        for route, entries in zip(self._routes, leftovers, strict=True):
             if result.__class__ is _Unsettled:
                 if route in result[1]:
                     entries.append(result[0])
             elif result is not None:
                 entries.append(result)  # type: ignore[arg-type]
-            if entries:
+            if entries and route in self._opened:
                 route.writer.flush_at_exit(entries)
 
     def _accept_handed_over(
@@ -513,19 +583,48 @@ class LogManager:
         bound: Mapping[str, Any] | None,
         exception: str | None,
     ) -> None:
+        backlog = self._backlog
         try:
-            entry = self._accept(level, message, fields, at, logger, bound, exception)
+            if backlog:
+                # Entries handed in earlier still wait: this one must not overtake them, so
+                # it is accepted without being queued and joins the line.
+                self._holding, saved_try_put, self._try_put = True, self._try_put, None
+                try:
+                    pending = self._accept(level, message, fields, at, logger, bound, exception)
+                finally:
+                    self._holding, self._try_put = False, saved_try_put
+            else:
+                pending = self._accept(level, message, fields, at, logger, bound, exception)
         except LogError as exc:  # closed meanwhile: not accepted, but not silent either
             self._reporter.failure("write_log_threadsafe", str(exc))
             return
-        if entry is not None:
-            task = asyncio.get_running_loop().create_task(self._deliver_handed_over(entry))
+        if pending is None:
+            return
+        if len(backlog) >= self._backlog_limit:
+            self._drop_handed_in(pending)  # threads outpace a stalled backend: stay bounded
+            return
+        backlog.append((pending, bool(backlog), asyncio.get_running_loop().time()))
+        if len(backlog) == 1:
+            task = asyncio.get_running_loop().create_task(self._drain_backlog())
             self._handed_over.add(task)
             task.add_done_callback(self._handed_over.discard)
 
-    async def _deliver_handed_over(self, entry: LogEntry | _Unsettled) -> None:
-        with contextlib.suppress(LogError):  # refused entries are already counted dropped
-            await self._deliver(entry)
+    def _drop_handed_in(self, pending: LogEntry | _Unsettled) -> None:
+        if pending.__class__ is _Unsettled:
+            for route in pending[1]:
+                route.counters.drop(1)
+        else:
+            assert self._only is not None
+            self._only.counters.drop(1)
+
+    async def _drain_backlog(self) -> None:
+        """Settle handed-in entries one by one, in the order they reached the loop."""
+        backlog = self._backlog
+        while backlog:
+            pending, held, since = backlog[0]
+            with contextlib.suppress(LogError):  # refused entries are already counted dropped
+                await self._deliver(pending, fast_first=held, since=since)
+            backlog.popleft()
 
     # The shortcuts repeat write_log's three lines instead of calling it: one coroutine per
     # call instead of two is a third of the caller's cost.
@@ -598,7 +697,10 @@ class LogManager:
     def get_stats(self) -> LogStats:
         """A snapshot of queue depth, capacity and the counters: totals over the backends,
         and each backend's own in `LogStats.backends` (by name)."""
-        per_backend = {route.name: self._route_stats(route) for route in self._routes}
+        per_backend = {
+            route.name: self._route_stats(route, self._waiting_in_backlog(route))
+            for route in self._routes
+        }
         if self._only is not None:
             only = per_backend[self._only.name]
             return dataclasses.replace(
@@ -622,7 +724,15 @@ class LogManager:
             backends=MappingProxyType(per_backend),
         )
 
-    def _route_stats(self, route: Route) -> LogStats:
+    def _waiting_in_backlog(self, route: Route) -> int:
+        if self._only is not None:
+            return len(self._backlog)
+        return sum(
+            pending.__class__ is _Unsettled and route in pending[1]
+            for pending, _, _ in self._backlog
+        )
+
+    def _route_stats(self, route: Route, waiting: int) -> LogStats:
         counters = route.counters
         return LogStats(
             queue_size=route.queued,
@@ -636,7 +746,7 @@ class LogManager:
             accepted=counters.accepted,
             dead_lettered=counters.dead_lettered,
             filtered=0,
-            pending=route.pending,
+            pending=route.pending + waiting,
             retries=counters.retries,
         )
 

@@ -85,20 +85,23 @@ class Route:
 
     # ---- delivery --------------------------------------------------------------------------
 
-    def offer(self, entry: LogEntry) -> bool:
-        """Count `entry` for this route and queue it if that is quick; False: `deliver` it."""
+    def offer(self, entry: LogEntry, queue_now: bool = True) -> bool:
+        """Count `entry` for this route and queue it if that is quick (and `queue_now`);
+        False: `deliver` it."""
         self.counters.accepted += 1
         try_put = self.try_put
-        return try_put is not None and try_put(entry)
+        return queue_now and try_put is not None and try_put(entry)
 
-    async def deliver(self, entry: LogEntry) -> None:
-        """The slow path: write now (sync mode), or apply the overflow policy (queue full)."""
+    async def deliver(self, entry: LogEntry, waited: float = 0.0) -> None:
+        """The slow path: write now (sync mode), or apply the overflow policy (queue full).
+        `waited`: seconds the entry already waited before it got here (it counts against
+        `put_timeout`)."""
         if self.try_put is None:
             await self._write_now(entry)
         else:
-            await self._when_full(entry)
+            await self._when_full(entry, waited)
 
-    async def _when_full(self, entry: LogEntry) -> None:
+    async def _when_full(self, entry: LogEntry, waited: float = 0.0) -> None:
         pipeline = self.pipeline
         assert pipeline is not None
         counters = self.counters
@@ -120,7 +123,7 @@ class Route:
             evicted, appended = queue.replace_oldest(entry, self._evictable)
             counters.drop(evicted + (0 if appended else 1))
         else:
-            wait = config.put_timeout if overflow == "timeout" else None
+            wait = max(0.0, config.put_timeout - waited) if overflow == "timeout" else None
             await self._wait_in_line(queue, entry, wait)
 
     def _evictable(self, entry: LogEntry) -> bool:

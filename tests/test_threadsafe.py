@@ -84,7 +84,12 @@ async def test_a_full_queue_counts_thread_entries_dropped_instead_of_raising() -
             lm.write_log_threadsafe(Level.INFO, f"m{index}")  # never raises
 
     await asyncio.to_thread(flood)
-    await asyncio.sleep(0.1)
+    # Handed-in entries wait for room one after another (in arrival order), each up to
+    # put_timeout: 15 of them time out within about 15 x 10 ms.
+    async with asyncio.timeout(5):
+        while lm.get_stats().dropped < 15:  # noqa: ASYNC110 (polling the stats is the point)
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
     stats = lm.get_stats()
     assert stats.accepted == 21 and stats.dropped == 15
     backend.release()
