@@ -1,8 +1,10 @@
-"""The registry behind `asynclog.testing.capture_logs`: lists that receive every new entry."""
+"""Registries of live managers: for `asynclog.testing.capture_logs` (lists that receive
+every new entry) and for the stdlib bridge (managers by name, start hooks)."""
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._entry import LogEntry
@@ -14,7 +16,12 @@ ACTIVE: list[list[LogEntry]] = []
 """The open captures. Mutated in place only: managers hold a reference to this list."""
 
 MANAGERS: weakref.WeakSet[LogManager] = weakref.WeakSet()
-"""Every manager alive: told to take the capturing path when a capture opens or closes."""
+"""Every manager alive: told to take the capturing path when a capture opens or closes, and
+found by name by `asynclog.stdlib.AsyncLogHandler`."""
+
+ON_START: list[Callable[[LogManager], None]] = []
+"""Called with each manager once it has started (the stdlib bridge writes the records it
+held for that manager's name)."""
 
 
 def open_capture(entries: list[LogEntry]) -> None:

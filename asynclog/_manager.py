@@ -89,7 +89,7 @@ class LogManager:
         self._try_put: Callable[[LogEntry], bool] | None = None
         self._thread = -1  # the id of the thread running the loop that started the manager
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._handed_over: set[asyncio.Task[None]] = set()  # the backlog's drainer
+        self._drainer: asyncio.Task[None] | None = None  # settles the backlog
         # Handed-in entries (write_log_threadsafe, stdlib records) that could not be queued at
         # once, in arrival order, each with whether it was held back from the queues.
         # With each: whether it was held back from the queues, and when it reached the loop
@@ -100,6 +100,7 @@ class LogManager:
         )
         self._backlog_limit = max(BACKLOG_LIMIT, 10 * config.queue_size)
         self._holding = False
+        self._sync = not config.async_mode
         self._in_transit = 0  # handed in from threads, not yet run on the loop
         self._transit_lock = threading.Lock()
         self._direct_lock = threading.Lock()  # writes made while the loop is not running
@@ -194,6 +195,8 @@ class LogManager:
                 self._only.on_fast_path_change = self._fast_path_changed
         _exit.register(self)
         self._accepting = True
+        for hook in list(_capture.ON_START):
+            hook(self)
 
     async def close(self, timeout: float | None = None) -> CloseReport:  # noqa: ASYNC109
         """Stop accepting, write every accepted entry, stop the worker, close the backend.
@@ -227,14 +230,19 @@ class LogManager:
             # If this task is cancelled (asyncio.run tearing the loop down, a supervisor's
             # deadline), the manager stays registered: the exit hook writes what is left and
             # releases the backends, and a later close() starts over.
-            if self._handed_over:  # the handed-in backlog, while the workers still run
-                await asyncio.wait(set(self._handed_over), timeout=_remaining(deadline))
+            drainer = self._drainer
+            if drainer is not None:  # the handed-in backlog, while the workers still run
+                await asyncio.wait({drainer}, timeout=_remaining(deadline))
             drained = await asyncio.gather(
                 *(route.drain(_remaining(deadline), deadline) for route in self._opened)
             )
             abandoned = sum(drained)
-            if self._handed_over:  # refused or written by now; let them finish
-                await asyncio.wait(set(self._handed_over), timeout=_remaining(deadline))
+            if abandoned:
+                self._reporter.failure(
+                    "close", f"{abandoned} entries were abandoned at the close deadline"
+                )
+            if drainer is not None:  # refused or written by now; let it finish
+                await asyncio.wait({drainer}, timeout=_remaining(deadline))
             for route in self._opened:
                 await self._close_backends(route, deadline)
         _exit.unregister(self)
@@ -437,6 +445,12 @@ class LogManager:
         the entry was held back from the queues, so try the quick way first. `since`: the
         loop time it reached the loop, when it waited in the backlog (counts against
         `put_timeout`)."""
+        if self._backlog and not fast_first and self._sync:
+            try:
+                await self._after_backlog()
+            except asyncio.CancelledError:
+                self._count_dropped(pending)
+                raise
         if pending.__class__ is _Unsettled:
             entry, routes = pending
         else:
@@ -532,7 +546,14 @@ class LogManager:
             except RuntimeError:  # closed meanwhile: write directly
                 pass
         with self._direct_lock:
-            self._write_directly(accept.args)
+            if not loop.is_closed():
+                # Paused between two run_until_complete() calls: the entry waits in the
+                # backlog for the loop to run again (or for the exit hook).
+                accept(anywhere=True)
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._start_drainer)
+            else:
+                self._write_directly(accept.args)
 
     def _hand_in(
         self, schedule: Callable[..., asyncio.Handle], accept: functools.partial[None]
@@ -582,15 +603,22 @@ class LogManager:
         logger: str | None,
         bound: Mapping[str, Any] | None,
         exception: str | None,
+        *,
+        anywhere: bool = False,
     ) -> None:
+        """Accept an entry handed in (on the loop; with `anywhere`, from a thread while the
+        loop is paused). One that cannot be queued at once joins the backlog."""
         backlog = self._backlog
+        held = bool(backlog) or anywhere
         try:
-            if backlog:
-                # Entries handed in earlier still wait: this one must not overtake them, so
-                # it is accepted without being queued and joins the line.
+            if held:
+                # Entries handed in earlier still wait (or the loop is paused): this one must
+                # not overtake them, so it is accepted without being queued and joins the line.
                 self._holding, saved_try_put, self._try_put = True, self._try_put, None
                 try:
-                    pending = self._accept(level, message, fields, at, logger, bound, exception)
+                    pending = self._accept(
+                        level, message, fields, at, logger, bound, exception, anywhere
+                    )
                 finally:
                     self._holding, self._try_put = False, saved_try_put
             else:
@@ -601,15 +629,33 @@ class LogManager:
         if pending is None:
             return
         if len(backlog) >= self._backlog_limit:
-            self._drop_handed_in(pending)  # threads outpace a stalled backend: stay bounded
+            self._count_dropped(pending)  # threads outpace a stalled backend: stay bounded
             return
-        backlog.append((pending, bool(backlog), asyncio.get_running_loop().time()))
-        if len(backlog) == 1:
-            task = asyncio.get_running_loop().create_task(self._drain_backlog())
-            self._handed_over.add(task)
-            task.add_done_callback(self._handed_over.discard)
+        assert self._loop is not None
+        backlog.append((pending, held, self._loop.time()))
+        if not anywhere:
+            self._start_drainer()
 
-    def _drop_handed_in(self, pending: LogEntry | _Unsettled) -> None:
+    def _start_drainer(self) -> None:
+        drainer = self._drainer
+        if self._backlog and (drainer is None or drainer.done()):
+            self._drainer = asyncio.get_running_loop().create_task(self._drain_backlog())
+
+    async def _after_backlog(self) -> None:
+        """Sync mode: an entry written directly must not overtake the ones handed in (from
+        threads, stdlib records) before it: wait for the backlog to be settled. Not from the
+        task settling it, nor from a handler of a write in progress (it would wait on itself).
+        """
+        if asyncio.current_task() is self._drainer or any(
+            route.lock.held_by_current_task() for route in self._routes
+        ):
+            return
+        self._start_drainer()
+        drainer = self._drainer
+        if drainer is not None:
+            await asyncio.wait({drainer})
+
+    def _count_dropped(self, pending: LogEntry | _Unsettled) -> None:
         if pending.__class__ is _Unsettled:
             for route in pending[1]:
                 route.counters.drop(1)

@@ -9,11 +9,13 @@ loop has stopped (then it writes synchronously). `install()` routes loggers thro
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import logging
 import sys
 import threading
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,6 +37,13 @@ _RECORD_ATTRIBUTES = frozenset(
 PENDING_LIMIT = 1000
 """Records kept while the handler's manager has not started yet (by name, via dictConfig)."""
 
+IGNORED_LOGGERS = ("aiosqlite",)
+"""Loggers whose records the handler drops: aiosqlite logs every statement the SQLite backend
+runs at DEBUG, which would feed each write back into the log."""
+
+_waiting_handlers: weakref.WeakSet[AsyncLogHandler] = weakref.WeakSet()
+"""Handlers holding records for a manager (by name) that has not started yet."""
+
 
 class AsyncLogHandler(logging.Handler):
     """Feeds stdlib log records into `manager` (a `LogManager`, or the `Config.name` of one,
@@ -50,6 +59,7 @@ class AsyncLogHandler(logging.Handler):
         if not isinstance(manager, LogManager | str):
             raise TypeError(f"manager must be a LogManager or its name, got {manager!r}")
         self._manager = manager
+        self._seen: LogManager | None = manager if isinstance(manager, LogManager) else None
         self._pending: collections.deque[logging.LogRecord] = collections.deque()
         self.overflowed = 0
         """Records that arrived before the manager started and did not fit the pending list
@@ -58,13 +68,25 @@ class AsyncLogHandler(logging.Handler):
 
     @property
     def manager(self) -> LogManager | None:
-        """The manager records go to (None while a named one does not exist yet)."""
+        """The manager records go to: the one given, or the running one of that name (else
+        the last one seen, or None while none has started yet)."""
         if isinstance(self._manager, LogManager):
             return self._manager
         for candidate in list(_capture.MANAGERS):
             if candidate.name == self._manager and candidate.running:
+                self._seen = candidate
                 return candidate
-        return None
+        return self._seen
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Installed on a logger and on its ancestor, the handler would see a propagating
+        # record twice (logging calls every handler of every ancestor in the same thread).
+        if getattr(self._local, "last", None) is record or record.name.startswith(
+            IGNORED_LOGGERS
+        ):
+            return False
+        self._local.last = record
+        return bool(super().handle(record))
 
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(self._local, "emitting", False):
@@ -76,8 +98,7 @@ class AsyncLogHandler(logging.Handler):
             if manager is None or not manager.running:
                 self._hold(record, manager)
                 return
-            while self._pending:
-                self._forward(manager, self._pending.popleft())
+            self.release_pending(manager)
             self._forward(manager, record)
         except RecursionError:
             raise
@@ -85,6 +106,11 @@ class AsyncLogHandler(logging.Handler):
             self.handleError(record)
         finally:
             self._local.emitting = False
+
+    def release_pending(self, manager: LogManager) -> None:
+        """Forward the records held before `manager` started, oldest first."""
+        while self._pending:
+            self._forward(manager, self._pending.popleft())
 
     def _forward(self, manager: LogManager, record: logging.LogRecord) -> None:
         fields = {
@@ -122,6 +148,7 @@ class AsyncLogHandler(logging.Handler):
             record.exc_text = self._exception_text(record)  # the traceback dies with the frame
             record.exc_info = None
             self._pending.append(record)
+            _waiting_handlers.add(self)
         else:
             self.overflowed += 1
             _to_stderr(record)
@@ -132,6 +159,34 @@ class AsyncLogHandler(logging.Handler):
 
 
 _DEFAULT_FORMATTER = logging.Formatter()
+
+
+def _manager_started(manager: LogManager) -> None:
+    """A manager started: handlers holding records for its name write them now."""
+    for handler in list(_waiting_handlers):
+        if handler._manager == manager.name or handler._manager is manager:
+            with handler.lock or contextlib.nullcontext():
+                handler._seen = manager
+                try:
+                    handler.release_pending(manager)
+                except Exception:
+                    _to_stderr_all(handler)
+            _waiting_handlers.discard(handler)
+
+
+def _at_exit() -> None:
+    """Records still held at exit (their manager never started) go to stderr."""
+    for handler in list(_waiting_handlers):
+        _to_stderr_all(handler)
+
+
+def _to_stderr_all(handler: AsyncLogHandler) -> None:
+    while handler._pending:
+        _to_stderr(handler._pending.popleft())
+
+
+_capture.ON_START.append(_manager_started)
+atexit.register(_at_exit)
 
 
 def _to_stderr(record: logging.LogRecord) -> None:

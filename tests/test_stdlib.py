@@ -283,3 +283,97 @@ async def test_json_file_through_the_bridge(tmp_path: Path, clean_logging: None)
         "slow request",
     )
     assert record["fields"] == {"ms": 812}
+
+
+async def test_a_logger_and_its_ancestor_both_routed_write_a_record_once(
+    clean_logging: None,
+) -> None:
+    backend = RecordingBackend()
+    parent, child = logging.getLogger("svc2"), logging.getLogger("svc2.error")
+    try:
+        async with LogManager(Config(backend=backend, async_mode=True)) as lm:
+            install(lm, level="INFO", loggers=["svc2", "svc2.error"], replace=True)
+            child.info("started")
+            parent.info("parent only")
+        assert [(e.logger, e.message) for e in backend.entries] == [
+            ("svc2.error", "started"),
+            ("svc2", "parent only"),
+        ]
+    finally:
+        parent.setLevel(logging.NOTSET)
+        child.setLevel(logging.NOTSET)
+
+
+async def test_aiosqlite_debug_logs_do_not_feed_back(tmp_path: Path, clean_logging: None) -> None:
+    from asynclog import SQLiteConfig
+
+    config = Config(backend="sqlite", backend_config=SQLiteConfig(tmp_path / "a.db"))
+    async with LogManager(config) as lm:
+        install(lm, level="DEBUG")
+        logging.getLogger("app").info("one record")
+        await asyncio.sleep(0.2)
+        stats = lm.get_stats()
+    assert stats.written == 1
+
+
+_HELD_BY_NAME = """
+import asyncio, logging, logging.config, sys
+from asynclog import Config, FileConfig, LogManager
+
+logging.config.dictConfig({
+    "version": 1,
+    "handlers": {"a": {"class": "asynclog.stdlib.AsyncLogHandler", "manager": "svc"}},
+    "root": {"handlers": ["a"], "level": "INFO"},
+})
+logging.warning("before start")
+
+async def main():
+    async with LogManager(Config(name="svc", backend_config=FileConfig(sys.argv[1]))) as lm:
+        await lm.info("native")
+
+asyncio.run(main())
+logging.warning("after close")
+logging.getLogger("never").error("held for a manager that never starts")
+"""
+
+
+def test_records_held_by_name_are_written_at_start_and_after_close_go_to_stderr(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "app.log"
+    done = subprocess.run(
+        [sys.executable, "-c", _HELD_BY_NAME, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    messages = [line.split(" ", 3)[3] for line in path.read_text().splitlines()]
+    assert messages == ["before start", "native"]
+    assert done.stderr.splitlines() == [
+        "WARNING:root:after close",
+        "ERROR:never:held for a manager that never starts",
+    ]
+
+
+def test_a_paused_loop_keeps_handed_in_entries_for_its_next_run(tmp_path: Path) -> None:
+    from asynclog import SQLiteConfig
+
+    loop = asyncio.new_event_loop()
+    try:
+        config = Config(backend="sqlite", backend_config=SQLiteConfig(tmp_path / "a.db"))
+        lm = LogManager(config)
+        loop.run_until_complete(lm.start())
+        loop.run_until_complete(lm.info("one"))
+        lm.write_log_threadsafe("INFO", "two")  # the loop is paused, not gone
+        assert lm.get_stats().pending == 1
+        loop.run_until_complete(lm.info("three"))
+        report = loop.run_until_complete(lm.close())
+    finally:
+        loop.close()
+    assert (report.written, report.dropped, report.dead_lettered) == (3, 0, 0)
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "a.db") as db:
+        rows = [row[0] for row in db.execute("SELECT message FROM logs ORDER BY id")]
+    assert rows == ["one", "two", "three"]
