@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from ._errors import ConfigError
 from ._file_config import FORMAT_NAMES, FileConfig
 from ._levels import Level, parse_level
+from ._postgres_config import PostgresConfig
 from ._sqlite_config import SQLiteConfig
 from ._validate import (
     FormatSpec,
@@ -26,9 +27,16 @@ if TYPE_CHECKING:
     from ._validate import StrPath
     from .backends.base import Backend
 
-__all__ = ["Config", "ConsoleConfig", "FileConfig", "SQLiteConfig", "Sink", "SinkSpec"]
+__all__ = [
+    "Config",
+    "ConsoleConfig",
+    "FileConfig",
+    "PostgresConfig",
+    "SQLiteConfig",
+    "Sink",
+    "SinkSpec",
+]
 
-BACKEND_NAMES = ("file", "sqlite", "console")
 OVERFLOW_POLICIES = ("timeout", "block", "drop_newest", "drop_oldest")
 FALLBACK_NAMES = ("auto", "stderr", "none")
 
@@ -73,7 +81,20 @@ class Sink:
         optional_level("Sink", "level", self.level)
 
 
-BackendSpec = FileConfig | SQLiteConfig | ConsoleConfig
+BackendSpec = FileConfig | SQLiteConfig | ConsoleConfig | PostgresConfig
+
+BACKEND_CONFIGS: dict[str, type[BackendSpec]] = {
+    "file": FileConfig,
+    "sqlite": SQLiteConfig,
+    "console": ConsoleConfig,
+    "postgres": PostgresConfig,
+}
+"""Each built-in backend's name (`Config(backend=...)`, a TOML `type`) and its settings class;
+the name is also the backend's default name in the stats."""
+
+BACKEND_NAMES = tuple(BACKEND_CONFIGS)
+_CONFIG_TYPES = tuple(BACKEND_CONFIGS.values())
+_DEFAULT_NAMES = {config_type: name for name, config_type in BACKEND_CONFIGS.items()}
 
 
 class SinkSpec(NamedTuple):
@@ -91,7 +112,7 @@ class Config:
     backend: str | Backend | None = None
     """`"file"`, `"sqlite"`, `"console"` (stderr), or any object implementing `Backend`;
     None (the default) means `"file"`, unless `backends` is given."""
-    backend_config: FileConfig | SQLiteConfig | ConsoleConfig | None = None
+    backend_config: BackendSpec | None = None
     """Settings of a built-in backend; `None` takes that backend's defaults."""
     backends: Sequence[BackendSpec | Sink | Backend] | None = None
     """Several backends at once, each with its own worker and queue (async mode), level and
@@ -246,7 +267,7 @@ class Config:
                 "or an object implementing Backend",
                 "backend",
             )
-        expected = {"file": FileConfig, "sqlite": SQLiteConfig, "console": ConsoleConfig}[backend]
+        expected = BACKEND_CONFIGS[backend]
         if options is None:
             options = expected()
         elif type(options) is not expected:
@@ -258,16 +279,16 @@ class Config:
         return self._sink_of(options)
 
     def _sink_of(self, item: object) -> SinkSpec:
-        if isinstance(item, FileConfig | SQLiteConfig | ConsoleConfig):
-            default = {FileConfig: "file", SQLiteConfig: "sqlite", ConsoleConfig: "console"}
-            return self._spec(item.name or default[type(item)], item, item.level)
+        if isinstance(item, _CONFIG_TYPES):
+            return self._spec(item.name or _DEFAULT_NAMES[type(item)], item, item.level)
         if isinstance(item, Sink):
             return self._spec(item.name or type(item.backend).__name__, item.backend, item.level)
         missing = _missing_methods(item)
         if missing:
             raise ConfigError(
-                f"a backends entry must be FileConfig, SQLiteConfig, ConsoleConfig, Sink or a "
-                f"Backend; {type(item).__name__} lacks {', '.join(missing)}"
+                "a backends entry must be a backend config ("
+                + ", ".join(config_type.__name__ for config_type in _CONFIG_TYPES)
+                + f"), a Sink or a Backend; {type(item).__name__} lacks {', '.join(missing)}"
             )
         return self._spec(type(item).__name__, item, None)  # type: ignore[arg-type]
 
@@ -320,8 +341,8 @@ def _check_distinct_targets(specs: list[SinkSpec]) -> None:
 
 
 def _given_name(item: object) -> str | None:
-    if isinstance(item, FileConfig | SQLiteConfig | ConsoleConfig | Sink):
-        return item.name
+    if isinstance(item, (*_CONFIG_TYPES, Sink)):
+        return item.name  # type: ignore[attr-defined, no-any-return]
     return None
 
 

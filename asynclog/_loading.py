@@ -17,21 +17,19 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._config import Config, ConsoleConfig, FileConfig, Sink, SQLiteConfig, _missing_methods
+from ._config import BACKEND_CONFIGS, BackendSpec, Config, Sink, _missing_methods
 from ._errors import ConfigError
 from ._levels import parse_level
 from ._validate import StrPath
 
 __all__ = ["ENV_VARIABLES", "config_from_dict", "load_config"]
 
-SpecClass = type[FileConfig] | type[SQLiteConfig] | type[ConsoleConfig]
+SpecClass = type[BackendSpec]
 
-SPEC_CLASSES: dict[str, SpecClass] = {
-    "file": FileConfig,
-    "sqlite": SQLiteConfig,
-    "console": ConsoleConfig,
-}
+SPEC_CLASSES: dict[str, SpecClass] = BACKEND_CONFIGS
 """The `type` of a `backends` entry (and the `backend` name) and the class its settings build."""
+
+_SPEC_TYPES = tuple(BACKEND_CONFIGS.values())
 
 ENTRY_TYPES = (*SPEC_CLASSES, "custom")
 CUSTOM_KEYS = ("type", "factory", "options", "level", "name")
@@ -165,7 +163,7 @@ def _backend_config(backend: object, value: object, base_dir: StrPath | None) ->
             "backend",
             f"unknown backend {backend!r}; expected one of {', '.join(SPEC_CLASSES)}",
         )
-    if isinstance(value, FileConfig | SQLiteConfig | ConsoleConfig):
+    if isinstance(value, _SPEC_TYPES):
         return value  # already built; Config checks it matches the backend
     if not isinstance(value, Mapping):
         raise _error(
@@ -183,7 +181,7 @@ def _backends(value: object, base_dir: StrPath | None) -> list[object]:
         path = f"backends[{index}]"
         if isinstance(item, Mapping):
             built.append(_entry(item, path, base_dir))
-        elif isinstance(item, FileConfig | SQLiteConfig | ConsoleConfig | Sink) or not (
+        elif isinstance(item, (*_SPEC_TYPES, Sink)) or not (
             _missing_methods(item)
         ):
             built.append(item)  # an object given from Python; Config validates it
@@ -212,7 +210,7 @@ def _spec(
     base_dir: StrPath | None,
     *,
     extra: tuple[str, ...] = (),
-) -> FileConfig | SQLiteConfig | ConsoleConfig:
+) -> BackendSpec:
     fields = _init_fields(spec_class)
     _check_keys(data, (*extra, *fields), path)
     path_fields = {

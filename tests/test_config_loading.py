@@ -19,9 +19,12 @@ from asynclog import (
     Sink,
     SQLiteConfig,
 )
+from asynclog._config import BACKEND_NAMES
 from asynclog._loading import ENV_VARIABLES, load_config
 
 from .conftest import RecordingBackend, message_of, read_lines
+
+NAMES = ", ".join(BACKEND_NAMES)
 
 FACTORY = "tests.test_config_loading:make_backend"
 
@@ -207,13 +210,12 @@ LOADER = "tests.test_config_loading"
         ),
         (
             {"backends": [{"file_path": "a.log"}]},
-            "backends[0].type: missing key; expected one of file, sqlite, console, custom",
+            f"backends[0].type: missing key; expected one of {NAMES}, custom",
             "backends[0].type",
         ),
         (
             {"backends": [{"type": "kafka"}]},
-            "backends[0].type: unknown backend type 'kafka'; expected one of file, sqlite, "
-            "console, custom",
+            f"backends[0].type: unknown backend type 'kafka'; expected one of {NAMES}, custom",
             "backends[0].type",
         ),
         (
@@ -246,12 +248,12 @@ LOADER = "tests.test_config_loading"
         ),
         (
             {"backend": "kafka", "backend_config": {}},
-            "backend: unknown backend 'kafka'; expected one of file, sqlite, console",
+            f"backend: unknown backend 'kafka'; expected one of {NAMES}",
             "backend",
         ),
         (
             {"backend": "kafka"},
-            "backend: unknown backend 'kafka'; expected one of file, sqlite, console or an "
+            f"backend: unknown backend 'kafka'; expected one of {NAMES} or an "
             "object implementing Backend",
             "backend",
         ),

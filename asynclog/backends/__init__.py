@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from .._config import Config, ConsoleConfig, FileConfig, SQLiteConfig
+from .._config import BackendSpec, Config, ConsoleConfig, FileConfig, PostgresConfig, SQLiteConfig
 from ..formatters import formatter_for, json_format
 from .base import Backend
 from .console import ConsoleBackend
 from .file import FileBackend
+from .postgres import PostgresBackend
 from .sqlite import SQLiteBackend
 
 __all__ = [
     "Backend",
     "ConsoleBackend",
     "FileBackend",
+    "PostgresBackend",
     "SQLiteBackend",
     "backend_for",
     "fallback_for",
@@ -22,7 +24,7 @@ DEAD_LETTER_SUFFIX = ".deadletter"
 """The default fallback of a file or SQLite backend: `<its path>.deadletter`, JSON lines."""
 
 
-def backend_for(target: FileConfig | SQLiteConfig | ConsoleConfig | Backend) -> Backend:
+def backend_for(target: BackendSpec | Backend) -> Backend:
     """The backend a validated sink (`Config.sinks[i].target`) asks for."""
     if isinstance(target, FileConfig):
         return FileBackend(target)
@@ -30,6 +32,8 @@ def backend_for(target: FileConfig | SQLiteConfig | ConsoleConfig | Backend) -> 
         return SQLiteBackend(target)
     if isinstance(target, ConsoleConfig):
         return ConsoleBackend(formatter_for(target.format), target.stream)
+    if isinstance(target, PostgresConfig):
+        return PostgresBackend(target)
     return target
 
 

@@ -1,0 +1,409 @@
+"""The PostgreSQL backend: asyncpg, one `COPY` per batch inside a transaction, reconnection
+with backoff, and a batch id that makes a retried batch land exactly once.
+
+asyncpg is imported at `open()`, so this module (and `asynclog`) imports without it.
+The design is in docs/postgres.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any, Protocol
+
+from .._entry import LogEntry
+from .._errors import LogError
+from .._postgres_config import PostgresConfig
+from ..formatters import fields_to_json
+from ._slices import map_in_slices
+
+COLUMNS = ("ts", "level", "logger", "message", "fields", "exception", "host", "pid", "batch_id")
+"""The columns each batch's `COPY` fills, in record order (`id` comes from its identity)."""
+
+Row = tuple[datetime, int, str, str, str, str | None, str, int, uuid.UUID]
+
+TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+"""Connection exception, transaction rollback, insufficient resources, operator intervention
+(shutdown, "the database system is starting up", a cancelled statement), system error:
+worth a new connection and another try. Any other server error is a fact about the batch or
+the table, and fails the call at once."""
+
+
+def schema_statements(config: PostgresConfig) -> list[str]:
+    """The DDL of the table and its indexes (names are validated identifiers)."""
+    table, name = config.qualified_table, config.table
+    return [
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+        "ts timestamptz NOT NULL, "
+        "level smallint NOT NULL, "
+        "logger text NOT NULL, "
+        "message text NOT NULL, "
+        "fields jsonb NOT NULL DEFAULT '{}', "
+        "exception text, "
+        "host text, "
+        "pid integer, "
+        "batch_id uuid)",
+        f'CREATE INDEX IF NOT EXISTS "{name}_ts" ON {table} (ts)',
+        f'CREATE INDEX IF NOT EXISTS "{name}_level_ts" ON {table} (level, ts)',
+    ]
+
+
+def pg_text(text: str) -> str:
+    """PostgreSQL text holds neither NUL nor lone surrogates: they become `\\x00`, `\\udc80`."""
+    if text.isascii():
+        return text if "\x00" not in text else text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00")
+
+
+def pg_json(fields: Any) -> str:
+    """The fields as a JSON object jsonb accepts: jsonb refuses `\\u0000` and lone surrogates,
+    so strings (keys and values) holding them are cleaned as `pg_text` does."""
+    if not fields:
+        return "{}"
+    text = fields_to_json(fields)
+    if "\\u0000" in text or not _is_utf8(text):
+        text = json.dumps(_clean_json(json.loads(text)), ensure_ascii=False)
+    return text
+
+
+def _is_utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clean_json(value: object) -> object:
+    if isinstance(value, str):
+        return pg_text(value)
+    if isinstance(value, dict):
+        return {pg_text(key): _clean_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clean_json(item) for item in value]
+    return value
+
+
+def entry_row(host: str, pid: int, batch_id: uuid.UUID, entry: LogEntry) -> Row:
+    """The column values of one entry, in `COLUMNS` order."""
+    ts, level, message, logger, fields, exception = entry
+    return (
+        datetime.fromtimestamp(ts, UTC),
+        int(level),
+        pg_text(logger),
+        pg_text(message),
+        pg_json(fields),
+        None if exception is None else pg_text(exception),
+        host,
+        pid,
+        batch_id,
+    )
+
+
+class Connection(Protocol):
+    """The part of `asyncpg.Connection` this backend uses (asyncpg ships no type hints)."""
+
+    async def execute(self, query: str, *args: object) -> str: ...
+
+    async def fetchval(self, query: str, *args: object) -> Any: ...
+
+    async def copy_records_to_table(
+        self,
+        table_name: str,
+        *,
+        records: Sequence[Row],
+        columns: Sequence[str],
+        schema_name: str | None = None,
+    ) -> str: ...
+
+    async def close(self, *, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
+
+    def terminate(self) -> None: ...
+
+    def is_closed(self) -> bool: ...
+
+    def is_in_transaction(self) -> bool: ...
+
+
+class _Batch:
+    """A batch with its id and rows, kept while a failed write of it may be retried."""
+
+    __slots__ = ("batch_id", "entries", "lock_key", "maybe_committed", "rows")
+
+    def __init__(self, entries: Sequence[LogEntry], batch_id: uuid.UUID, rows: list[Row]) -> None:
+        self.entries = entries
+        self.batch_id = batch_id
+        self.rows = rows
+        self.lock_key = int.from_bytes(batch_id.bytes[:8], "big", signed=True)
+        """The advisory lock (a bigint) the batch's transaction holds."""
+        self.maybe_committed = False
+        """Set once a COMMIT of it was sent: whether it landed is unknown until checked."""
+
+
+def load_asyncpg() -> ModuleType:
+    """asyncpg, or a `LogError` saying how to install it."""
+    try:
+        import asyncpg  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise LogError(
+            "the PostgreSQL backend needs asyncpg: pip install 'asynclog[postgres]'"
+        ) from exc
+    return asyncpg  # type: ignore[no-any-return]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a new connection and another try may succeed: the connection broke, timed
+    out or was refused, or the server is shutting down, restarting or overloaded."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
+    # asyncpg's client-side errors: "connection is closed", "connection was closed in the
+    # middle of operation", a protocol state it cannot continue from.
+    module = type(exc).__module__
+    return module.startswith("asyncpg") and type(exc).__name__ in (
+        "InterfaceError",
+        "ConnectionDoesNotExistError",
+        "InternalClientError",
+        "ProtocolError",
+    )
+
+
+class PostgresBackend:
+    """Writes each batch with one `COPY` in one transaction, on one connection that is
+    re-established with backoff when it breaks. See docs/postgres.md."""
+
+    def __init__(self, config: PostgresConfig) -> None:
+        if not isinstance(config, PostgresConfig):
+            raise TypeError(f"PostgresBackend needs a PostgresConfig, got {type(config).__name__}")
+        self.config = config
+        self.host = pg_text(socket.gethostname())
+        self._driver: ModuleType | None = None
+        self._conn: Connection | None = None
+        self._opened = False
+        self._pending: _Batch | None = None
+        """The last batch whose write failed: a retry of it reuses its id and checks first."""
+        table = config.qualified_table
+        self._exists = f"SELECT EXISTS (SELECT 1 FROM {table} WHERE ts = $1 AND batch_id = $2)"
+        self._probe = f"SELECT {', '.join(COLUMNS)} FROM {table} LIMIT 0"
+        self.reconnects = 0
+        """Connections re-established after a failure (for tests and curiosity)."""
+        self.skipped_batches = 0
+        """Retried batches found already committed, so not copied again."""
+
+    def __repr__(self) -> str:
+        return f"PostgresBackend({self.config.qualified_table} at {self.config.masked_dsn})"
+
+    @property
+    def _where(self) -> str:
+        return f"{self.config.qualified_table} at {self.config.masked_dsn}"
+
+    async def open(self) -> None:
+        """Connect (one attempt: a wrong DSN fails `start()` at once), create the table and
+        its indexes if missing, and check that the table has the columns it needs."""
+        self._driver = load_asyncpg()
+        try:
+            conn = await self._connect()
+        except Exception as exc:
+            raise LogError(
+                f"cannot connect to PostgreSQL at {self.config.masked_dsn}: {_describe(exc)}"
+            ) from exc
+        try:
+            await self._set_up(conn)
+        except BaseException as exc:
+            conn.terminate()
+            if isinstance(exc, Exception) and not isinstance(exc, LogError):
+                raise LogError(
+                    f"cannot set up PostgreSQL table {self._where}: {_describe(exc)}"
+                ) from exc
+            raise
+        self._conn = conn
+        self._opened = True
+
+    async def _connect(self) -> Connection:
+        assert self._driver is not None
+        config = self.config
+        settings = {"application_name": "asynclog"}
+        if config.command_timeout is not None:
+            # A session whose client vanished between BEGIN and COMMIT must not keep holding
+            # its batch's lock (and so stall the retry that waits for it) for long.
+            idle = max(1000, int(config.command_timeout * 2000))
+            settings["idle_in_transaction_session_timeout"] = str(idle)
+        conn: Connection = await self._driver.connect(
+            config.dsn,
+            timeout=config.connect_timeout,
+            command_timeout=config.command_timeout,
+            server_settings=settings,
+        )
+        return conn
+
+    async def _set_up(self, conn: Connection) -> None:
+        if self.config.create_table:
+            # Several processes may open at once, and CREATE ... IF NOT EXISTS is not safe
+            # against a concurrent create: a lock on the table's name serializes them.
+            await conn.execute("BEGIN")
+            try:
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    f"asynclog {self.config.qualified_table}",
+                )
+                for statement in schema_statements(self.config):
+                    await conn.execute(statement)
+                await conn.execute("COMMIT")
+            except BaseException as exc:
+                await self._roll_back(conn, exc)
+                raise
+        try:
+            await conn.execute(self._probe)
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) == "42P01":  # undefined_table
+                raise LogError(
+                    f"PostgreSQL table {self._where} does not exist "
+                    "(PostgresConfig(create_table=False))"
+                ) from exc
+            if getattr(exc, "sqlstate", None) == "42703":  # undefined_column
+                raise LogError(
+                    f"PostgreSQL table {self._where} lacks a column the backend writes "
+                    f"({_describe(exc)}); it needs {', '.join(COLUMNS)} (docs/postgres.md)"
+                ) from exc
+            raise
+
+    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+        """COPY the batch in one transaction. A broken connection is re-established (up to
+        `reconnect_attempts` times, with backoff) and the batch retried; a retry of a batch
+        whose COMMIT may have landed first checks, and copies only if it did not."""
+        if not self._opened:
+            raise LogError(f"PostgreSQL backend for {self._where} is not open")
+        if not entries:
+            return
+        batch = await self._batch_for(entries)
+        config = self.config
+        attempt = 0
+        recreated = False
+        while True:
+            try:
+                conn = self._conn
+                if conn is None:
+                    conn = self._conn = await self._connect()
+                    self.reconnects += 1
+                    if recreated:
+                        await self._set_up(conn)
+                await self._write(conn, batch)
+            except Exception as exc:
+                if (
+                    getattr(exc, "sqlstate", None) == "42P01"
+                    and config.create_table
+                    and not recreated
+                ):
+                    # The table was dropped while running: recreate it, on a new connection
+                    # (the old one's cached statements name the dropped table).
+                    recreated = True
+                    self._drop_connection()
+                    continue
+                if not is_transient(exc):
+                    raise LogError(
+                        f"PostgreSQL write of {len(entries)} entries to {self._where} "
+                        f"failed: {_describe(exc)}"
+                    ) from exc
+                self._drop_connection()
+                if attempt >= config.reconnect_attempts:
+                    raise LogError(
+                        f"PostgreSQL write of {len(entries)} entries to {self._where} failed "
+                        f"after {attempt + 1} attempt{'s' if attempt else ''}: {_describe(exc)}"
+                    ) from exc
+                await asyncio.sleep(config.reconnect_backoff * 2**attempt)
+                attempt += 1
+            else:
+                self._pending = None
+                return
+
+    async def _batch_for(self, entries: Sequence[LogEntry]) -> _Batch:
+        """The batch being retried (the manager retries the very same sequence), else a new
+        one with a fresh id. A pending batch that is not retried was given up by the manager
+        (to the fallback, or dropped), so it is forgotten."""
+        pending = self._pending
+        if pending is not None and pending.entries is entries and len(pending.rows) == len(entries):
+            return pending
+        batch_id = uuid.uuid4()
+        convert = functools.partial(entry_row, self.host, os.getpid(), batch_id)
+        batch = _Batch(entries, batch_id, await map_in_slices(convert, entries))
+        self._pending = batch
+        return batch
+
+    async def _write(self, conn: Connection, batch: _Batch) -> None:
+        """One transaction holding the batch's advisory lock: BEGIN, COPY, COMMIT. When an
+        earlier COMMIT of the batch may have landed, the lock first waits for that session's
+        transaction to end (were it still committing), then the check sees its outcome."""
+        await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({batch.lock_key})")
+        try:
+            if batch.maybe_committed and await conn.fetchval(
+                self._exists, batch.rows[0][0], batch.batch_id
+            ):
+                self.skipped_batches += 1
+            else:
+                await self._copy(conn, batch)
+            batch.maybe_committed = True
+            await conn.execute("COMMIT")
+        except BaseException as exc:
+            await self._roll_back(conn, exc)
+            raise
+
+    async def _copy(self, conn: Connection, batch: _Batch) -> None:
+        await conn.copy_records_to_table(
+            self.config.table,
+            records=batch.rows,
+            columns=COLUMNS,
+            schema_name=self.config.schema,
+        )
+
+    async def _roll_back(self, conn: Connection, exc: BaseException) -> None:
+        """After a failed statement: roll back on a connection that still works; give up a
+        broken or interrupted one (its server session aborts the transaction itself)."""
+        if isinstance(exc, Exception) and not is_transient(exc) and not conn.is_closed():
+            try:
+                if conn.is_in_transaction():
+                    await conn.execute("ROLLBACK")
+                return
+            except Exception:
+                pass
+        if conn is self._conn:
+            self._conn = None
+        if not conn.is_closed():
+            conn.terminate()
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
+
+    async def close(self) -> None:
+        """Close the connection (a broken one is just dropped)."""
+        self._opened = False
+        self._pending = None
+        conn, self._conn = self._conn, None
+        if conn is None or conn.is_closed():
+            return
+        try:
+            await conn.close(timeout=self.config.connect_timeout)
+        except Exception:
+            conn.terminate()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
