@@ -25,7 +25,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(BIN)/python -m mypy --strict asynclog
-	$(BIN)/python -m ruff check asynclog tests bench
+	$(BIN)/python -m ruff check asynclog tests bench examples
 
 ## Everyday loop: skips the tests marked slow.
 test-fast: $(STAMP)
