@@ -90,6 +90,8 @@ async def test_schema_indexes_and_wal_are_as_documented(db_path: Path) -> None:
         ("message", "TEXT", 1, 0),
         ("fields", "TEXT", 0, 0),
         ("exception", "TEXT", 0, 0),
+        ("host", "TEXT", 0, 0),
+        ("pid", "INTEGER", 0, 0),
     ]
     assert indexes == {"app_logs_ts": ["ts"], "app_logs_level_ts": ["level", "ts"]}
     assert mode == "wal"

@@ -1,10 +1,15 @@
-"""The SQLite backend: aiosqlite, WAL, one `executemany` transaction per batch; optional
-retention (`max_rows`, `max_age`) and FTS5 index of `message`."""
+"""The SQLite backend: aiosqlite, WAL, one `BEGIN IMMEDIATE` transaction per batch (so several
+processes can share a database); each row records its `host` and `pid`; optional retention
+(`max_rows`, `max_age`) and FTS5 index of `message`. The schema, its migration and the
+concurrency design are in docs/sqlite-schema.md."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -19,13 +24,22 @@ from .._errors import LogError
 from ..formatters import fields_to_json
 from ._slices import map_in_slices
 
+SCHEMA_VERSION = 1
+"""`PRAGMA user_version` of a database whose asynclog tables have `host` and `pid`: 0 (or a
+database asynclog has not set up yet) is the original schema."""
+
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("host", "TEXT"), ("pid", "INTEGER"))
+"""Columns added since the original schema (version 1), with their types: nullable, so the
+rows written before (or by an older asynclog) hold NULL."""
+
 
 def schema_statements(table: str) -> list[str]:
     """The DDL for `table` (a validated identifier) and its indexes."""
     return [
         f'CREATE TABLE IF NOT EXISTS "{table}" ('
         "id INTEGER PRIMARY KEY, ts REAL NOT NULL, level INTEGER NOT NULL, "
-        "logger TEXT NOT NULL, message TEXT NOT NULL, fields TEXT, exception TEXT)",
+        "logger TEXT NOT NULL, message TEXT NOT NULL, fields TEXT, exception TEXT, "
+        "host TEXT, pid INTEGER)",
         f'CREATE INDEX IF NOT EXISTS "{table}_ts" ON "{table}" (ts)',
         f'CREATE INDEX IF NOT EXISTS "{table}_level_ts" ON "{table}" (level, ts)',
     ]
@@ -49,7 +63,17 @@ def fts_statements(table: str) -> list[str]:
     ]
 
 
-COLUMNS = "ts, level, logger, message, fields, exception"
+def migration_statements(table: str, columns: Sequence[str]) -> list[str]:
+    """The `ALTER TABLE`s that bring `table`, which has `columns`, to `SCHEMA_VERSION`."""
+    return [
+        f'ALTER TABLE "{table}" ADD COLUMN {name} {kind}'
+        for name, kind in ADDED_COLUMNS
+        if name not in columns
+    ]
+
+
+COLUMNS = "ts, level, logger, message, fields, exception, host, pid"
+PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?"
 
 
 def staging_statements(table: str) -> tuple[str, str, str, str]:
@@ -59,7 +83,7 @@ def staging_statements(table: str) -> tuple[str, str, str, str]:
     stage = 'temp."asynclog_batch"'
     return (
         f"CREATE TEMP TABLE IF NOT EXISTS asynclog_batch ({COLUMNS})",
-        f"INSERT INTO {stage} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {stage} ({COLUMNS}) VALUES ({PLACEHOLDERS})",
         f'INSERT INTO main."{table}" ({COLUMNS}) SELECT {COLUMNS} FROM {stage} ORDER BY rowid',
         f"DELETE FROM {stage}",
     )
@@ -81,11 +105,11 @@ def sqlite_text(text: str) -> str:
     return text
 
 
-Row = tuple[float, int, str, str, str, str | None]
+Row = tuple[float, int, str, str, str, str | None, str | None, int]
 
 
-def entry_row(entry: LogEntry) -> Row:
-    """The column values of one entry, in `INSERT` order."""
+def entry_row(host: str | None, pid: int, entry: LogEntry) -> Row:
+    """The column values of one entry, in `INSERT` order (`COLUMNS`)."""
     ts, level, message, logger, fields, exception = entry
     return (
         ts,
@@ -94,13 +118,37 @@ def entry_row(entry: LogEntry) -> Row:
         sqlite_text(message),
         sqlite_text(fields_to_json(fields)) if fields else "{}",
         None if exception is None else sqlite_text(exception),
+        host,
+        pid,
     )
+
+
+def origin() -> tuple[str | None, int]:
+    """This host's name and this process's id, read at each batch (so a forked child writes
+    its own pid); the name is None if the system will not tell it."""
+    try:
+        host: str | None = sqlite_text(socket.gethostname())
+    except OSError:
+        host = None
+    return host, os.getpid()
+
+
+def batch_rows(entries: Sequence[LogEntry]) -> list[Row]:
+    """`entry_row` of each entry, with this host and pid (blocking: for the exit path)."""
+    host, pid = origin()
+    return [entry_row(host, pid, entry) for entry in entries]
 
 
 Step = tuple[str, tuple[float, ...]]
 """One statement of a retention pass and its parameters."""
 StepResult = tuple[Any, int]
 """What the driver sends back: the statement's first row (or None) and its rowcount."""
+
+OPEN_ATTEMPTS = 10
+"""Tries of `open()`'s set-up when the database stays locked beyond the busy timeout; the
+waits between them double from `OPEN_BACKOFF` up to 0.5 s. (A batch that finds it locked
+raises, and the manager retries it: `Config.retry_attempts`.)"""
+OPEN_BACKOFF = 0.01
 
 RETENTION_CHUNK = 2_000
 """The fewest rows a retention pass may delete; a pass deletes at most this or twice the
@@ -203,10 +251,12 @@ class SQLiteBackend:
         self.config = config or SQLiteConfig()
         self.path = os.fspath(self.config.db_path)
         self._db: aiosqlite.Connection | None = None
-        self._insert = f'INSERT INTO "{self.config.table}" ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)'
+        self._insert = f'INSERT INTO "{self.config.table}" ({COLUMNS}) VALUES ({PLACEHOLDERS})'
         self._staging: tuple[str, str, str, str] | None = None
         """Set at open when the table has the FTS insert trigger (fts, or an earlier fts)."""
         self.retention = Retention(self.config)
+        self.added_columns: tuple[str, ...] = ()
+        """The columns this backend's `open()` added to an older table (the migration)."""
 
     async def open(self) -> None:
         try:
@@ -215,17 +265,14 @@ class SQLiteBackend:
         except (OSError, sqlite3.Error) as exc:
             raise LogError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
         try:
-            for statement in self._setup_statements():
-                await db.execute(statement)
-            await db.commit()
-            if self.config.fts:
-                await self._set_up_fts(db)
-            trigger = fts_object_names(self.config.table)[1]
-            cursor = await db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (trigger,))
-            has_trigger = await cursor.fetchone() is not None
-            self._staging = staging_statements(self.config.table) if has_trigger else None
-            if self._staging is not None:
-                await db.execute(self._staging[0])
+            for attempt in range(OPEN_ATTEMPTS):
+                try:
+                    await self._set_up(db)
+                    break
+                except sqlite3.OperationalError as exc:
+                    if not is_busy(exc) or attempt + 1 == OPEN_ATTEMPTS:
+                        raise
+                await asyncio.sleep(min(OPEN_BACKOFF * 2**attempt, 0.5))
         except BaseException as exc:
             await db.close()
             _join_connection_thread(db)
@@ -234,6 +281,49 @@ class SQLiteBackend:
             raise
         self.retention = Retention(self.config)
         self._db = db
+
+    async def _set_up(self, db: aiosqlite.Connection) -> None:
+        """WAL, the table (migrated), the FTS index if asked for, the temp table if the FTS
+        trigger is there. Each step is idempotent: a step that found the database locked
+        for longer than the busy timeout (another process's long transaction) is retried."""
+        for statement in self._setup_statements():
+            await db.execute(statement)
+        added = await self._set_up_table(db)
+        if added:  # (kept when a later step is retried and finds nothing to add)
+            self.added_columns = added
+        if self.config.fts:
+            await self._set_up_fts(db)
+        trigger = fts_object_names(self.config.table)[1]
+        cursor = await db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (trigger,))
+        has_trigger = await cursor.fetchone() is not None
+        self._staging = staging_statements(self.config.table) if has_trigger else None
+        if self._staging is not None:
+            await db.execute(self._staging[0])
+
+    async def _set_up_table(self, db: aiosqlite.Connection) -> tuple[str, ...]:
+        """Create the table and its indexes if missing, add the columns an older table lacks,
+        and raise `user_version` to `SCHEMA_VERSION`: one `BEGIN IMMEDIATE` transaction, so
+        that of several processes opening at once one migrates and the others, which look at
+        the columns again once they hold the lock, find nothing to do. Returns the columns
+        added."""
+        table = self.config.table
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in schema_statements(table):
+                await db.execute(statement)
+            info = await db.execute_fetchall(f'PRAGMA table_info("{table}")')
+            present = [row[1] for row in info]
+            for statement in migration_statements(table, present):
+                await db.execute(statement)
+            cursor = await db.execute("PRAGMA user_version")
+            row = await cursor.fetchone()
+            if row is None or row[0] < SCHEMA_VERSION:  # a higher (newer) version stays
+                await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
+        return tuple(name for name, _ in ADDED_COLUMNS if name not in present)
 
     async def _set_up_fts(self, db: aiosqlite.Connection) -> None:
         """Create the FTS table and its triggers if missing; when any was missing, rebuild the
@@ -261,16 +351,12 @@ class SQLiteBackend:
             raise
 
     def _setup_statements(self) -> list[str]:
-        return [
-            "PRAGMA journal_mode=WAL",
-            f"PRAGMA synchronous={self.config.synchronous}",
-            *schema_statements(self.config.table),
-        ]
+        return ["PRAGMA journal_mode=WAL", f"PRAGMA synchronous={self.config.synchronous}"]
 
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
         if self._db is None:
             raise LogError(f"SQLite backend for {self.path!r} is not open")
-        rows = await map_in_slices(entry_row, entries)
+        rows = await map_in_slices(functools.partial(entry_row, *origin()), entries)
         prune = self.retention.due()
         run_in_thread = getattr(self._db, "_execute", None)
         if run_in_thread is not None:
@@ -288,6 +374,7 @@ class SQLiteBackend:
 
     async def _insert_async(self, db: aiosqlite.Connection, rows: list[Row], prune: bool) -> None:
         try:
+            await db.execute("BEGIN IMMEDIATE")
             if self._staging is None:
                 await db.executemany(self._insert, rows)
             else:
@@ -324,6 +411,7 @@ class SQLiteBackend:
     async def _prune_async(self, db: aiosqlite.Connection) -> None:
         while True:
             try:
+                await db.execute("BEGIN IMMEDIATE")
                 deleted = await run_steps_async(db, self.retention.steps())
                 await db.commit()
             except BaseException:
@@ -349,7 +437,7 @@ class SQLiteBackend:
             # The FTS triggers in the database keep the index in step (a per-row insert is
             # slower than the staged one, but this is at most a queue's worth).
             if entries:
-                _insert_transaction(conn, self._insert, [entry_row(entry) for entry in entries])
+                _insert_transaction(conn, self._insert, batch_rows(entries))
             if prune:
                 _prune_until_done(conn, self.retention)
 
@@ -361,8 +449,12 @@ def _insert_transaction(
     retention: Retention | None = None,
 ) -> None:
     """Insert `rows` (one `executemany`, or through the temp table of `staging_statements`)
-    and run one retention pass (if given) in one transaction: all of it, or none."""
+    and run one retention pass (if given) in one transaction: all of it, or none. The
+    transaction takes the write lock at `BEGIN IMMEDIATE`, waiting up to the busy timeout for
+    another writer; if that runs out it raises ("database is locked") having written nothing,
+    and the manager retries the batch whole."""
     try:
+        connection.execute("BEGIN IMMEDIATE")
         if isinstance(insert, str):
             connection.executemany(insert, rows)
         else:
@@ -383,6 +475,7 @@ def _prune_until_done(connection: sqlite3.Connection, retention: Retention) -> N
     over `max_rows` or older than `max_age`."""
     while True:
         try:
+            connection.execute("BEGIN IMMEDIATE")
             deleted = run_steps(connection, retention.steps())
             connection.commit()
         except BaseException:
@@ -390,6 +483,15 @@ def _prune_until_done(connection: sqlite3.Connection, retention: Retention) -> N
             raise
         if deleted == 0:
             return
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether `exc` is SQLITE_BUSY ("database is locked"): another connection held the
+    lock for longer than the busy timeout."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == sqlite3.SQLITE_BUSY
+    return "database is locked" in str(exc)
 
 
 def _budget(batch: int) -> int:
