@@ -1,7 +1,15 @@
 """asynclog: asyncio-native logging that never stalls the loop and never loses what it accepted."""
 
 from ._bound import BoundLogger
-from ._config import Config, ConsoleConfig, FileConfig, PostgresConfig, Sink, SQLiteConfig
+from ._config import (
+    Config,
+    ConsoleConfig,
+    FileConfig,
+    OTLPConfig,
+    PostgresConfig,
+    Sink,
+    SQLiteConfig,
+)
 from ._context import contextualize, current_context
 from ._entry import LogEntry
 from ._errors import BackendWriteError, ConfigError, LogError, ManagerClosedError, QueueFullError
@@ -11,7 +19,14 @@ from ._loading import load_config
 from ._manager import LogManager
 from ._signals import cancel_on_signals
 from ._stats import CloseReport, LogStats
-from .backends import Backend, ConsoleBackend, FileBackend, PostgresBackend, SQLiteBackend
+from .backends import (
+    Backend,
+    ConsoleBackend,
+    FileBackend,
+    OTLPBackend,
+    PostgresBackend,
+    SQLiteBackend,
+)
 from .query import QueryError, query
 
 __all__ = [
@@ -32,6 +47,8 @@ __all__ = [
     "LogManager",
     "LogStats",
     "ManagerClosedError",
+    "OTLPBackend",
+    "OTLPConfig",
     "PostgresBackend",
     "PostgresConfig",
     "QueryError",

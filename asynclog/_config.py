@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from ._errors import ConfigError
 from ._file_config import FORMAT_NAMES, FileConfig
 from ._levels import Level, parse_level
+from ._otlp_config import OTLPConfig
 from ._postgres_config import PostgresConfig
 from ._sqlite_config import SQLiteConfig
 from ._validate import (
@@ -31,6 +32,7 @@ __all__ = [
     "Config",
     "ConsoleConfig",
     "FileConfig",
+    "OTLPConfig",
     "PostgresConfig",
     "SQLiteConfig",
     "Sink",
@@ -81,13 +83,14 @@ class Sink:
         optional_level("Sink", "level", self.level)
 
 
-BackendSpec = FileConfig | SQLiteConfig | ConsoleConfig | PostgresConfig
+BackendSpec = FileConfig | SQLiteConfig | ConsoleConfig | PostgresConfig | OTLPConfig
 
 BACKEND_CONFIGS: dict[str, type[BackendSpec]] = {
     "file": FileConfig,
     "sqlite": SQLiteConfig,
     "console": ConsoleConfig,
     "postgres": PostgresConfig,
+    "otlp": OTLPConfig,
 }
 """Each built-in backend's name (`Config(backend=...)`, a TOML `type`) and its settings class;
 the name is also the backend's default name in the stats."""

@@ -41,6 +41,10 @@ DOCS = [
     "migrating.md",
     "faq.md",
     "testing.md",
+    "metrics.md",
+    "postgres.md",
+    "otlp.md",
+    "file-backend.md",
 ]
 TIMEOUT = 60
 WORKDIR = "/srv/app"

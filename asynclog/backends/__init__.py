@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from .._config import BackendSpec, Config, ConsoleConfig, FileConfig, PostgresConfig, SQLiteConfig
+from .._config import (
+    BackendSpec,
+    Config,
+    ConsoleConfig,
+    FileConfig,
+    OTLPConfig,
+    PostgresConfig,
+    SQLiteConfig,
+)
 from ..formatters import formatter_for, json_format
 from .base import Backend
 from .console import ConsoleBackend
 from .file import FileBackend
+from .otlp import OTLPBackend
 from .postgres import PostgresBackend
 from .sqlite import SQLiteBackend
 
@@ -14,6 +23,7 @@ __all__ = [
     "Backend",
     "ConsoleBackend",
     "FileBackend",
+    "OTLPBackend",
     "PostgresBackend",
     "SQLiteBackend",
     "backend_for",
@@ -34,6 +44,8 @@ def backend_for(target: BackendSpec | Backend) -> Backend:
         return ConsoleBackend(formatter_for(target.format), target.stream)
     if isinstance(target, PostgresConfig):
         return PostgresBackend(target)
+    if isinstance(target, OTLPConfig):
+        return OTLPBackend(target)
     return target
 
 

@@ -1,0 +1,206 @@
+"""`OTLPConfig`: the settings of the OTLP/HTTP backend."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+from urllib.parse import SplitResult, urlsplit
+
+from ._errors import ConfigError
+from ._levels import Level
+from ._validate import (
+    StrPath,
+    number_at_least,
+    optional_level,
+    require_bool,
+    require_choice,
+    require_path,
+    require_positive_number,
+)
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4318/v1/logs"
+DEFAULT_SERVICE_NAME = "asynclog"
+COMPRESSIONS = ("none", "gzip")
+
+RESERVED_HEADERS = frozenset(
+    (
+        "host",
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+    )
+)
+"""Headers the backend writes itself; `headers` may not set them."""
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""An HTTP header name (RFC 9110 `token`)."""
+
+ResourceValue = str | bool | int | float | Sequence[str | bool | int | float]
+
+
+def _owner_error(name: str, detail: str) -> ConfigError:
+    return ConfigError(f"OTLPConfig.{name} {detail}", key=name)
+
+
+def _frozen_mapping(name: str, value: object) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        raise _owner_error(name, f"must be a mapping, got {type(value).__name__}")
+    return MappingProxyType(dict(value))
+
+
+def _check_headers(headers: Mapping[str, object]) -> None:
+    for key, value in headers.items():
+        if not isinstance(key, str) or not _TOKEN.fullmatch(key):
+            raise _owner_error("headers", f"has an invalid header name {key!r}")
+        if key.lower() in RESERVED_HEADERS:
+            raise _owner_error(
+                "headers", f"may not set {key!r}: the backend writes that header itself"
+            )
+        # The value is never shown: headers usually carry credentials.
+        if not isinstance(value, str):
+            raise _owner_error(
+                "headers", f"value of {key!r} must be a str, got {type(value).__name__}"
+            )
+        if any(char in value for char in "\r\n\x00") or not value.isascii():
+            raise _owner_error("headers", f"value of {key!r} must be ASCII without CR, LF or NUL")
+
+
+def _is_scalar(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str | bool | int)
+
+
+def _check_resource(resource: Mapping[str, object]) -> None:
+    for key, value in resource.items():
+        if not isinstance(key, str) or not key:
+            raise _owner_error("resource", f"keys must be non-empty str, got {key!r}")
+        ok = _is_scalar(value) or (
+            isinstance(value, Sequence)
+            and not isinstance(value, str | bytes)
+            and all(_is_scalar(item) for item in value)
+        )
+        if not ok:
+            raise _owner_error(
+                "resource",
+                f"value of {key!r} must be a str, bool, int, finite float or a list of them, "
+                f"got {value!r}",
+            )
+
+
+def split_endpoint(endpoint: object) -> SplitResult:
+    """The parsed endpoint URL, or a `ConfigError` saying what is wrong with it."""
+    shape = "a URL like 'http://127.0.0.1:4318/v1/logs'"
+    if not isinstance(endpoint, str) or not endpoint:
+        raise _owner_error("endpoint", f"must be {shape}, got {endpoint!r}")
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError as exc:
+        raise _owner_error("endpoint", f"is not a valid URL ({exc}): {endpoint!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _owner_error("endpoint", f"must be {shape} (http or https), got {endpoint!r}")
+    if parts.username is not None or parts.password is not None:
+        raise _owner_error(
+            "endpoint", "may not hold credentials: give them in headers (e.g. 'Authorization')"
+        )
+    if not endpoint.isascii():
+        raise _owner_error(
+            "endpoint", f"must be ASCII (punycode the host, percent-encode the path): {endpoint!r}"
+        )
+    if parts.fragment or any(char in endpoint for char in " \r\n\t"):
+        raise _owner_error("endpoint", f"may not have a fragment or whitespace: {endpoint!r}")
+    if port == 0:
+        raise _owner_error("endpoint", f"has port 0: {endpoint!r}")
+    return parts
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class OTLPConfig:
+    """Settings of the OTLP backend: log records sent as OTLP/HTTP protobuf
+    (`ExportLogsServiceRequest`) to an OpenTelemetry collector. Needs the `otlp` extra:
+    `pip install 'asynclog[otlp]'`. See docs/otlp.md."""
+
+    endpoint: str = DEFAULT_ENDPOINT
+    """The full URL requests are POSTed to, `/v1/logs` included (a URL without any path gets
+    `/v1/logs`). `https://` uses TLS."""
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Extra request headers, e.g. `{"Authorization": "Bearer ..."}`. Their values never
+    appear in reprs or errors."""
+    resource: Mapping[str, ResourceValue] = field(
+        default_factory=lambda: MappingProxyType({"service.name": DEFAULT_SERVICE_NAME})
+    )
+    """The resource attributes of every request; `service.name` is `"asynclog"` unless given."""
+    compression: Literal["none", "gzip"] = "none"
+    """`"gzip"`: compress request bodies (`Content-Encoding: gzip`)."""
+    timeout: float = 10.0
+    """Seconds one HTTP request (connect, send, response) may take."""
+    max_retry_time: float = 30.0
+    """Seconds one batch may spend in retries of 429/502/503/504 responses and connection
+    failures, across the manager's retries of it; 0: no retries inside the backend."""
+    retry_backoff: float = 0.5
+    """Seconds before the first retry (unless the response says `Retry-After`); doubled for
+    each further one, at most 8 s, with jitter."""
+    ca_file: StrPath | None = None
+    """https: the CA bundle (PEM) to verify the collector with; None: the system's."""
+    cert_file: StrPath | None = None
+    """https: a client certificate (PEM) for mutual TLS."""
+    key_file: StrPath | None = None
+    """https: the client certificate's private key, if not in `cert_file`."""
+    verify_tls: bool = True
+    """https: verify the collector's certificate and host name. False only for tests."""
+    level: Level | int | str | None = None
+    """This backend's own minimum level (with several backends); None: the manager's level."""
+    name: str | None = None
+    """The backend's name in the stats; default `"otlp"`."""
+
+    def __post_init__(self) -> None:
+        owner = "OTLPConfig"
+        split_endpoint(self.endpoint)
+        headers = _frozen_mapping("headers", self.headers)
+        _check_headers(headers)
+        object.__setattr__(self, "headers", headers)
+        resource = _frozen_mapping("resource", self.resource)
+        _check_resource(resource)
+        if "service.name" not in resource:
+            resource = MappingProxyType({"service.name": DEFAULT_SERVICE_NAME, **resource})
+        object.__setattr__(self, "resource", resource)
+        require_choice(owner, "compression", self.compression, COMPRESSIONS)
+        require_positive_number(owner, "timeout", self.timeout)
+        number_at_least(owner, "max_retry_time", self.max_retry_time, 0)
+        number_at_least(owner, "retry_backoff", self.retry_backoff, 0)
+        for name in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, name)
+            if value is not None:
+                require_path(owner, name, value)
+        if self.key_file is not None and self.cert_file is None:
+            raise _owner_error("key_file", "needs cert_file")
+        require_bool(owner, "verify_tls", self.verify_tls)
+        optional_level(owner, "level", self.level)
+        if self.name is not None and (not isinstance(self.name, str) or not self.name):
+            raise _owner_error("name", f"must be a non-empty str or None, got {self.name!r}")
+
+    @property
+    def url(self) -> SplitResult:
+        """The parsed endpoint."""
+        return split_endpoint(self.endpoint)
+
+    def __repr__(self) -> str:
+        parts = []
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if item.name == "headers":
+                shown = "{" + ", ".join(f"{key!r}: '***'" for key in value) + "}"
+            elif isinstance(value, MappingProxyType):
+                shown = repr(dict(value))
+            else:
+                shown = repr(value)
+            parts.append(f"{item.name}={shown}")
+        return f"OTLPConfig({', '.join(parts)})"
