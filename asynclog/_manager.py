@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import contextvars
 import dataclasses
 import enum
 import functools
@@ -15,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from threading import get_ident
 from time import time
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, cast
 
 from . import _capture, _exit
 from ._bound import BoundLogger
@@ -26,6 +24,7 @@ from ._entry import EMPTY_FIELDS, LogEntry
 from ._errors import LogError, ManagerClosedError
 from ._handlers import HandlerLike, HandlerSet
 from ._levels import Level, parse_level
+from ._line import Line
 from ._pipeline import Writer
 from ._report import BurstReporter
 from ._route import Route
@@ -89,20 +88,12 @@ class LogManager:
         self._try_put: Callable[[LogEntry], bool] | None = None
         self._thread = -1  # the id of the thread running the loop that started the manager
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._drainer: asyncio.Task[None] | None = None  # settles the backlog
-        # Handed-in entries (write_log_threadsafe, stdlib records) that could not be queued at
-        # once, in arrival order, each with whether it was held back from the queues.
-        # With each: whether it was held back from the queues, and when it reached the loop
-        # (its wait for room counts from then). Bounded, so that threads flooding a stalled
-        # backend cannot grow memory without limit: beyond it they are counted dropped.
-        self._backlog: collections.deque[tuple[LogEntry | _Unsettled, bool, float]] = (
-            collections.deque()
+        self._route_try_put: Callable[[LogEntry], bool] | None = None  # the route's own
+        self._holding = False  # while the line is not empty: no backend is offered entries
+        # Entries handed in from outside a coroutine, and those that must wait behind them.
+        self._line = Line(
+            self, self._reporter, max(BACKLOG_LIMIT, 10 * config.queue_size), self._name
         )
-        self._backlog_limit = max(BACKLOG_LIMIT, 10 * config.queue_size)
-        self._holding = False
-        self._sync = not config.async_mode
-        self._in_transit = 0  # handed in from threads, not yet run on the loop
-        self._transit_lock = threading.Lock()
         self._direct_lock = threading.Lock()  # writes made while the loop is not running
         self._on_close: list[Callable[[], object]] = []
         self._state = _State.NEW
@@ -187,11 +178,12 @@ class LogManager:
             raise ManagerClosedError(f"LogManager {self._name!r} was closed while starting")
         self._thread = get_ident()
         self._loop = asyncio.get_running_loop()
+        self._line.bind(self._loop)
         if self._config.async_mode:
             for route in self._routes:
                 route.start()
             if self._only is not None:
-                self._try_put = self._only.try_put
+                self._fast_path_changed(self._only.try_put)
                 self._only.on_fast_path_change = self._fast_path_changed
         _exit.register(self)
         self._accepting = True
@@ -215,8 +207,8 @@ class LogManager:
     async def _close_once(self, timeout: float | None) -> CloseReport:  # noqa: ASYNC109
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        if self._in_transit:
-            await asyncio.sleep(0)  # entries handed in before close() land first
+        if self._state is _State.RUNNING:
+            self._line.refuse_and_land()  # entries handed in before close() land first
         self._accepting = False
         if self._state is _State.NEW:
             self._state = _State.CLOSED
@@ -230,19 +222,15 @@ class LogManager:
             # If this task is cancelled (asyncio.run tearing the loop down, a supervisor's
             # deadline), the manager stays registered: the exit hook writes what is left and
             # releases the backends, and a later close() starts over.
-            drainer = self._drainer
-            if drainer is not None:  # the handed-in backlog, while the workers still run
-                await asyncio.wait({drainer}, timeout=_remaining(deadline))
+            abandoned = await self._line.finish(deadline)  # while the workers still run
             drained = await asyncio.gather(
                 *(route.drain(_remaining(deadline), deadline) for route in self._opened)
             )
-            abandoned = sum(drained)
+            abandoned += sum(drained)
             if abandoned:
                 self._reporter.failure(
                     "close", f"{abandoned} entries were abandoned at the close deadline"
                 )
-            if drainer is not None:  # refused or written by now; let it finish
-                await asyncio.wait({drainer}, timeout=_remaining(deadline))
             for route in self._opened:
                 await self._close_backends(route, deadline)
         _exit.unregister(self)
@@ -252,7 +240,14 @@ class LogManager:
         return self._close_report(abandoned)
 
     def _fast_path_changed(self, try_put: Callable[[LogEntry], bool] | None) -> None:
-        self._try_put = try_put
+        self._route_try_put = try_put
+        if not self._holding:
+            self._try_put = try_put
+
+    def _set_line_mode(self, active: bool) -> None:
+        """While the line holds entries, nothing is queued past it: no fast path."""
+        self._holding = active
+        self._try_put = None if active else self._route_try_put
 
     def _run_close_callbacks(self) -> None:
         callbacks, self._on_close = self._on_close, []
@@ -296,7 +291,8 @@ class LogManager:
         """Interpreter exit without a finished `close()`: write what is pending, synchronously."""
         if self._state not in (_State.RUNNING, _State.CLOSING):
             return
-        leftovers = self._take_leftovers()
+        with self._direct_lock:
+            leftovers = self._take_leftovers()
         warnings.warn(
             f"{self!r} was not closed; writing {sum(map(len, leftovers))} pending entries at exit",
             ResourceWarning,
@@ -308,19 +304,23 @@ class LogManager:
             if route in self._opened:
                 route.writer.flush_at_exit(entries)
 
-    def _take_leftovers(self) -> list[list[LogEntry]]:
-        """Per route: what its worker left (in hand, queued), then the handed-in backlog."""
+    def _take_leftovers(self, extra: tuple[Any, ...] | None = None) -> list[list[LogEntry]]:
+        """No running loop: per route, what its worker left (in hand, queued), then the line
+        (and `extra`, an entry handed in now). The caller holds `_direct_lock`."""
         leftovers = [route.leftovers() for route in self._routes]
-        backlog, self._backlog = self._backlog, collections.deque()
-        for pending, _, _ in backlog:
-            if pending.__class__ is _Unsettled:
-                entry, routes = pending
-            else:
-                entry, routes = pending, (self._only,)
+        for pending in self._line.take(extra):
+            entry, routes = self._unpack(pending)
             for index, route in enumerate(self._routes):
                 if route in routes:
                     leftovers[index].append(entry)
         return leftovers
+
+    def _unpack(self, pending: object) -> tuple[LogEntry, tuple[Route, ...]]:
+        """(entry, the routes that still have to take it) of a pending entry."""
+        if pending.__class__ is _Unsettled:
+            return cast(tuple[LogEntry, tuple[Route, ...]], pending)
+        assert self._only is not None
+        return cast(LogEntry, pending), (self._only,)
 
     async def __aenter__(self) -> LogManager:
         await self.start()
@@ -437,38 +437,43 @@ class LogManager:
         )
         return _Unsettled((entry, waiting)) if waiting else None
 
-    async def _deliver(
-        self, pending: LogEntry | _Unsettled, fast_first: bool = False, since: float = 0.0
-    ) -> None:
-        """The awaited part: the one backend's slow path, or each waiting backend's in turn
-        (a full or failing one raises only after the others have the entry). `fast_first`:
-        the entry was held back from the queues, so try the quick way first. `since`: the
-        loop time it reached the loop, when it waited in the backlog (counts against
-        `put_timeout`)."""
-        if self._backlog and not fast_first and self._sync:
-            try:
-                await self._after_backlog()
-            except asyncio.CancelledError:
-                self._count_dropped(pending)
-                raise
-        if pending.__class__ is _Unsettled:
-            entry, routes = pending
-        else:
+    async def _deliver(self, pending: LogEntry | _Unsettled) -> None:
+        """The awaited part of a call whose entry could not be queued at once: the one
+        backend's slow path, each waiting backend's in turn, or a place in the line."""
+        if self._holding and not self._settles_here():
+            await self._line.wait_in_line(pending)
+        elif pending.__class__ is not _Unsettled:
             assert self._only is not None
-            if not fast_first:
-                await self._only.deliver(pending)  # type: ignore[arg-type]
-                return
-            entry, routes = pending, (self._only,)
+            await self._only.deliver(pending)  # type: ignore[arg-type]
+        else:
+            await self._settle(pending, False, 0.0)
+
+    def _settles_here(self) -> bool:
+        """A handler of a write in progress logs again: it must not wait for itself."""
+        return self._line.settles_here() or any(
+            route.lock.held_by_current_task() for route in self._routes
+        )
+
+    async def _settle(self, pending: LogEntry | _Unsettled, fast_first: bool, since: float) -> None:
+        """Give the entry to each backend that still has to take it (a full or failing one
+        raises only after the others have it). `fast_first`: it was held back from the
+        queues, so try the quick way first. `since`: the loop time it joined the line (its
+        wait for room counts from then)."""
+        entry, routes = self._unpack(pending)
+        waited = asyncio.get_running_loop().time() - since if since else 0.0
         failure: LogError | None = None
-        for route in routes:
+        for index, route in enumerate(routes):
             try_put = route.try_put
             if fast_first and try_put is not None and try_put(entry):
                 continue
-            waited = asyncio.get_running_loop().time() - since if since else 0.0
             try:
                 await route.deliver(entry, waited)
             except LogError as exc:
                 failure = failure or exc
+            except BaseException:  # cancelled: the backends not reached never get it
+                for later in routes[index + 1 :]:
+                    later.counters.drop(1)
+                raise
         if failure is not None:
             raise failure
 
@@ -521,156 +526,30 @@ class LogManager:
             raise self._not_accepting_error()
         if "exc_info" in fields:  # the traceback dies with the caller's frame: format it here
             exception = format_exc_info(fields.pop("exc_info")) or exception
-        accept = functools.partial(
-            self._accept_handed_over,
-            time() if at is None else at,
-            number,
-            message,
-            fields,
-            logger,
-            bound,
-            exception,
-        )
-        if _running_loop() is loop:
-            if self._in_transit or self._backlog:
-                # Entries other threads handed in earlier have not landed yet: queue behind them.
-                self._hand_in(loop.call_soon, accept)
-            else:
-                accept()
-            return
-        if loop.is_running():
-            try:
-                # In a copy of the caller's context, so that its contextualize() fields apply.
-                self._hand_in(loop.call_soon_threadsafe, accept)
-                return
-            except RuntimeError:  # closed meanwhile: write directly
-                pass
-        with self._direct_lock:
-            if not loop.is_closed():
-                # Paused between two run_until_complete() calls: the entry waits in the
-                # backlog for the loop to run again (or for the exit hook).
-                accept(anywhere=True)
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._start_drainer)
-            else:
-                self._write_directly(accept.args)
+        args = (number, message, fields, time() if at is None else at, logger, bound, exception)
+        if not self._line.hand_in(args, on_loop=_running_loop() is loop):
+            with self._direct_lock:  # the loop has closed: write it (and what is left) now
+                for route, entries in zip(self._routes, self._take_leftovers(args), strict=True):
+                    if entries and route in self._opened:
+                        route.writer.flush_at_exit(entries)
 
-    def _hand_in(
-        self, schedule: Callable[..., asyncio.Handle], accept: functools.partial[None]
-    ) -> None:
-        """Schedule `accept` on the loop, counting it in transit until it runs there."""
-        with self._transit_lock:
-            self._in_transit += 1
-        try:
-            schedule(self._landed, accept, context=contextvars.copy_context())
-        except BaseException:
-            with self._transit_lock:
-                self._in_transit -= 1
-            raise
-
-    def _landed(self, accept: functools.partial[None]) -> None:
-        with self._transit_lock:
-            self._in_transit -= 1
-        accept()
-
-    def _write_directly(self, args: tuple[Any, ...]) -> None:
-        """The loop is not running (stopped, or closed without `close()`): write the entry
-        synchronously, after what the workers left queued, so that nothing is lost."""
-        at, number, message, fields, logger, bound, exception = args
-        try:
-            result = self._accept(
-                number, message, fields, at, logger, bound, exception, anywhere=True
-            )
-        except LogError as exc:
-            self._reporter.failure("write_log_threadsafe", str(exc))
-            return
-        leftovers = self._take_leftovers()
-        for route, entries in zip(self._routes, leftovers, strict=True):
-            if result.__class__ is _Unsettled:
-                if route in result[1]:
-                    entries.append(result[0])
-            elif result is not None:
-                entries.append(result)  # type: ignore[arg-type]
-            if entries and route in self._opened:
-                route.writer.flush_at_exit(entries)
-
-    def _accept_handed_over(
-        self,
-        at: float,
-        level: int,
-        message: object,
-        fields: dict[str, Any],
-        logger: str | None,
-        bound: Mapping[str, Any] | None,
-        exception: str | None,
-        *,
-        anywhere: bool = False,
-    ) -> None:
-        """Accept an entry handed in (on the loop; with `anywhere`, from a thread while the
-        loop is paused). One that cannot be queued at once joins the backlog."""
-        backlog = self._backlog
-        held = bool(backlog) or anywhere
-        try:
-            if held:
-                # Entries handed in earlier still wait (or the loop is paused): this one must
-                # not overtake them, so it is accepted without being queued and joins the line.
-                self._holding, saved_try_put, self._try_put = True, self._try_put, None
-                try:
-                    pending = self._accept(
-                        level, message, fields, at, logger, bound, exception, anywhere
-                    )
-                finally:
-                    self._holding, self._try_put = False, saved_try_put
-            else:
-                pending = self._accept(level, message, fields, at, logger, bound, exception)
-        except LogError as exc:  # closed meanwhile: not accepted, but not silent either
-            self._reporter.failure("write_log_threadsafe", str(exc))
-            return
-        if pending is None:
-            return
-        if len(backlog) >= self._backlog_limit:
-            self._count_dropped(pending)  # threads outpace a stalled backend: stay bounded
-            return
-        assert self._loop is not None
-        backlog.append((pending, held, self._loop.time()))
+    def _accept_handed_in(
+        self, args: tuple[Any, ...], anywhere: bool
+    ) -> LogEntry | _Unsettled | None:
+        """`_accept` for an entry handed in. `anywhere`: the loop is not running (this thread
+        is the only one at work): accept it without queueing it, for the caller to write."""
+        level, message, fields, at, logger, bound, exception = args
         if not anywhere:
-            self._start_drainer()
-
-    def _start_drainer(self) -> None:
-        drainer = self._drainer
-        if self._backlog and (drainer is None or drainer.done()):
-            self._drainer = asyncio.get_running_loop().create_task(self._drain_backlog())
-
-    async def _after_backlog(self) -> None:
-        """Sync mode: an entry written directly must not overtake the ones handed in (from
-        threads, stdlib records) before it: wait for the backlog to be settled. Not from the
-        task settling it, nor from a handler of a write in progress (it would wait on itself).
-        """
-        if asyncio.current_task() is self._drainer or any(
-            route.lock.held_by_current_task() for route in self._routes
-        ):
-            return
-        self._start_drainer()
-        drainer = self._drainer
-        if drainer is not None:
-            await asyncio.wait({drainer})
+            return self._accept(level, message, fields, at, logger, bound, exception)
+        self._holding, saved, self._try_put = True, self._try_put, None
+        try:
+            return self._accept(level, message, fields, at, logger, bound, exception, True)
+        finally:
+            self._holding, self._try_put = False, saved
 
     def _count_dropped(self, pending: LogEntry | _Unsettled) -> None:
-        if pending.__class__ is _Unsettled:
-            for route in pending[1]:
-                route.counters.drop(1)
-        else:
-            assert self._only is not None
-            self._only.counters.drop(1)
-
-    async def _drain_backlog(self) -> None:
-        """Settle handed-in entries one by one, in the order they reached the loop."""
-        backlog = self._backlog
-        while backlog:
-            pending, held, since = backlog[0]
-            with contextlib.suppress(LogError):  # refused entries are already counted dropped
-                await self._deliver(pending, fast_first=held, since=since)
-            backlog.popleft()
+        for route in self._unpack(pending)[1]:
+            route.counters.drop(1)
 
     # The shortcuts repeat write_log's three lines instead of calling it: one coroutine per
     # call instead of two is a third of the caller's cost.
@@ -771,12 +650,7 @@ class LogManager:
         )
 
     def _waiting_in_backlog(self, route: Route) -> int:
-        if self._only is not None:
-            return len(self._backlog)
-        return sum(
-            pending.__class__ is _Unsettled and route in pending[1]
-            for pending, _, _ in self._backlog
-        )
+        return self._line.count(lambda pending: route in self._unpack(pending)[1])
 
     def _route_stats(self, route: Route, waiting: int) -> LogStats:
         counters = route.counters

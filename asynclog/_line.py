@@ -1,0 +1,247 @@
+"""`Line`: entries handed in from outside a coroutine (other threads, stdlib records, a loop
+that is paused) and every entry that must wait behind them, settled one by one, in the order
+they reached the loop, by a single task.
+
+While the line is not empty the manager takes no fast path (`set_line_mode`), so nothing
+overtakes what waits in it: a coroutine's entry that cannot be queued at once joins the line
+too and waits for its own turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ._errors import LogError, ManagerClosedError
+from ._report import BurstReporter
+
+HandInArgs = tuple[Any, ...]
+"""`(level, message, fields, at, logger, bound, exception)` of one handed-in entry."""
+
+
+class Owner(Protocol):
+    """What the line needs from its manager."""
+
+    def _accept_handed_in(self, args: HandInArgs, anywhere: bool) -> object | None: ...
+
+    async def _settle(self, pending: Any, fast_first: bool, since: float) -> None: ...
+
+    def _count_dropped(self, pending: Any) -> None: ...
+
+    def _set_line_mode(self, active: bool) -> None: ...
+
+
+class Waiting:
+    """One entry in the line: what still has to be settled, whether it was held back from the
+    queues, when it reached the loop, and the future its caller awaits (if any)."""
+
+    __slots__ = ("future", "held", "pending", "since")
+
+    def __init__(
+        self, pending: object, held: bool, since: float, future: asyncio.Future[None] | None
+    ) -> None:
+        self.pending = pending
+        self.held = held
+        self.since = since
+        self.future = future
+
+
+class Line:
+    """The landing (entries handed in, not yet accepted on the loop) and the line itself."""
+
+    def __init__(self, owner: Owner, reporter: BurstReporter, limit: int, name: str) -> None:
+        self._owner = owner
+        self._reporter = reporter
+        self._limit = limit
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()  # guards the landing, from any thread
+        self._landing: collections.deque[tuple[contextvars.Context, HandInArgs]] = (
+            collections.deque()
+        )
+        self._scheduled = False  # a _land callback is on the loop
+        self._refusing = False
+        self._waiting: collections.deque[Waiting] = collections.deque()
+        self._drainer: asyncio.Task[None] | None = None
+        self.in_hand: Waiting | None = None
+        self.active = False
+        """True while the line (or its drainer's hand) holds an entry."""
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop the manager runs on (set by `start()`)."""
+        self._loop = loop
+
+    # ---- handing in (any thread) -----------------------------------------------------------
+
+    def hand_in(self, args: HandInArgs, on_loop: bool) -> bool:
+        """Hand an entry to the loop. `on_loop`: called from the running loop's own thread.
+        Returns False when the loop has closed (the caller writes directly); raises
+        `ManagerClosedError` once `close()` refuses new entries."""
+        loop = self._loop
+        assert loop is not None
+        if on_loop and not self._landing and not self.active:
+            self._accept(args)  # nothing handed in before it: no need to wait for a turn
+            return True
+        context = contextvars.copy_context()  # the caller's contextualize() fields
+        with self._lock:
+            if self._refusing:
+                raise ManagerClosedError(f"LogManager {self._name!r} is closing")
+            if loop.is_closed():
+                return False
+            self._landing.append((context, args))
+            if not self._scheduled:
+                try:
+                    loop.call_soon_threadsafe(self._land)  # a paused loop runs it when resumed
+                except RuntimeError:  # closed meanwhile
+                    self._landing.pop()
+                    return False
+                self._scheduled = True
+        return True
+
+    def _land(self) -> None:
+        with self._lock:
+            landed = list(self._landing)
+            self._landing.clear()
+            self._scheduled = False
+        for context, args in landed:
+            context.run(self._accept, args)
+
+    def _accept(self, args: HandInArgs, anywhere: bool = False) -> None:
+        held = self.active or anywhere
+        try:
+            pending = self._owner._accept_handed_in(args, anywhere)
+        except (LogError, TypeError, ValueError) as exc:  # closed meanwhile, a bad exc_info
+            self._reporter.failure("write_log_threadsafe", f"{args[1]!r} refused: {exc}")
+            return
+        if pending is None:
+            return
+        if len(self._waiting) >= self._limit:
+            self._owner._count_dropped(pending)  # threads outpace a stalled backend
+            return
+        assert self._loop is not None
+        self._join(Waiting(pending, held, self._loop.time(), None), start=not anywhere)
+
+    # ---- the line (the loop's thread) ------------------------------------------------------
+
+    def _join(self, waiting: Waiting, start: bool = True) -> None:
+        self._waiting.append(waiting)
+        if not self.active:
+            self.active = True
+            self._owner._set_line_mode(True)
+        if start:
+            self.start_drainer()
+
+    def start_drainer(self) -> None:
+        """Start the task that settles the line, unless it runs already."""
+        drainer = self._drainer
+        if self._waiting and (drainer is None or drainer.done()):
+            # An empty context: the drainer must not carry one request's contextualize().
+            self._drainer = asyncio.get_running_loop().create_task(
+                self._drain(), context=contextvars.Context()
+            )
+
+    def settles_here(self) -> bool:
+        """True in the drainer itself (a handler of the write it is making logs again)."""
+        return self._drainer is not None and asyncio.current_task() is self._drainer
+
+    async def wait_in_line(self, pending: object) -> None:
+        """A coroutine's entry behind the line: wait for its own turn, then its outcome."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        waiting = Waiting(pending, True, loop.time(), future)
+        self._join(waiting)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if waiting in self._waiting:  # not taken yet: it never will be
+                self._waiting.remove(waiting)
+                self._owner._count_dropped(pending)
+            raise  # taken: the drainer settles it
+
+    async def _drain(self) -> None:
+        waiting_line = self._waiting
+        try:
+            while waiting_line:
+                waiting = waiting_line.popleft()
+                self.in_hand = waiting
+                future = waiting.future
+                try:
+                    await self._owner._settle(waiting.pending, waiting.held, waiting.since)
+                except LogError as exc:  # counted where it was refused
+                    if future is not None and not future.done():
+                        future.set_exception(exc)
+                except asyncio.CancelledError:
+                    if future is not None and not future.done():
+                        future.set_exception(
+                            ManagerClosedError(f"LogManager {self._name!r} closed first")
+                        )
+                    raise
+                else:
+                    if future is not None and not future.done():
+                        future.set_result(None)
+                finally:
+                    self.in_hand = None
+        finally:
+            if not waiting_line:
+                self.active = False
+                self._owner._set_line_mode(False)
+
+    # ---- closing and leftovers -------------------------------------------------------------
+
+    def refuse_and_land(self) -> None:
+        """Refuse new hand-ins; let those already handed in reach the loop."""
+        with self._lock:
+            self._refusing = True
+        self._land()  # on the loop's thread: accept what is still waiting to land
+
+    async def finish(self, deadline: float | None) -> int:
+        """Let the drainer settle the line until `deadline`; then stop it and count what is
+        left dropped. Returns how many were abandoned."""
+        drainer = self._drainer
+        if drainer is not None and not drainer.done():
+            loop = asyncio.get_running_loop()
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            await asyncio.wait({drainer}, timeout=remaining)
+            if not drainer.done():
+                drainer.cancel()
+                await asyncio.wait({drainer})
+        abandoned = 0
+        while self._waiting:
+            waiting = self._waiting.popleft()
+            self._owner._count_dropped(waiting.pending)
+            if waiting.future is not None and not waiting.future.done():
+                waiting.future.set_exception(
+                    ManagerClosedError(f"LogManager {self._name!r} closed first")
+                )
+            abandoned += 1
+        if self.active:
+            self.active = False
+            self._owner._set_line_mode(False)
+        return abandoned
+
+    def take(self, extra: HandInArgs | None = None) -> list[object]:
+        """No running loop (interpreter exit, or the loop has closed): accept what landed (and
+        `extra`), and return everything in the line, in order, emptied. The caller writes it."""
+        with self._lock:
+            landed = [*self._landing, *([] if extra is None else [(None, extra)])]
+            self._landing.clear()
+            self._scheduled = False
+        for context, args in landed:
+            if context is None:
+                self._accept(args, anywhere=True)
+            else:
+                context.run(self._accept, args, True)
+        taken = [waiting.pending for waiting in self._waiting]
+        self._waiting.clear()
+        if self.active and self.in_hand is None:
+            self.active = False
+            self._owner._set_line_mode(False)
+        return taken
+
+    def count(self, matches: Callable[[object], bool]) -> int:
+        """How many entries waiting in the line `matches` (for the stats)."""
+        return sum(1 for waiting in self._waiting if matches(waiting.pending))
