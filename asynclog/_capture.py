@@ -3,6 +3,7 @@ every new entry) and for the stdlib bridge (managers by name, start hooks)."""
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -24,6 +25,21 @@ ON_START: list[Callable[[LogManager], None]] = []
 held for that manager's name)."""
 
 
+_MANAGERS_LOCK = threading.Lock()
+
+
+def add_manager(manager: LogManager) -> None:
+    """Register a new manager (any thread may be reading the registry meanwhile)."""
+    with _MANAGERS_LOCK:
+        MANAGERS.add(manager)
+
+
+def live_managers() -> list[LogManager]:
+    """A snapshot of the managers alive, safe to take from any thread."""
+    with _MANAGERS_LOCK:
+        return list(MANAGERS)
+
+
 def open_capture(entries: list[LogEntry]) -> None:
     """Start appending every accepted entry of every manager to `entries`."""
     ACTIVE.append(entries)
@@ -40,5 +56,5 @@ def close_capture(entries: list[LogEntry]) -> None:
 
 
 def _refresh_all() -> None:
-    for manager in list(MANAGERS):
+    for manager in live_managers():
         manager._refresh_fast_path()

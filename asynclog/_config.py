@@ -283,9 +283,13 @@ class Config:
 
     def _sink_of(self, item: object) -> SinkSpec:
         if isinstance(item, _CONFIG_TYPES):
-            return self._spec(item.name or _DEFAULT_NAMES[type(item)], item, item.level)
+            default = _DEFAULT_NAMES[type(item)]
+            return self._spec(default if item.name is None else item.name, item, item.level)
         if isinstance(item, Sink):
-            return self._spec(item.name or type(item.backend).__name__, item.backend, item.level)
+            default = type(item.backend).__name__
+            return self._spec(
+                default if item.name is None else item.name, item.backend, item.level
+            )
         missing = _missing_methods(item)
         if missing:
             raise ConfigError(
@@ -296,6 +300,8 @@ class Config:
         return self._spec(type(item).__name__, item, None)  # type: ignore[arg-type]
 
     def _spec(self, name: str, target: BackendSpec | Backend, level: object) -> SinkSpec:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"a backend's name must be a non-empty str, got {name!r}", "name")
         own = optional_level("backend", "level", level)
         return SinkSpec(name, target, self.min_level if own is None else max(own, self.min_level))
 
@@ -324,20 +330,26 @@ def _unique_names(specs: list[SinkSpec], given: list[str | None]) -> tuple[SinkS
 
 
 def _check_distinct_targets(specs: list[SinkSpec]) -> None:
-    """Two file backends on one path would interleave and rotate each other's file."""
-    seen: dict[tuple[str, ...], int] = {}
+    """Two backends on one file would interleave and rotate each other's writes; one Backend
+    object listed twice would be opened twice and write every entry twice."""
+    seen: dict[object, int] = {}
     for index, spec in enumerate(specs):
         target = spec.target
+        key: object
         if isinstance(target, FileConfig):
-            key: tuple[str, ...] = ("file", os.path.abspath(os.fspath(target.file_path)))
+            key = os.path.abspath(os.fspath(target.file_path))
+            what = f"the file {key!r}"
         elif isinstance(target, SQLiteConfig):
-            key = ("sqlite", os.path.abspath(os.fspath(target.db_path)), target.table.lower())
-        else:
+            key = os.path.abspath(os.fspath(target.db_path))
+            what = f"the file {key!r}"
+        elif isinstance(target, _CONFIG_TYPES):
             continue
+        else:
+            key = id(target)
+            what = f"the same {type(target).__name__} object"
         if key in seen:
             raise ConfigError(
-                f"backends[{seen[key]}] and backends[{index}] write to the same "
-                f"{'file' if key[0] == 'file' else 'table'} {key[1]!r}",
+                f"backends[{seen[key]}] and backends[{index}] both write to {what}",
                 f"backends[{index}]",
             )
         seen[key] = index

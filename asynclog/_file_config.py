@@ -60,6 +60,11 @@ class FileConfig:
     reopen_check_interval: float | None = 0.1
     """Seconds between checks (before a write) whether another program moved, deleted or
     truncated the file (logrotate); 0 checks before every batch, None never."""
+    shared: bool = False
+    """Several processes write this file: each batch is written under an exclusive `flock` of
+    `<file_path>.lock`, so rotation (by size or time) happens once, in one process, and the
+    others follow to the new file. Every process must set it, with the same rotation options.
+    (Checks the path before every batch, whatever `reopen_check_interval` says.)"""
 
     def __post_init__(self) -> None:
         require_path("FileConfig", "file_path", self.file_path)
@@ -78,6 +83,7 @@ class FileConfig:
         optional_duration("FileConfig", "max_age", self.max_age)
         optional_positive_number("FileConfig", "max_total_mb", self.max_total_mb)
         require_bool("FileConfig", "compress", self.compress)
+        require_bool("FileConfig", "shared", self.shared)
         if self.reopen_check_interval is not None:
             number_at_least("FileConfig", "reopen_check_interval", self.reopen_check_interval, 0)
 

@@ -99,7 +99,7 @@ class LogManager:
         self._state = _State.NEW
         self._accepting = False
         self._refresh_fast_path()
-        _capture.MANAGERS.add(self)
+        _capture.add_manager(self)
         self._closing: asyncio.Future[CloseReport] | None = None
         self._opening: asyncio.Future[None] | None = None  # while start() opens the backends
         self._opened: list[Route] = []

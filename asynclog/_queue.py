@@ -259,6 +259,7 @@ class FairQueue(Generic[T]):
         return how many there were. Items already queued stay there for the consumer.
         """
         self._closed = True
+        self._capacity = 0  # try_put (which does not check _closed, for speed) refuses too
         rejected = 0
         while self._waiters:
             waiter = self._waiters.popleft()

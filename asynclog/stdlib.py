@@ -72,7 +72,7 @@ class AsyncLogHandler(logging.Handler):
         the last one seen, or None while none has started yet)."""
         if isinstance(self._manager, LogManager):
             return self._manager
-        for candidate in list(_capture.MANAGERS):
+        for candidate in _capture.live_managers():
             if candidate.name == self._manager and candidate.running:
                 self._seen = candidate
                 return candidate
@@ -81,11 +81,10 @@ class AsyncLogHandler(logging.Handler):
     def handle(self, record: logging.LogRecord) -> bool:
         # Installed on a logger and on its ancestor, the handler would see a propagating
         # record twice (logging calls every handler of every ancestor in the same thread).
-        if getattr(self._local, "last", None) is record or record.name.startswith(
-            IGNORED_LOGGERS
-        ):
+        last = getattr(self._local, "last", None)
+        if (last is not None and last() is record) or record.name.startswith(IGNORED_LOGGERS):
             return False
-        self._local.last = record
+        self._local.last = weakref.ref(record)  # a weak one: a record keeps its traceback alive
         return bool(super().handle(record))
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -163,7 +162,7 @@ _DEFAULT_FORMATTER = logging.Formatter()
 
 def _manager_started(manager: LogManager) -> None:
     """A manager started: handlers holding records for its name write them now."""
-    for handler in list(_waiting_handlers):
+    for handler in list(_waiting_handlers):  # the loop's thread; emit() holds handler.lock
         if handler._manager == manager.name or handler._manager is manager:
             with handler.lock or contextlib.nullcontext():
                 handler._seen = manager

@@ -145,7 +145,13 @@ def test_every_init_field_of_each_backend_config_is_accepted() -> None:
 def test_objects_from_python_pass_through() -> None:
     backend = RecordingBackend()
     config = Config.from_dict(
-        {"backends": [FileConfig(file_path="/tmp/x.log"), Sink(backend, name="s"), backend]}
+        {
+            "backends": [
+                FileConfig(file_path="/tmp/x.log"),
+                Sink(RecordingBackend(), name="s"),
+                backend,
+            ]
+        }
     )
     assert [spec.name for spec in config.sinks] == ["file", "s", "RecordingBackend"]
     assert Config.from_dict({"backend": backend}).sinks[0].target is backend

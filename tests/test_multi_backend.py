@@ -517,3 +517,20 @@ async def _until(condition: Callable[[], bool], within: float = 5.0) -> None:
     while not condition():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.002)
+
+
+def test_one_backend_object_twice_an_empty_name_and_one_file_for_two_kinds_are_refused(
+    tmp_path: Path,
+) -> None:
+    from asynclog import ConfigError
+
+    backend = RecordingBackend()
+    with pytest.raises(ConfigError, match=r"backends\[0\] and backends\[1\] both write to the "
+                       r"same RecordingBackend object"):
+        Config(backends=[Sink(backend, name="a"), backend])
+    with pytest.raises(ConfigError, match="a backend's name must be a non-empty str, got ''"):
+        Config(backends=[FileConfig(tmp_path / "a.log", name=""), FileConfig(tmp_path / "b")])
+    shared = tmp_path / "same"
+    with pytest.raises(ConfigError, match=r"backends\[0\] and backends\[1\] both write to the "
+                       r"file"):
+        Config(backends=[FileConfig(shared), SQLiteConfig(shared)])

@@ -72,7 +72,9 @@ async def test_the_record_time_is_kept(clean_logging: None) -> None:
 
 async def test_threads_of_a_pool_and_plain_threads_lose_nothing(clean_logging: None) -> None:
     backend = RecordingBackend()
-    async with LogManager(Config(backend=backend, async_mode=True, queue_size=100)) as lm:
+    # A small queue, so most records wait in line; "block": none may time out on a slow run.
+    config = Config(backend=backend, async_mode=True, queue_size=100, overflow="block")
+    async with LogManager(config) as lm:
         install(lm, level="INFO")
         log = logging.getLogger("app.workers")
         loop = asyncio.get_running_loop()

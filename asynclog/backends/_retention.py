@@ -1,8 +1,12 @@
 """The rotated files of one log: gzip and retention, on a thread the file backend owns.
 
-Renaming (`rotate_files`), compression and deletion all take one lock, so a rotation that
-shifts `app.log.1` to `app.log.2` can run while `app.log.1` is being compressed: the lock
-is held only for renames and deletions, never while compressing.
+Renaming (`rotate_files`), compression and deletion all take one lock (`RotationLock`: between
+processes too when the log is shared), so a rotation that shifts `app.log.1` to `app.log.2` can
+run while `app.log.1` is being compressed: the lock is held only for renames and deletions,
+never while compressing. A compression keeps its `.gz.tmp` flock-ed until it is renamed: a
+locked `.gz.tmp` is in progress (in this process or another), an unlocked one is a crash's
+leftover. When it ends, the compression finds its file's number by the inode of its `.gz.tmp`
+(rotations, in any process, move `.N` and `.N.gz.tmp` together).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ._rotation import backup_name, rotate_files
+from ._rotation import RotationLock, backup_name, lock_exclusively, rotate_files
 
 CHUNK = 1024 * 1024
 COMPRESS_LEVEL = 6  # gzip(1)'s default: most of level 9's ratio at a third of its time
@@ -29,6 +33,17 @@ class Backup(NamedTuple):
     path: str
     size: int
     mtime: float
+
+
+class Job(NamedTuple):
+    """A compression: `source` (`.number`), `target` (its `.gz.tmp`, flock-ed) and their
+    stat results."""
+
+    number: int
+    source: int
+    target: int
+    info: os.stat_result
+    target_info: os.stat_result
 
 
 def _warn(detail: str) -> None:
@@ -53,16 +68,17 @@ class Backups:
         max_age: float | None = None,
         max_total_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
+        lock: RotationLock | None = None,
     ) -> None:
         self.path = path
         self.max_backups = max_backups
         self.max_age = max_age
         self.max_total_bytes = max_total_bytes
         self.clock = clock
-        self.lock = threading.Lock()
+        self.lock = lock if lock is not None else RotationLock()
+        """Held for every rename and deletion; the file backend holds it while rotating."""
         self.abort = threading.Event()
         """Set to make a compression in progress give up (its original stays)."""
-        self._compressing: int | None = None  # the number being compressed; moved by rotate()
         directory, name = os.path.split(path)
         self._directory = directory or "."
         self._pattern = re.compile(re.escape(name) + r"\.([1-9][0-9]*)(\.gz|\.gz\.tmp)?")
@@ -75,9 +91,6 @@ class Backups:
         """Move the live file to `.1`, shifting the others; the oldest past `max_backups` goes."""
         with self.lock:
             rotate_files(self.path, self.max_backups)
-            number = self._compressing
-            if number is not None and number <= self.max_backups:  # past it: not renamed
-                self._compressing = number + 1 if number < self.max_backups else None
 
     def _scan(self) -> list[tuple[int, str, str]]:
         """(number, suffix, path) of every rotated file of this log, in any form."""
@@ -100,7 +113,8 @@ class Backups:
     # Compression
 
     def compress_all(self) -> None:
-        """gzip every plain rotated file, newest first, unless `abort` is set meanwhile."""
+        """gzip every plain rotated file, newest first, unless `abort` is set meanwhile. A file
+        another process is compressing (its `.gz.tmp` locked) is left to it."""
         with self.lock:
             self._remove_stale_temporaries()
         done: set[int] = set()
@@ -113,61 +127,99 @@ class Backups:
                 done.add(number)
                 job = self._start_compression(number)
             if job is not None:
-                self._compress(*job)
+                self._compress(job)
 
     def _remove_stale_temporaries(self) -> None:
-        """A `.gz.tmp` nobody is writing is what a crash left: its original still exists."""
-        for number, suffix, path in self._scan():
-            if suffix == ".gz.tmp" and number != self._compressing:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)
+        """Under the lock: a `.gz.tmp` nobody holds locked is what a crash left (its original
+        still exists); one that is locked is being written, here or by another process."""
+        for _, suffix, path in self._scan():
+            if suffix != ".gz.tmp":
+                continue
+            try:
+                handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue  # gone, or another user's: not ours to judge
+            try:
+                if lock_exclusively(handle):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(path)
+            finally:
+                os.close(handle)
 
-    def _start_compression(self, number: int) -> tuple[int, int, os.stat_result] | None:
-        """Under the lock: open `.N` and create `.N.gz.tmp`; return (source, target, stat)."""
+    def _start_compression(self, number: int) -> Job | None:
+        """Under the lock: open `.N`, create (or take over a stale) `.N.gz.tmp` and lock it.
+        None when `.N` is gone or its `.gz.tmp` is locked: another compression has it."""
         source_path = backup_name(self.path, number)
         try:
-            source = os.open(source_path, os.O_RDONLY)
+            source = os.open(source_path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as exc:
             _warn(f"cannot compress {source_path!r}: {exc}")
             return None
+        target = -1
         try:
             info = os.fstat(source)
-            target = os.open(source_path + ".gz.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+            target = os.open(source_path + ".gz.tmp", flags, 0o600)
+            if not lock_exclusively(target):
+                os.close(source)
+                os.close(target)
+                return None
+            os.ftruncate(target, 0)
+            return Job(number, source, target, info, os.fstat(target))
         except OSError as exc:
             os.close(source)
+            if target >= 0:
+                os.close(target)
             _warn(f"cannot compress {source_path!r}: {exc}")
             return None
-        self._compressing = number
-        return source, target, info
 
-    def _compress(self, source: int, target: int, info: os.stat_result) -> None:
-        """Write the gzip of `source` into `target`, fsync it, then (under the lock, at the
-        number the file has by now) rename `.N.gz.tmp` to `.N.gz` and delete `.N`."""
+    def _compress(self, job: Job) -> None:
+        """Write the gzip of `.N` into `.N.gz.tmp`, fsync it, then (under the lock, at the
+        number the file has by now) rename `.N.gz.tmp` to `.N.gz` and delete `.N`. The
+        `.gz.tmp` stays open, so locked, until then."""
         try:
-            completed = self._gzip(source, target, info)
-        except OSError as exc:
-            _warn(f"compressing a rotated file of {self.path!r} failed: {exc}")
-            completed = False
-        finally:
-            os.close(source)
-            os.close(target)
-        with self.lock:
-            number, self._compressing = self._compressing, None
-            if number is None:  # deleted meanwhile (max_backups or retention)
-                return
-            name = backup_name(self.path, number)
-            if not completed:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(name + ".gz.tmp")
-                return
             try:
-                os.replace(name + ".gz.tmp", name + ".gz")
-                self._fsync_directory()
-                os.remove(name)
+                completed = self._gzip(job.source, job.target, job.info)
             except OSError as exc:
-                _warn(f"cannot finish compressing {name!r}: {exc}")
+                _warn(f"compressing a rotated file of {self.path!r} failed: {exc}")
+                completed = False
+            finally:
+                os.close(job.source)
+            with self.lock:
+                self._finish(job, completed)
+        finally:
+            os.close(job.target)
+
+    def _finish(self, job: Job, completed: bool) -> None:
+        number = self._current_number(job)
+        if number is None:  # deleted meanwhile (max_backups or retention)
+            return
+        name = backup_name(self.path, number)
+        if not completed or not os.path.exists(name):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(name + ".gz.tmp")
+            return
+        try:
+            os.replace(name + ".gz.tmp", name + ".gz")
+            self._fsync_directory()
+            os.remove(name)
+        except OSError as exc:
+            _warn(f"cannot finish compressing {name!r}: {exc}")
+
+    def _current_number(self, job: Job) -> int | None:
+        """Under the lock: the number the job's `.gz.tmp` has now (rotations only move files
+        up), found by its inode; None when it was deleted."""
+        identity = (job.target_info.st_dev, job.target_info.st_ino)
+        for number in range(job.number, max(job.number, self.max_backups) + 1):
+            try:
+                info = os.stat(backup_name(self.path, number) + ".gz.tmp")
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) == identity:
+                return number
+        return None
 
     def _gzip(self, source: int, target: int, info: os.stat_result) -> bool:
         """False when `abort` stopped it."""
@@ -224,10 +276,8 @@ class Backups:
                 if backup not in expired:
                     total -= backup.size
                 deleted.append(backup.path)
-                if backup.number == self._compressing:
-                    self._compressing = None
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(backup_name(self.path, backup.number) + ".gz.tmp")
+                with contextlib.suppress(FileNotFoundError):  # a compression of it is moot
+                    os.remove(backup_name(self.path, backup.number) + ".gz.tmp")
         return deleted
 
     def _backups(self) -> list[Backup]:

@@ -1,13 +1,21 @@
-"""Rotation: where a batch must be split by size or time (pure), and the renaming itself."""
+"""Rotation: where a batch must be split by size or time (pure), the renaming itself, and the
+lock that serialises rotations (between processes too, with `FileConfig.shared`)."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
 from typing import NamedTuple
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock, so no shared mode
+    fcntl = None  # type: ignore[assignment]
 
 BACKUP_SUFFIXES = ("", ".gz", ".gz.tmp")
 """The forms a rotated file `app.log.N` takes: plain, compressed, being compressed."""
@@ -111,3 +119,116 @@ def rotate_files(path: str, max_backups: int) -> None:
 def _remove_if_present(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)
+
+
+def lock_name(path: str) -> str:
+    """`app.log` -> `app.log.lock`: the sidecar file the processes sharing a log lock."""
+    return f"{path}.lock"
+
+
+class RotationLock:
+    """Serialises renames and deletions of a log's files, and, shared, its writes.
+
+    A reentrant thread lock (the writing thread and the gzip thread of one backend), plus, with
+    a `sidecar` path, `fcntl.flock(LOCK_EX)` on that file, so that every process sharing the
+    log (each with its own open file description) waits for the others. The flock is taken by
+    the outermost `with` and released with it. The sidecar also holds one line of text, the
+    `note` (the period of the live file): read and written only under the lock.
+
+    The sidecar is never deleted: a process that deleted it while another held it locked would
+    let a third create and lock a new one, and two processes would hold "the" lock.
+    """
+
+    def __init__(self, sidecar: str | None = None, mode: int = 0o640) -> None:
+        self.sidecar = sidecar
+        self._mode = mode
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._writable = False
+
+    @property
+    def shared(self) -> bool:
+        return self.sidecar is not None
+
+    def open(self) -> None:
+        """Blocking: create or open the sidecar (read-only if it belongs to another user:
+        flock needs no write permission; the note is then not written)."""
+        with self._thread_lock:
+            self._open_locked()
+
+    def _open_locked(self) -> None:
+        if self.sidecar is None or self._fd is not None:
+            return
+        if fcntl is None:  # pragma: no cover
+            raise OSError("FileConfig(shared=True) needs fcntl.flock (a POSIX system)")
+        try:
+            self._fd = os.open(self.sidecar, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, self._mode)
+            self._writable = True
+        except PermissionError:
+            self._fd = os.open(self.sidecar, os.O_RDONLY | os.O_CLOEXEC)
+            self._writable = False
+
+    def close(self) -> None:
+        """Blocking: waits for the holder; a later `with` opens the sidecar again."""
+        with self._thread_lock:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)  # releases the flock, if held
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            if self._depth == 0 and self.sidecar is not None:
+                self._open_locked()
+                assert self._fd is not None and fcntl is not None
+                fcntl.flock(self._fd, fcntl.LOCK_EX)  # EINTR is retried (PEP 475)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        self._depth += 1
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None and fcntl is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except OSError:
+            pass  # cannot happen on a valid descriptor; closing it releases the lock anyway
+        finally:
+            self._thread_lock.release()
+
+    def read_note(self) -> str:
+        """Under the lock: the note, "" when there is none or it cannot be read."""
+        if self._fd is None:
+            return ""
+        try:
+            return os.pread(self._fd, 256, 0).decode("ascii", "replace")
+        except OSError:
+            return ""
+
+    def write_note(self, text: str) -> None:
+        """Under the lock: replace the note (best effort: a read-only sidecar keeps none)."""
+        if self._fd is None or not self._writable:
+            return
+        data = text.encode("ascii")
+        with contextlib.suppress(OSError):
+            os.pwrite(self._fd, data, 0)
+            os.ftruncate(self._fd, len(data))
+
+
+def lock_exclusively(fd: int) -> bool:
+    """`flock(LOCK_EX | LOCK_NB)`: False when another open file (this process's or another's)
+    holds a lock on it. Marks a compression in progress: its `.gz.tmp` stays locked."""
+    if fcntl is None:  # pragma: no cover - without flock, one process: the caller knows
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

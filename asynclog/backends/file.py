@@ -1,8 +1,10 @@
 """The file backend: one entry per line, size and time rotation, every batch one write per
-file; gzip and retention of the rotated files; reopening after logrotate moved the file."""
+file; gzip and retention of the rotated files; reopening after logrotate moved the file;
+several processes appending to one file (`FileConfig.shared`)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -17,7 +19,7 @@ from .._entry import LogEntry
 from .._errors import LogError
 from ..formatters import Formatter, formatter_for
 from ._retention import Backups, Housekeeper
-from ._rotation import period_end_function, plan_batch
+from ._rotation import RotationLock, lock_name, period_end_function, plan_batch
 from ._slices import map_in_slices
 from ._thread import IOThread
 
@@ -65,6 +67,12 @@ class FileBackend:
     `write_batch_blocking` (used by sync mode) writes directly, as the stdlib's handlers do.
     Formatting and the rotation plan are shared by both paths. Compression runs on a third
     thread (`Housekeeper`), started per rotation and joined by `close()`.
+
+    Shared (`FileConfig.shared`), every batch is written under an exclusive `flock` of the
+    sidecar `<path>.lock`, held by every process writing the file: under it the backend
+    compares the path with its open file (another process may have rotated: then it reopens),
+    takes the size from that `stat`, rotates if the batch does not fit or starts a new period,
+    and writes. The check, the rotation and the write are one step for the other processes.
     """
 
     def __init__(
@@ -76,6 +84,7 @@ class FileBackend:
         self._thread = IOThread("asynclog-file")
         self._raw: io.FileIO | None = None
         self._file: AsyncFileIO | None = None  # aiofiles' view of _raw
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of _raw
         self._size = 0
         self._opened = False  # between open() and close(); the file itself may need reopening
         period = self.config.rotation_period
@@ -84,11 +93,15 @@ class FileBackend:
         self._check_interval = self.config.reopen_check_interval
         self._last_check = 0.0  # time.monotonic() of the last external-rotation check
         self._missing_since: float | None = None
+        self._shared = self.config.shared
+        self._lock = RotationLock(lock_name(self.path) if self._shared else None, self.config.mode)
+        self._noted: str | None = None  # the period note last read or written (shared)
         self._backups = Backups(
             self.path,
             self.config.max_backups,
             max_age=self.config.max_age_seconds,
             max_total_bytes=self.config.max_total_bytes,
+            lock=self._lock,
         )
         self._housekeeper = (
             Housekeeper(lambda: self._backups.tidy(compress=True), "asynclog-file-gzip")
@@ -113,12 +126,23 @@ class FileBackend:
             self._open_blocking()
 
     def _start_blocking(self) -> None:
-        self._open_blocking()
-        assert self._raw is not None
-        if self._end_of is not None:
-            # A file written in an earlier period is rotated by the first entry of a later one.
-            written = os.fstat(self._raw.fileno()).st_mtime
-            self._period_end = self._end_of(written) if self._size else -math.inf
+        if self._shared:
+            parent = os.path.dirname(self.path)
+            if parent:
+                os.makedirs(parent, exist_ok=True)  # for the sidecar
+        try:
+            with self._lock:  # shared: mending a torn line must not race another's write
+                self._open_blocking()
+                assert self._raw is not None
+                if self._end_of is not None:
+                    # A file written in an earlier period is rotated by the first entry of a
+                    # later one.
+                    written = os.fstat(self._raw.fileno()).st_mtime
+                    self._period_end = self._end_of(written) if self._size else -math.inf
+                    self._share_period(reopened=True)
+        except BaseException:
+            self._lock.close()
+            raise
         self._last_check = time.monotonic()
         self._tidy_backups()  # what a crash or an earlier run left: compress, expire
 
@@ -126,6 +150,12 @@ class FileBackend:
         self._size = _prepare_file(self.path, self.config.mode)
         # Closed in close() or by rotation.
         raw = open(self.path, "ab", buffering=0, opener=_opener(self.config.mode))  # noqa: SIM115
+        try:
+            info = os.fstat(raw.fileno())
+        except OSError:
+            raw.close()
+            raise
+        self._identity = (info.st_dev, info.st_ino)
         self._raw = raw
         self._file = wrap_file(raw, executor=self._thread.executor)
 
@@ -149,6 +179,11 @@ class FileBackend:
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
         if not self._opened:
             raise LogError(f"file backend for {self.path!r} is not open")
+        if self._shared:
+            lines = await map_in_slices(self._formatter, entries)
+            data = self._encode_batch(lines)
+            await self._thread.run(lambda: self._write_shared(entries, lines, data))
+            return
         if self._raw is None or self._check_due():
             await self._thread.run(self._before_write)
         lines = await map_in_slices(self._formatter, entries)
@@ -162,6 +197,12 @@ class FileBackend:
 
     def write_batch_blocking(self, entries: Sequence[LogEntry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""
+        if self._shared:
+            if not self._opened:
+                raise LogError(f"file backend for {self.path!r} is not open")
+            lines = [self._formatter(entry) for entry in entries]
+            self._write_shared(entries, lines, self._encode_batch(lines))
+            return
         self._before_write()
         lines = [self._formatter(entry) for entry in entries]
         data = self._encode_batch(lines)
@@ -180,42 +221,109 @@ class FileBackend:
         elif self._check_due():
             self._check_external()
 
-    def _check_external(self) -> None:
-        """Compare the path with the open file (two stat calls, about 3 µs).
+    def _check_external(self) -> bool:
+        """Compare the path with the open file (one `stat` of the path, about 2 µs; a second
+        one, of the open file, only when they differ). True when it reopened the path.
 
-        Renamed away (logrotate `create`): keep writing to it until the path holds another
-        file, or has been empty for `RENAME_GRACE`, then open the path. Deleted: reopen now.
-        Truncated (`copytruncate`): take the new size; O_APPEND puts the next write at its end.
+        Renamed away (logrotate `create`, or another process's rotation when shared): keep
+        writing to it until the path holds another file, or has been empty for
+        `RENAME_GRACE`, then open the path. Deleted: reopen now. Truncated (`copytruncate`):
+        take the new size; O_APPEND puts the next write at its end. Either way `_size` is the
+        real size of the file the next write goes to (other processes append too).
         """
         now = self._last_check = time.monotonic()
         assert self._raw is not None
         try:
-            ours = os.fstat(self._raw.fileno())
             theirs: os.stat_result | None = os.stat(self.path)
         except FileNotFoundError:
             theirs = None
         except OSError:
-            return  # cannot tell: keep writing where we are
-        if theirs is not None and (theirs.st_ino, theirs.st_dev) == (ours.st_ino, ours.st_dev):
+            return False  # cannot tell: keep writing where we are
+        if theirs is not None and (theirs.st_dev, theirs.st_ino) == self._identity:
             self._missing_since = None
-            self._size = ours.st_size
-            return
+            self._size = theirs.st_size
+            return False
+        try:
+            ours = os.fstat(self._raw.fileno())
+        except OSError:
+            return False
+        self._size = ours.st_size
         if theirs is None and ours.st_nlink > 0:
             if self._missing_since is None:
                 self._missing_since = now
             if now - self._missing_since < RENAME_GRACE:
-                return
-        self._reopen()
+                return False
+        return self._reopen()
 
-    def _reopen(self) -> None:
+    def _reopen(self) -> bool:
         old = self._raw
         try:
             self._open_blocking()
         except OSError:
-            return  # the old file still takes the lines; the next check tries again
+            return False  # the old file still takes the lines; the next check tries again
         self._missing_since = None
         if old is not None:
             old.close()
+        return True
+
+    # Shared: several processes, one file
+
+    def _write_shared(self, entries: Sequence[LogEntry], lines: list[str], data: bytes) -> None:
+        """Blocking: check, rotate if needed and write, all under the sidecar's flock; then
+        fsync (outside it: the file stays ours to sync even if another process rotates it)."""
+        with self._lock:
+            if self._raw is None:  # first batch after a failed rotation
+                self._open_blocking()
+                reopened = True
+            else:
+                reopened = self._check_external()
+            if self._end_of is not None:
+                self._share_period(reopened)
+            if self._fits(data) and not self._new_period_in(entries):
+                self._write_blocking(data)
+            else:
+                self._write_rotating(entries, lines)
+            if self._end_of is not None:
+                self._note_period()
+        if self.config.fsync:
+            self._fsync()
+
+    def _share_period(self, reopened: bool) -> None:
+        """Under the lock: learn the period of the live file from the sidecar's note, which the
+        process that rotated to it (or first wrote into it, or first saw it) left there.
+
+        Needed after a reopen (another process rotated: whether our entries need a rotation
+        too depends on the period it rotated to), and when this process opened the file empty
+        (its period was undecided) and another has written the first entries since."""
+        if not self._shared:
+            return
+        if not reopened and not (self._period_end == -math.inf and self._size > 0):
+            return
+        note = self._lock.read_note()
+        parts = note.split()
+        identity = self._identity
+        if len(parts) == 3 and identity is not None:
+            with contextlib.suppress(ValueError):
+                if (int(parts[0]), int(parts[1])) == identity:
+                    self._period_end = float(parts[2])
+                    self._noted = note
+                    return
+        if self._period_end == -math.inf and self._size > 0 and self._raw is not None:
+            # Nobody noted it (a file from a run without `shared`): its last write decides,
+            # as at start.
+            assert self._end_of is not None
+            with contextlib.suppress(OSError):
+                self._period_end = self._end_of(os.fstat(self._raw.fileno()).st_mtime)
+        self._note_period()
+
+    def _note_period(self) -> None:
+        """Under the lock: record the live file's period in the sidecar, if it changed."""
+        if not self._shared or self._identity is None or self._period_end == -math.inf:
+            return
+        note = f"{self._identity[0]} {self._identity[1]} {self._period_end!r}\n"
+        if note != self._noted:
+            self._lock.write_note(note)
+            self._noted = note
 
     def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
         """Interpreter exit, no event loop: write `entries` directly and close the file."""
@@ -228,6 +336,7 @@ class FileBackend:
             self._raw = self._file = None
             self._backups.abort.set()  # a half-compressed file stays plain until the next start
             self._finish_housekeeping()
+            self._lock.close()
 
     def _fsync(self) -> None:
         if self._raw is not None:
@@ -266,7 +375,9 @@ class FileBackend:
     def _undo_partial_write(self, done: int) -> None:
         """A write that failed part-way (a full disk) must not leave half a line, nor lines
         that the retry writes again: cut off the `done` bytes this write appended, measured
-        from the file's real end (another tool may have truncated it meanwhile)."""
+        from the file's real end (another tool may have truncated it meanwhile). Shared, this
+        runs under the flock every writer takes for its writes: the last `done` bytes are
+        still ours."""
         if self._raw is None or done == 0:
             return
         try:
@@ -327,9 +438,10 @@ class FileBackend:
             if raw is not None:
                 raw.close()  # unbuffered: nothing left to flush
             self._finish_housekeeping()
+            self._lock.close()  # after the gzip thread's last rename
 
         try:
-            if raw is not None or self._housekeeper is not None:
+            if raw is not None or self._housekeeper is not None or self._shared:
                 # On the backend's thread: a file on a stuck disk must not block the loop.
                 await self._thread.run(close_blocking)
         except BaseException:
