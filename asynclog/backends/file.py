@@ -86,6 +86,7 @@ class FileBackend:
         self._file: AsyncFileIO | None = None  # aiofiles' view of _raw
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of _raw
         self._size = 0
+        self._end_seen = -1  # shared: the file's size after our last write to it
         self._opened = False  # between open() and close(); the file itself may need reopening
         period = self.config.rotation_period
         self._end_of = period_end_function(period) if period is not None else None
@@ -148,8 +149,13 @@ class FileBackend:
 
     def _open_blocking(self) -> None:
         self._size = _prepare_file(self.path, self.config.mode)
-        # Closed in close() or by rotation.
-        raw = open(self.path, "ab", buffering=0, opener=_opener(self.config.mode))  # noqa: SIM115
+        self._end_seen = self._size
+        # Closed in close() or by rotation. Shared, also readable: see _mend_torn_end.
+        opener = _opener(self.config.mode)
+        if self._shared:
+            raw = open(self.path, "ab+", buffering=0, opener=opener)  # noqa: SIM115
+        else:
+            raw = open(self.path, "ab", buffering=0, opener=opener)  # noqa: SIM115
         try:
             info = os.fstat(raw.fileno())
         except OSError:
@@ -279,14 +285,30 @@ class FileBackend:
                 reopened = self._check_external()
             if self._end_of is not None:
                 self._share_period(reopened)
+            self._mend_torn_end()
             if self._fits(data) and not self._new_period_in(entries):
                 self._write_blocking(data)
             else:
                 self._write_rotating(entries, lines)
+            self._end_seen = self._size
             if self._end_of is not None:
                 self._note_period()
         if self.config.fsync:
             self._fsync()
+
+    def _mend_torn_end(self) -> None:
+        """Under the lock: if another process wrote since our last write and its write stopped
+        inside a line (a process killed during a large write: the kernel stops between pages),
+        end that line first, so that ours do not join it. One `pread` (about 0.5 µs), only
+        when the file grew under another process's hand."""
+        if self._size == 0 or self._size == self._end_seen or self._raw is None:
+            return
+        try:
+            last = os.pread(self._raw.fileno(), 1, self._size - 1)
+        except OSError:
+            return
+        if last not in (b"\n", b""):
+            self._write_blocking(b"\n")
 
     def _share_period(self, reopened: bool) -> None:
         """Under the lock: learn the period of the live file from the sidecar's note, which the
