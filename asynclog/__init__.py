@@ -9,6 +9,7 @@ from ._config import (
     PostgresConfig,
     Sink,
     SQLiteConfig,
+    SyslogConfig,
 )
 from ._context import contextualize, current_context
 from ._entry import LogEntry
@@ -26,6 +27,7 @@ from .backends import (
     OTLPBackend,
     PostgresBackend,
     SQLiteBackend,
+    SyslogBackend,
 )
 from .query import QueryError, query
 
@@ -56,6 +58,8 @@ __all__ = [
     "SQLiteBackend",
     "SQLiteConfig",
     "Sink",
+    "SyslogBackend",
+    "SyslogConfig",
     "cancel_on_signals",
     "contextualize",
     "current_context",

@@ -13,6 +13,7 @@ from ._levels import Level, parse_level
 from ._otlp_config import OTLPConfig
 from ._postgres_config import PostgresConfig
 from ._sqlite_config import SQLiteConfig
+from ._syslog_config import SyslogConfig
 from ._validate import (
     FormatSpec,
     int_at_least,
@@ -37,6 +38,7 @@ __all__ = [
     "SQLiteConfig",
     "Sink",
     "SinkSpec",
+    "SyslogConfig",
 ]
 
 OVERFLOW_POLICIES = ("timeout", "block", "drop_newest", "drop_oldest")
@@ -83,7 +85,9 @@ class Sink:
         optional_level("Sink", "level", self.level)
 
 
-BackendSpec = FileConfig | SQLiteConfig | ConsoleConfig | PostgresConfig | OTLPConfig
+BackendSpec = (
+    FileConfig | SQLiteConfig | ConsoleConfig | PostgresConfig | OTLPConfig | SyslogConfig
+)
 
 BACKEND_CONFIGS: dict[str, type[BackendSpec]] = {
     "file": FileConfig,
@@ -91,6 +95,7 @@ BACKEND_CONFIGS: dict[str, type[BackendSpec]] = {
     "console": ConsoleConfig,
     "postgres": PostgresConfig,
     "otlp": OTLPConfig,
+    "syslog": SyslogConfig,
 }
 """Each built-in backend's name (`Config(backend=...)`, a TOML `type`) and its settings class;
 the name is also the backend's default name in the stats."""

@@ -10,6 +10,7 @@ from .._config import (
     OTLPConfig,
     PostgresConfig,
     SQLiteConfig,
+    SyslogConfig,
 )
 from ..formatters import formatter_for, json_format
 from .base import Backend
@@ -18,6 +19,7 @@ from .file import FileBackend
 from .otlp import OTLPBackend
 from .postgres import PostgresBackend
 from .sqlite import SQLiteBackend
+from .syslog import SyslogBackend, SyslogStats
 
 __all__ = [
     "Backend",
@@ -26,6 +28,8 @@ __all__ = [
     "OTLPBackend",
     "PostgresBackend",
     "SQLiteBackend",
+    "SyslogBackend",
+    "SyslogStats",
     "backend_for",
     "fallback_for",
 ]
@@ -46,6 +50,8 @@ def backend_for(target: BackendSpec | Backend) -> Backend:
         return PostgresBackend(target)
     if isinstance(target, OTLPConfig):
         return OTLPBackend(target)
+    if isinstance(target, SyslogConfig):
+        return SyslogBackend(target)
     return target
 
 

@@ -1,0 +1,246 @@
+"""RFC 5424 syslog messages from log entries: pure functions, no I/O.
+
+`<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA [SP BOM MSG]`, with the
+entry's fields in `[fields@<PEN> name="value" ...]` and its traceback (and a level number
+that is not one of the standard five) in `[asynclog@<PEN> ...]`. docs/syslog.md shows one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from .._entry import LogEntry
+from ..formatters import safe_repr, safe_str
+
+NILVALUE = "-"
+BOM = b"\xef\xbb\xbf"
+"""MSG starts with it to say it is UTF-8 (RFC 5424 section 6.4)."""
+TRUNCATED = "...[truncated {} bytes]"
+"""Ends a MSG cut to fit `max_size` (UDP), saying how many bytes were cut."""
+
+DEFAULT_ENTERPRISE_ID = "32473"
+"""The SD-ID suffix `@32473`: the private enterprise number RFC 5612 reserves for examples
+and documentation. An organisation with its own number sets `SyslogConfig.enterprise_id`."""
+
+STANDARD_LEVELS = frozenset((10, 20, 30, 40, 50))
+
+# Header field limits (RFC 5424 section 6).
+HOSTNAME_MAX = 255
+APP_NAME_MAX = 48
+PROCID_MAX = 128
+MSGID_MAX = 32
+SD_NAME_MAX = 32
+
+
+def severity(level: int) -> int:
+    """The syslog severity of a level number: CRITICAL 2 crit, ERROR 3 err, WARNING 4 warning,
+    INFO 6 info, DEBUG 7 debug; a level in between takes the next more severe one's (25 is a
+    warning); above CRITICAL: 1 alert, and 100 (the highest level) 0 emerg. 5 notice is
+    never produced."""
+    if level <= 10:
+        return 7
+    if level <= 20:
+        return 6
+    if level <= 30:
+        return 4
+    if level <= 40:
+        return 3
+    if level <= 50:
+        return 2
+    return 1 if level < 100 else 0
+
+
+def pri(facility: int, level: int) -> int:
+    """PRI = facility * 8 + severity."""
+    return facility * 8 + severity(level)
+
+
+def header_field(text: str, max_length: int) -> str:
+    """A header field: printable US-ASCII (33-126; anything else becomes `_`), at most
+    `max_length` characters, `-` when empty."""
+    if not text:
+        return NILVALUE
+    if not (text.isascii() and text.isprintable() and " " not in text):
+        text = "".join(c if "!" <= c <= "~" else "_" for c in text)
+    return text[:max_length]
+
+
+def sd_name(key: object) -> str:
+    """An SD-NAME (a PARAM-NAME or SD-ID name): printable US-ASCII without `=`, space, `]` and
+    `"` (each such character, and any other, becomes `_`), at most 32 characters."""
+    text = key if isinstance(key, str) else safe_str(key)
+    if not text:
+        return "_"
+    cleaned = "".join("_" if c in '=]"' or not "!" <= c <= "~" else c for c in text)
+    return cleaned[:SD_NAME_MAX]
+
+
+_SD_ESCAPES = str.maketrans({'"': '\\"', "\\": "\\\\", "]": "\\]"})
+
+
+def utf8_text(text: str) -> str:
+    """`text`, with lone surrogates (which UTF-8 cannot hold) as `\\udc80` escapes."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def param_value(value: object) -> str:
+    """A PARAM-VALUE, escaped (`"`, `\\`, `]` get a backslash, as RFC 5424 requires): a str as
+    it is, True/False/None as `true`/`false`/`null`, a number as `str()`, a dict or list as
+    JSON, anything else as its `str()`."""
+    if isinstance(value, str):
+        text = value
+    elif value is None or isinstance(value, bool):
+        text = "null" if value is None else ("true" if value else "false")
+    elif isinstance(value, int | float):
+        text = safe_str(value)
+    elif isinstance(value, dict | list | tuple):
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=safe_repr)
+        except Exception:  # a circular or otherwise hostile container
+            text = safe_repr(value)
+    else:
+        text = safe_str(value)
+    text = utf8_text(text)
+    if '"' in text or "\\" in text or "]" in text:
+        text = text.translate(_SD_ESCAPES)
+    return text
+
+
+def sd_element(sd_id: str, params: Mapping[str, Any]) -> str:
+    """`[sd_id name="value" ...]` (names sanitised, values escaped); `""` if no params."""
+    if not params:
+        return ""
+    body = "".join(f' {sd_name(k)}="{param_value(v)}"' for k, v in params.items())
+    return f"[{sd_id}{body}]"
+
+
+_second_prefix: tuple[int, str] = (-1, "")
+
+
+def timestamp(ts: float) -> str:
+    """RFC 3339 UTC time with microseconds: `2026-11-27T21:52:00.123456Z`."""
+    global _second_prefix
+    total = int(ts * 1_000_000 + 0.5)
+    second = total // 1_000_000
+    cached, prefix = _second_prefix
+    if second != cached:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        _second_prefix = (second, prefix)
+    return f"{prefix}{total - second * 1_000_000:06d}Z"
+
+
+ExceptionPlacement = Literal["structured_data", "message"]
+
+
+class Encoder:
+    """Turns entries into RFC 5424 messages (bytes, without transport framing).
+
+    `app_name=None` takes each entry's logger name. `max_size` (UDP) bounds the whole
+    message: MSG is cut to fit, ending with `...[truncated N bytes]`; if even the header and
+    STRUCTURED-DATA do not fit, STRUCTURED-DATA is left out (`-`) and MSG cut.
+    """
+
+    def __init__(
+        self,
+        *,
+        facility: int = 1,
+        hostname: str = NILVALUE,
+        app_name: str | None = None,
+        procid: str = NILVALUE,
+        msgid: str = NILVALUE,
+        enterprise_id: str = DEFAULT_ENTERPRISE_ID,
+        bom: bool = True,
+        exception_in: ExceptionPlacement = "structured_data",
+        max_size: int | None = None,
+    ) -> None:
+        self.facility = facility
+        self.fields_id = f"fields@{enterprise_id}"
+        self.asynclog_id = f"asynclog@{enterprise_id}"
+        self.bom = BOM if bom else b""
+        self.exception_in = exception_in
+        self.max_size = max_size
+        self.truncated = 0
+        """Messages cut to fit `max_size`."""
+        self._hostname = header_field(hostname, HOSTNAME_MAX)
+        self._procid = header_field(procid, PROCID_MAX)
+        self._msgid = header_field(msgid, MSGID_MAX)
+        self._app_name = None if app_name is None else header_field(app_name, APP_NAME_MAX)
+        self._tail_by_logger: dict[str, str] = {}
+        """`" HOSTNAME APP-NAME PROCID MSGID "` for each logger name seen."""
+        self._pri = [f"<{pri(facility, level)}>1 " for level in range(101)]
+
+    def set_procid(self, procid: str) -> None:
+        """A new PROCID (the process id after a fork)."""
+        self._procid = header_field(procid, PROCID_MAX)
+        self._tail_by_logger.clear()
+
+    def _tail(self, logger: str) -> str:
+        tail = self._tail_by_logger.get(logger)
+        if tail is None:
+            app = self._app_name
+            if app is None:
+                app = header_field(logger, APP_NAME_MAX)
+            tail = f" {self._hostname} {app} {self._procid} {self._msgid} "
+            if len(self._tail_by_logger) < 64:
+                self._tail_by_logger[logger] = tail
+        return tail
+
+    def structured_data(self, entry: LogEntry) -> str:
+        """The STRUCTURED-DATA of an entry: its fields, then asynclog's own element."""
+        sd = sd_element(self.fields_id, entry.fields) if entry.fields else ""
+        extra: dict[str, object] = {}
+        if entry.level not in STANDARD_LEVELS:
+            extra["level"] = entry.level
+        if entry.exception and self.exception_in == "structured_data":
+            extra["exception"] = entry.exception
+        if extra:
+            sd += sd_element(self.asynclog_id, extra)
+        return sd or NILVALUE
+
+    def message_text(self, entry: LogEntry) -> str:
+        """MSG as text: the message, and the traceback after a newline if it goes there."""
+        message = entry.message
+        if entry.exception and self.exception_in == "message":
+            message = f"{message}\n{entry.exception}" if message else entry.exception
+        return utf8_text(message)
+
+    def encode(self, entry: LogEntry) -> bytes:
+        """One RFC 5424 message."""
+        level = entry.level
+        head = (
+            (self._pri[level] if 0 <= level <= 100 else f"<{pri(self.facility, level)}>1 ")
+            + timestamp(entry.timestamp)
+            + self._tail(entry.logger)
+            + self.structured_data(entry)
+        ).encode("utf-8")
+        message = self.message_text(entry)
+        body = b" " + self.bom + message.encode("utf-8") if message else b""
+        if self.max_size is not None and len(head) + len(body) > self.max_size:
+            return self._truncated(head, message.encode("utf-8"), entry)
+        return head + body
+
+    def _truncated(self, head: bytes, message: bytes, entry: LogEntry) -> bytes:
+        """The message cut to `max_size`, MSG first, then STRUCTURED-DATA."""
+        assert self.max_size is not None
+        self.truncated += 1
+        limit = self.max_size
+        marker_room = len(TRUNCATED.format(len(message)))
+        room = limit - len(head) - 1 - len(self.bom) - marker_room
+        if room < 0:  # the structured data alone is too long: leave it out
+            bare = head[: len(head) - len(self.structured_data(entry).encode("utf-8"))]
+            head = bare + NILVALUE.encode()
+            room = limit - len(head) - 1 - len(self.bom) - marker_room
+        if room < 0:  # a header longer than the limit (a tiny max_size): cut it too
+            return head[:limit]
+        kept = message[:room].decode("utf-8", "ignore").encode("utf-8")
+        marker = TRUNCATED.format(len(message) - len(kept)).encode()
+        return head + b" " + self.bom + kept + marker
