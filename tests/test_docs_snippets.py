@@ -258,10 +258,19 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     return {(block.id, args): results[i] for i, (block, args) in enumerate(runs)}
 
 
+_MARKERS = re.compile(r"\s*[~^]+\s*")
+_ESCAPED_MARKERS = re.compile(r"\\n *[~^]+(?=\\n)")
+
+
 def _normalise(text: str, workdir: str) -> str:
     text = text.replace(os.path.realpath(workdir), WORKDIR).replace(workdir, WORKDIR)
     text = _TIMESTAMP.sub("2026-11-27T21:52:00.123456Z", text)
-    return "\n".join(line.rstrip() for line in text.rstrip().splitlines())
+    # Traceback position markers (`~~~^^^`) differ between Python versions: leave them out,
+    # also where a traceback is escaped inside a JSON or logfmt value.
+    text = _ESCAPED_MARKERS.sub("", text)
+    return "\n".join(
+        line.rstrip() for line in text.rstrip().splitlines() if not _MARKERS.fullmatch(line)
+    )
 
 
 def test_the_docs_have_python_blocks() -> None:
