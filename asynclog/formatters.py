@@ -44,6 +44,18 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+def utf8_safe(text: str) -> str:
+    """`text` as UTF-8 can hold it: lone surrogates become `\\udc80`-style escapes (for
+    SQLite, protobuf, syslog and PostgreSQL, which all store UTF-8)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def safe_repr(value: object) -> str:
     """`repr(value)`, or a placeholder naming the type when its `__repr__` raises."""
     try:

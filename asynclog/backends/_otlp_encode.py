@@ -24,7 +24,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ScopeLogs
 from .._entry import LogEntry
 from .._levels import level_name
 from .._sanitize import truncate
-from ..formatters import safe_str
+from ..formatters import safe_str, utf8_safe
 
 if TYPE_CHECKING:
     from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
@@ -57,9 +57,8 @@ _SEVERITY = cast("list[SeverityNumber.ValueType]", [severity_number(level) for l
 _SEVERITY_TEXT = [level_name(level) for level in range(101)]
 
 
-def utf8_text(text: str) -> str:
-    """Protobuf strings are UTF-8: lone surrogates are escaped (`\\udc80`) instead of failing."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+utf8_text = utf8_safe
+"""Protobuf strings are UTF-8: lone surrogates are escaped (`\\udc80`) instead of failing."""
 
 
 # -- attribute values ---------------------------------------------------------------------

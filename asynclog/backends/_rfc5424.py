@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from .._entry import LogEntry
-from ..formatters import safe_repr, safe_str
+from ..formatters import safe_repr, safe_str, utf8_safe
 
 NILVALUE = "-"
 BOM = b"\xef\xbb\xbf"
@@ -81,15 +81,8 @@ def sd_name(key: object) -> str:
 _SD_ESCAPES = str.maketrans({'"': '\\"', "\\": "\\\\", "]": "\\]"})
 
 
-def utf8_text(text: str) -> str:
-    """`text`, with lone surrogates (which UTF-8 cannot hold) as `\\udc80` escapes."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
+utf8_text = utf8_safe
+"""`text`, with lone surrogates (which UTF-8 cannot hold) as `\\udc80` escapes."""
 
 
 def param_value(value: object) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from .._entry import LogEntry
 from .._errors import LogError
 from .._postgres_config import PostgresConfig
-from ..formatters import fields_to_json
+from ..formatters import fields_to_json, utf8_safe
 from ._slices import map_in_slices
 
 COLUMNS = ("ts", "level", "logger", "message", "fields", "exception", "host", "pid", "batch_id")
@@ -58,13 +58,8 @@ def schema_statements(config: PostgresConfig) -> list[str]:
 
 def pg_text(text: str) -> str:
     """PostgreSQL text holds neither NUL nor lone surrogates: they become `\\x00`, `\\udc80`."""
-    if text.isascii():
-        return text if "\x00" not in text else text.replace("\x00", "\\x00")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text.replace("\x00", "\\x00")
+    text = utf8_safe(text)
+    return text if "\x00" not in text else text.replace("\x00", "\\x00")
 
 
 def pg_json(fields: Any) -> str:

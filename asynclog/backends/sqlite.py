@@ -21,7 +21,7 @@ import aiosqlite
 from .._config import SQLiteConfig
 from .._entry import LogEntry
 from .._errors import LogError
-from ..formatters import fields_to_json
+from ..formatters import fields_to_json, utf8_safe
 from ._slices import map_in_slices
 
 SCHEMA_VERSION = 1
@@ -94,15 +94,8 @@ def fts_object_names(table: str) -> tuple[str, ...]:
     return (f"{table}_fts", f"{table}_fts_insert", f"{table}_fts_delete", f"{table}_fts_update")
 
 
-def sqlite_text(text: str) -> str:
-    """SQLite stores UTF-8: lone surrogates are escaped (`\\udc80`) instead of failing."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
+sqlite_text = utf8_safe
+"""SQLite stores UTF-8: lone surrogates are escaped (`\\udc80`) instead of failing."""
 
 
 Row = tuple[float, int, str, str, str, str | None, str | None, int]
