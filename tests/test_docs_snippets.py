@@ -281,8 +281,9 @@ def test_the_docs_have_python_blocks() -> None:
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
 def test_doc_block_runs(block: Block, outcomes: Runs) -> None:
     if not block.runs:
-        compile(block.code, block.id, "exec")  # not run, but at least still Python
-        pytest.skip("marked no-run")
+        # Needs a server or a fixed port: not run here, but it must still be valid Python.
+        compile(block.code, block.id, "exec")
+        return
     missing = [name for name in block.required if importlib.util.find_spec(name) is None]
     if missing:
         pytest.skip(f"needs {', '.join(missing)}")
