@@ -19,6 +19,9 @@ from typing import Any, Protocol
 from ._errors import LogError, ManagerClosedError
 from ._report import BurstReporter
 
+YIELD_EVERY = 64
+"""The drainer gives the loop a turn after this many entries (sync writes never suspend)."""
+
 HandInArgs = tuple[Any, ...]
 """`(level, message, fields, at, logger, bound, exception)` of one handed-in entry."""
 
@@ -26,7 +29,8 @@ HandInArgs = tuple[Any, ...]
 class Owner(Protocol):
     """What the line needs from its manager."""
 
-    def _accept_handed_in(self, args: HandInArgs, anywhere: bool) -> object | None: ...
+    def _accept_handed_in(self, args: HandInArgs, anywhere: bool, hold: bool) -> object | None:
+        ...
 
     async def _settle(self, pending: Any, fast_first: bool, since: float) -> None: ...
 
@@ -60,7 +64,8 @@ class Line:
         self._name = name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()  # guards the landing, from any thread
-        self._landing: collections.deque[tuple[contextvars.Context, HandInArgs]] = (
+        # (the caller's context, the entry, the loop time it was handed in)
+        self._landing: collections.deque[tuple[contextvars.Context, HandInArgs, float]] = (
             collections.deque()
         )
         self._scheduled = False  # a _land callback is on the loop
@@ -83,8 +88,11 @@ class Line:
         `ManagerClosedError` once `close()` refuses new entries."""
         loop = self._loop
         assert loop is not None
-        if on_loop and not self._landing and not self.active:
-            self._accept(args)  # nothing handed in before it: no need to wait for a turn
+        now = loop.time()  # put_timeout counts from here (a monotonic clock: any thread)
+        if on_loop:
+            if self._landing:
+                self._land()  # what other threads handed in before it goes first
+            self._accept(args, now)
             return True
         context = contextvars.copy_context()  # the caller's contextualize() fields
         with self._lock:
@@ -92,7 +100,7 @@ class Line:
                 raise ManagerClosedError(f"LogManager {self._name!r} is closing")
             if loop.is_closed():
                 return False
-            self._landing.append((context, args))
+            self._landing.append((context, args, now))
             if not self._scheduled:
                 try:
                     loop.call_soon_threadsafe(self._land)  # a paused loop runs it when resumed
@@ -107,13 +115,13 @@ class Line:
             landed = list(self._landing)
             self._landing.clear()
             self._scheduled = False
-        for context, args in landed:
-            context.run(self._accept, args)
+        for context, args, since in landed:
+            context.run(self._accept, args, since)
 
-    def _accept(self, args: HandInArgs, anywhere: bool = False) -> None:
+    def _accept(self, args: HandInArgs, since: float, anywhere: bool = False) -> None:
         held = self.active or anywhere
         try:
-            pending = self._owner._accept_handed_in(args, anywhere)
+            pending = self._owner._accept_handed_in(args, anywhere, held)
         except (LogError, TypeError, ValueError) as exc:  # closed meanwhile, a bad exc_info
             self._reporter.failure("write_log_threadsafe", f"{args[1]!r} refused: {exc}")
             return
@@ -122,8 +130,7 @@ class Line:
         if len(self._waiting) >= self._limit:
             self._owner._count_dropped(pending)  # threads outpace a stalled backend
             return
-        assert self._loop is not None
-        self._join(Waiting(pending, held, self._loop.time(), None), start=not anywhere)
+        self._join(Waiting(pending, held, since, None), start=not anywhere)
 
     # ---- the line (the loop's thread) ------------------------------------------------------
 
@@ -164,8 +171,14 @@ class Line:
 
     async def _drain(self) -> None:
         waiting_line = self._waiting
+        settled = 0
         try:
             while waiting_line:
+                settled += 1
+                if settled % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # sync writes never suspend: let the loop breathe
+                    if not waiting_line:
+                        break
                 waiting = waiting_line.popleft()
                 self.in_hand = waiting
                 future = waiting.future
@@ -201,15 +214,18 @@ class Line:
     async def finish(self, deadline: float | None) -> int:
         """Let the drainer settle the line until `deadline`; then stop it and count what is
         left dropped. Returns how many were abandoned."""
+        self.start_drainer()  # again, if the application cancelled it
         drainer = self._drainer
+        abandoned = 0
         if drainer is not None and not drainer.done():
             loop = asyncio.get_running_loop()
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
             await asyncio.wait({drainer}, timeout=remaining)
             if not drainer.done():
+                if self.in_hand is not None:
+                    abandoned += 1  # its route counts it dropped when the wait is cancelled
                 drainer.cancel()
                 await asyncio.wait({drainer})
-        abandoned = 0
         while self._waiting:
             waiting = self._waiting.popleft()
             self._owner._count_dropped(waiting.pending)
@@ -226,15 +242,17 @@ class Line:
     def take(self, extra: HandInArgs | None = None) -> list[object]:
         """No running loop (interpreter exit, or the loop has closed): accept what landed (and
         `extra`), and return everything in the line, in order, emptied. The caller writes it."""
+        loop = self._loop
+        assert loop is not None
         with self._lock:
-            landed = [*self._landing, *([] if extra is None else [(None, extra)])]
+            landed = [*self._landing, *([] if extra is None else [(None, extra, loop.time())])]
             self._landing.clear()
             self._scheduled = False
-        for context, args in landed:
+        for context, args, since in landed:
             if context is None:
-                self._accept(args, anywhere=True)
+                self._accept(args, since, anywhere=True)
             else:
-                context.run(self._accept, args, True)
+                context.run(self._accept, args, since, True)
         taken = [waiting.pending for waiting in self._waiting]
         self._waiting.clear()
         if self.active and self.in_hand is None:
@@ -242,6 +260,12 @@ class Line:
             self._owner._set_line_mode(False)
         return taken
 
+    @property
+    def waiting(self) -> int:
+        """How many entries wait in the line (safe from any thread)."""
+        return len(self._waiting)
+
     def count(self, matches: Callable[[object], bool]) -> int:
-        """How many entries waiting in the line `matches` (for the stats)."""
-        return sum(1 for waiting in self._waiting if matches(waiting.pending))
+        """How many entries waiting in the line `matches` (for the stats; `deque.copy` is
+        atomic, so another thread may ask while the loop changes the line)."""
+        return sum(1 for waiting in self._waiting.copy() if matches(waiting.pending))

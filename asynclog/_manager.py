@@ -89,7 +89,8 @@ class LogManager:
         self._thread = -1  # the id of the thread running the loop that started the manager
         self._loop: asyncio.AbstractEventLoop | None = None
         self._route_try_put: Callable[[LogEntry], bool] | None = None  # the route's own
-        self._holding = False  # while the line is not empty: no backend is offered entries
+        self._holding = False  # sync mode, the line is not empty: direct writes join it
+        self._sync = not config.async_mode
         # Entries handed in from outside a coroutine, and those that must wait behind them.
         self._line = Line(
             self, self._reporter, max(BACKLOG_LIMIT, 10 * config.queue_size), self._name
@@ -245,9 +246,11 @@ class LogManager:
             self._try_put = try_put
 
     def _set_line_mode(self, active: bool) -> None:
-        """While the line holds entries, nothing is queued past it: no fast path."""
-        self._holding = active
-        self._try_put = None if active else self._route_try_put
+        """Sync mode: while the line holds entries, a coroutine's direct write waits behind
+        them (it joins the line). Async mode keeps its fast path: a coroutine's entry only
+        waits behind handed-in ones when they wait for room in the same queue."""
+        if self._sync:
+            self._holding = active
 
     def _run_close_callbacks(self) -> None:
         callbacks, self._on_close = self._on_close, []
@@ -451,7 +454,8 @@ class LogManager:
     def _settles_here(self) -> bool:
         """A handler of a write in progress logs again: it must not wait for itself."""
         return self._line.settles_here() or any(
-            route.lock.held_by_current_task() for route in self._routes
+            route.lock.held_by_current_task() or route.is_worker(asyncio.current_task())
+            for route in self._routes
         )
 
     async def _settle(self, pending: LogEntry | _Unsettled, fast_first: bool, since: float) -> None:
@@ -534,18 +538,20 @@ class LogManager:
                         route.writer.flush_at_exit(entries)
 
     def _accept_handed_in(
-        self, args: tuple[Any, ...], anywhere: bool
+        self, args: tuple[Any, ...], anywhere: bool, hold: bool
     ) -> LogEntry | _Unsettled | None:
-        """`_accept` for an entry handed in. `anywhere`: the loop is not running (this thread
-        is the only one at work): accept it without queueing it, for the caller to write."""
+        """`_accept` for an entry handed in. `hold`: entries handed in earlier still wait, so
+        this one must not be queued past them (it joins the line). `anywhere`: the loop is not
+        running (this thread is the only one at work)."""
         level, message, fields, at, logger, bound, exception = args
-        if not anywhere:
-            return self._accept(level, message, fields, at, logger, bound, exception)
-        self._holding, saved, self._try_put = True, self._try_put, None
+        if not hold:
+            return self._accept(level, message, fields, at, logger, bound, exception, anywhere)
+        saved = self._holding, self._try_put
+        self._holding, self._try_put = True, None
         try:
-            return self._accept(level, message, fields, at, logger, bound, exception, True)
+            return self._accept(level, message, fields, at, logger, bound, exception, anywhere)
         finally:
-            self._holding, self._try_put = False, saved
+            self._holding, self._try_put = saved
 
     def _count_dropped(self, pending: LogEntry | _Unsettled) -> None:
         for route in self._unpack(pending)[1]:
@@ -650,6 +656,8 @@ class LogManager:
         )
 
     def _waiting_in_backlog(self, route: Route) -> int:
+        if self._only is not None:
+            return self._line.waiting
         return self._line.count(lambda pending: route in self._unpack(pending)[1])
 
     def _route_stats(self, route: Route, waiting: int) -> LogStats:
