@@ -2,9 +2,9 @@
 that is paused) and every entry that must wait behind them, settled one by one, in the order
 they reached the loop, by a single task.
 
-While the line is not empty the manager takes no fast path (`set_line_mode`), so nothing
-overtakes what waits in it: a coroutine's entry that cannot be queued at once joins the line
-too and waits for its own turn.
+While the line is not empty, a later handed-in entry is not queued past it but joins it. In
+sync mode a coroutine's direct write joins it too (`_set_line_mode`); in async mode coroutines
+keep their fast path and their own overflow policy.
 """
 
 from __future__ import annotations

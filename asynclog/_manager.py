@@ -77,8 +77,13 @@ class LogManager:
         self._quick_text_limit = config.max_entry_bytes // 4  # 4 bytes per char at most
         self._filtered = 0
         self._reporter = BurstReporter(self._name)
+        # Handlers see every accepted entry once: the first route that takes them all runs them.
+        handler_route = next(
+            i for i, sink in enumerate(config.sinks) if sink.min_level == self._min_level
+        )
         self._routes: tuple[Route, ...] = tuple(
-            self._route_for(index, sink) for index, sink in enumerate(config.sinks)
+            self._route_for(sink, runs_handlers=index == handler_route)
+            for index, sink in enumerate(config.sinks)
         )
         # The one route, or None with several: then every entry takes the awaited fan-out.
         self._only: Route | None = self._routes[0] if len(self._routes) == 1 else None
@@ -88,7 +93,6 @@ class LogManager:
         self._try_put: Callable[[LogEntry], bool] | None = None
         self._thread = -1  # the id of the thread running the loop that started the manager
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._route_try_put: Callable[[LogEntry], bool] | None = None  # the route's own
         self._holding = False  # sync mode, the line is not empty: direct writes join it
         self._sync = not config.async_mode
         # Entries handed in from outside a coroutine, and those that must wait behind them.
@@ -105,16 +109,12 @@ class LogManager:
         self._opening: asyncio.Future[None] | None = None  # while start() opens the backends
         self._opened: list[Route] = []
 
-    def _route_for(self, index: int, sink: SinkSpec) -> Route:
+    def _route_for(self, sink: SinkSpec, runs_handlers: bool) -> Route:
         config = self._config
         counters = Counters()
-        # Handlers see every accepted entry once: the first route that takes them all runs them.
-        first_full = next(i for i, s in enumerate(config.sinks) if s.min_level == self._min_level)
-        if index == first_full:
-            self._handlers = HandlerSet(counters, self._reporter)
-            handlers = self._handlers
-        else:
-            handlers = HandlerSet(counters, self._reporter)  # stays empty
+        handlers = HandlerSet(counters, self._reporter)  # stays empty unless runs_handlers
+        if runs_handlers:
+            self._handlers = handlers
         backend = backend_for(sink.target)
         writer = Writer(
             backend,
@@ -241,9 +241,7 @@ class LogManager:
         return self._close_report(abandoned)
 
     def _fast_path_changed(self, try_put: Callable[[LogEntry], bool] | None) -> None:
-        self._route_try_put = try_put
-        if not self._holding:
-            self._try_put = try_put
+        self._try_put = try_put
 
     def _set_line_mode(self, active: bool) -> None:
         """Sync mode: while the line holds entries, a coroutine's direct write waits behind
@@ -303,6 +301,10 @@ class LogManager:
         )
         self._accepting = False
         self._state = _State.CLOSED
+        self._write_leftovers_now(leftovers)
+
+    def _write_leftovers_now(self, leftovers: list[list[LogEntry]]) -> None:
+        """No running loop: each open backend writes its leftovers synchronously."""
         for route, entries in zip(self._routes, leftovers, strict=True):
             if route in self._opened:
                 route.writer.flush_at_exit(entries)
@@ -429,7 +431,8 @@ class LogManager:
     def _fan_out(self, entry: LogEntry) -> LogEntry | _Unsettled | None:
         """The synchronous part for several backends (or an open capture): every backend at
         or below the entry's level is offered it; those that could not queue it at once are
-        returned for `_deliver`. While `_holding`, no backend is offered it (see _hand_in)."""
+        returned for `_deliver`. While `_holding`, no backend is offered it (see
+        `_accept_handed_in`)."""
         for captured in _CAPTURES:
             captured.append(entry)
         queue_now = not self._holding
@@ -454,8 +457,7 @@ class LogManager:
     def _settles_here(self) -> bool:
         """A handler of a write in progress logs again: it must not wait for itself."""
         return self._line.settles_here() or any(
-            route.lock.held_by_current_task() or route.is_worker(asyncio.current_task())
-            for route in self._routes
+            route.lock.held_by_current_task() for route in self._routes
         )
 
     async def _settle(self, pending: LogEntry | _Unsettled, fast_first: bool, since: float) -> None:
@@ -533,9 +535,7 @@ class LogManager:
         args = (number, message, fields, time() if at is None else at, logger, bound, exception)
         if not self._line.hand_in(args, on_loop=_running_loop() is loop):
             with self._direct_lock:  # the loop has closed: write it (and what is left) now
-                for route, entries in zip(self._routes, self._take_leftovers(args), strict=True):
-                    if entries and route in self._opened:
-                        route.writer.flush_at_exit(entries)
+                self._write_leftovers_now(self._take_leftovers(args))
 
     def _accept_handed_in(
         self, args: tuple[Any, ...], anywhere: bool, hold: bool
@@ -629,7 +629,7 @@ class LogManager:
         """A snapshot of queue depth, capacity and the counters: totals over the backends,
         and each backend's own in `LogStats.backends` (by name)."""
         per_backend = {
-            route.name: self._route_stats(route, self._waiting_in_backlog(route))
+            route.name: self._route_stats(route, self._waiting_in_line(route))
             for route in self._routes
         }
         if self._only is not None:
@@ -655,7 +655,7 @@ class LogManager:
             backends=MappingProxyType(per_backend),
         )
 
-    def _waiting_in_backlog(self, route: Route) -> int:
+    def _waiting_in_line(self, route: Route) -> int:
         if self._only is not None:
             return self._line.waiting
         return self._line.count(lambda pending: route in self._unpack(pending)[1])

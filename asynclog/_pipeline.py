@@ -226,11 +226,6 @@ class Pipeline:
         """What killed the worker, if a bug did before `stop()`."""
 
     @property
-    def task(self) -> asyncio.Task[None] | None:
-        """The worker task (None before `start()`)."""
-        return self._task
-
-    @property
     def pending(self) -> int:
         """Entries queued, waiting for room, or in the worker's hands."""
         return len(self.queue) + self.queue.waiting_producers + len(self._writer.in_flight)

@@ -203,10 +203,6 @@ class Route:
         """At interpreter exit: what the worker had in hand and everything queued."""
         return self.pipeline.leftovers() if self.pipeline is not None else []
 
-    def is_worker(self, task: object) -> bool:
-        """True for this route's worker task (a handler it runs may log again)."""
-        return self.pipeline is not None and self.pipeline.task is task
-
     @property
     def pending(self) -> int:
         """Entries accepted by this route and not yet settled."""
