@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -20,13 +22,19 @@ from ._errors import ManagerClosedError, QueueFullError
 
 T = TypeVar("T")
 
+_CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
+
 
 class _Waiter(Generic[T]):
-    __slots__ = ("future", "item")
+    __slots__ = ("deadline", "future", "item", "max_wait")
 
-    def __init__(self, future: asyncio.Future[None], item: T) -> None:
+    def __init__(
+        self, future: asyncio.Future[None], item: T, max_wait: float | None, deadline: float
+    ) -> None:
         self.future = future
         self.item = item
+        self.max_wait = max_wait
+        self.deadline = deadline  # loop time; inf without max_wait
 
 
 def _reject(on_rejected: Callable[[], None] | None) -> None:
@@ -50,6 +58,8 @@ class FairQueue(Generic[T]):
         "_max_bytes",
         "_reserve",
         "_size_of",
+        "_timer",
+        "_timer_at",
         "_waiters",
     )
 
@@ -70,6 +80,10 @@ class FairQueue(Generic[T]):
         self._waiters: deque[_Waiter[T]] = deque()
         self._getter: asyncio.Future[None] | None = None
         self._closed = False
+        # One timer for every waiter, due at the earliest deadline (a timer per waiter costs
+        # more than the rest of a blocked put together).
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
     def __len__(self) -> int:
         return len(self._items)
@@ -172,12 +186,11 @@ class FairQueue(Generic[T]):
             _reject(on_rejected)
             raise self._full_error(max_wait)
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop.create_future(), item)
+        deadline = math.inf if max_wait is None else loop.time() + max_wait
+        waiter = _Waiter(loop.create_future(), item, max_wait, deadline)
         self._waiters.append(waiter)
-        timer = None
-        if max_wait is not None:
-            # A timer handle is cheaper than asyncio.timeout() and decides atomically.
-            timer = loop.call_later(max_wait, self._expire, waiter, max_wait)
+        if deadline < self._timer_at:
+            self._arm(loop, deadline)
         try:
             await waiter.future
         except BaseException:
@@ -185,14 +198,30 @@ class FairQueue(Generic[T]):
                 self._forget(waiter)
                 _reject(on_rejected)
             raise
-        finally:
-            if timer is not None:
-                timer.cancel()
 
-    def _expire(self, waiter: _Waiter[T], max_wait: float) -> None:
-        if not waiter.future.done():
-            self._forget(waiter)
-            waiter.future.set_exception(self._full_error(max_wait))
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._expire_due, loop)
+        self._timer_at = when
+
+    def _expire_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The timer: refuse every waiter whose time is up, then wait for the next deadline.
+        Waiters with the same `max_wait` expire in line order."""
+        self._timer = None
+        self._timer_at = math.inf
+        now = loop.time() + _CLOCK_RESOLUTION  # asyncio may run a timer this early
+        earliest = math.inf
+        for waiter in list(self._waiters):
+            if waiter.future.done():
+                continue
+            if waiter.deadline <= now:
+                self._forget(waiter)
+                waiter.future.set_exception(self._full_error(waiter.max_wait or 0.0))
+            elif waiter.deadline < earliest:
+                earliest = waiter.deadline
+        if earliest < math.inf:
+            self._arm(loop, earliest)
 
     def _forget(self, waiter: _Waiter[T]) -> None:
         with contextlib.suppress(ValueError):  # already admitted or already removed
@@ -260,6 +289,9 @@ class FairQueue(Generic[T]):
         """
         self._closed = True
         self._capacity = 0  # try_put (which does not check _closed, for speed) refuses too
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
         rejected = 0
         while self._waiters:
             waiter = self._waiters.popleft()

@@ -8,9 +8,10 @@ each indented by four spaces (a record's first line never starts with a space).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._entry import LogEntry
@@ -106,40 +107,53 @@ def _text_key(key: object) -> str:
     return text.replace(" ", "_").replace("=", "_") or "_"
 
 
-# The last logger name and its escaped, spaced form: (logger, " asynclog ").
-_logger_part: tuple[str, str] = ("", "  ")
-
-
 def text_format(entry: LogEntry) -> str:
     """`<iso time> <LEVEL> <logger> <message> key=value ...`, all on one line."""
-    global _logger_part
-    ts, level, message, logger, fields, exception = entry
-    total = int(ts * 1_000_000 + 0.5)  # microseconds, rounded
-    second = total // 1_000_000
+    return text_lines((entry,))[0]
+
+
+def text_lines(entries: Sequence[LogEntry]) -> list[str]:
+    """`[text_format(entry) for entry in entries]`, about a third cheaper: the parts that
+    repeat from one entry to the next (the second, the level and logger) are built once."""
+    lines: list[str] = []
+    append = lines.append
     cached_second, prefix = _second_prefix
-    if second != cached_second:
-        prefix = _prefix_of(second)
-    cached_logger, logger_part = _logger_part
-    if logger is not cached_logger:  # nearly always the very same string object
-        logger_part = f" {escape(logger)} "
-        _logger_part = (logger, logger_part)
-    # The common case (printable text, no backslash) skips the translate call.
-    if not message.isprintable() or "\\" in message:
-        message = message.translate(_ESCAPES)
-    # Plain concatenation: measurably cheaper here than an f-string with a format spec.
-    line = (
-        prefix
-        + str(total - second * 1_000_000).zfill(6)
-        + "Z "
-        + (LEVEL_NAMES.get(level) or level_name(level))
-        + logger_part
-        + message
-    )
-    if fields:
-        line += "".join([f" {_text_key(k)}={_text_value(v)}" for k, v in fields.items()])
-    if exception:
-        line += continuation(exception)
-    return line
+    head_of: tuple[int, str] = (-1, "")  # (level, "Z INFO")
+    logger_of: tuple[str | None, str] = (None, "")  # (logger, " asynclog ")
+    for ts, level, message, logger, fields, exception in entries:
+        total = int(ts * 1_000_000 + 0.5)  # microseconds, rounded
+        second = total // 1_000_000
+        if second != cached_second:
+            prefix = _prefix_of(second)
+            cached_second = second
+        if level != head_of[0]:
+            head_of = (level, "Z " + (LEVEL_NAMES.get(level) or level_name(level)))
+        if logger is not logger_of[0]:  # nearly always the very same string object
+            logger_of = (logger, f" {escape(logger)} ")
+        # The common case (printable text, no backslash) skips the translate call.
+        if not message.isprintable() or "\\" in message:
+            message = message.translate(_ESCAPES)
+        # Plain concatenation: measurably cheaper here than an f-string with a format spec.
+        line = (
+            prefix + str(total - second * 1_000_000).zfill(6) + head_of[1] + logger_of[1] + message
+        )
+        if fields:
+            line += "".join([f" {_text_key(k)}={_text_value(v)}" for k, v in fields.items()])
+        if exception:
+            line += continuation(exception)
+        append(line)
+    return lines
+
+
+def lines_of(formatter: Formatter) -> Callable[[Sequence[LogEntry]], list[str]]:
+    """The function that formats many entries at once with `formatter`."""
+    if formatter is text_format:
+        return text_lines
+    return functools.partial(_each, formatter)
+
+
+def _each(formatter: Formatter, entries: Sequence[LogEntry]) -> list[str]:
+    return [formatter(entry) for entry in entries]
 
 
 CONTINUATION_INDENT = "    "

@@ -85,3 +85,47 @@ async def test_close_wakes_a_waiting_consumer_with_an_empty_batch() -> None:
     await asyncio.sleep(0)
     queue.close()
     assert await consumer == []
+
+
+async def test_waiters_with_different_waits_each_expire_on_time_with_one_shared_timer() -> None:
+    queue: FairQueue[str] = FairQueue(1)
+    queue.try_put("in")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    ended: dict[str, float] = {}
+
+    async def put(name: str, wait: float | None) -> None:
+        try:
+            await queue.put(name, wait)
+        except QueueFullError:
+            ended[name] = loop.time() - began
+
+    long_wait = asyncio.create_task(put("long", 0.3))
+    await asyncio.sleep(0)
+    short_wait = asyncio.create_task(put("short", 0.05))  # behind "long", but due first
+    no_limit = asyncio.create_task(put("patient", None))
+    await short_wait
+    assert 0.045 <= ended["short"] < 0.25
+    assert queue.waiting_producers == 2  # "long" and "patient" still in line
+    await long_wait
+    assert ended["long"] >= 0.295
+    assert queue.waiting_producers == 1
+    assert await queue.get_batch(10) == ["in"]  # the room goes to the one still waiting
+    await no_limit
+    assert await queue.get_batch(10) == ["patient"]
+    assert "patient" not in ended
+
+
+async def test_an_admitted_waiter_is_not_expired_by_the_shared_timer() -> None:
+    queue: FairQueue[int] = FairQueue(1)
+    queue.try_put(0)
+    first = asyncio.create_task(queue.put(1, 0.05))
+    await asyncio.sleep(0)
+    assert await queue.get_batch(10) == [0]  # admits 1 long before its deadline
+    await first
+    second = asyncio.create_task(queue.put(2, 0.2))  # the timer is still due at 1's deadline
+    await asyncio.sleep(0.1)
+    assert not second.done(), "expired at an admitted waiter's deadline"
+    assert await queue.get_batch(10) == [1]
+    await second
+    assert await queue.get_batch(10) == [2]

@@ -17,17 +17,25 @@ SLICE_SECONDS = 0.0005
 """The longest the worker converts before it lets the loop run other tasks."""
 
 
-async def map_in_slices(convert: Callable[[LogEntry], T], entries: Sequence[LogEntry]) -> list[T]:
-    """`[convert(e) for e in entries]`, yielding to the loop whenever a slice of work has
-    taken `SLICE_SECONDS`. A yield costs a whole loop turn, so it is spent only when needed."""
+async def convert_in_slices(
+    convert_many: Callable[[Sequence[LogEntry]], list[T]], entries: Sequence[LogEntry]
+) -> list[T]:
+    """`convert_many(entries)`, done CHUNK entries at a time, yielding to the loop whenever a
+    slice of work has taken `SLICE_SECONDS`. A yield costs a whole loop turn, so it is spent
+    only when needed."""
     count = len(entries)
     if count <= CHUNK:
-        return [convert(entry) for entry in entries]
+        return convert_many(entries)
     result: list[T] = []
     slice_ends = perf_counter() + SLICE_SECONDS
     for start in range(0, count, CHUNK):
-        result.extend([convert(entry) for entry in entries[start : start + CHUNK]])
+        result.extend(convert_many(entries[start : start + CHUNK]))
         if start + CHUNK < count and perf_counter() >= slice_ends:
             await asyncio.sleep(0)
             slice_ends = perf_counter() + SLICE_SECONDS
     return result
+
+
+async def map_in_slices(convert: Callable[[LogEntry], T], entries: Sequence[LogEntry]) -> list[T]:
+    """`[convert(e) for e in entries]`, in slices (see `convert_in_slices`)."""
+    return await convert_in_slices(lambda chunk: [convert(entry) for entry in chunk], entries)

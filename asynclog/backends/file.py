@@ -17,10 +17,10 @@ from aiofiles.threadpool import wrap as wrap_file
 from .._config import FileConfig
 from .._entry import LogEntry
 from .._errors import LogError
-from ..formatters import Formatter, formatter_for
+from ..formatters import Formatter, formatter_for, lines_of
 from ._retention import Backups, Housekeeper
 from ._rotation import RotationLock, lock_name, period_end_function, plan_batch
-from ._slices import map_in_slices
+from ._slices import convert_in_slices
 from ._thread import IOThread
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class FileBackend:
         self.config = config or FileConfig()
         self.path = os.fspath(self.config.file_path)
         self._formatter = formatter or formatter_for(self.config.format)
+        self._lines = lines_of(self._formatter)
         self._thread = IOThread("asynclog-file")
         self._raw: io.FileIO | None = None
         self._file: AsyncFileIO | None = None  # aiofiles' view of _raw
@@ -186,13 +187,13 @@ class FileBackend:
         if not self._opened:
             raise LogError(f"file backend for {self.path!r} is not open")
         if self._shared:
-            lines = await map_in_slices(self._formatter, entries)
+            lines = await convert_in_slices(self._lines, entries)
             data = self._encode_batch(lines)
             await self._thread.run(lambda: self._write_shared(entries, lines, data))
             return
         if self._raw is None or self._check_due():
             await self._thread.run(self._before_write)
-        lines = await map_in_slices(self._formatter, entries)
+        lines = await convert_in_slices(self._lines, entries)
         data = self._encode_batch(lines)
         if self._fits(data) and not self._new_period_in(entries):  # one write, no rotation
             await self._write_async(data)
@@ -206,11 +207,11 @@ class FileBackend:
         if self._shared:
             if not self._opened:
                 raise LogError(f"file backend for {self.path!r} is not open")
-            lines = [self._formatter(entry) for entry in entries]
+            lines = self._lines(entries)
             self._write_shared(entries, lines, self._encode_batch(lines))
             return
         self._before_write()
-        lines = [self._formatter(entry) for entry in entries]
+        lines = self._lines(entries)
         data = self._encode_batch(lines)
         if self._fits(data) and not self._new_period_in(entries):
             self._write_blocking(data)
