@@ -19,6 +19,7 @@ from asynclog import (
     ManagerClosedError,
     QueueFullError,
     SQLiteConfig,
+    contextualize,
 )
 
 from .conftest import GateBackend, RecordingBackend, read_lines
@@ -242,3 +243,50 @@ async def test_non_str_messages_are_converted_and_bad_levels_raise_at_the_call()
         with pytest.raises(ValueError, match="unknown level name 'loud'"):
             await lm.write_log("loud", "x")
     assert backend.messages == ["42", "None"]
+
+
+@pytest.mark.parametrize("async_mode", [True, False])
+async def test_level_shortcuts_build_the_same_entries_as_write_log(async_mode: bool) -> None:
+    """The shortcuts inline the common case; every other case goes the general way."""
+    backend = RecordingBackend()
+    config = Config(backend=backend, async_mode=async_mode, name="svc", max_entry_bytes=256)
+    async with LogManager(config) as lm:
+        for shortcut, level in [
+            (lm.debug, Level.DEBUG),
+            (lm.info, Level.INFO),
+            (lm.warning, Level.WARNING),
+            (lm.error, Level.ERROR),
+            (lm.critical, Level.CRITICAL),
+        ]:
+            await shortcut("plain")
+            await lm.write_log(level, "plain")
+            await shortcut(404, code=1)  # not a str, with a field
+            await lm.write_log(level, 404, code=1)
+            await shortcut("x" * 400)  # over the entry bound: truncated
+            await lm.write_log(level, "x" * 400)
+            with contextualize(request="r1"):
+                await shortcut("in context")
+                await lm.write_log(level, "in context")
+    entries = [(e.level, e.message, e.logger, dict(e.fields), e.exception) for e in backend.entries]
+    assert len(entries) == 40
+    assert entries[0::2] == entries[1::2]
+    assert entries[:8:2] == [
+        (Level.DEBUG, "plain", "svc", {}, None),
+        (Level.DEBUG, "404", "svc", {"code": 1}, None),
+        (Level.DEBUG, entries[4][1], "svc", {}, None),
+        (Level.DEBUG, "in context", "svc", {"request": "r1"}, None),
+    ]
+    assert entries[4][1].startswith("x" * 32) and len(entries[4][1]) < 400
+
+
+def test_level_shortcuts_keep_their_names_signatures_and_docs() -> None:
+    import inspect
+
+    for name in ("debug", "info", "warning", "error", "critical"):
+        method = getattr(LogManager, name)
+        assert method.__name__ == name
+        assert method.__qualname__ == f"LogManager.{name}"
+        assert method.__doc__ == f"`write_log(Level.{name.upper()}, ...)`."
+        assert inspect.iscoroutinefunction(method)
+        signature = "(self, message: 'object', /, **fields: 'Any') -> 'None'"
+        assert str(inspect.signature(method)) == signature
