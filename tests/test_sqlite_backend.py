@@ -128,3 +128,52 @@ async def test_a_file_that_is_not_a_database_raises_log_error(tmp_path: Path) ->
     lm = LogManager(Config(backend="sqlite", backend_config=SQLiteConfig(db_path=path)))
     with pytest.raises(LogError, match=f"SQLite database '{path}'"):
         await lm.start()
+
+
+@pytest.mark.parametrize(
+    "logger", ["svc", "o'brien", "x'); DROP TABLE logs; --", "nul\x00inside", "caf\u00e9 \udc80"]
+)
+async def test_plain_and_mixed_batches_store_every_column_whatever_the_logger_name(
+    tmp_path: Path, logger: str
+) -> None:
+    """A batch of plain entries binds (ts, level, message) and writes the logger, host and pid
+    as literals; any other batch binds every column. Both must store the same row."""
+    import os
+    import socket
+
+    from asynclog._entry import LogEntry
+    from asynclog.backends.sqlite import SQLiteBackend
+
+    backend = SQLiteBackend(SQLiteConfig(db_path=tmp_path / "p.db"))
+    await backend.open()
+    plain = [LogEntry(1000.0 + i, 20, f"plain {i} ' \"", logger) for i in range(300)]
+    mixed = [
+        LogEntry(2000.0, 30, "first plain", logger),
+        LogEntry(2001.0, 40, "with fields", logger, {"k": "v"}),
+        LogEntry(2002.0, 50, "with traceback", logger, exception="Traceback ...\n"),
+        LogEntry(2003.0, 20, "another logger", "other"),
+    ]
+    try:
+        await backend.write_batch(plain)
+        await backend.write_batch(mixed)
+    finally:
+        await backend.close()
+    stored_logger = logger.encode("utf-8", "backslashreplace").decode("utf-8")
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        rows = db.execute(
+            "SELECT ts, level, logger, message, fields, exception, host, pid FROM logs ORDER BY id"
+        ).fetchall()
+    host, pid = socket.gethostname(), os.getpid()
+    assert rows[:300] == [
+        (1000.0 + i, 20, stored_logger, f"plain {i} ' \"", "{}", None, host, pid)
+        for i in range(300)
+    ]
+    assert rows[300:] == [
+        (2000.0, 30, stored_logger, "first plain", "{}", None, host, pid),
+        (2001.0, 40, stored_logger, "with fields", '{"k": "v"}', None, host, pid),
+        (2002.0, 50, stored_logger, "with traceback", "{}", "Traceback ...\n", host, pid),
+        (2003.0, 20, "other", "another logger", "{}", None, host, pid),
+    ]
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'logs'")
+        assert tables.fetchone() == (1,)

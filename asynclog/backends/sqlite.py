@@ -22,7 +22,7 @@ from .._config import SQLiteConfig
 from .._entry import LogEntry
 from .._errors import LogError
 from ..formatters import fields_to_json, utf8_safe
-from ._slices import map_in_slices
+from ._slices import convert_in_slices, map_in_slices
 
 SCHEMA_VERSION = 1
 """`PRAGMA user_version` of a database whose asynclog tables have `host` and `pid`: 0 (or a
@@ -113,6 +113,46 @@ def entry_row(host: str | None, pid: int, entry: LogEntry) -> Row:
         None if exception is None else sqlite_text(exception),
         host,
         pid,
+    )
+
+
+PlainRow = tuple[float, int, str]
+
+
+class _NotPlain(Exception):
+    """A batch holds an entry with fields, a traceback or another logger."""
+
+
+def plain_rows(logger: str, entries: Sequence[LogEntry]) -> list[PlainRow]:
+    """`(ts, level, message)` of entries without fields or traceback, all from `logger`; raises
+    `_NotPlain` at the first other entry."""
+    rows: list[PlainRow] = []
+    append = rows.append
+    for ts, level, message, entry_logger, fields, exception in entries:
+        if fields or exception is not None or entry_logger != logger:
+            raise _NotPlain
+        append((ts, int(level), sqlite_text(message)))
+    return rows
+
+
+def sql_text_literal(text: str | None) -> str | None:
+    """`text` as an SQL literal (NULL for None); None when SQL text cannot hold it (NUL)."""
+    if text is None:
+        return "NULL"
+    if "\x00" in text:
+        return None
+    return "'" + text.replace("'", "''") + "'"
+
+
+def plain_insert(table: str, logger: str, host: str | None, pid: int) -> str | None:
+    """The insert of `plain_rows`: logger, fields, exception, host and pid as literals; None
+    when a name cannot be one."""
+    logger_literal, host_literal = sql_text_literal(logger), sql_text_literal(host)
+    if logger_literal is None or host_literal is None:
+        return None
+    return (
+        f'INSERT INTO "{table}" ({COLUMNS}) '
+        f"VALUES (?, ?, {logger_literal}, ?, '{{}}', NULL, {host_literal}, {pid})"
     )
 
 
@@ -247,6 +287,8 @@ class SQLiteBackend:
         self._insert = f'INSERT INTO "{self.config.table}" ({COLUMNS}) VALUES ({PLACEHOLDERS})'
         self._staging: tuple[str, str, str, str] | None = None
         """Set at open when the table has the FTS insert trigger (fts, or an earlier fts)."""
+        self._plain_insert: tuple[tuple[str, str | None, int], str | None] = (("", None, 0), None)
+        """The last (logger, host, pid) and its `plain_insert` statement."""
         self.retention = Retention(self.config)
         self.added_columns: tuple[str, ...] = ()
         """The columns this backend's `open()` added to an older table (the migration)."""
@@ -349,29 +391,60 @@ class SQLiteBackend:
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
         if self._db is None:
             raise LogError(f"SQLite backend for {self.path!r} is not open")
-        rows = await map_in_slices(functools.partial(entry_row, *origin()), entries)
+        insert, rows = await self._statement_and_rows(entries)
         prune = self.retention.due()
         run_in_thread = getattr(self._db, "_execute", None)
         if run_in_thread is not None:
             # One hop to aiosqlite's thread for the whole transaction instead of two (insert,
             # commit). `_execute` is aiosqlite's own primitive; the public path is the fallback.
-            await run_in_thread(self._insert_on_thread, rows, prune)
+            await run_in_thread(self._insert_on_thread, insert, rows, prune)
         else:
-            await self._insert_async(self._db, rows, prune)
+            await self._insert_async(self._db, insert, rows, prune)
 
-    def _insert_on_thread(self, rows: list[Row], prune: bool) -> None:
+    async def _statement_and_rows(
+        self, entries: Sequence[LogEntry]
+    ) -> tuple[str | tuple[str, str, str, str], Sequence[tuple[Any, ...]]]:
+        """The insert for this batch and its parameters. A batch of plain entries from one
+        logger binds three values a row, the rest are literals in the statement: binding
+        costs more than SQLite's own work for the other five columns."""
+        host, pid = origin()
+        if self._staging is None:
+            logger = entries[0].logger if entries else ""
+            insert = self._plain_insert_for(logger, host, pid)
+            if insert is not None:
+                with contextlib.suppress(_NotPlain):
+                    convert = functools.partial(plain_rows, logger)
+                    return insert, await convert_in_slices(convert, entries)
+        rows = await map_in_slices(functools.partial(entry_row, host, pid), entries)
+        return self._staging or self._insert, rows
+
+    def _plain_insert_for(self, logger: str, host: str | None, pid: int) -> str | None:
+        key = (logger, host, pid)
+        cached_key, insert = self._plain_insert
+        if key != cached_key:
+            insert = plain_insert(self.config.table, sqlite_text(logger), host, pid)
+            self._plain_insert = (key, insert)
+        return insert
+
+    def _insert_on_thread(
+        self, insert: str | tuple[str, str, str, str], rows: Sequence[tuple[Any, ...]], prune: bool
+    ) -> None:
         connection: sqlite3.Connection = self._db._conn  # type: ignore[union-attr]
-        _insert_transaction(
-            connection, self._staging or self._insert, rows, self.retention if prune else None
-        )
+        _insert_transaction(connection, insert, rows, self.retention if prune else None)
 
-    async def _insert_async(self, db: aiosqlite.Connection, rows: list[Row], prune: bool) -> None:
+    async def _insert_async(
+        self,
+        db: aiosqlite.Connection,
+        insert: str | tuple[str, str, str, str],
+        rows: Sequence[tuple[Any, ...]],
+        prune: bool,
+    ) -> None:
         try:
             await db.execute("BEGIN IMMEDIATE")
-            if self._staging is None:
-                await db.executemany(self._insert, rows)
+            if isinstance(insert, str):
+                await db.executemany(insert, rows)
             else:
-                _, fill, move, clear = self._staging
+                _, fill, move, clear = insert
                 await db.executemany(fill, rows)
                 await db.execute(move)
                 await db.execute(clear)
@@ -438,7 +511,7 @@ class SQLiteBackend:
 def _insert_transaction(
     connection: sqlite3.Connection,
     insert: str | tuple[str, str, str, str],
-    rows: list[Row],
+    rows: Sequence[tuple[Any, ...]],
     retention: Retention | None = None,
 ) -> None:
     """Insert `rows` (one `executemany`, or through the temp table of `staging_statements`)
