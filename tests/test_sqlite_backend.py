@@ -177,3 +177,28 @@ async def test_plain_and_mixed_batches_store_every_column_whatever_the_logger_na
     with sqlite3.connect(tmp_path / "p.db") as db:
         tables = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'logs'")
         assert tables.fetchone() == (1,)
+
+
+@pytest.mark.parametrize("with_fields", [False, True])
+@pytest.mark.parametrize("count", [1, 1024, 2100])
+async def test_big_batches_are_inserted_whole_and_in_order(
+    tmp_path: Path, count: int, with_fields: bool
+) -> None:
+    """Rows go in as a few multi-row INSERTs (sizes 1024, 512, ..., 1): every row lands once,
+    ids follow the batch order."""
+    from asynclog._entry import LogEntry
+    from asynclog.backends.sqlite import SQLiteBackend
+
+    backend = SQLiteBackend(SQLiteConfig(db_path=tmp_path / "big.db"))
+    await backend.open()
+    fields = {"n": 1} if with_fields else {}
+    try:
+        await backend.write_batch(
+            [LogEntry(float(i), 20, f"m{i}", "svc", fields) for i in range(count)]
+        )
+    finally:
+        await backend.close()
+    with sqlite3.connect(tmp_path / "big.db") as db:
+        rows = db.execute("SELECT id, ts, message, fields FROM logs ORDER BY id").fetchall()
+    expected_fields = '{"n": 1}' if with_fields else "{}"
+    assert rows == [(i + 1, float(i), f"m{i}", expected_fields) for i in range(count)]

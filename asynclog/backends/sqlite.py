@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import os
 import socket
 import sqlite3
@@ -508,6 +509,51 @@ class SQLiteBackend:
                 _prune_until_done(conn, self.retention)
 
 
+MAX_CHUNK_ROWS = 1024
+"""The most rows one `INSERT` takes (fewer when SQLite's variable limit is lower)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _multi_row(insert: str, rows: int) -> str:
+    """`insert` (one row: `... VALUES (...)`) made to insert `rows` rows at once."""
+    head, values = insert.split(" VALUES ", 1)
+    return f"{head} VALUES {', '.join([values] * rows)}"
+
+
+def _chunk_limit(connection: sqlite3.Connection, columns: int) -> int:
+    limit = (
+        connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        if hasattr(connection, "getlimit")
+        else 999
+    )
+    chunk = 1
+    while chunk * 2 <= min(MAX_CHUNK_ROWS, limit // columns):
+        chunk *= 2
+    return chunk
+
+
+def insert_rows(
+    connection: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """`connection.executemany(insert, rows)`, in order, as a few multi-row INSERTs whose
+    sizes are powers of two (so that few distinct statements are ever prepared): less than
+    half the time, and the GIL is released for each statement's whole insert instead of
+    between rows (the event loop's thread is not kept waiting for it)."""
+    if not rows:
+        return
+    chunk = _chunk_limit(connection, len(rows[0]))
+    start, count = 0, len(rows)
+    while start < count:
+        while chunk > count - start:
+            chunk //= 2
+        values = rows[start : start + chunk]
+        if chunk == 1:
+            connection.execute(insert, values[0])
+        else:
+            connection.execute(_multi_row(insert, chunk), [*itertools.chain.from_iterable(values)])
+        start += chunk
+
+
 def _insert_transaction(
     connection: sqlite3.Connection,
     insert: str | tuple[str, str, str, str],
@@ -522,10 +568,10 @@ def _insert_transaction(
     try:
         connection.execute("BEGIN IMMEDIATE")
         if isinstance(insert, str):
-            connection.executemany(insert, rows)
+            insert_rows(connection, insert, rows)
         else:
             _, fill, move, clear = insert
-            connection.executemany(fill, rows)
+            insert_rows(connection, fill, rows)
             connection.execute(move)
             connection.execute(clear)
         if retention is not None:
