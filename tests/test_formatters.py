@@ -93,3 +93,31 @@ def test_fields_to_json_stores_what_json_cannot_hold_as_repr() -> None:
     loop.append(loop)
     decoded = json.loads(fields_to_json({"nan": math.nan, "loop": loop, "ok": [1, "a"], "b": b"x"}))
     assert decoded == {"nan": "nan", "loop": "[[...]]", "ok": [1, "a"], "b": "b'x'"}
+
+
+def test_text_lines_of_a_mixed_batch_match_each_entry_formatted_alone() -> None:
+    """The batch formatter caches the second, the level and logger part and checks every
+    message at once: none of it may leak from one entry into the next."""
+    from asynclog._entry import LogEntry
+    from asynclog.formatters import text_lines
+
+    batch = [
+        LogEntry(1_700_000_000.999_999_7, Level.INFO, "rounds up into the next second", "a"),
+        LogEntry(1_700_000_001.000_001, Level.INFO, "same second, same head", "a"),
+        LogEntry(1_700_000_001.5, 20, "an int level", "a"),
+        LogEntry(1_700_000_001.5, Level.ERROR, "new line\nand back\\slash", "a"),
+        LogEntry(1_700_000_001.5, Level.ERROR, "clean again", "b c"),
+        LogEntry(1_700_000_002.0, 25, "custom level", "b c", {"k": "v w"}),
+        LogEntry(1_699_999_999.0, Level.DEBUG, "earlier", "a", exception="Trace\nback\n"),
+    ]
+    lines = text_lines(batch)
+    assert lines == [text_format(entry) for entry in batch]
+    assert lines == [
+        "2023-11-14T22:13:21.000000Z INFO a rounds up into the next second",
+        "2023-11-14T22:13:21.000001Z INFO a same second, same head",
+        "2023-11-14T22:13:21.500000Z INFO a an int level",
+        "2023-11-14T22:13:21.500000Z ERROR a new line\\nand back\\\\slash",
+        "2023-11-14T22:13:21.500000Z ERROR b c clean again",
+        '2023-11-14T22:13:22.000000Z Level 25 b c custom level k="v w"',
+        "2023-11-14T22:13:19.000000Z DEBUG a earlier\n    Trace\n    back",
+    ]
