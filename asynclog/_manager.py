@@ -20,7 +20,7 @@ from ._bound import BoundLogger
 from ._capture import ACTIVE as _CAPTURES
 from ._config import Config, SinkSpec
 from ._context import CONTEXT
-from ._entry import EMPTY_FIELDS, LogEntry
+from ._entry import EMPTY_FIELDS, Entry, LogEntry, as_log_entry
 from ._errors import LogError, ManagerClosedError
 from ._handlers import HandlerLike, HandlerSet
 from ._levels import Level, parse_level
@@ -49,7 +49,6 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-_new_entry = tuple.__new__  # LogEntry's generated __new__ costs a Python call more
 
 
 class _Unsettled(tuple):  # type: ignore[type-arg]
@@ -83,9 +82,7 @@ def _level_method(level: Level) -> Callable[[_Method], _Method]:
             ):
                 pending = self._accept(level, message, fields)
             else:
-                entry = _new_entry(
-                    LogEntry, (time(), level, message, self._name, EMPTY_FIELDS, None)
-                )
+                entry: Entry = (time(), level, message, self._name, EMPTY_FIELDS, None)
                 self._only_counters.accepted += 1
                 try_put = self._try_put
                 if try_put is not None and try_put(entry):
@@ -133,7 +130,7 @@ class LogManager:
         # The one route's counters and fast path, cached here for _accept (None: several).
         self._only_counters: Counters | None = None
         self._context_get = CONTEXT.get
-        self._try_put: Callable[[LogEntry], bool] | None = None
+        self._try_put: Callable[[Entry], bool] | None = None
         self._thread = -1  # the id of the thread running the loop that started the manager
         self._loop: asyncio.AbstractEventLoop | None = None
         self._holding = False  # sync mode, the line is not empty: direct writes join it
@@ -291,7 +288,7 @@ class LogManager:
         self._run_close_callbacks()
         return self._close_report(abandoned)
 
-    def _fast_path_changed(self, try_put: Callable[[LogEntry], bool] | None) -> None:
+    def _fast_path_changed(self, try_put: Callable[[Entry], bool] | None) -> None:
         self._try_put = try_put
 
     def _set_line_mode(self, active: bool) -> None:
@@ -354,13 +351,13 @@ class LogManager:
         self._state = _State.CLOSED
         self._write_leftovers_now(leftovers)
 
-    def _write_leftovers_now(self, leftovers: list[list[LogEntry]]) -> None:
+    def _write_leftovers_now(self, leftovers: list[list[Entry]]) -> None:
         """No running loop: each open backend writes its leftovers synchronously."""
         for route, entries in zip(self._routes, leftovers, strict=True):
             if route in self._opened:
                 route.writer.flush_at_exit(entries)
 
-    def _take_leftovers(self, extra: tuple[Any, ...] | None = None) -> list[list[LogEntry]]:
+    def _take_leftovers(self, extra: tuple[Any, ...] | None = None) -> list[list[Entry]]:
         """No running loop: per route, what its worker left (in hand, queued), then the line
         (and `extra`, an entry handed in now). The caller holds `_direct_lock`."""
         leftovers = [route.leftovers() for route in self._routes]
@@ -371,12 +368,12 @@ class LogManager:
                     leftovers[index].append(entry)
         return leftovers
 
-    def _unpack(self, pending: object) -> tuple[LogEntry, tuple[Route, ...]]:
+    def _unpack(self, pending: object) -> tuple[Entry, tuple[Route, ...]]:
         """(entry, the routes that still have to take it) of a pending entry."""
         if pending.__class__ is _Unsettled:
-            return cast(tuple[LogEntry, tuple[Route, ...]], pending)
+            return cast(tuple[Entry, tuple[Route, ...]], pending)
         assert self._only is not None
-        return cast(LogEntry, pending), (self._only,)
+        return cast(Entry, pending), (self._only,)
 
     async def __aenter__(self) -> LogManager:
         await self.start()
@@ -415,7 +412,7 @@ class LogManager:
         bound: Mapping[str, Any] | None = None,
         exception: str | None = None,
         anywhere: bool = False,
-    ) -> LogEntry | _Unsettled | None:
+    ) -> Entry | _Unsettled | None:
         """The synchronous part of every call: checks, filter, the entry, the async fast path.
         `at` is the call's time when it was taken elsewhere (`write_log_threadsafe`, a stdlib
         record); `logger` overrides the manager's name; `bound` are a `bind` view's fields.
@@ -439,16 +436,13 @@ class LogManager:
             frozen, exception = self._merged(fields, context, bound, exception)
         else:
             frozen = EMPTY_FIELDS
-        entry: LogEntry = _new_entry(
-            LogEntry,
-            (
-                time() if at is None else at,
-                number,
-                message,
-                self._name if logger is None else logger,
-                frozen,
-                exception,
-            ),
+        entry: Entry = (
+            time() if at is None else at,
+            number,
+            message,
+            self._name if logger is None else logger,
+            frozen,
+            exception,
         )
         counters = self._only_counters
         if counters is None:  # several backends, or a capture_logs() is open
@@ -479,29 +473,31 @@ class LogManager:
         bounded = bound_fields(fields, self._max_entry_bytes)
         return MappingProxyType(fields if bounded is None else dict(bounded)), exception
 
-    def _fan_out(self, entry: LogEntry) -> LogEntry | _Unsettled | None:
+    def _fan_out(self, entry: Entry) -> Entry | _Unsettled | None:
         """The synchronous part for several backends (or an open capture): every backend at
         or below the entry's level is offered it; those that could not queue it at once are
         returned for `_deliver`. While `_holding`, no backend is offered it (see
         `_accept_handed_in`)."""
-        for captured in _CAPTURES:
-            captured.append(entry)
+        if _CAPTURES:
+            public = as_log_entry(entry)
+            for captured in _CAPTURES:
+                captured.append(public)
         queue_now = not self._holding
         waiting = tuple(
             route
             for route in self._routes
-            if entry.level >= route.min_level and not route.offer(entry, queue_now)
+            if entry[1] >= route.min_level and not route.offer(entry, queue_now)
         )
         return _Unsettled((entry, waiting)) if waiting else None
 
-    async def _deliver(self, pending: LogEntry | _Unsettled) -> None:
+    async def _deliver(self, pending: Entry | _Unsettled) -> None:
         """The awaited part of a call whose entry could not be queued at once: the one
         backend's slow path, each waiting backend's in turn, or a place in the line."""
         if self._holding and not self._settles_here():
             await self._line.wait_in_line(pending)
         elif pending.__class__ is not _Unsettled:
             assert self._only is not None
-            await self._only.deliver(pending)  # type: ignore[arg-type]
+            await self._only.deliver(pending)
         else:
             await self._settle(pending, False, 0.0)
 
@@ -511,7 +507,7 @@ class LogManager:
             route.lock.held_by_current_task() for route in self._routes
         )
 
-    async def _settle(self, pending: LogEntry | _Unsettled, fast_first: bool, since: float) -> None:
+    async def _settle(self, pending: Entry | _Unsettled, fast_first: bool, since: float) -> None:
         """Give the entry to each backend that still has to take it (a full or failing one
         raises only after the others have it). `fast_first`: it was held back from the
         queues, so try the quick way first. `since`: the loop time it joined the line (its
@@ -590,7 +586,7 @@ class LogManager:
 
     def _accept_handed_in(
         self, args: tuple[Any, ...], anywhere: bool, hold: bool
-    ) -> LogEntry | _Unsettled | None:
+    ) -> Entry | _Unsettled | None:
         """`_accept` for an entry handed in. `hold`: entries handed in earlier still wait, so
         this one must not be queued past them (it joins the line). `anywhere`: the loop is not
         running (this thread is the only one at work)."""
@@ -604,7 +600,7 @@ class LogManager:
         finally:
             self._holding, self._try_put = saved
 
-    def _count_dropped(self, pending: LogEntry | _Unsettled) -> None:
+    def _count_dropped(self, pending: Entry | _Unsettled) -> None:
         for route in self._unpack(pending)[1]:
             route.counters.drop(1)
 

@@ -9,8 +9,9 @@ import asyncio
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from types import MappingProxyType
+from typing import cast
 
-from ._entry import LogEntry
+from ._entry import Entry, LogEntry, as_log_entries
 from ._errors import BackendWriteError, LogError
 from ._exit import EXIT_FLUSH_SECONDS
 from ._handlers import HandlerSet
@@ -19,10 +20,10 @@ from ._lock import DeliveryLock
 from ._queue import FairQueue
 from ._report import BurstReporter
 from ._stats import Counters
-from .backends.base import Backend
+from .backends.base import Backend, taking_entry_tuples
 from .formatters import iso_utc
 
-Flush = Callable[[Sequence[LogEntry]], None]
+Flush = Callable[[Sequence[Entry]], None]
 WriteObserver = Callable[[Sequence[LogEntry], float], None]
 
 
@@ -51,7 +52,9 @@ class Writer:
         self._counters = counters
         self._reporter = reporter
         write_now = getattr(backend, "write_batch_blocking", None) if blocking else None
-        self._write_now: Flush | None = write_now
+        self._write_now: Flush | None = (
+            None if write_now is None else taking_entry_tuples(write_now, backend)
+        )
         self._fallback = fallback
         self._fallback_opened = False
         self._retry_attempts = retry_attempts
@@ -60,28 +63,41 @@ class Writer:
         """Set when the manager closes the backends: a late write is dropped, not reopened."""
         self.observers: list[WriteObserver] = []
         """Called with `(entries, seconds)` after each successful backend write (metrics)."""
-        self.in_flight: Sequence[LogEntry] = ()
+        self.in_flight: Sequence[Entry] = ()
+        self._converted: tuple[Sequence[Entry], Sequence[LogEntry]] = ((), ())
         """The batch being handled, written or retried (abandoned if the worker is cancelled)."""
+
+    def _for_backend(self, entries: Sequence[Entry]) -> Sequence[LogEntry]:
+        """The batch as the backend takes it. Converted once: a retry passes the very same
+        object again (a backend may recognise a retried batch by identity)."""
+        if getattr(self.backend, "takes_entry_tuples", False) is True:
+            return cast(Sequence[LogEntry], entries)
+        source, converted = self._converted
+        if source is not entries:
+            converted = as_log_entries(entries)
+            self._converted = (entries, converted)
+        return converted
 
     @property
     def immediate(self) -> bool:
         """True when `deliver_immediately` may be used: a blocking backend and no handlers."""
         return self._write_now is not None and not len(self.handlers)
 
-    async def deliver(self, entries: Sequence[LogEntry], *, raise_if_lost: bool = False) -> None:
+    async def deliver(self, entries: Sequence[Entry], *, raise_if_lost: bool = False) -> None:
         """Handle and write `entries`, with retries and the fallback; every entry is counted
         written, dead-lettered or dropped. Raises `BackendWriteError` if lost and asked to."""
         # If this is interrupted (cancelled, or a bug), in_flight stays set and whoever
         # stopped it settles the batch: redelivers, abandons or drops it.
         self.in_flight = entries
         if len(self.handlers):
+            entries = as_log_entries(entries)  # handlers see LogEntry; so does the backend then
             await self.handlers.dispatch(entries)
         error = await self._attempt(entries)
         if error is not None:
             await self.recover(entries, error, raise_if_lost=raise_if_lost)
         self.in_flight = ()
 
-    def deliver_immediately(self, entries: Sequence[LogEntry]) -> Exception | None:
+    def deliver_immediately(self, entries: Sequence[Entry]) -> Exception | None:
         """Sync mode without handlers: write now; return the error for `recover` if it failed."""
         assert self._write_now is not None
         started = perf_counter() if self.observers else 0.0
@@ -94,7 +110,7 @@ class Writer:
         return None
 
     async def recover(
-        self, entries: Sequence[LogEntry], error: Exception, *, raise_if_lost: bool = False
+        self, entries: Sequence[Entry], error: Exception, *, raise_if_lost: bool = False
     ) -> None:
         """Retry a failed batch with exponential backoff, then dead-letter or drop it."""
         self.in_flight = entries
@@ -108,38 +124,39 @@ class Writer:
             error = retry_error
         await self._dead_letter(entries, error, raise_if_lost)  # settles and clears in_flight
 
-    async def _attempt(self, entries: Sequence[LogEntry]) -> Exception | None:
+    async def _attempt(self, entries: Sequence[Entry]) -> Exception | None:
         if self._write_now is not None:
             return self.deliver_immediately(entries)
         started = perf_counter() if self.observers else 0.0
         try:
-            await self.backend.write_batch(entries)
+            await self.backend.write_batch(self._for_backend(entries))
         except Exception as exc:
             self._write_failed(entries, exc)
             return exc
         self._written(entries, started)
         return None
 
-    def _written(self, entries: Sequence[LogEntry], started: float) -> None:
+    def _written(self, entries: Sequence[Entry], started: float) -> None:
         self._counters.written += len(entries)
         if self.observers:
             seconds = perf_counter() - started
+            written = as_log_entries(entries)
             for observer in self.observers:
                 try:
-                    observer(entries, seconds)
+                    observer(written, seconds)
                 except Exception as exc:
                     self._reporter.failure("write observer", f"{observer!r} raised {exc!r}")
         self._reporter.success("write")  # a write that works ends every burst of failures
         self._reporter.success("delivery")
 
-    def _write_failed(self, entries: Sequence[LogEntry], exc: Exception) -> None:
+    def _write_failed(self, entries: Sequence[Entry], exc: Exception) -> None:
         self._counters.write_errors += 1
         self._reporter.failure(
             "write", f"{type(self.backend).__name__} failed on {len(entries)} entries: {exc!r}"
         )
 
     async def _dead_letter(
-        self, entries: Sequence[LogEntry], error: Exception, raise_if_lost: bool
+        self, entries: Sequence[Entry], error: Exception, raise_if_lost: bool
     ) -> None:
         fallback = self._fallback if not self.closed else None
         if fallback is not None:
@@ -147,7 +164,7 @@ class Writer:
                 if not self._fallback_opened:
                     await fallback.open()
                     self._fallback_opened = True
-                await fallback.write_batch(entries)
+                await taking_entry_tuples(fallback.write_batch, fallback)(entries)
             except Exception as fallback_error:
                 detail = f"the fallback {type(fallback).__name__} failed too: {fallback_error!r}"
             else:
@@ -173,14 +190,14 @@ class Writer:
         if entries:
             await self.deliver(entries)
 
-    def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+    def flush_at_exit(self, entries: Sequence[Entry]) -> None:
         """Interpreter exit: write what is left with the backend's `flush_at_exit`, if any."""
-        flush: Flush | None = getattr(self.backend, "flush_at_exit", None)
-        if flush is None:
+        flush_method = getattr(self.backend, "flush_at_exit", None)
+        if flush_method is None:
             self._counters.drop(len(entries))
             return
         try:
-            flush(entries)
+            taking_entry_tuples(flush_method, self.backend)(entries)
         except Exception as exc:
             self._counters.drop(len(entries))
             self._reporter.failure("exit flush", repr(exc))
@@ -205,7 +222,7 @@ class Pipeline:
     def __init__(
         self,
         writer: Writer,
-        queue: FairQueue[LogEntry],
+        queue: FairQueue[Entry],
         counters: Counters,
         reporter: BurstReporter,
         batch_size: int,
@@ -262,7 +279,7 @@ class Pipeline:
         if report is not None:
             await deliver([report])
 
-    def _with_drop_report(self, batch: list[LogEntry]) -> list[LogEntry]:
+    def _with_drop_report(self, batch: list[Entry]) -> list[Entry]:
         report = self._drop_report()
         if report is not None:
             batch.insert(0, report)
@@ -290,7 +307,7 @@ class Pipeline:
         while batch := self.queue.take(self._batch_size):
             await self._writer.deliver(self._with_drop_report(batch))
 
-    def _drop_report(self) -> LogEntry | None:
+    def _drop_report(self) -> Entry | None:
         """One WARNING entry saying how many entries were dropped since the last one."""
         drops = self._counters.take_drop_report()
         if drops is None:
@@ -341,7 +358,7 @@ class Pipeline:
         self._counters.drop(abandoned)
         return abandoned
 
-    def leftovers(self) -> list[LogEntry]:
+    def leftovers(self) -> list[Entry]:
         """At interpreter exit: the batch in the worker's hands and everything queued."""
         entries = [*self._writer.in_flight, *self.queue.clear()]
         self._writer.in_flight = ()

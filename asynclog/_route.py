@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ._config import Config
-from ._entry import LogEntry
+from ._entry import Entry
 from ._errors import LogError, ManagerClosedError
 from ._lock import DeliveryLock
 from ._pipeline import Pipeline, Writer
@@ -23,7 +23,7 @@ class HandedOver(Exception):
     """Wakes producers waiting for room when the worker is gone: they write directly."""
 
 
-def _refuse(entry: LogEntry) -> bool:
+def _refuse(entry: Entry) -> bool:
     return False  # the fast path after the worker died: every entry takes the slow path
 
 
@@ -48,15 +48,15 @@ class Route:
         self._config = config
         self._owner = owner  # the manager's name, for error messages
         self.pipeline: Pipeline | None = None
-        self.try_put: Callable[[LogEntry], bool] | None = None
+        self.try_put: Callable[[Entry], bool] | None = None
         self.lock = DeliveryLock()  # serialises every write made outside the worker
-        self.on_fast_path_change: Callable[[Callable[[LogEntry], bool] | None], None] | None = None
+        self.on_fast_path_change: Callable[[Callable[[Entry], bool] | None], None] | None = None
         """Told when `try_put` changes (the manager caches it for its hot path)."""
 
     def start(self) -> None:
         """Async mode: create the queue and start the worker on the running loop."""
         config = self._config
-        queue: FairQueue[LogEntry] = FairQueue(
+        queue: FairQueue[Entry] = FairQueue(
             config.queue_size,
             reserve=max(16, config.queue_size // 10),
             max_bytes=config.max_queue_bytes,
@@ -86,14 +86,14 @@ class Route:
 
     # ---- delivery --------------------------------------------------------------------------
 
-    def offer(self, entry: LogEntry, queue_now: bool = True) -> bool:
+    def offer(self, entry: Entry, queue_now: bool = True) -> bool:
         """Count `entry` for this route and queue it if that is quick (and `queue_now`);
         False: `deliver` it."""
         self.counters.accepted += 1
         try_put = self.try_put
         return queue_now and try_put is not None and try_put(entry)
 
-    def deliver(self, entry: LogEntry, waited: float = 0.0) -> Coroutine[Any, Any, None]:
+    def deliver(self, entry: Entry, waited: float = 0.0) -> Coroutine[Any, Any, None]:
         """The slow path: write now (sync mode), or apply the overflow policy (queue full).
         `waited`: seconds the entry already waited before it got here (it counts against
         `put_timeout`). A plain method returning the coroutine: one frame less per call."""
@@ -101,7 +101,7 @@ class Route:
             return self._write_now(entry)
         return self._when_full(entry, waited)
 
-    async def _when_full(self, entry: LogEntry, waited: float = 0.0) -> None:
+    async def _when_full(self, entry: Entry, waited: float = 0.0) -> None:
         pipeline = self.pipeline
         assert pipeline is not None
         counters = self.counters
@@ -112,7 +112,7 @@ class Route:
             ) from pipeline.worker_failure
         queue = pipeline.queue
         config = self._config
-        if entry.level >= config.priority_min:
+        if entry[1] >= config.priority_min:
             if not queue.try_put_reserved(entry):
                 await self._wait_in_line(queue, entry, None)  # never dropped for lack of room
             return
@@ -126,11 +126,11 @@ class Route:
             wait = max(0.0, config.put_timeout - waited) if overflow == "timeout" else None
             await self._wait_in_line(queue, entry, wait)
 
-    def _evictable(self, entry: LogEntry) -> bool:
-        return entry.level < self._config.priority_min
+    def _evictable(self, entry: Entry) -> bool:
+        return entry[1] < self._config.priority_min
 
     async def _wait_in_line(
-        self, queue: FairQueue[LogEntry], entry: LogEntry, max_wait: float | None
+        self, queue: FairQueue[Entry], entry: Entry, max_wait: float | None
     ) -> None:
         rejected = False
 
@@ -147,7 +147,7 @@ class Route:
                 self.counters.drop(1)
             raise
 
-    async def _write_now(self, entry: LogEntry) -> None:
+    async def _write_now(self, entry: Entry) -> None:
         writer = self.writer
         entries = (entry,)
         if writer.immediate and not self.lock.users:
@@ -160,7 +160,7 @@ class Route:
         await self._serialised(entries, lambda: writer.deliver(entries, raise_if_lost=True))
 
     async def _serialised(
-        self, entries: tuple[LogEntry], write: Callable[[], Awaitable[None]]
+        self, entries: tuple[Entry], write: Callable[[], Awaitable[None]]
     ) -> None:
         """Run `write` under the delivery lock, in call order, after any leftovers of a worker
         that is gone. A caller cancelled before its entry was settled counts it dropped."""
@@ -199,7 +199,7 @@ class Route:
             self._reporter.failure("close", "a sync write was still under way at the deadline")
         return 0
 
-    def leftovers(self) -> list[LogEntry]:
+    def leftovers(self) -> list[Entry]:
         """At interpreter exit: what the worker had in hand and everything queued."""
         return self.pipeline.leftovers() if self.pipeline is not None else []
 

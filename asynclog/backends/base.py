@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar, cast, runtime_checkable
 
-from .._entry import LogEntry
+from .._entry import Entry, LogEntry, as_log_entries
 
 
 @runtime_checkable
@@ -32,3 +32,17 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Flush and release everything `open()` acquired."""
         ...
+
+
+T = TypeVar("T")
+
+
+def taking_entry_tuples(
+    method: Callable[[Sequence[LogEntry]], T], backend: object
+) -> Callable[[Sequence[Entry]], T]:
+    """`method` of `backend` (`write_batch`, `write_batch_blocking`, `flush_at_exit`), called
+    with what the pipeline carries. Built-in backends set `takes_entry_tuples = True` and get
+    the entries as they are; any other backend gets each batch as `LogEntry` objects."""
+    if getattr(backend, "takes_entry_tuples", False) is True:
+        return cast(Callable[[Sequence[Entry]], T], method)
+    return lambda entries: method(as_log_entries(entries))
