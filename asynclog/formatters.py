@@ -12,9 +12,9 @@ import functools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from ._entry import LogEntry
+from ._entry import Entry, LogEntry, as_log_entry
 from ._levels import LEVEL_NAMES, level_name
 
 Formatter = Callable[[LogEntry], str]
@@ -112,7 +112,7 @@ def text_format(entry: LogEntry) -> str:
     return text_lines((entry,))[0]
 
 
-def text_lines(entries: Sequence[LogEntry]) -> list[str]:
+def text_lines(entries: Sequence[Entry]) -> list[str]:
     """`[text_format(entry) for entry in entries]`, about a third cheaper: the parts that
     repeat from one entry to the next (the second, the level and logger) are built once, and
     the messages are checked for characters to escape all at once."""
@@ -145,15 +145,22 @@ def text_lines(entries: Sequence[LogEntry]) -> list[str]:
     return lines
 
 
-def lines_of(formatter: Formatter) -> Callable[[Sequence[LogEntry]], list[str]]:
-    """The function that formats many entries at once with `formatter`."""
+def lines_of(formatter: Formatter) -> Callable[[Sequence[Entry]], list[str]]:
+    """The function that formats many entries at once with `formatter`. The built-in
+    formatters take the pipeline's plain entry tuples; any other gets `LogEntry` objects."""
     if formatter is text_format:
         return text_lines
-    return functools.partial(_each, formatter)
+    if formatter in (json_format, logfmt_format):
+        return functools.partial(_each, cast(Callable[[Entry], str], formatter))
+    return functools.partial(_each_converted, formatter)
 
 
-def _each(formatter: Formatter, entries: Sequence[LogEntry]) -> list[str]:
+def _each(formatter: Callable[[Entry], str], entries: Sequence[Entry]) -> list[str]:
     return [formatter(entry) for entry in entries]
+
+
+def _each_converted(formatter: Formatter, entries: Sequence[Entry]) -> list[str]:
+    return [formatter(as_log_entry(entry)) for entry in entries]
 
 
 CONTINUATION_INDENT = "    "

@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import TypeVar
 
-from .._entry import LogEntry
+from .._entry import Entry
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Entry)  # an entry tuple, or a LogEntry
 
 CHUNK = 128
 """Entries converted between two looks at the clock."""
@@ -18,7 +19,7 @@ SLICE_SECONDS = 0.0005
 
 
 async def convert_in_slices(
-    convert_many: Callable[[Sequence[LogEntry]], list[T]], entries: Sequence[LogEntry]
+    convert_many: Callable[[Sequence[E]], list[T]], entries: Sequence[E]
 ) -> list[T]:
     """`convert_many(entries)`, done CHUNK entries at a time, yielding to the loop whenever a
     slice of work has taken `SLICE_SECONDS`. A yield costs a whole loop turn, so it is spent
@@ -36,6 +37,6 @@ async def convert_in_slices(
     return result
 
 
-async def map_in_slices(convert: Callable[[LogEntry], T], entries: Sequence[LogEntry]) -> list[T]:
+async def map_in_slices(convert: Callable[[E], T], entries: Sequence[E]) -> list[T]:
     """`[convert(e) for e in entries]`, in slices (see `convert_in_slices`)."""
     return await convert_in_slices(lambda chunk: [convert(entry) for entry in chunk], entries)

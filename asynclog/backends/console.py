@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .._entry import LogEntry
-from ..formatters import Formatter, text_format
+from .._entry import Entry
+from ..formatters import Formatter, lines_of, text_format
 from ._thread import IOThread
 
 
@@ -14,21 +14,24 @@ class ConsoleBackend:
     """Writes each batch to `sys.stderr` or `sys.stdout` (looked up at write time) from a thread
     of its own."""
 
+    takes_entry_tuples = True  # see `backends.base.taking_entry_tuples`
+
     def __init__(self, formatter: Formatter | None = None, stream: str = "stderr") -> None:
         self._formatter = formatter or text_format
+        self._lines = lines_of(self._formatter)
         self._stream = stream
         self._thread = IOThread("asynclog-console")
 
     async def open(self) -> None:
         return None
 
-    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
-        text = "".join(self._formatter(entry) + "\n" for entry in entries)
+    async def write_batch(self, entries: Sequence[Entry]) -> None:
+        text = "".join(line + "\n" for line in self._lines(entries))
         await self._thread.run(lambda: _write(self._stream, text))
 
-    def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+    def flush_at_exit(self, entries: Sequence[Entry]) -> None:
         """Interpreter exit, no event loop: write `entries` to stderr directly."""
-        _write(self._stream, "".join(self._formatter(entry) + "\n" for entry in entries))
+        _write(self._stream, "".join(line + "\n" for line in self._lines(entries)))
 
     async def close(self) -> None:
         await self._thread.aclose()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiofiles.threadpool import wrap as wrap_file
 
 from .._config import FileConfig
-from .._entry import LogEntry
+from .._entry import Entry
 from .._errors import LogError
 from ..formatters import Formatter, formatter_for, lines_of
 from ._retention import Backups, Housekeeper
@@ -74,6 +74,8 @@ class FileBackend:
     takes the size from that `stat`, rotates if the batch does not fit or starts a new period,
     and writes. The check, the rotation and the write are one step for the other processes.
     """
+
+    takes_entry_tuples = True  # see `backends.base.taking_entry_tuples`
 
     def __init__(
         self, config: FileConfig | None = None, formatter: Formatter | None = None
@@ -172,18 +174,18 @@ class FileBackend:
     def _fits(self, data: bytes) -> bool:
         return self._size + len(data) <= self.config.max_bytes
 
-    def _new_period_in(self, entries: Sequence[LogEntry]) -> bool:
+    def _new_period_in(self, entries: Sequence[Entry]) -> bool:
         return (
             self._end_of is not None
             and bool(entries)
-            and max(entry.timestamp for entry in entries) >= self._period_end
+            and max(entry[0] for entry in entries) >= self._period_end
         )
 
     def _check_due(self) -> bool:
         interval = self._check_interval
         return interval is not None and time.monotonic() - self._last_check >= interval
 
-    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+    async def write_batch(self, entries: Sequence[Entry]) -> None:
         if not self._opened:
             raise LogError(f"file backend for {self.path!r} is not open")
         if self._shared:
@@ -202,7 +204,7 @@ class FileBackend:
         if self.config.fsync:
             await self._thread.run(self._fsync)
 
-    def write_batch_blocking(self, entries: Sequence[LogEntry]) -> None:
+    def write_batch_blocking(self, entries: Sequence[Entry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""
         if self._shared:
             if not self._opened:
@@ -275,7 +277,7 @@ class FileBackend:
 
     # Shared: several processes, one file
 
-    def _write_shared(self, entries: Sequence[LogEntry], lines: list[str], data: bytes) -> None:
+    def _write_shared(self, entries: Sequence[Entry], lines: list[str], data: bytes) -> None:
         """Blocking: check, rotate if needed and write, all under the sidecar's flock; then
         fsync (outside it: the file stays ours to sync even if another process rotates it)."""
         with self._lock:
@@ -348,7 +350,7 @@ class FileBackend:
             self._lock.write_note(note)
             self._noted = note
 
-    def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+    def flush_at_exit(self, entries: Sequence[Entry]) -> None:
         """Interpreter exit, no event loop: write `entries` directly and close the file."""
         try:
             if entries:
@@ -411,11 +413,11 @@ class FileBackend:
         except OSError:
             pass
 
-    def _write_rotating(self, entries: Sequence[LogEntry], lines: list[str]) -> None:
+    def _write_rotating(self, entries: Sequence[Entry], lines: list[str]) -> None:
         """Write a batch that crosses the size limit or a period's end: one write per file,
         no line split."""
         encoded = [encode(line + "\n") for line in lines]
-        stamps = [entry.timestamp for entry in entries] if self._end_of is not None else None
+        stamps = [entry[0] for entry in entries] if self._end_of is not None else None
         plan = plan_batch(
             map(len, encoded),
             self._size,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Protocol
 
-from .._entry import LogEntry
+from .._entry import Entry
 from .._errors import LogError
 from .._postgres_config import PostgresConfig
 from ..formatters import fields_to_json, utf8_safe
@@ -93,7 +93,7 @@ def _clean_json(value: object) -> object:
     return value
 
 
-def entry_row(host: str, pid: int, batch_id: uuid.UUID, entry: LogEntry) -> Row:
+def entry_row(host: str, pid: int, batch_id: uuid.UUID, entry: Entry) -> Row:
     """The column values of one entry, in `COLUMNS` order."""
     ts, level, message, logger, fields, exception = entry
     return (
@@ -139,7 +139,7 @@ class _Batch:
 
     __slots__ = ("batch_id", "entries", "lock_key", "maybe_committed", "rows")
 
-    def __init__(self, entries: Sequence[LogEntry], batch_id: uuid.UUID, rows: list[Row]) -> None:
+    def __init__(self, entries: Sequence[Entry], batch_id: uuid.UUID, rows: list[Row]) -> None:
         self.entries = entries
         self.batch_id = batch_id
         self.rows = rows
@@ -182,6 +182,8 @@ def is_transient(exc: BaseException) -> bool:
 class PostgresBackend:
     """Writes each batch with one `COPY` in one transaction, on one connection that is
     re-established with backoff when it breaks. See docs/postgres.md."""
+
+    takes_entry_tuples = True  # see `backends.base.taking_entry_tuples`
 
     def __init__(self, config: PostgresConfig) -> None:
         if not isinstance(config, PostgresConfig):
@@ -278,7 +280,7 @@ class PostgresBackend:
                 ) from exc
             raise
 
-    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+    async def write_batch(self, entries: Sequence[Entry]) -> None:
         """COPY the batch in one transaction. A broken connection is re-established (up to
         `reconnect_attempts` times, with backoff) and the batch retried; a retry of a batch
         whose COMMIT may have landed first checks, and copies only if it did not."""
@@ -327,7 +329,7 @@ class PostgresBackend:
                 self._pending = None
                 return
 
-    async def _batch_for(self, entries: Sequence[LogEntry]) -> _Batch:
+    async def _batch_for(self, entries: Sequence[Entry]) -> _Batch:
         """The batch being retried (the manager retries the very same sequence), else a new
         one with a fresh id. A pending batch that is not retried was given up by the manager
         (to the fallback, or dropped), so it is forgotten."""

@@ -20,7 +20,7 @@ from typing import Any
 import aiosqlite
 
 from .._config import SQLiteConfig
-from .._entry import LogEntry
+from .._entry import Entry
 from .._errors import LogError
 from ..formatters import fields_to_json, utf8_safe
 from ._slices import convert_in_slices, map_in_slices
@@ -102,7 +102,7 @@ sqlite_text = utf8_safe
 Row = tuple[float, int, str, str, str, str | None, str | None, int]
 
 
-def entry_row(host: str | None, pid: int, entry: LogEntry) -> Row:
+def entry_row(host: str | None, pid: int, entry: Entry) -> Row:
     """The column values of one entry, in `INSERT` order (`COLUMNS`)."""
     ts, level, message, logger, fields, exception = entry
     return (
@@ -124,7 +124,7 @@ class _NotPlain(Exception):
     """A batch holds an entry with fields, a traceback or another logger."""
 
 
-def plain_rows(logger: str, entries: Sequence[LogEntry]) -> list[PlainRow]:
+def plain_rows(logger: str, entries: Sequence[Entry]) -> list[PlainRow]:
     """`(ts, level, message)` of entries without fields or traceback, all from `logger`; raises
     `_NotPlain` at the first other entry."""
     rows: list[PlainRow] = []
@@ -167,7 +167,7 @@ def origin() -> tuple[str | None, int]:
     return host, os.getpid()
 
 
-def batch_rows(entries: Sequence[LogEntry]) -> list[Row]:
+def batch_rows(entries: Sequence[Entry]) -> list[Row]:
     """`entry_row` of each entry, with this host and pid (blocking: for the exit path)."""
     host, pid = origin()
     return [entry_row(host, pid, entry) for entry in entries]
@@ -281,6 +281,8 @@ async def run_steps_async(db: aiosqlite.Connection, steps: Generator[Step, StepR
 class SQLiteBackend:
     """Inserts each batch in one transaction. The schema is in docs/sqlite-schema.md."""
 
+    takes_entry_tuples = True  # see `backends.base.taking_entry_tuples`
+
     def __init__(self, config: SQLiteConfig | None = None) -> None:
         self.config = config or SQLiteConfig()
         self.path = os.fspath(self.config.db_path)
@@ -389,7 +391,7 @@ class SQLiteBackend:
     def _setup_statements(self) -> list[str]:
         return ["PRAGMA journal_mode=WAL", f"PRAGMA synchronous={self.config.synchronous}"]
 
-    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+    async def write_batch(self, entries: Sequence[Entry]) -> None:
         if self._db is None:
             raise LogError(f"SQLite backend for {self.path!r} is not open")
         insert, rows = await self._statement_and_rows(entries)
@@ -403,14 +405,14 @@ class SQLiteBackend:
             await self._insert_async(self._db, insert, rows, prune)
 
     async def _statement_and_rows(
-        self, entries: Sequence[LogEntry]
+        self, entries: Sequence[Entry]
     ) -> tuple[str | tuple[str, str, str, str], Sequence[tuple[Any, ...]]]:
         """The insert for this batch and its parameters. A batch of plain entries from one
         logger binds three values a row, the rest are literals in the statement: binding
         costs more than SQLite's own work for the other five columns."""
         host, pid = origin()
         if self._staging is None:
-            logger = entries[0].logger if entries else ""
+            logger = entries[0][3] if entries else ""  # the first entry's logger
             insert = self._plain_insert_for(logger, host, pid)
             if insert is not None:
                 with contextlib.suppress(_NotPlain):
@@ -487,7 +489,7 @@ class SQLiteBackend:
             if deleted == 0:
                 return
 
-    def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+    def flush_at_exit(self, entries: Sequence[Entry]) -> None:
         """Interpreter exit, no event loop: insert `entries` on a plain connection and, if the
         backend was still open, prune as close does; first stop aiosqlite's thread (it would
         otherwise keep the interpreter from exiting)."""
