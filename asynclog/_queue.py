@@ -25,16 +25,10 @@ T = TypeVar("T")
 _CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
 
 
-class _Waiter(Generic[T]):
-    __slots__ = ("deadline", "future", "item", "max_wait")
-
-    def __init__(
-        self, future: asyncio.Future[None], item: T, max_wait: float | None, deadline: float
-    ) -> None:
-        self.future = future
-        self.item = item
-        self.max_wait = max_wait
-        self.deadline = deadline  # loop time; inf without max_wait
+_Waiter = tuple[asyncio.Future[None], T, float | None, float]
+"""A producer waiting for room: (future, item, max_wait, deadline in loop time, inf without
+max_wait). A plain tuple, not an object: CPython recycles tuples, and every object allocated
+here would bring the next garbage collection nearer (see `_entry.Entry`)."""
 
 
 def _reject(on_rejected: Callable[[], None] | None) -> None:
@@ -187,14 +181,14 @@ class FairQueue(Generic[T]):
             raise self._full_error(max_wait)
         loop = asyncio.get_running_loop()
         deadline = math.inf if max_wait is None else loop.time() + max_wait
-        waiter = _Waiter(loop.create_future(), item, max_wait, deadline)
+        waiter: _Waiter[T] = (loop.create_future(), item, max_wait, deadline)
         self._waiters.append(waiter)
         if deadline < self._timer_at:
             self._arm(loop, deadline)
         try:
-            await waiter.future
+            await waiter[0]
         except BaseException:
-            if not _admitted(waiter.future):
+            if not _admitted(waiter[0]):
                 self._forget(waiter)
                 _reject(on_rejected)
             raise
@@ -213,13 +207,14 @@ class FairQueue(Generic[T]):
         now = loop.time() + _CLOCK_RESOLUTION  # asyncio may run a timer this early
         earliest = math.inf
         for waiter in list(self._waiters):
-            if waiter.future.done():
+            future, _, max_wait, deadline = waiter
+            if future.done():
                 continue
-            if waiter.deadline <= now:
+            if deadline <= now:
                 self._forget(waiter)
-                waiter.future.set_exception(self._full_error(waiter.max_wait or 0.0))
-            elif waiter.deadline < earliest:
-                earliest = waiter.deadline
+                future.set_exception(self._full_error(max_wait or 0.0))
+            elif deadline < earliest:
+                earliest = deadline
         if earliest < math.inf:
             self._arm(loop, earliest)
 
@@ -267,14 +262,15 @@ class FairQueue(Generic[T]):
         waiters = self._waiters
         while waiters:
             waiter = waiters[0]
-            if waiter.future.done():
+            future, item, _, _ = waiter
+            if future.done():
                 waiters.popleft()
                 continue
-            if not self._has_room(waiter.item, self._capacity):
+            if not self._has_room(item, self._capacity):
                 return
             waiters.popleft()
-            self._append(waiter.item)
-            waiter.future.set_result(None)
+            self._append(item)
+            future.set_result(None)
 
     def clear(self) -> list[T]:
         """Remove and return every queued item."""
@@ -295,8 +291,8 @@ class FairQueue(Generic[T]):
         rejected = 0
         while self._waiters:
             waiter = self._waiters.popleft()
-            if not waiter.future.done():
-                waiter.future.set_exception(
+            if not waiter[0].done():
+                waiter[0].set_exception(
                     error
                     or ManagerClosedError("the log manager closed while this entry waited for room")
                 )
