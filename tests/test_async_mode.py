@@ -112,29 +112,28 @@ async def test_full_queue_raises_after_put_timeout_and_counts_the_drop() -> None
 
 async def test_blocked_producers_are_served_in_arrival_order_without_starving() -> None:
     backend = RecordingBackend(delay=0.002)
-    config = Config(backend=backend, async_mode=True, queue_size=10)  # put_timeout 0.1 s
+    # A generous put_timeout: a garbage collection of a big test process must not drop entries.
+    config = Config(backend=backend, async_mode=True, queue_size=10, put_timeout=5.0)
     call_order: list[str] = []
-    waits: list[float] = []
+    batches_waited: list[int] = []
 
     async def producer(number: int, lm: LogManager) -> None:
         for index in range(20):
             message = f"p{number} #{index}"
             call_order.append(message)
-            began = time.perf_counter()
+            batches_before = len(backend.batches)
             await lm.info(message)
-            waits.append(time.perf_counter() - began)
+            batches_waited.append(len(backend.batches) - batches_before)
 
     async with LogManager(config) as lm:
         await asyncio.gather(*(producer(n, lm) for n in range(100)))
     # Fair queue: entries are written exactly in the order write_log was called.
     assert backend.messages == call_order
     assert lm.get_stats().dropped == 0
-    slow = sorted(waits)[len(waits) // 2 :]
-    longest, typical = max(waits), statistics.median(slow)
-    print(
-        f"longest wait {longest * 1000:.1f} ms, median of the slower half {typical * 1000:.1f} ms"
-    )
-    assert longest < 0.1, "no producer may wait out put_timeout on a fair queue"
+    # 100 producers ahead of you, 10 entries a batch: the queue ahead drains in 11 batches
+    # (one in the worker's hands). Starving producers would wait many more.
+    assert max(batches_waited) <= 12
+    assert sum(1 for waited in batches_waited if waited >= 9) > 1000  # they did wait in line
 
 
 async def test_close_drains_every_accepted_entry_in_order() -> None:
