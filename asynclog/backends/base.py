@@ -19,6 +19,10 @@ class Backend(Protocol):
     Optional: a backend whose write takes microseconds (like the file backend) may also offer
     `write_batch_blocking(entries) -> None`; sync mode then calls it directly on the loop's
     thread instead of awaiting `write_batch`, as the standard library's handlers do.
+
+    Optional too: a class attribute `takes_entry_tuples = True` makes asynclog pass each entry
+    as the plain tuple of its six fields instead of a `LogEntry` (the built-in backends do; see
+    docs/backends-and-formats.md).
     """
 
     async def open(self) -> None:

@@ -1,0 +1,83 @@
+"""Inside the pipeline an entry is a plain tuple; everything outside asynclog sees LogEntry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asynclog import Config, FileConfig, LogEntry, LogManager
+from asynclog.testing import capture_logs
+
+from .conftest import RecordingBackend, read_lines
+
+
+class TupleBackend(RecordingBackend):
+    """Opts in to the plain tuples, as the built-in backends do."""
+
+    takes_entry_tuples = True
+
+    async def write_batch(self, entries: Sequence[Any]) -> None:  # type: ignore[override]
+        self.batches.append(len(entries))
+        self.entries.extend(entries)
+
+
+@pytest.mark.parametrize("async_mode", [True, False])
+async def test_a_user_backend_gets_log_entries_and_one_that_opts_in_gets_tuples(
+    async_mode: bool,
+) -> None:
+    plain, tuples = RecordingBackend(), TupleBackend()
+    config = Config(backends=[plain, tuples], async_mode=async_mode)
+    async with LogManager(config) as lm:
+        await lm.info("plain")
+        await lm.warning("fields", user=1)
+        await lm.write_log(25, "custom level")
+    assert [type(entry) for entry in plain.entries] == [LogEntry] * 3
+    assert [type(entry) for entry in tuples.entries] == [tuple] * 3
+    assert [tuple(entry) for entry in plain.entries] == tuples.entries
+    assert [(e.level, e.message, dict(e.fields)) for e in plain.entries] == [
+        (20, "plain", {}),
+        (30, "fields", {"user": 1}),
+        (25, "custom level", {}),
+    ]
+
+
+@pytest.mark.parametrize("async_mode", [True, False])
+async def test_handlers_observers_and_captures_get_log_entries(async_mode: bool) -> None:
+    backend = TupleBackend()
+    handled: list[object] = []
+    observed: list[object] = []
+    async with LogManager(Config(backend=backend, async_mode=async_mode)) as lm:
+        lm.register_handler(handled.append)
+        lm.observe_writes(lambda name, entries, seconds: observed.extend(entries))
+        with capture_logs() as captured:
+            await lm.info("one")
+            await lm.error("two", code=2)
+        await lm.info("three")
+        await asyncio.sleep(0)
+    assert [type(entry) for entry in handled] == [LogEntry] * 3
+    assert [type(entry) for entry in observed] == [LogEntry] * 3
+    assert [type(entry) for entry in captured] == [LogEntry] * 2
+    assert [entry.message for entry in handled] == ["one", "two", "three"]  # type: ignore[attr-defined]
+    assert [entry.message for entry in captured] == ["one", "two"]
+
+
+async def test_a_custom_formatter_gets_log_entries(tmp_path: Path) -> None:
+    seen: list[type] = []
+
+    def formatter(entry: LogEntry) -> str:
+        seen.append(type(entry))
+        return f"{entry.level} {entry.message}"
+
+    path = tmp_path / "custom.log"
+    config = Config(
+        backend="file", async_mode=True, backend_config=FileConfig(file_path=path, format=formatter)
+    )
+    async with LogManager(config) as lm:
+        for index in range(300):  # more than one formatting slice
+            await lm.info(f"m{index}")
+    assert read_lines(path) == [f"20 m{index}" for index in range(300)]
+    assert seen == [LogEntry] * 300
