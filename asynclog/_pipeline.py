@@ -20,7 +20,7 @@ from ._lock import DeliveryLock
 from ._queue import FairQueue
 from ._report import BurstReporter
 from ._stats import Counters
-from .backends.base import Backend, taking_entry_tuples
+from .backends.base import Backend, takes_entry_tuples, taking_entry_tuples
 from .formatters import iso_utc
 
 Flush = Callable[[Sequence[Entry]], None]
@@ -53,7 +53,7 @@ class Writer:
         self._reporter = reporter
         write_now = getattr(backend, "write_batch_blocking", None) if blocking else None
         self._write_now: Flush | None = (
-            None if write_now is None else taking_entry_tuples(write_now, backend)
+            None if write_now is None else taking_entry_tuples(backend, "write_batch_blocking")
         )
         self._fallback = fallback
         self._fallback_opened = False
@@ -64,19 +64,24 @@ class Writer:
         self.observers: list[WriteObserver] = []
         """Called with `(entries, seconds)` after each successful backend write (metrics)."""
         self.in_flight: Sequence[Entry] = ()
-        self._converted: tuple[Sequence[Entry], Sequence[LogEntry]] = ((), ())
         """The batch being handled, written or retried (abandoned if the worker is cancelled)."""
+        self._converted: tuple[Sequence[Entry], Sequence[LogEntry]] = ((), ())
 
-    def _for_backend(self, entries: Sequence[Entry]) -> Sequence[LogEntry]:
-        """The batch as the backend takes it. Converted once: a retry passes the very same
-        object again (a backend may recognise a retried batch by identity)."""
-        if getattr(self.backend, "takes_entry_tuples", False) is True:
-            return cast(Sequence[LogEntry], entries)
+    def _public(self, entries: Sequence[Entry]) -> Sequence[LogEntry]:
+        """The batch as `LogEntry` objects, converted once: handlers, the backend and the
+        observers get the same object, and so does every retry of the batch (a backend may
+        recognise a retried batch by identity)."""
         source, converted = self._converted
         if source is not entries:
             converted = as_log_entries(entries)
             self._converted = (entries, converted)
         return converted
+
+    def _for_backend(self, entries: Sequence[Entry]) -> Sequence[LogEntry]:
+        """The batch as the backend's `write_batch` takes it."""
+        if takes_entry_tuples(self.backend, "write_batch"):
+            return cast(Sequence[LogEntry], entries)
+        return self._public(entries)
 
     @property
     def immediate(self) -> bool:
@@ -90,8 +95,7 @@ class Writer:
         # stopped it settles the batch: redelivers, abandons or drops it.
         self.in_flight = entries
         if len(self.handlers):
-            entries = as_log_entries(entries)  # handlers see LogEntry; so does the backend then
-            await self.handlers.dispatch(entries)
+            await self.handlers.dispatch(self._public(entries))
         error = await self._attempt(entries)
         if error is not None:
             await self.recover(entries, error, raise_if_lost=raise_if_lost)
@@ -140,7 +144,7 @@ class Writer:
         self._counters.written += len(entries)
         if self.observers:
             seconds = perf_counter() - started
-            written = as_log_entries(entries)
+            written = self._public(entries)
             for observer in self.observers:
                 try:
                     observer(written, seconds)
@@ -164,7 +168,7 @@ class Writer:
                 if not self._fallback_opened:
                     await fallback.open()
                     self._fallback_opened = True
-                await taking_entry_tuples(fallback.write_batch, fallback)(entries)
+                await taking_entry_tuples(fallback, "write_batch")(entries)
             except Exception as fallback_error:
                 detail = f"the fallback {type(fallback).__name__} failed too: {fallback_error!r}"
             else:
@@ -192,12 +196,11 @@ class Writer:
 
     def flush_at_exit(self, entries: Sequence[Entry]) -> None:
         """Interpreter exit: write what is left with the backend's `flush_at_exit`, if any."""
-        flush_method = getattr(self.backend, "flush_at_exit", None)
-        if flush_method is None:
+        if getattr(self.backend, "flush_at_exit", None) is None:
             self._counters.drop(len(entries))
             return
         try:
-            taking_entry_tuples(flush_method, self.backend)(entries)
+            taking_entry_tuples(self.backend, "flush_at_exit")(entries)
         except Exception as exc:
             self._counters.drop(len(entries))
             self._reporter.failure("exit flush", repr(exc))

@@ -81,3 +81,52 @@ async def test_a_custom_formatter_gets_log_entries(tmp_path: Path) -> None:
             await lm.info(f"m{index}")
     assert read_lines(path) == [f"20 m{index}" for index in range(300)]
     assert seen == [LogEntry] * 300
+
+
+async def test_a_caller_cancelled_while_its_entry_is_retried_counts_it_dropped() -> None:
+    """With a handler the batch is converted for it; the retry must still be recognised as
+    the caller's own batch (review finding: it was left pending for good)."""
+
+    class Failing(RecordingBackend):
+        async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+            raise OSError("down")
+
+    config = Config(backend=Failing(), retry_attempts=3, retry_backoff=0.5, fallback="none")
+    lm = LogManager(config)
+    await lm.start()
+    handled: list[LogEntry] = []
+    lm.register_handler(handled.append)
+    task = asyncio.create_task(lm.info("hello"))
+    await asyncio.sleep(0.1)  # in the first retry's backoff
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stats = lm.get_stats()
+    assert (stats.accepted, stats.written, stats.dropped, stats.pending) == (1, 0, 1, 0)
+    await lm.close()
+    assert [entry.message for entry in handled] == ["hello"]
+
+
+async def test_a_subclass_overriding_a_built_in_backend_gets_log_entries(tmp_path: Path) -> None:
+    from asynclog.backends import FileBackend
+
+    class Redacting(FileBackend):
+        async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+            await super().write_batch(
+                [e._replace(message=e.message.replace("secret", "***")) for e in entries]
+            )
+
+    class Inheriting(FileBackend):  # overrides nothing: keeps the built-in's tuples
+        pass
+
+    redacted, inherited = tmp_path / "redacted.log", tmp_path / "inherited.log"
+    backends = [
+        Redacting(FileConfig(file_path=redacted)),
+        Inheriting(FileConfig(file_path=inherited)),
+    ]
+    async with LogManager(Config(backends=backends, async_mode=True, fallback="none")) as lm:
+        await lm.info("password is secret")
+    stats = lm.get_stats()
+    assert [line.split(" ", 3)[3] for line in read_lines(redacted)] == ["password is ***"]
+    assert [line.split(" ", 3)[3] for line in read_lines(inherited)] == ["password is secret"]
+    assert (stats.written, stats.dropped, stats.write_errors) == (2, 0, 0)

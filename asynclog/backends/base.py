@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar, cast, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from .._entry import Entry, LogEntry, as_log_entries
 
@@ -38,15 +38,24 @@ class Backend(Protocol):
         ...
 
 
-T = TypeVar("T")
+def takes_entry_tuples(backend: object, method: str) -> bool:
+    """Whether `backend.<method>` takes the pipeline's plain entry tuples: the class that
+    defines the method says so with `takes_entry_tuples = True`. A subclass that overrides the
+    method gets `LogEntry` objects unless it says so again; a function set on the instance
+    always gets them."""
+    if method in getattr(backend, "__dict__", {}):
+        return False
+    for cls in type(backend).__mro__:
+        if method in vars(cls):
+            return vars(cls).get("takes_entry_tuples", False) is True
+    return False
 
 
-def taking_entry_tuples(
-    method: Callable[[Sequence[LogEntry]], T], backend: object
-) -> Callable[[Sequence[Entry]], T]:
-    """`method` of `backend` (`write_batch`, `write_batch_blocking`, `flush_at_exit`), called
-    with what the pipeline carries. Built-in backends set `takes_entry_tuples = True` and get
-    the entries as they are; any other backend gets each batch as `LogEntry` objects."""
-    if getattr(backend, "takes_entry_tuples", False) is True:
-        return cast(Callable[[Sequence[Entry]], T], method)
-    return lambda entries: method(as_log_entries(entries))
+def taking_entry_tuples(backend: object, method: str) -> Callable[[Sequence[Entry]], Any]:
+    """`backend.<method>` (`write_batch`, `write_batch_blocking`, `flush_at_exit`), called with
+    what the pipeline carries: the entries as they are if it `takes_entry_tuples`, else each
+    batch as `LogEntry` objects."""
+    bound = getattr(backend, method)
+    if takes_entry_tuples(backend, method):
+        return cast(Callable[[Sequence[Entry]], Any], bound)
+    return lambda entries: bound(as_log_entries(entries))
