@@ -20,7 +20,7 @@ from ._lock import DeliveryLock
 from ._queue import FairQueue
 from ._report import BurstReporter
 from ._stats import Counters
-from .backends.base import Backend, takes_entry_tuples, taking_entry_tuples
+from .backends.base import Backend, WouldBlock, takes_entry_tuples, taking_entry_tuples
 from .formatters import iso_utc
 
 Flush = Callable[[Sequence[Entry]], None]
@@ -102,11 +102,15 @@ class Writer:
         self.in_flight = ()
 
     def deliver_immediately(self, entries: Sequence[Entry]) -> Exception | None:
-        """Sync mode without handlers: write now; return the error for `recover` if it failed."""
+        """Sync mode without handlers: write now; return the error for `recover` if it failed.
+        Raises `WouldBlock` (nothing written, nothing counted) when the backend cannot write
+        without waiting: then `deliver` it."""
         assert self._write_now is not None
         started = perf_counter() if self.observers else 0.0
         try:
             self._write_now(entries)
+        except WouldBlock:
+            raise
         except Exception as exc:
             self._write_failed(entries, exc)
             return exc
@@ -130,7 +134,10 @@ class Writer:
 
     async def _attempt(self, entries: Sequence[Entry]) -> Exception | None:
         if self._write_now is not None:
-            return self.deliver_immediately(entries)
+            try:
+                return self.deliver_immediately(entries)
+            except WouldBlock:
+                pass  # the backend has to wait (a lock): await its write_batch
         started = perf_counter() if self.observers else 0.0
         try:
             await self.backend.write_batch(self._for_backend(entries))

@@ -17,6 +17,7 @@ from ._queue import FairQueue
 from ._report import BurstReporter
 from ._sanitize import approximate_size
 from ._stats import Counters
+from .backends.base import WouldBlock
 
 
 class HandedOver(Exception):
@@ -151,12 +152,16 @@ class Route:
         writer = self.writer
         entries = (entry,)
         if writer.immediate and not self.lock.users:
-            error = writer.deliver_immediately(entries)  # nothing awaited: nobody to overtake
-            if error is not None:
-                await self._serialised(
-                    entries, lambda: writer.recover(entries, error, raise_if_lost=True)
-                )
-            return
+            try:
+                error = writer.deliver_immediately(entries)  # nothing awaited: nobody to overtake
+            except WouldBlock:
+                pass  # the awaited way below
+            else:
+                if error is not None:
+                    await self._serialised(
+                        entries, lambda: writer.recover(entries, error, raise_if_lost=True)
+                    )
+                return
         await self._serialised(entries, lambda: writer.deliver(entries, raise_if_lost=True))
 
     async def _serialised(

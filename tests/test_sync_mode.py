@@ -96,3 +96,77 @@ async def test_sync_file_writes_keep_call_order_with_an_async_handler(log_path: 
     messages = [message_of(line) for line in read_lines(log_path)]
     assert messages == ["before the handler", *expected, *[f"n{index}" for index in range(50)]]
     assert lm.get_stats().written == 101
+
+
+async def test_a_locked_database_is_waited_for_off_the_loop_then_written_in_order(
+    db_path: Path,
+) -> None:
+    """Sync mode commits on the loop's thread only when it need not wait: with another
+    connection holding the write lock, the entry goes to aiosqlite's thread, the loop runs on."""
+    config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path=db_path))
+    async with LogManager(config) as lm:
+        await lm.info("before")
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the write lock, released 0.3 s from now
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, other.execute, "COMMIT")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        began = loop.time()
+        await lm.info("while locked")
+        waited = loop.time() - began
+        ticker.cancel()
+        await lm.info("after")
+        other.close()
+        stats = lm.get_stats()
+    assert waited >= 0.25
+    assert ticks >= 10, "the loop was blocked while the database was locked"
+    with sqlite3.connect(db_path) as db:
+        rows = db.execute("SELECT message FROM logs ORDER BY id").fetchall()
+    assert rows == [("before",), ("while locked",), ("after",)]
+    assert (stats.written, stats.write_errors, stats.dropped) == (3, 0, 0)
+
+
+async def test_sync_commits_keep_the_wal_bounded(db_path: Path) -> None:
+    """The commits made on the loop's thread never checkpoint (that syncs the disk); the
+    checkpoints run on aiosqlite's thread, so the WAL does not grow with every entry."""
+    config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path=db_path))
+    wal = Path(f"{db_path}-wal")
+    async with LogManager(config) as lm:
+        for index in range(3000):
+            await lm.info(f"m{index}")
+            if index % 100 == 99:
+                await asyncio.sleep(0.005)  # a service's loop runs other tasks too
+        wal_bytes = wal.stat().st_size
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT count(*) FROM logs").fetchone() == (3000,)
+    # Without checkpoints: about 3 pages (12 KiB) a commit, 36 MB for 3000 entries.
+    assert wal_bytes < 8_000_000, wal_bytes
+
+
+async def test_a_backend_that_would_block_is_awaited_instead() -> None:
+    from asynclog.backends.base import WouldBlock
+
+    class Sometimes(RecordingBackend):
+        calls = 0
+
+        def write_batch_blocking(self, entries: object) -> None:
+            self.calls += 1
+            if self.calls % 2:
+                raise WouldBlock
+            self.entries.extend(entries)  # type: ignore[arg-type]
+
+    backend = Sometimes()
+    async with LogManager(Config(backend=backend)) as lm:
+        for index in range(6):
+            await lm.info(f"m{index}")
+        stats = lm.get_stats()
+    assert backend.messages == [f"m{index}" for index in range(6)]
+    assert (stats.written, stats.write_errors, stats.dropped) == (6, 0, 0)

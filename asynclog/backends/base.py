@@ -8,6 +8,11 @@ from typing import Any, Protocol, cast, runtime_checkable
 from .._entry import Entry, LogEntry, as_log_entries
 
 
+class WouldBlock(Exception):
+    """Raised by a backend's `write_batch_blocking` when it cannot write without waiting (a
+    lock another connection holds): nothing was written; the manager awaits `write_batch`."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Where entries end up.
@@ -18,7 +23,8 @@ class Backend(Protocol):
 
     Optional: a backend whose write takes microseconds (like the file backend) may also offer
     `write_batch_blocking(entries) -> None`; sync mode then calls it directly on the loop's
-    thread instead of awaiting `write_batch`, as the standard library's handlers do.
+    thread instead of awaiting `write_batch`, as the standard library's handlers do. It may
+    raise `WouldBlock` to have this one batch written through `write_batch` instead.
 
     Optional too: a class attribute `takes_entry_tuples = True` makes asynclog pass each entry
     as the plain tuple of its six fields instead of a `LogEntry` (the built-in backends do; see
