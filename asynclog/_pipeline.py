@@ -20,10 +20,15 @@ from ._lock import DeliveryLock
 from ._queue import FairQueue
 from ._report import BurstReporter
 from ._stats import Counters
-from .backends.base import Backend, WouldBlock, takes_entry_tuples, taking_entry_tuples
+from .backends.base import (
+    Backend,
+    WouldBlock,
+    blocking_write,
+    takes_entry_tuples,
+    taking_entry_tuples,
+)
 from .formatters import iso_utc
 
-Flush = Callable[[Sequence[Entry]], None]
 WriteObserver = Callable[[Sequence[LogEntry], float], None]
 
 
@@ -51,10 +56,8 @@ class Writer:
         self.handlers = handlers
         self._counters = counters
         self._reporter = reporter
-        write_now = getattr(backend, "write_batch_blocking", None) if blocking else None
-        self._write_now: Flush | None = (
-            None if write_now is None else taking_entry_tuples(backend, "write_batch_blocking")
-        )
+        self._write_now = blocking_write(backend) if blocking else None
+        self._write_now_takes_tuples = takes_entry_tuples(backend, "write_batch_blocking")
         self._fallback = fallback
         self._fallback_opened = False
         self._retry_attempts = retry_attempts
@@ -108,7 +111,10 @@ class Writer:
         assert self._write_now is not None
         started = perf_counter() if self.observers else 0.0
         try:
-            self._write_now(entries)
+            if self._write_now_takes_tuples:
+                self._write_now(cast(Sequence[LogEntry], entries))
+            else:
+                self._write_now(self._public(entries))
         except WouldBlock:
             raise
         except Exception as exc:

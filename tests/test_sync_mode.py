@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,85 @@ async def test_a_backend_that_would_block_is_awaited_instead() -> None:
         stats = lm.get_stats()
     assert backend.messages == [f"m{index}" for index in range(6)]
     assert (stats.written, stats.write_errors, stats.dropped) == (6, 0, 0)
+
+
+async def test_writes_that_take_the_awaited_way_after_a_checkpoint_succeed(db_path: Path) -> None:
+    """Review finding: the checkpoint's statement was left open on aiosqlite's connection and
+    failed its next transaction (retention pass due here), so entries were dead-lettered."""
+    config = Config(
+        backend="sqlite",
+        backend_config=SQLiteConfig(db_path=db_path, max_rows=10_000, retention_interval=3600),
+    )
+    async with LogManager(config) as lm:
+        for index in range(301):  # 300 direct commits: one checkpoint
+            await lm.info(f"m{index}")
+        await asyncio.sleep(0.1)  # the checkpoint ran
+        backend = lm._routes[0].writer.backend
+        backend.retention._next_pass = 0  # type: ignore[attr-defined]  # due: the awaited way
+        await lm.info("after the checkpoint")
+        stats = lm.get_stats()
+    assert (stats.written, stats.write_errors, stats.dead_lettered) == (302, 0, 0)
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT count(*) FROM logs").fetchone() == (302,)
+
+
+async def test_a_caller_that_never_yields_still_keeps_the_wal_bounded(db_path: Path) -> None:
+    config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path=db_path))
+    async with LogManager(config) as lm:
+        for index in range(4000):  # no other await: the checkpoint task gets no turn by itself
+            await lm.info(f"m{index}")
+        wal_bytes = Path(f"{db_path}-wal").stat().st_size
+    assert wal_bytes < 16_000_000, wal_bytes  # ~48 MB if every commit stayed in the WAL
+
+
+async def test_close_after_every_other_task_was_cancelled(db_path: Path) -> None:
+    """Shutdown code often cancels all tasks, asynclog's checkpoint task among them."""
+    import threading
+
+    lm = LogManager(Config(backend="sqlite", backend_config=SQLiteConfig(db_path=db_path)))
+    await lm.start()
+    for index in range(300):
+        await lm.info(f"m{index}")
+    current = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is not current:
+            task.cancel()
+    await asyncio.sleep(0)
+    report = await lm.close()
+    assert (report.written, report.dropped) == (300, 0)
+    assert [t for t in threading.enumerate() if t.name.startswith("Thread-")] == []
+    assert not Path(f"{db_path}-wal").exists()
+
+
+async def test_a_relative_database_path_survives_a_change_of_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path="logs/app.db"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    async with LogManager(config) as lm:
+        monkeypatch.chdir(elsewhere)  # daemons do, after start
+        await lm.info("hello")
+        stats = lm.get_stats()
+    assert (stats.written, stats.write_errors) == (1, 0)
+    with sqlite3.connect(tmp_path / "logs" / "app.db") as db:
+        assert db.execute("SELECT message FROM logs").fetchall() == [("hello",)]
+    assert list(elsewhere.iterdir()) == []
+
+
+async def test_a_subclass_overriding_write_batch_is_called_in_sync_mode(db_path: Path) -> None:
+    from asynclog.backends.sqlite import SQLiteBackend
+
+    class Redacting(SQLiteBackend):
+        async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+            await super().write_batch(
+                [e._replace(message=e.message.replace("hunter2", "***")) for e in entries]
+            )
+
+    async with LogManager(Config(backend=Redacting(SQLiteConfig(db_path=db_path)))) as lm:
+        for index in range(3):
+            await lm.info(f"password is hunter2 ({index})")
+    with sqlite3.connect(db_path) as db:
+        rows = db.execute("SELECT message FROM logs ORDER BY id").fetchall()
+    assert rows == [(f"password is *** ({index})",) for index in range(3)]

@@ -57,6 +57,30 @@ def takes_entry_tuples(backend: object, method: str) -> bool:
     return False
 
 
+def _defined_by(backend: object, method: str) -> type | None:
+    for cls in type(backend).__mro__:
+        if method in vars(cls):
+            return cls
+    return None
+
+
+def blocking_write(backend: object) -> Callable[[Sequence[LogEntry]], None] | None:
+    """`backend.write_batch_blocking`, if it has one that writes what `write_batch` would: not
+    when a subclass (or the instance) overrides `write_batch` below the blocking method."""
+    method = getattr(backend, "write_batch_blocking", None)
+    if method is None or "write_batch" in getattr(backend, "__dict__", {}):
+        return None
+    if "write_batch_blocking" in getattr(backend, "__dict__", {}):
+        return cast(Callable[[Sequence[LogEntry]], None], method)
+    blocking, batch = (
+        _defined_by(backend, "write_batch_blocking"),
+        _defined_by(backend, "write_batch"),
+    )
+    if blocking is None or batch is None or not issubclass(blocking, batch):
+        return None
+    return cast(Callable[[Sequence[LogEntry]], None], method)
+
+
 def taking_entry_tuples(backend: object, method: str) -> Callable[[Sequence[Entry]], Any]:
     """`backend.<method>` (`write_batch`, `write_batch_blocking`, `flush_at_exit`), called with
     what the pipeline carries: the entries as they are if it `takes_entry_tuples`, else each

@@ -301,6 +301,7 @@ class SQLiteBackend:
         self._direct: sqlite3.Connection | None = None
         """Sync mode's connection on the loop's thread (`write_batch_blocking`)."""
         self._direct_rows = 0  # rows it committed since the last checkpoint
+        self._opened_path = self.path  # absolute, at open()
         self._checkpoint: asyncio.Task[None] | None = None
         self.retention = Retention(self.config)
         self.added_columns: tuple[str, ...] = ()
@@ -328,6 +329,7 @@ class SQLiteBackend:
                 raise LogError(f"cannot set up SQLite database {self.path!r}: {exc}") from exc
             raise
         self.retention = Retention(self.config)
+        self._opened_path = os.path.join(os.getcwd(), self.path)  # no I/O: a string join
         self._db = db
 
     async def _set_up(self, db: aiosqlite.Connection) -> None:
@@ -469,6 +471,8 @@ class SQLiteBackend:
             raise LogError(f"SQLite backend for {self.path!r} is not open")
         if self._staging is not None or self.retention.due():
             raise WouldBlock
+        if self._direct_rows >= 2 * CHECKPOINT_ROWS:
+            raise WouldBlock  # no yield, so no checkpoint ran: take the awaited way
         direct = self._direct if self._direct is not None else self._open_direct()
         insert, rows = self._statement_and_rows_now(entries)
         try:
@@ -479,11 +483,11 @@ class SQLiteBackend:
             raise
         self._direct_rows += len(rows)
         if self._direct_rows >= CHECKPOINT_ROWS:
-            self._direct_rows = 0
             self._checkpoint_soon()
 
     def _open_direct(self) -> sqlite3.Connection:
-        direct = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        # The path as it was at open(): a process may change directory since.
+        direct = sqlite3.connect(self._opened_path, timeout=0, isolation_level=None)
         try:
             direct.execute(f"PRAGMA synchronous={self.config.synchronous}")
             direct.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_soon
@@ -501,9 +505,13 @@ class SQLiteBackend:
             self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
 
     async def _run_checkpoint(self) -> None:
+        rows = self._direct_rows
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):  # a busy checkpoint is simply tried later
-                await self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                # Fetched to the end: a cursor left open would keep the statement active and
+                # fail the connection's next transaction.
+                await self._db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+                self._direct_rows = max(0, self._direct_rows - rows)
 
     def _insert_on_thread(
         self, insert: str | tuple[str, str, str, str], rows: Sequence[tuple[Any, ...]], prune: bool
@@ -537,12 +545,12 @@ class SQLiteBackend:
     async def close(self) -> None:
         """Run retention passes until nothing is over the limits (so `max_rows` holds exactly
         after close), then close the connection."""
-        if self._checkpoint is not None:
-            await self._checkpoint
-            self._checkpoint = None
+        checkpoint, self._checkpoint = self._checkpoint, None
+        if checkpoint is not None:  # its outcome does not matter (cancelled, by a shutdown?)
+            await asyncio.wait({checkpoint})
         if self._direct is not None:
-            self._direct.close()
-            self._direct = None
+            direct, self._direct = self._direct, None
+            direct.close()
         if self._db is not None:
             db, self._db = self._db, None
             try:
