@@ -102,8 +102,7 @@ async def test_sync_file_writes_keep_call_order_with_an_async_handler(log_path: 
 async def test_a_locked_database_is_waited_for_off_the_loop_then_written_in_order(
     db_path: Path,
 ) -> None:
-    """Sync mode commits on the loop's thread only when it need not wait: with another
-    connection holding the write lock, the entry goes to aiosqlite's thread, the loop runs on."""
+    """A sync SQLite write waits for the lock on aiosqlite's thread: the loop runs on."""
     config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path=db_path))
     async with LogManager(config) as lm:
         await lm.info("before")
@@ -135,23 +134,6 @@ async def test_a_locked_database_is_waited_for_off_the_loop_then_written_in_orde
     assert (stats.written, stats.write_errors, stats.dropped) == (3, 0, 0)
 
 
-async def test_sync_commits_keep_the_wal_bounded(db_path: Path) -> None:
-    """The commits made on the loop's thread never checkpoint (that syncs the disk); the
-    checkpoints run on aiosqlite's thread, so the WAL does not grow with every entry."""
-    config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path=db_path))
-    wal = Path(f"{db_path}-wal")
-    async with LogManager(config) as lm:
-        for index in range(3000):
-            await lm.info(f"m{index}")
-            if index % 100 == 99:
-                await asyncio.sleep(0.005)  # a service's loop runs other tasks too
-        wal_bytes = wal.stat().st_size
-    with sqlite3.connect(db_path) as db:
-        assert db.execute("SELECT count(*) FROM logs").fetchone() == (3000,)
-    # Without checkpoints: about 3 pages (12 KiB) a commit, 36 MB for 3000 entries.
-    assert wal_bytes < 8_000_000, wal_bytes
-
-
 async def test_a_backend_that_would_block_is_awaited_instead() -> None:
     from asynclog.backends.base import WouldBlock
 
@@ -173,37 +155,8 @@ async def test_a_backend_that_would_block_is_awaited_instead() -> None:
     assert (stats.written, stats.write_errors, stats.dropped) == (6, 0, 0)
 
 
-async def test_writes_that_take_the_awaited_way_after_a_checkpoint_succeed(db_path: Path) -> None:
-    """Review finding: the checkpoint's statement was left open on aiosqlite's connection and
-    failed its next transaction (retention pass due here), so entries were dead-lettered."""
-    config = Config(
-        backend="sqlite",
-        backend_config=SQLiteConfig(db_path=db_path, max_rows=10_000, retention_interval=3600),
-    )
-    async with LogManager(config) as lm:
-        for index in range(301):  # 300 direct commits: one checkpoint
-            await lm.info(f"m{index}")
-        await asyncio.sleep(0.1)  # the checkpoint ran
-        backend = lm._routes[0].writer.backend
-        backend.retention._next_pass = 0  # type: ignore[attr-defined]  # due: the awaited way
-        await lm.info("after the checkpoint")
-        stats = lm.get_stats()
-    assert (stats.written, stats.write_errors, stats.dead_lettered) == (302, 0, 0)
-    with sqlite3.connect(db_path) as db:
-        assert db.execute("SELECT count(*) FROM logs").fetchone() == (302,)
-
-
-async def test_a_caller_that_never_yields_still_keeps_the_wal_bounded(db_path: Path) -> None:
-    config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path=db_path))
-    async with LogManager(config) as lm:
-        for index in range(4000):  # no other await: the checkpoint task gets no turn by itself
-            await lm.info(f"m{index}")
-        wal_bytes = Path(f"{db_path}-wal").stat().st_size
-    assert wal_bytes < 16_000_000, wal_bytes  # ~48 MB if every commit stayed in the WAL
-
-
 async def test_close_after_every_other_task_was_cancelled(db_path: Path) -> None:
-    """Shutdown code often cancels all tasks, asynclog's checkpoint task among them."""
+    """Shutdown code often cancels every other task before closing."""
     import threading
 
     lm = LogManager(Config(backend="sqlite", backend_config=SQLiteConfig(db_path=db_path)))

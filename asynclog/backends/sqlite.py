@@ -14,7 +14,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import aiosqlite
@@ -24,7 +24,6 @@ from .._entry import Entry
 from .._errors import LogError
 from ..formatters import fields_to_json, utf8_safe
 from ._slices import convert_in_slices, map_in_slices
-from .base import WouldBlock
 
 SCHEMA_VERSION = 1
 """`PRAGMA user_version` of a database whose asynclog tables have `host` and `pid`: 0 (or a
@@ -179,11 +178,6 @@ Step = tuple[str, tuple[float, ...]]
 StepResult = tuple[Any, int]
 """What the driver sends back: the statement's first row (or None) and its rowcount."""
 
-CHECKPOINT_ROWS = 300
-"""Sync mode: rows committed on the loop's thread between two WAL checkpoints (taken on
-aiosqlite's thread): about as often as SQLite's own automatic checkpoint (1000 pages; a
-commit of one row writes some three)."""
-
 OPEN_ATTEMPTS = 10
 """Tries of `open()`'s set-up when the database stays locked beyond the busy timeout; the
 waits between them double from `OPEN_BACKOFF` up to 0.5 s. (A batch that finds it locked
@@ -298,11 +292,6 @@ class SQLiteBackend:
         """Set at open when the table has the FTS insert trigger (fts, or an earlier fts)."""
         self._plain_insert: tuple[tuple[str, str | None, int], str | None] = (("", None, 0), None)
         """The last (logger, host, pid) and its `plain_insert` statement."""
-        self._direct: sqlite3.Connection | None = None
-        """Sync mode's connection on the loop's thread (`write_batch_blocking`)."""
-        self._direct_rows = 0  # rows it committed since the last checkpoint
-        self._opened_path = self.path  # absolute, at open()
-        self._checkpoint: asyncio.Task[None] | None = None
         self.retention = Retention(self.config)
         self.added_columns: tuple[str, ...] = ()
         """The columns this backend's `open()` added to an older table (the migration)."""
@@ -329,7 +318,6 @@ class SQLiteBackend:
                 raise LogError(f"cannot set up SQLite database {self.path!r}: {exc}") from exc
             raise
         self.retention = Retention(self.config)
-        self._opened_path = os.path.join(os.getcwd(), self.path)  # no I/O: a string join
         self._db = db
 
     async def _set_up(self, db: aiosqlite.Connection) -> None:
@@ -423,35 +411,15 @@ class SQLiteBackend:
         logger binds three values a row, the rest are literals in the statement: binding
         costs more than SQLite's own work for the other five columns."""
         host, pid = origin()
-        plain = self._plain_statement(entries, host, pid)
-        if plain is not None:
-            with contextlib.suppress(_NotPlain):
-                return plain[0], await convert_in_slices(plain[1], entries)
+        if self._staging is None:
+            logger = entries[0][3] if entries else ""  # the first entry's logger
+            insert = self._plain_insert_for(logger, host, pid)
+            if insert is not None:
+                with contextlib.suppress(_NotPlain):
+                    convert = functools.partial(plain_rows, logger)
+                    return insert, await convert_in_slices(convert, entries)
         rows = await map_in_slices(functools.partial(entry_row, host, pid), entries)
         return self._staging or self._insert, rows
-
-    def _statement_and_rows_now(
-        self, entries: Sequence[Entry]
-    ) -> tuple[str | tuple[str, str, str, str], Sequence[tuple[Any, ...]]]:
-        """`_statement_and_rows` without yielding to the loop (sync mode: one entry)."""
-        host, pid = origin()
-        plain = self._plain_statement(entries, host, pid)
-        if plain is not None:
-            with contextlib.suppress(_NotPlain):
-                return plain[0], plain[1](entries)
-        return self._staging or self._insert, [entry_row(host, pid, entry) for entry in entries]
-
-    def _plain_statement(
-        self, entries: Sequence[Entry], host: str | None, pid: int
-    ) -> tuple[str, Callable[[Sequence[Entry]], list[PlainRow]]] | None:
-        """The plain insert and its row builder, if the batch may be plain at all."""
-        if self._staging is not None:
-            return None
-        logger = entries[0][3] if entries else ""  # the first entry's logger
-        insert = self._plain_insert_for(logger, host, pid)
-        if insert is None:
-            return None
-        return insert, functools.partial(plain_rows, logger)
 
     def _plain_insert_for(self, logger: str, host: str | None, pid: int) -> str | None:
         key = (logger, host, pid)
@@ -460,58 +428,6 @@ class SQLiteBackend:
             insert = plain_insert(self.config.table, sqlite_text(logger), host, pid)
             self._plain_insert = (key, insert)
         return insert
-
-    def write_batch_blocking(self, entries: Sequence[Entry]) -> None:
-        """Sync mode: insert and commit on the calling thread (the loop's) through a second
-        connection that never waits: if another connection holds the write lock, or the batch
-        needs the FTS staging table or a retention pass, raise `WouldBlock` and the manager
-        awaits `write_batch` (aiosqlite's thread, which waits up to `busy_timeout`). A commit
-        takes microseconds; the WAL checkpoints, which sync to disk, run on aiosqlite's thread."""
-        if self._db is None:
-            raise LogError(f"SQLite backend for {self.path!r} is not open")
-        if self._staging is not None or self.retention.due():
-            raise WouldBlock
-        if self._direct_rows >= 2 * CHECKPOINT_ROWS:
-            raise WouldBlock  # no yield, so no checkpoint ran: take the awaited way
-        direct = self._direct if self._direct is not None else self._open_direct()
-        insert, rows = self._statement_and_rows_now(entries)
-        try:
-            _insert_transaction(direct, insert, rows)
-        except sqlite3.OperationalError as exc:
-            if is_busy(exc):
-                raise WouldBlock from exc
-            raise
-        self._direct_rows += len(rows)
-        if self._direct_rows >= CHECKPOINT_ROWS:
-            self._checkpoint_soon()
-
-    def _open_direct(self) -> sqlite3.Connection:
-        # The path as it was at open(): a process may change directory since.
-        direct = sqlite3.connect(self._opened_path, timeout=0, isolation_level=None)
-        try:
-            direct.execute(f"PRAGMA synchronous={self.config.synchronous}")
-            direct.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_soon
-        except BaseException:
-            direct.close()
-            raise
-        self._direct = direct
-        return direct
-
-    def _checkpoint_soon(self) -> None:
-        """Copy the WAL into the database on aiosqlite's thread (the direct connection's
-        commits do not): it syncs the disk, which must not happen on the loop's thread."""
-        running = self._checkpoint
-        if running is None or running.done():
-            self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
-
-    async def _run_checkpoint(self) -> None:
-        rows = self._direct_rows
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):  # a busy checkpoint is simply tried later
-                # Fetched to the end: a cursor left open would keep the statement active and
-                # fail the connection's next transaction.
-                await self._db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
-                self._direct_rows = max(0, self._direct_rows - rows)
 
     def _insert_on_thread(
         self, insert: str | tuple[str, str, str, str], rows: Sequence[tuple[Any, ...]], prune: bool
@@ -545,12 +461,6 @@ class SQLiteBackend:
     async def close(self) -> None:
         """Run retention passes until nothing is over the limits (so `max_rows` holds exactly
         after close), then close the connection."""
-        checkpoint, self._checkpoint = self._checkpoint, None
-        if checkpoint is not None:  # its outcome does not matter (cancelled, by a shutdown?)
-            await asyncio.wait({checkpoint})
-        if self._direct is not None:
-            direct, self._direct = self._direct, None
-            direct.close()
         if self._db is not None:
             db, self._db = self._db, None
             try:
