@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from asynclog import LogEntry
+
+
+@contextlib.asynccontextmanager
+async def heartbeat(interval: float) -> AsyncIterator[list[int]]:
+    """Counts the loop's wake-ups every `interval` seconds while the block runs (`beats[0]`):
+    proof that the event loop was free meanwhile."""
+    beats = [0]
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            beats[0] += 1
+
+    task = asyncio.create_task(beat())
+    try:
+        yield beats
+    finally:
+        task.cancel()
 
 
 class RecordingBackend:

@@ -27,7 +27,14 @@ from asynclog import (
 )
 from asynclog.formatters import json_format
 
-from .conftest import GateBackend, RecordingBackend, assert_settled, message_of, read_lines
+from .conftest import (
+    GateBackend,
+    RecordingBackend,
+    assert_settled,
+    heartbeat,
+    message_of,
+    read_lines,
+)
 
 
 class DiskFillsOnce:
@@ -98,21 +105,12 @@ async def test_close_with_a_timeout_returns_even_when_the_io_thread_is_stuck(
     await lm.start()
     await lm.info("stuck")
     await asyncio.sleep(0.05)
-    beats = 0
-
-    async def heartbeat() -> None:
-        nonlocal beats
-        while True:
-            await asyncio.sleep(0.05)
-            beats += 1
-
-    beating = asyncio.create_task(heartbeat())
-    began = time.monotonic()
-    report = await lm.close(timeout=0.2)
-    took = time.monotonic() - began
-    beating.cancel()
+    async with heartbeat(0.05) as beats:
+        began = time.monotonic()
+        report = await lm.close(timeout=0.2)
+        took = time.monotonic() - began
     assert took < 1.5, "close(timeout) waits at most the deadline plus the backend's grace"
-    assert beats >= 5, "the event loop kept running while close waited"
+    assert beats[0] >= 5, "the event loop kept running while close waited"
     assert report.abandoned == 1
     assert_settled(lm.get_stats())
 

@@ -11,7 +11,7 @@ import pytest
 
 from asynclog import BackendWriteError, Config, FileConfig, LogEntry, LogManager, SQLiteConfig
 
-from .conftest import FailingBackend, RecordingBackend, message_of, read_lines
+from .conftest import FailingBackend, RecordingBackend, heartbeat, message_of, read_lines
 
 
 async def test_each_line_is_in_the_file_when_write_log_returns(log_path: Path) -> None:
@@ -110,24 +110,15 @@ async def test_a_locked_database_is_waited_for_off_the_loop_then_written_in_orde
         other.execute("BEGIN IMMEDIATE")  # the write lock, released 0.3 s from now
         loop = asyncio.get_running_loop()
         loop.call_later(0.3, other.execute, "COMMIT")
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        began = loop.time()
-        await lm.info("while locked")
-        waited = loop.time() - began
-        ticker.cancel()
+        async with heartbeat(0.01) as ticks:
+            began = loop.time()
+            await lm.info("while locked")
+            waited = loop.time() - began
         await lm.info("after")
         other.close()
         stats = lm.get_stats()
     assert waited >= 0.25
-    assert ticks >= 10, "the loop was blocked while the database was locked"
+    assert ticks[0] >= 10, "the loop was blocked while the database was locked"
     with sqlite3.connect(db_path) as db:
         rows = db.execute("SELECT message FROM logs ORDER BY id").fetchall()
     assert rows == [("before",), ("while locked",), ("after",)]
