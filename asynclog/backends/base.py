@@ -51,13 +51,12 @@ def takes_entry_tuples(backend: object, method: str) -> bool:
     always gets them."""
     if method in getattr(backend, "__dict__", {}):
         return False
-    for cls in type(backend).__mro__:
-        if method in vars(cls):
-            return vars(cls).get("takes_entry_tuples", False) is True
-    return False
+    definer = _defined_by(backend, method)
+    return definer is not None and vars(definer).get("takes_entry_tuples", False) is True
 
 
 def _defined_by(backend: object, method: str) -> type | None:
+    """The class in `backend`'s MRO that defines `method`."""
     for cls in type(backend).__mro__:
         if method in vars(cls):
             return cls

@@ -523,11 +523,7 @@ def _multi_row(insert: str, rows: int) -> str:
 
 
 def _chunk_limit(connection: sqlite3.Connection, columns: int) -> int:
-    limit = (
-        connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        if hasattr(connection, "getlimit")
-        else 999
-    )
+    limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     chunk = 1
     while chunk * 2 <= min(MAX_CHUNK_ROWS, limit // columns):
         chunk *= 2
