@@ -39,10 +39,10 @@ class BoundLogger:
 
     async def write_log(self, level: Level | int | str, message: object, /, **fields: Any) -> None:
         """`LogManager.write_log` with the bound fields."""
-        manager = self._manager
-        entry = manager._accept(level, message, fields, bound=self._fields)
-        if entry is not None:
-            await manager._deliver(entry)
+        intake = self._manager._intake  # the package-internal intake: see LogManager
+        pending = intake.accept(level, message, fields, bound=self._fields)
+        if pending is not None:
+            await intake.settle_call(pending)
 
     async def debug(self, message: object, /, **fields: Any) -> None:
         """`write_log(Level.DEBUG, ...)`."""
@@ -73,7 +73,7 @@ class BoundLogger:
         self, level: Level | int | str, message: object, /, **fields: Any
     ) -> None:
         """`LogManager.write_log_threadsafe` with the bound fields."""
-        self._manager._log_anywhere(level, message, fields, bound=self._fields)
+        self._manager._intake.hand_in(level, message, fields, bound=self._fields)
 
     def __repr__(self) -> str:
         return f"<BoundLogger of {self._manager!r} {dict(self._fields)!r}>"

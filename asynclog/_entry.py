@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 EMPTY_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
@@ -30,6 +30,14 @@ class LogEntry(NamedTuple):
 
 
 Entry = tuple[float, int, str, str, Mapping[str, Any], str | None]
+# Where each field sits in an `Entry` (and a `LogEntry`): index by these names, never by number
+# (`Final` keeps each a literal, so mypy still knows the type of `entry[LEVEL]`).
+TIME: Final = 0
+LEVEL: Final = 1
+MESSAGE: Final = 2
+LOGGER: Final = 3
+FIELDS: Final = 4
+EXCEPTION: Final = 5
 """What the pipeline carries: a `LogEntry` or the plain tuple of its six fields.
 
 The calls build plain tuples: CPython recycles those, while every `LogEntry` instance counts

@@ -1,108 +1,43 @@
-"""`LogManager`: its lifecycle, `write_log` and the level shortcuts, handlers and stats."""
+"""`LogManager`: the lifecycle (`start`, `close`, the exit flush), the public calls, handlers
+and stats. What happens at a call is `_intake.py`; what happens after it, `_sink.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import functools
-import threading
 import warnings
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from threading import get_ident
-from time import time
+from collections.abc import Callable, Sequence
 from types import MappingProxyType, TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any
 
-from . import _capture, _exit
+from . import _registry
 from ._bound import BoundLogger
-from ._capture import ACTIVE as _CAPTURES
 from ._config import Config, SinkSpec
-from ._context import CONTEXT
-from ._entry import EMPTY_FIELDS, Entry, LogEntry, as_log_entry
+from ._entry import LogEntry
 from ._errors import LogError, ManagerClosedError
 from ._handlers import HandlerLike, HandlerSet
-from ._levels import Level, parse_level
-from ._line import Line
-from ._pipeline import Writer
+from ._intake import BACKLOG_LIMIT, Intake, State, level_method
+from ._levels import Level
 from ._report import BurstReporter
-from ._route import Route
-from ._sanitize import bound_fields, truncate
+from ._sink import SinkRunner
 from ._stats import CloseReport, Counters, LogStats
-from ._tracebacks import format_exc_info
+from ._writer import Writer
 from .backends import backend_for, fallback_for
-from .formatters import safe_str
-
-BACKLOG_LIMIT = 10_000
-"""Handed-in entries (from threads, stdlib records) waiting for room: at least this many
-(or ten queues' worth) are kept; more are counted dropped at once."""
 
 CLOSE_GRACE_SECONDS = 0.5
 """With `close(timeout=...)`, closing the backend may take this long even past the deadline."""
 
 
-class _State(enum.Enum):
-    NEW = "new"
-    RUNNING = "running"
-    CLOSING = "closing"
-    CLOSED = "closed"
-
-
-
-
-class _Unsettled(tuple):  # type: ignore[type-arg]
-    """(entry, routes): an entry some of several backends still have to take (slow path)."""
-
-    __slots__ = ()
-
-
-_Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, None]])
-
-
-def _level_method(level: Level) -> Callable[[_Method], _Method]:
-    """Replace the decorated stub (its signature and docstring are what users see) by the
-    shortcut for `level`: `write_log`'s work with the common case inlined.
-
-    A plain entry (a str message, no fields, no context, one backend whose queue has room)
-    is built and queued right here: calling `_accept` as well would cost a quarter more per
-    call. Everything else goes through `_accept`, which does the full job.
-    """
-
-    def replace(stub: _Method) -> _Method:
-        async def log(self: LogManager, message: object, /, **fields: Any) -> None:
-            if (
-                get_ident() != self._fast_thread  # not accepting (-1), or another thread
-                or level < self._min_level
-                or message.__class__ is not str
-                or len(message) > self._quick_text_limit
-                or fields
-                or self._context_get()
-                or self._only_counters is None  # several backends, or a capture is open
-            ):
-                pending = self._accept(level, message, fields)
-            else:
-                entry: Entry = (time(), level, message, self._name, EMPTY_FIELDS, None)
-                self._only_counters.accepted += 1
-                try_put = self._try_put
-                if try_put is not None and try_put(entry):
-                    return
-                pending = entry
-            if pending is not None:
-                await self._deliver(pending)
-
-        log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__
-        log.__doc__, log.__annotations__ = stub.__doc__, stub.__annotations__
-        return log  # type: ignore[return-value]
-
-    return replace
-
-
 class LogManager:
-    """Owns a backend and, in async mode, the queue and the worker task that feed it.
+    """Owns the backends and, in async mode, the queues and worker tasks that feed them.
 
     Use it as `async with LogManager(config) as lm:`; leaving the block writes every accepted
-    entry and closes the backend. `LogManager(config)` validates the config (`ConfigError`).
+    entry and closes the backends. `LogManager(config)` validates the config (`ConfigError`).
+
+    `_intake` is a documented shared private: the package's views (`BoundLogger`, the stdlib
+    bridge) write through it.
     """
 
     def __init__(self, config: Config | None = None) -> None:
@@ -111,59 +46,37 @@ class LogManager:
             raise TypeError(f"LogManager needs a Config, got {type(self._config).__name__}")
         config = self._config
         self._name = config.name
-        # Below every backend's own level an entry goes nowhere: discard it at the call.
-        self._min_level = min(sink.min_level for sink in config.sinks)
-        self._max_entry_bytes = config.max_entry_bytes
-        self._quick_text_limit = config.max_entry_bytes // 4  # 4 bytes per char at most
-        self._filtered = 0
         self._reporter = BurstReporter(self._name)
-        # Handlers see every accepted entry once: the first route that takes them all runs them.
-        handler_route = next(
-            i for i, sink in enumerate(config.sinks) if sink.min_level == self._min_level
+        # Handlers see every accepted entry once: the first sink that takes them all runs them.
+        min_level = min(spec.min_level for spec in config.sinks)
+        handler_sink = next(
+            i for i, spec in enumerate(config.sinks) if spec.min_level == min_level
         )
-        self._routes: tuple[Route, ...] = tuple(
-            self._route_for(sink, runs_handlers=index == handler_route)
-            for index, sink in enumerate(config.sinks)
+        self._handlers = HandlerSet(Counters(), self._reporter)  # replaced just below
+        self._sinks: tuple[SinkRunner, ...] = tuple(
+            self._sink_for(spec, runs_handlers=index == handler_sink)
+            for index, spec in enumerate(config.sinks)
         )
-        # The one route, or None with several: then every entry takes the awaited fan-out.
-        self._only: Route | None = self._routes[0] if len(self._routes) == 1 else None
-        # The one route's counters and fast path, cached here for _accept (None: several).
-        self._only_counters: Counters | None = None
-        self._context_get = CONTEXT.get
-        self._try_put: Callable[[Entry], bool] | None = None
-        self._thread = -1  # the id of the thread running the loop that started the manager
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._holding = False  # sync mode, the line is not empty: direct writes join it
-        self._sync = not config.async_mode
-        # Entries handed in from outside a coroutine, and those that must wait behind them.
-        self._line = Line(
-            self, self._reporter, max(BACKLOG_LIMIT, 10 * config.queue_size), self._name
+        self._intake = Intake(
+            self._name,
+            self._sinks,
+            sync=not config.async_mode,
+            max_entry_bytes=config.max_entry_bytes,
+            backlog_limit=max(BACKLOG_LIMIT, 10 * config.queue_size),
+            reporter=self._reporter,
         )
-        self._direct_lock = threading.Lock()  # writes made while the loop is not running
-        self._on_close: list[Callable[[], object]] = []
-        self._state = _State.NEW
-        self._fast_thread = -1  # the loop's thread while accepting, else -1 (see _level_method)
-        self._refresh_fast_path()
-        _capture.add_manager(self)
         self._closing: asyncio.Future[CloseReport] | None = None
         self._opening: asyncio.Future[None] | None = None  # while start() opens the backends
-        self._opened: list[Route] = []
+        self._opened: list[SinkRunner] = []
+        _registry.add_manager(self)
 
-    @property
-    def _accepting(self) -> bool:
-        return self._fast_thread != -1
-
-    @_accepting.setter
-    def _accepting(self, accepting: bool) -> None:
-        self._fast_thread = self._thread if accepting else -1
-
-    def _route_for(self, sink: SinkSpec, runs_handlers: bool) -> Route:
+    def _sink_for(self, spec: SinkSpec, runs_handlers: bool) -> SinkRunner:
         config = self._config
         counters = Counters()
         handlers = HandlerSet(counters, self._reporter)  # stays empty unless runs_handlers
         if runs_handlers:
             self._handlers = handlers
-        backend = backend_for(sink.target)
+        backend = backend_for(spec.target)
         writer = Writer(
             backend,
             handlers,
@@ -174,9 +87,7 @@ class LogManager:
             retry_attempts=config.retry_attempts,
             retry_backoff=config.retry_backoff,
         )
-        return Route(
-            sink.name, sink.min_level, writer, counters, self._reporter, config, self._name
-        )
+        return SinkRunner(spec.name, spec.min_level, writer, self._reporter, config, self._name)
 
     @property
     def config(self) -> Config:
@@ -191,12 +102,12 @@ class LogManager:
     @property
     def running(self) -> bool:
         """True between a successful `start()` and the beginning of `close()`."""
-        return self._accepting
+        return self._intake.state is State.RUNNING
 
     @property
     def closed(self) -> bool:
         """True once `close()` has begun."""
-        return self._state in (_State.CLOSING, _State.CLOSED)
+        return self._intake.state in (State.CLOSING, State.CLOSED)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -204,43 +115,40 @@ class LogManager:
         """Open the backends and, in async mode, start the workers. Raises `LogError` on failure
         (the backends already open are closed again), `ManagerClosedError` if `close()` was
         called while the backends were opening."""
-        if self._state is not _State.NEW:
+        intake = self._intake
+        if intake.state is not State.NEW:
             raise LogError(f"LogManager {self._name!r} was already started")
-        self._state = _State.RUNNING
+        intake.set_state(State.OPENING)
         self._opening = asyncio.get_running_loop().create_future()
+        sink: SinkRunner | None = None
         try:
-            for route in self._routes:
-                await route.writer.backend.open()
-                self._opened.append(route)
-        except Exception as exc:
-            self._state = _State.CLOSED
-            for route in self._opened:
+            for sink in self._sinks:
+                await sink.writer.backend.open()
+                self._opened.append(sink)
+        except BaseException as exc:  # cancelled (a startup deadline, Ctrl-C) included
+            intake.set_state(State.CLOSED)
+            for opened in self._opened:
                 with contextlib.suppress(Exception):
-                    await route.writer.backend.close()
+                    await opened.writer.backend.close()
             self._opened.clear()
-            if isinstance(exc, LogError):
+            if isinstance(exc, LogError) or not isinstance(exc, Exception):
                 raise
-            raise LogError(f"cannot open backend {route.writer.backend!r}: {exc}") from exc
+            assert sink is not None
+            raise LogError(f"cannot open backend {sink.writer.backend!r}: {exc}") from exc
         finally:
             self._opening.set_result(None)
-        if self._state is not _State.RUNNING:  # close() began while the backends opened
+        if self.closed:  # close() began while the backends opened
             raise ManagerClosedError(f"LogManager {self._name!r} was closed while starting")
-        self._thread = get_ident()
-        self._loop = asyncio.get_running_loop()
-        self._line.bind(self._loop)
+        intake.bind_loop(asyncio.get_running_loop())
         if self._config.async_mode:
-            for route in self._routes:
-                route.start()
-            if self._only is not None:
-                self._fast_path_changed(self._only.try_put)
-                self._only.on_fast_path_change = self._fast_path_changed
-        _exit.register(self)
-        self._accepting = True
-        for hook in list(_capture.ON_START):
-            hook(self)
+            for sink in self._sinks:
+                sink.start()
+        _registry.write_at_exit(self, self._write_at_exit)
+        intake.set_state(State.RUNNING)
+        _registry.started(self)
 
     async def close(self, timeout: float | None = None) -> CloseReport:  # noqa: ASYNC109
-        """Stop accepting, write every accepted entry, stop the worker, close the backend.
+        """Stop accepting, write every accepted entry, stop the workers, close the backends.
 
         With `timeout` (seconds), draining stops at the deadline: what is left is abandoned
         and counted dropped, and the returned `CloseReport` says how many. Producers waiting
@@ -256,14 +164,14 @@ class LogManager:
     async def _close_once(self, timeout: float | None) -> CloseReport:  # noqa: ASYNC109
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        if self._state is _State.RUNNING:
-            self._line.refuse_and_land()  # entries handed in before close() land first
-        self._accepting = False
-        if self._state is _State.NEW:
-            self._state = _State.CLOSED
-        if self._state is _State.CLOSED:
+        intake = self._intake
+        state = intake.state
+        if state in (State.NEW, State.CLOSED):
+            intake.set_state(State.CLOSED)
             return self._close_report(0)
-        self._state = _State.CLOSING
+        if state is State.RUNNING:
+            intake.handoff.refuse_and_land()  # entries handed in before close() land first
+        intake.set_state(State.CLOSING)
         if self._opening is not None and not self._opening.done():
             await asyncio.wait({self._opening})  # close what start() is still opening
         abandoned = 0
@@ -271,61 +179,43 @@ class LogManager:
             # If this task is cancelled (asyncio.run tearing the loop down, a supervisor's
             # deadline), the manager stays registered: the exit hook writes what is left and
             # releases the backends, and a later close() starts over.
-            abandoned = await self._line.finish(deadline)  # while the workers still run
-            drained = await asyncio.gather(
-                *(route.drain(_remaining(deadline), deadline) for route in self._opened)
-            )
-            abandoned += sum(drained)
+            abandoned = await intake.handoff.finish(deadline)  # while the workers still run
+            stopped = await asyncio.gather(*(sink.stop(deadline) for sink in self._opened))
+            abandoned += sum(stopped)
             if abandoned:
                 self._reporter.failure(
                     "close", f"{abandoned} entries were abandoned at the close deadline"
                 )
-            for route in self._opened:
-                await self._close_backends(route, deadline)
-        _exit.unregister(self)
+            for sink in self._opened:
+                await self._close_backends(sink, deadline)
+        _registry.forget_at_exit(self)
         self._reporter.flush()
-        self._state = _State.CLOSED
+        intake.set_state(State.CLOSED)
         self._run_close_callbacks()
         return self._close_report(abandoned)
 
-    def _fast_path_changed(self, try_put: Callable[[Entry], bool] | None) -> None:
-        self._try_put = try_put
-
-    def _set_line_mode(self, active: bool) -> None:
-        """Sync mode: while the line holds entries, a coroutine's direct write waits behind
-        them (it joins the line). Async mode keeps its fast path: a coroutine's entry only
-        waits behind handed-in ones when they wait for room in the same queue."""
-        if self._sync:
-            self._holding = active
-
     def _run_close_callbacks(self) -> None:
-        callbacks, self._on_close = self._on_close, []
-        for callback in reversed(callbacks):
+        for callback in _registry.closed(self):
             try:
                 callback()
             except Exception as exc:
                 self._reporter.failure("close", f"a close callback failed: {exc!r}")
 
-    def add_close_callback(self, callback: Callable[[], object]) -> None:
-        """Call `callback()` once the manager has closed (used by `asynclog.stdlib.install`
-        to undo itself); callbacks run in reverse order of registration."""
-        self._on_close.append(callback)
-
     def _close_report(self, abandoned: int) -> CloseReport:
-        routes = self._routes
+        sinks = self._sinks
         return CloseReport(
-            sum(route.counters.written for route in routes),
-            sum(route.counters.dropped for route in routes),
+            sum(sink.counters.written for sink in sinks),
+            sum(sink.counters.dropped for sink in sinks),
             abandoned,
-            sum(route.counters.dead_lettered for route in routes),
+            sum(sink.counters.dead_lettered for sink in sinks),
         )
 
-    async def _close_backends(self, route: Route, deadline: float | None) -> None:
-        writer = route.writer
-        writer.closed = True  # a write still waiting for the lock is dropped, not sent
+    async def _close_backends(self, sink: SinkRunner, deadline: float | None) -> None:
+        writer = sink.writer
+        writer.backend_closed = True  # a write still waiting for the lock is dropped, not sent
         for what, closing in (
-            (f"backend {route.name!r}", writer.backend.close),
-            (f"fallback of {route.name!r}", writer.close_fallback),
+            (f"backend {sink.name!r}", writer.backend.close),
+            (f"fallback of {sink.name!r}", writer.close_fallback),
         ):
             remaining = _remaining(deadline)
             grace = None if remaining is None else max(remaining, CLOSE_GRACE_SECONDS)
@@ -336,44 +226,21 @@ class LogManager:
             except Exception as exc:
                 self._reporter.failure("close", f"the {what} failed to close: {exc!r}")
 
-    def flush_at_exit(self) -> None:
-        """Interpreter exit without a finished `close()`: write what is pending, synchronously."""
-        if self._state not in (_State.RUNNING, _State.CLOSING):
+    def _write_at_exit(self) -> None:
+        """Interpreter exit without a finished `close()`: write what is pending, synchronously
+        (registered with `_registry.write_at_exit` by `start()`)."""
+        intake = self._intake
+        if intake.state not in (State.RUNNING, State.CLOSING):
             return
-        with self._direct_lock:
-            leftovers = self._take_leftovers()
+        with intake.direct_lock:
+            leftovers = intake.take_leftovers()
         warnings.warn(
             f"{self!r} was not closed; writing {sum(map(len, leftovers))} pending entries at exit",
             ResourceWarning,
             stacklevel=1,
         )
-        self._accepting = False
-        self._state = _State.CLOSED
-        self._write_leftovers_now(leftovers)
-
-    def _write_leftovers_now(self, leftovers: list[list[Entry]]) -> None:
-        """No running loop: each open backend writes its leftovers synchronously."""
-        for route, entries in zip(self._routes, leftovers, strict=True):
-            if route in self._opened:
-                route.writer.flush_at_exit(entries)
-
-    def _take_leftovers(self, extra: tuple[Any, ...] | None = None) -> list[list[Entry]]:
-        """No running loop: per route, what its worker left (in hand, queued), then the line
-        (and `extra`, an entry handed in now). The caller holds `_direct_lock`."""
-        leftovers = [route.leftovers() for route in self._routes]
-        for pending in self._line.take(extra):
-            entry, routes = self._unpack(pending)
-            for index, route in enumerate(self._routes):
-                if route in routes:
-                    leftovers[index].append(entry)
-        return leftovers
-
-    def _unpack(self, pending: object) -> tuple[Entry, tuple[Route, ...]]:
-        """(entry, the routes that still have to take it) of a pending entry."""
-        if pending.__class__ is _Unsettled:
-            return cast(tuple[Entry, tuple[Route, ...]], pending)
-        assert self._only is not None
-        return cast(Entry, pending), (self._only,)
+        intake.set_state(State.CLOSED)
+        intake.write_leftovers_now(leftovers)  # registered once every backend was open
 
     async def __aenter__(self) -> LogManager:
         await self.start()
@@ -398,156 +265,9 @@ class LogManager:
         configured level are discarded. Raises `ManagerClosedError` before `start()` and after
         `close()`, `ValueError` for an unknown level, `LogError` from another event loop.
         """
-        entry = self._accept(level, message, fields)
-        if entry is not None:
-            await self._deliver(entry)
-
-    def _accept(
-        self,
-        level: object,
-        message: object,
-        fields: dict[str, Any],
-        at: float | None = None,
-        logger: str | None = None,
-        bound: Mapping[str, Any] | None = None,
-        exception: str | None = None,
-        anywhere: bool = False,
-    ) -> Entry | _Unsettled | None:
-        """The synchronous part of every call: checks, filter, the entry, the async fast path.
-        `at` is the call's time when it was taken elsewhere (`write_log_threadsafe`, a stdlib
-        record); `logger` overrides the manager's name; `bound` are a `bind` view's fields.
-
-        Returns the entry when it still has to be awaited (sync mode, a full queue, several
-        backends)."""
-        if not self._accepting:
-            raise self._not_accepting_error()
-        if get_ident() != self._thread and not anywhere:  # 4x cheaper than the loop check
-            raise self._wrong_loop_error()
-        number = level if level.__class__ is Level else parse_level(level)
-        if number < self._min_level:
-            self._filtered += 1
-            return None
-        if message.__class__ is not str:
-            message = safe_str(message)
-        if len(message) > self._quick_text_limit:
-            message = truncate(message, self._max_entry_bytes)
-        context = self._context_get()
-        if fields or context or bound or exception:
-            frozen, exception = self._merged(fields, context, bound, exception)
-        else:
-            frozen = EMPTY_FIELDS
-        entry: Entry = (
-            time() if at is None else at,
-            number,
-            message,
-            self._name if logger is None else logger,
-            frozen,
-            exception,
-        )
-        counters = self._only_counters
-        if counters is None:  # several backends, or a capture_logs() is open
-            return self._fan_out(entry)
-        counters.accepted += 1  # Route.offer, inlined: this runs for every entry
-        try_put = self._try_put
-        if try_put is not None and try_put(entry):
-            return None
-        return entry
-
-    def _merged(
-        self,
-        fields: dict[str, Any],
-        context: Mapping[str, Any] | None,
-        bound: Mapping[str, Any] | None,
-        exception: str | None,
-    ) -> tuple[Mapping[str, Any], str | None]:
-        """The entry's fields and traceback. Explicit fields win over context fields, which
-        win over bound fields; `exc_info` (from any of them) becomes the traceback."""
-        if context or bound:
-            fields = {**(bound or {}), **(context or {}), **fields}
-        if "exc_info" in fields:
-            exception = format_exc_info(fields.pop("exc_info")) or exception
-        if exception is not None and len(exception) > self._quick_text_limit:
-            exception = truncate(exception, self._max_entry_bytes)
-        if not fields:
-            return EMPTY_FIELDS, exception
-        bounded = bound_fields(fields, self._max_entry_bytes)
-        return MappingProxyType(fields if bounded is None else dict(bounded)), exception
-
-    def _fan_out(self, entry: Entry) -> Entry | _Unsettled | None:
-        """The synchronous part for several backends (or an open capture): every backend at
-        or below the entry's level is offered it; those that could not queue it at once are
-        returned for `_deliver`. While `_holding`, no backend is offered it (see
-        `_accept_handed_in`)."""
-        if _CAPTURES:
-            public = as_log_entry(entry)
-            for captured in _CAPTURES:
-                captured.append(public)
-        queue_now = not self._holding
-        waiting = tuple(
-            route
-            for route in self._routes
-            if entry[1] >= route.min_level and not route.offer(entry, queue_now)
-        )
-        return _Unsettled((entry, waiting)) if waiting else None
-
-    async def _deliver(self, pending: Entry | _Unsettled) -> None:
-        """The awaited part of a call whose entry could not be queued at once: the one
-        backend's slow path, each waiting backend's in turn, or a place in the line."""
-        if self._holding and not self._settles_here():
-            await self._line.wait_in_line(pending)
-        elif pending.__class__ is not _Unsettled:
-            assert self._only is not None
-            await self._only.deliver(pending)
-        else:
-            await self._settle(pending, False, 0.0)
-
-    def _settles_here(self) -> bool:
-        """A handler of a write in progress logs again: it must not wait for itself."""
-        return self._line.settles_here() or any(
-            route.lock.held_by_current_task() for route in self._routes
-        )
-
-    async def _settle(self, pending: Entry | _Unsettled, fast_first: bool, since: float) -> None:
-        """Give the entry to each backend that still has to take it (a full or failing one
-        raises only after the others have it). `fast_first`: it was held back from the
-        queues, so try the quick way first. `since`: the loop time it joined the line (its
-        wait for room counts from then)."""
-        entry, routes = self._unpack(pending)
-        waited = asyncio.get_running_loop().time() - since if since else 0.0
-        failure: LogError | None = None
-        for index, route in enumerate(routes):
-            try_put = route.try_put
-            if fast_first and try_put is not None and try_put(entry):
-                continue
-            try:
-                await route.deliver(entry, waited)
-            except LogError as exc:
-                failure = failure or exc
-            except BaseException:  # cancelled: the backends not reached never get it
-                for later in routes[index + 1 :]:
-                    later.counters.drop(1)
-                raise
-        if failure is not None:
-            raise failure
-
-    def _refresh_fast_path(self) -> None:
-        """Take the fan-out path while a capture is open (or with several backends)."""
-        only = self._only
-        self._only_counters = only.counters if only is not None and not _CAPTURES else None
-
-    def _not_accepting_error(self) -> ManagerClosedError:
-        if self._state is _State.NEW:
-            return ManagerClosedError(
-                f"LogManager {self._name!r} is not started; use `async with LogManager(config)` "
-                "or `await lm.start()`"
-            )
-        return ManagerClosedError(f"LogManager {self._name!r} is closed")
-
-    def _wrong_loop_error(self) -> LogError:
-        return LogError(
-            f"write_log of LogManager {self._name!r} was called from a thread other than the one "
-            "running the event loop that started it; use lm.write_log_threadsafe(...) there"
-        )
+        pending = self._intake.accept(level, message, fields)
+        if pending is not None:
+            await self._intake.settle_call(pending)
 
     def write_log_threadsafe(
         self, level: Level | int | str, message: object, /, **fields: Any
@@ -560,67 +280,25 @@ class LogManager:
         is counted dropped, not raised here. When the loop has stopped or closed while the
         manager is still open, the entry (after everything still queued) is written at once.
         Raises `ValueError` for an unknown level and `ManagerClosedError` when not running."""
-        self._log_anywhere(level, message, fields)
+        self._intake.hand_in(level, message, fields)
 
-    def _log_anywhere(
-        self,
-        level: Level | int | str,
-        message: object,
-        fields: dict[str, Any],
-        *,
-        at: float | None = None,
-        logger: str | None = None,
-        bound: Mapping[str, Any] | None = None,
-        exception: str | None = None,
-    ) -> None:
-        number = level if level.__class__ is Level else parse_level(level)
-        loop = self._loop
-        if loop is None or not self._accepting:
-            raise self._not_accepting_error()
-        if "exc_info" in fields:  # the traceback dies with the caller's frame: format it here
-            exception = format_exc_info(fields.pop("exc_info")) or exception
-        args = (number, message, fields, time() if at is None else at, logger, bound, exception)
-        if not self._line.hand_in(args, on_loop=_running_loop() is loop):
-            with self._direct_lock:  # the loop has closed: write it (and what is left) now
-                self._write_leftovers_now(self._take_leftovers(args))
-
-    def _accept_handed_in(
-        self, args: tuple[Any, ...], anywhere: bool, hold: bool
-    ) -> Entry | _Unsettled | None:
-        """`_accept` for an entry handed in. `hold`: entries handed in earlier still wait, so
-        this one must not be queued past them (it joins the line). `anywhere`: the loop is not
-        running (this thread is the only one at work)."""
-        level, message, fields, at, logger, bound, exception = args
-        if not hold:
-            return self._accept(level, message, fields, at, logger, bound, exception, anywhere)
-        saved = self._holding, self._try_put
-        self._holding, self._try_put = True, None
-        try:
-            return self._accept(level, message, fields, at, logger, bound, exception, anywhere)
-        finally:
-            self._holding, self._try_put = saved
-
-    def _count_dropped(self, pending: Entry | _Unsettled) -> None:
-        for route in self._unpack(pending)[1]:
-            route.counters.drop(1)
-
-    @_level_method(Level.DEBUG)
+    @level_method(Level.DEBUG)
     async def debug(self, message: object, /, **fields: Any) -> None:
         """`write_log(Level.DEBUG, ...)`."""
 
-    @_level_method(Level.INFO)
+    @level_method(Level.INFO)
     async def info(self, message: object, /, **fields: Any) -> None:
         """`write_log(Level.INFO, ...)`."""
 
-    @_level_method(Level.WARNING)
+    @level_method(Level.WARNING)
     async def warning(self, message: object, /, **fields: Any) -> None:
         """`write_log(Level.WARNING, ...)`."""
 
-    @_level_method(Level.ERROR)
+    @level_method(Level.ERROR)
     async def error(self, message: object, /, **fields: Any) -> None:
         """`write_log(Level.ERROR, ...)`."""
 
-    @_level_method(Level.CRITICAL)
+    @level_method(Level.CRITICAL)
     async def critical(self, message: object, /, **fields: Any) -> None:
         """`write_log(Level.CRITICAL, ...)`."""
 
@@ -628,9 +306,7 @@ class LogManager:
         """`write_log(Level.ERROR, ...)` with the traceback of the exception being handled
         (call it inside `except`); `exc_info=` may name another exception."""
         fields.setdefault("exc_info", True)
-        entry = self._accept(Level.ERROR, message, fields)
-        if entry is not None:
-            await self._deliver(entry)
+        await self.write_log(Level.ERROR, message, **fields)
 
     def bind(self, **fields: Any) -> BoundLogger:
         """A light view of this manager whose entries all carry `fields` (the manager itself is
@@ -657,22 +333,20 @@ class LogManager:
         batch to a backend (in the worker, in async mode): what `asynclog.metrics` builds its
         histograms from. A raising observer is reported on stderr and does not fail the write.
         """
-        for route in self._routes:
-            route.writer.observers.append(functools.partial(observer, route.name))
+        for sink in self._sinks:
+            sink.writer.observers.append(functools.partial(observer, sink.name))
 
     def get_stats(self) -> LogStats:
         """A snapshot of queue depth, capacity and the counters: totals over the backends,
         and each backend's own in `LogStats.backends` (by name)."""
-        per_backend = {
-            route.name: self._route_stats(route, self._waiting_in_line(route))
-            for route in self._routes
-        }
-        if self._only is not None:
-            only = per_backend[self._only.name]
+        intake = self._intake
+        per_sink = {sink.name: self._sink_stats(sink) for sink in self._sinks}
+        if intake.only is not None:
+            only = per_sink[intake.only.name]
             return dataclasses.replace(
-                only, filtered=self._filtered, backends=MappingProxyType(per_backend)
+                only, filtered=intake.filtered, backends=MappingProxyType(per_sink)
             )
-        parts = per_backend.values()
+        parts = per_sink.values()
         return LogStats(
             queue_size=sum(part.queue_size for part in parts),
             queue_capacity=sum(part.queue_capacity for part in parts),
@@ -684,24 +358,20 @@ class LogManager:
             handler_errors=sum(part.handler_errors for part in parts),
             accepted=sum(part.accepted for part in parts),
             dead_lettered=sum(part.dead_lettered for part in parts),
-            filtered=self._filtered,
+            filtered=intake.filtered,
             pending=sum(part.pending for part in parts),
             retries=sum(part.retries for part in parts),
-            backends=MappingProxyType(per_backend),
+            queue_bytes=sum(part.queue_bytes for part in parts),
+            backends=MappingProxyType(per_sink),
         )
 
-    def _waiting_in_line(self, route: Route) -> int:
-        if self._only is not None:
-            return self._line.waiting
-        return self._line.count(lambda pending: route in self._unpack(pending)[1])
-
-    def _route_stats(self, route: Route, waiting: int) -> LogStats:
-        counters = route.counters
+    def _sink_stats(self, sink: SinkRunner) -> LogStats:
+        counters = sink.counters
         return LogStats(
-            queue_size=route.queued,
+            queue_size=sink.queued,
             queue_capacity=self._config.queue_size if self._config.async_mode else 0,
             is_async=self._config.async_mode,
-            handler_count=len(route.writer.handlers),
+            handler_count=len(sink.writer.handlers),
             written=counters.written,
             dropped=counters.dropped,
             write_errors=counters.write_errors,
@@ -709,20 +379,14 @@ class LogManager:
             accepted=counters.accepted,
             dead_lettered=counters.dead_lettered,
             filtered=0,
-            pending=route.pending + waiting,
+            pending=sink.pending + self._intake.waiting_for(sink),
             retries=counters.retries,
+            queue_bytes=sink.queue.approximate_bytes if sink.queue is not None else 0,
         )
 
     def __repr__(self) -> str:
         mode = "async" if self._config.async_mode else "sync"
-        return f"<LogManager {self._name!r} {mode} {self._state.value}>"
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+        return f"<LogManager {self._name!r} {mode} {self._intake.state.value}>"
 
 
 def _remaining(deadline: float | None) -> float | None:

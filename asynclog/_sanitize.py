@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._entry import Entry
+from ._entry import FIELDS, MESSAGE, Entry
 
 ENTRY_OVERHEAD = 128
 """Approximate bytes of an entry beyond its text: the tuple, the float, the references."""
@@ -44,7 +44,7 @@ def bound_fields(fields: Mapping[str, Any], max_bytes: int) -> Mapping[str, Any]
 
 def approximate_size(entry: Entry) -> int:
     """What an entry costs in memory, roughly: used to bound the queue by bytes."""
-    size = ENTRY_OVERHEAD + len(entry[2])  # the message
-    for key, value in entry[4].items():  # the fields
+    size = ENTRY_OVERHEAD + len(entry[MESSAGE])  # the message
+    for key, value in entry[FIELDS].items():  # the fields
         size += 64 + len(key) + (len(value) if value.__class__ in _SIZED else 0)
     return size

@@ -94,6 +94,8 @@ class LogStats:
     """Entries accepted but not yet settled: queued, waiting for room, or being written."""
     retries: int = 0
     """Batch writes retried after a failure."""
+    queue_bytes: int = 0
+    """The approximate bytes of the queued entries (0 unless `Config.max_queue_bytes` is set)."""
     backends: Mapping[str, LogStats] = field(default_factory=lambda: MappingProxyType({}))
     """Each backend's own figures, by its name (`"file"`, `"sqlite"`, ...). With several
     backends the totals add them up: an entry sent to two backends counts twice in

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from ._entry import Entry, LogEntry, as_log_entry
+from ._entry import MESSAGE, Entry, LogEntry, as_log_entry
 from ._levels import LEVEL_NAMES, level_name
 
 Formatter = Callable[[LogEntry], str]
@@ -116,7 +116,7 @@ def text_lines(entries: Sequence[Entry]) -> list[str]:
     """`[text_format(entry) for entry in entries]`, about a third cheaper: the parts that
     repeat from one entry to the next (the second, the level and logger) are built once, and
     the messages are checked for characters to escape all at once."""
-    joined = "".join([entry[2] for entry in entries])
+    joined = "".join([entry[MESSAGE] for entry in entries])
     all_clean = joined.isprintable() and "\\" not in joined
     lines: list[str] = []
     append = lines.append

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from . import _capture
+from . import _registry
 from ._errors import LogError
 from ._manager import LogManager
 
@@ -72,7 +72,7 @@ class AsyncLogHandler(logging.Handler):
         the last one seen, or None while none has started yet)."""
         if isinstance(self._manager, LogManager):
             return self._manager
-        for candidate in _capture.live_managers():
+        for candidate in _registry.live_managers():
             if candidate.name == self._manager and candidate.running:
                 self._seen = candidate
                 return candidate
@@ -118,7 +118,7 @@ class AsyncLogHandler(logging.Handler):
             if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
         }
         try:
-            manager._log_anywhere(
+            manager._intake.hand_in(  # the package-internal intake: see LogManager
                 min(max(record.levelno, 1), 100),
                 record.getMessage(),
                 fields,
@@ -184,7 +184,7 @@ def _to_stderr_all(handler: AsyncLogHandler) -> None:
         _to_stderr(handler._pending.popleft())
 
 
-_capture.ON_START.append(_manager_started)
+_registry.on_start(_manager_started)
 atexit.register(_at_exit)
 
 
@@ -251,5 +251,5 @@ def install(
     numeric = _level_number(level) if level is not None else None
     for name in loggers if loggers is not None else [None]:
         installation._route(logging.getLogger(name), numeric, replace)
-    manager.add_close_callback(installation.undo)
+    _registry.on_close(manager, installation.undo)
     return installation

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from . import _capture
+from . import _registry
 from ._entry import LogEntry
 
 __all__ = ["capture_logs"]
@@ -30,8 +30,8 @@ def capture_logs() -> Iterator[list[LogEntry]]:
     usual. Captures nest: each open capture receives every entry.
     """
     entries: list[LogEntry] = []
-    _capture.open_capture(entries)
+    _registry.open_capture(entries)
     try:
         yield entries
     finally:
-        _capture.close_capture(entries)
+        _registry.close_capture(entries)

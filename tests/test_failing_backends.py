@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 import asynclog.backends.file as file_module
-from asynclog import Config, FileConfig, LogEntry, LogError, LogManager, SQLiteConfig
+from asynclog import (
+    Config,
+    FileBackend,
+    FileConfig,
+    LogEntry,
+    LogError,
+    LogManager,
+    SQLiteConfig,
+)
 
 from .conftest import FailingBackend, RecordingBackend, assert_settled, message_of, read_lines
 
@@ -62,25 +70,27 @@ async def test_after_the_retries_the_batch_goes_to_the_fallback() -> None:
     assert_settled(stats)
 
 
+class BreakableFile(FileBackend):
+    """The file backend, with a switch that makes every later batch fail with EIO."""
+
+    broken = False
+
+    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+        if self.broken:
+            raise OSError(errno.EIO, "I/O error")
+        await super().write_batch(entries)
+
+
 async def test_the_default_fallback_is_a_json_dead_letter_file_beside_the_primary(
     log_path: Path,
 ) -> None:
-    config = Config(
-        backend="file",
-        async_mode=True,
-        retry_attempts=1,
-        retry_backoff=0.001,
-        backend_config=FileConfig(file_path=log_path),
-    )
+    backend = BreakableFile(FileConfig(file_path=log_path))
+    config = Config(backend=backend, async_mode=True, retry_attempts=1, retry_backoff=0.001)
     lm = LogManager(config)
     await lm.start()
     await lm.info("written")
     await asyncio.sleep(0.05)
-
-    async def broken(entries: Sequence[LogEntry]) -> None:
-        raise OSError(errno.EIO, "I/O error")
-
-    lm._routes[0].writer.backend.write_batch = broken  # type: ignore[method-assign]
+    backend.broken = True
     await lm.error("dead letter", order=7)
     await lm.close()
     dead = Path(f"{log_path}.deadletter")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-import asynclog._manager as manager_module
+import asynclog._intake as intake_module
 from asynclog import Config, ConfigError, FileBackend, FileConfig, LogEntry, LogManager
 from asynclog.backends._retention import Backups
 from asynclog.backends._rotation import Run, next_local_midnight, period_end_function, plan_batch
@@ -182,7 +182,7 @@ class FakeClock:
 async def test_hourly_rotation_through_the_manager_keeps_every_entry_in_its_hour(
     log_path: Path, monkeypatch: pytest.MonkeyPatch, async_mode: bool
 ) -> None:
-    monkeypatch.setattr(manager_module, "time", FakeClock(BASE, step=36.0))  # 100 per hour
+    monkeypatch.setattr(intake_module, "time", FakeClock(BASE, step=36.0))  # 100 per hour
     config = Config(
         backend="file",
         async_mode=async_mode,

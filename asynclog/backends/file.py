@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiofiles.threadpool import wrap as wrap_file
 
 from .._config import FileConfig
-from .._entry import Entry
+from .._entry import TIME, Entry
 from .._errors import LogError
 from ..formatters import Formatter, formatter_for, lines_of
 from ._retention import Backups, Housekeeper
@@ -178,7 +178,7 @@ class FileBackend:
         return (
             self._end_of is not None
             and bool(entries)
-            and max(entry[0] for entry in entries) >= self._period_end
+            and max(entry[TIME] for entry in entries) >= self._period_end
         )
 
     def _check_due(self) -> bool:
@@ -417,7 +417,7 @@ class FileBackend:
         """Write a batch that crosses the size limit or a period's end: one write per file,
         no line split."""
         encoded = [encode(line + "\n") for line in lines]
-        stamps = [entry[0] for entry in entries] if self._end_of is not None else None
+        stamps = [entry[TIME] for entry in entries] if self._end_of is not None else None
         plan = plan_batch(
             map(len, encoded),
             self._size,

@@ -20,7 +20,7 @@ from typing import Any
 import aiosqlite
 
 from .._config import SQLiteConfig
-from .._entry import Entry
+from .._entry import LOGGER, Entry
 from .._errors import LogError
 from ..formatters import fields_to_json, utf8_safe
 from ._slices import convert_in_slices, map_in_slices
@@ -412,7 +412,7 @@ class SQLiteBackend:
         costs more than SQLite's own work for the other five columns."""
         host, pid = origin()
         if self._staging is None:
-            logger = entries[0][3] if entries else ""  # the first entry's logger
+            logger = entries[0][LOGGER] if entries else ""  # the first entry's logger
             insert = self._plain_insert_for(logger, host, pid)
             if insert is not None:
                 with contextlib.suppress(_NotPlain):

@@ -1,10 +1,13 @@
-"""`Line`: entries handed in from outside a coroutine (other threads, stdlib records, a loop
-that is paused) and every entry that must wait behind them, settled one by one, in the order
-they reached the loop, by a single task.
+"""`Handoff`: entries handed in from outside a coroutine (other threads, stdlib records, a loop
+that is paused), and every entry that must wait behind them.
 
-While the line is not empty, a later handed-in entry is not queued past it but joins it. In
-sync mode a coroutine's direct write joins it too (`_set_line_mode`); in async mode coroutines
-keep their fast path and their own overflow policy.
+Threads append to a landing under a lock; one loop callback accepts what landed, in arrival
+order. What could not be queued at once waits in the backlog, settled one by one, in the order
+it reached the loop, by a single task (the settler).
+
+While the backlog is not empty, a later handed-in entry is not queued past it but joins it. In
+sync mode a coroutine's direct write joins it too (`Owner.set_holding`); in async mode
+coroutines keep their fast path and their own overflow policy.
 """
 
 from __future__ import annotations
@@ -18,35 +21,44 @@ from typing import Any, Protocol
 
 from ._errors import LogError, ManagerClosedError
 from ._report import BurstReporter
+from ._sink import Pending
 
 YIELD_EVERY = 64
-"""The drainer gives the loop a turn after this many entries (sync writes never suspend)."""
+"""The settler gives the loop a turn after this many entries (sync writes never suspend)."""
 
 HandInArgs = tuple[Any, ...]
 """`(level, message, fields, at, logger, bound, exception)` of one handed-in entry."""
 
 
 class Owner(Protocol):
-    """What the line needs from its manager."""
+    """What the handoff needs from its owner (the manager's `Intake`)."""
 
-    def _accept_handed_in(self, args: HandInArgs, anywhere: bool, hold: bool) -> object | None:
+    def accept_handed_in(self, args: HandInArgs, anywhere: bool, hold: bool) -> Pending | None:
+        """Accept one handed-in entry; None when it is settled (queued, filtered, dropped).
+        `hold`: entries wait already, so this one must not be queued past them."""
         ...
 
-    async def _settle(self, pending: Any, fast_first: bool, since: float) -> None: ...
+    async def settle(self, pending: Pending, fast_first: bool, since: float) -> None:
+        """The awaited part for an entry from the backlog."""
+        ...
 
-    def _count_dropped(self, pending: Any) -> None: ...
+    def count_dropped(self, pending: Pending) -> None:
+        """Count a pending entry dropped on every sink that still had to take it."""
+        ...
 
-    def _set_line_mode(self, active: bool) -> None: ...
+    def set_holding(self, active: bool) -> None:
+        """Told when the backlog becomes non-empty (True) and empty again (False)."""
+        ...
 
 
 class Waiting:
-    """One entry in the line: what still has to be settled, whether it was held back from the
+    """One entry in the backlog: what still has to be settled, whether it was held back from the
     queues, when it reached the loop, and the future its caller awaits (if any)."""
 
     __slots__ = ("future", "held", "pending", "since")
 
     def __init__(
-        self, pending: object, held: bool, since: float, future: asyncio.Future[None] | None
+        self, pending: Pending, held: bool, since: float, future: asyncio.Future[None] | None
     ) -> None:
         self.pending = pending
         self.held = held
@@ -54,8 +66,8 @@ class Waiting:
         self.future = future
 
 
-class Line:
-    """The landing (entries handed in, not yet accepted on the loop) and the line itself."""
+class Handoff:
+    """The landing (entries handed in, not yet accepted on the loop) and the backlog."""
 
     def __init__(self, owner: Owner, reporter: BurstReporter, limit: int, name: str) -> None:
         self._owner = owner
@@ -71,10 +83,10 @@ class Line:
         self._scheduled = False  # a _land callback is on the loop
         self._refusing = False
         self._waiting: collections.deque[Waiting] = collections.deque()
-        self._drainer: asyncio.Task[None] | None = None
+        self._settler: asyncio.Task[None] | None = None
         self.in_hand: Waiting | None = None
         self.active = False
-        """True while the line (or its drainer's hand) holds an entry."""
+        """True while the backlog (or its settler's hand) holds an entry."""
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop the manager runs on (set by `start()`)."""
@@ -121,42 +133,42 @@ class Line:
     def _accept(self, args: HandInArgs, since: float, anywhere: bool = False) -> None:
         held = self.active or anywhere
         try:
-            pending = self._owner._accept_handed_in(args, anywhere, held)
+            pending = self._owner.accept_handed_in(args, anywhere, held)
         except (LogError, TypeError, ValueError) as exc:  # closed meanwhile, a bad exc_info
             self._reporter.failure("write_log_threadsafe", f"{args[1]!r} refused: {exc}")
             return
         if pending is None:
             return
         if len(self._waiting) >= self._limit:
-            self._owner._count_dropped(pending)  # threads outpace a stalled backend
+            self._owner.count_dropped(pending)  # threads outpace a stalled backend
             return
         self._join(Waiting(pending, held, since, None), start=not anywhere)
 
-    # ---- the line (the loop's thread) ------------------------------------------------------
+    # ---- the backlog (the loop's thread)---------------------------------------------------
 
     def _join(self, waiting: Waiting, start: bool = True) -> None:
         self._waiting.append(waiting)
         if not self.active:
             self.active = True
-            self._owner._set_line_mode(True)
+            self._owner.set_holding(True)
         if start:
-            self.start_drainer()
+            self.start_settler()
 
-    def start_drainer(self) -> None:
-        """Start the task that settles the line, unless it runs already."""
-        drainer = self._drainer
-        if self._waiting and (drainer is None or drainer.done()):
-            # An empty context: the drainer must not carry one request's contextualize().
-            self._drainer = asyncio.get_running_loop().create_task(
-                self._drain(), context=contextvars.Context()
+    def start_settler(self) -> None:
+        """Start the task that settles the backlog, unless it runs already."""
+        settler = self._settler
+        if self._waiting and (settler is None or settler.done()):
+            # An empty context: the settler must not carry one request's contextualize().
+            self._settler = asyncio.get_running_loop().create_task(
+                self._settle_backlog(), context=contextvars.Context()
             )
 
     def settles_here(self) -> bool:
-        """True in the drainer itself (a handler of the write it is making logs again)."""
-        return self._drainer is not None and asyncio.current_task() is self._drainer
+        """True in the settler itself (a handler of the write it is making logs again)."""
+        return self._settler is not None and asyncio.current_task() is self._settler
 
-    async def wait_in_line(self, pending: object) -> None:
-        """A coroutine's entry behind the line: wait for its own turn, then its outcome."""
+    async def wait_behind(self, pending: Pending) -> None:
+        """A coroutine's entry behind the backlog: wait for its own turn, then its outcome."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         waiting = Waiting(pending, True, loop.time(), future)
@@ -166,24 +178,24 @@ class Line:
         except asyncio.CancelledError:
             if waiting in self._waiting:  # not taken yet: it never will be
                 self._waiting.remove(waiting)
-                self._owner._count_dropped(pending)
-            raise  # taken: the drainer settles it
+                self._owner.count_dropped(pending)
+            raise  # taken: the settler settles it
 
-    async def _drain(self) -> None:
-        waiting_line = self._waiting
+    async def _settle_backlog(self) -> None:
+        backlog = self._waiting
         settled = 0
         try:
-            while waiting_line:
+            while backlog:
                 settled += 1
                 if settled % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # sync writes never suspend: let the loop breathe
-                    if not waiting_line:
+                    if not backlog:
                         break
-                waiting = waiting_line.popleft()
+                waiting = backlog.popleft()
                 self.in_hand = waiting
                 future = waiting.future
                 try:
-                    await self._owner._settle(waiting.pending, waiting.held, waiting.since)
+                    await self._owner.settle(waiting.pending, waiting.held, waiting.since)
                 except LogError as exc:  # counted where it was refused
                     if future is not None and not future.done():
                         future.set_exception(exc)
@@ -199,9 +211,9 @@ class Line:
                 finally:
                     self.in_hand = None
         finally:
-            if not waiting_line:
+            if not backlog:
                 self.active = False
-                self._owner._set_line_mode(False)
+                self._owner.set_holding(False)
 
     # ---- closing and leftovers -------------------------------------------------------------
 
@@ -212,23 +224,23 @@ class Line:
         self._land()  # on the loop's thread: accept what is still waiting to land
 
     async def finish(self, deadline: float | None) -> int:
-        """Let the drainer settle the line until `deadline`; then stop it and count what is
+        """Let the settler settle the backlog until `deadline`; then stop it and count what is
         left dropped. Returns how many were abandoned."""
-        self.start_drainer()  # again, if the application cancelled it
-        drainer = self._drainer
+        self.start_settler()  # again, if the application cancelled it
+        settler = self._settler
         abandoned = 0
-        if drainer is not None and not drainer.done():
+        if settler is not None and not settler.done():
             loop = asyncio.get_running_loop()
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            await asyncio.wait({drainer}, timeout=remaining)
-            if not drainer.done():
+            await asyncio.wait({settler}, timeout=remaining)
+            if not settler.done():
                 if self.in_hand is not None:
                     abandoned += 1  # its route counts it dropped when the wait is cancelled
-                drainer.cancel()
-                await asyncio.wait({drainer})
+                settler.cancel()
+                await asyncio.wait({settler})
         while self._waiting:
             waiting = self._waiting.popleft()
-            self._owner._count_dropped(waiting.pending)
+            self._owner.count_dropped(waiting.pending)
             if waiting.future is not None and not waiting.future.done():
                 waiting.future.set_exception(
                     ManagerClosedError(f"LogManager {self._name!r} closed first")
@@ -236,12 +248,12 @@ class Line:
             abandoned += 1
         if self.active:
             self.active = False
-            self._owner._set_line_mode(False)
+            self._owner.set_holding(False)
         return abandoned
 
-    def take(self, extra: HandInArgs | None = None) -> list[object]:
+    def take_all(self, extra: HandInArgs | None = None) -> list[Pending]:
         """No running loop (interpreter exit, or the loop has closed): accept what landed (and
-        `extra`), and return everything in the line, in order, emptied. The caller writes it."""
+        `extra`), and return everything in the backlog, in order, emptied. The caller writes it."""
         loop = self._loop
         assert loop is not None
         with self._lock:
@@ -257,15 +269,15 @@ class Line:
         self._waiting.clear()
         if self.active and self.in_hand is None:
             self.active = False
-            self._owner._set_line_mode(False)
+            self._owner.set_holding(False)
         return taken
 
     @property
     def waiting(self) -> int:
-        """How many entries wait in the line (safe from any thread)."""
+        """How many entries wait in the backlog (safe from any thread)."""
         return len(self._waiting)
 
-    def count(self, matches: Callable[[object], bool]) -> int:
-        """How many entries waiting in the line `matches` (for the stats; `deque.copy` is
-        atomic, so another thread may ask while the loop changes the line)."""
+    def count(self, matches: Callable[[Pending], bool]) -> int:
+        """How many entries waiting in the backlog `matches` (for the stats; `deque.copy` is
+        atomic, so another thread may ask while the loop changes the backlog)."""
         return sum(1 for waiting in self._waiting.copy() if matches(waiting.pending))

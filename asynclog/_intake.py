@@ -1,0 +1,365 @@
+"""`Intake`: everything that happens at the call, from `write_log(...)` to "queued" or "still
+to settle". It is the one place that decides an entry's fate before the sinks take over:
+
+    accept()   checks (state, thread), level filter, message, fields, the entry tuple,
+               captures, then each sink at or below the level `accept`s it
+               -> None (queued, filtered) or a pending `(entry, sinks still to take it)`
+    settle()   the awaited part of a pending entry: each remaining sink's `settle`
+    hand_in()  the same from any thread, through the `Handoff`
+
+It also owns the state of the manager (`State`) and the cache the level shortcuts read
+(`thread`, `counters`, `put`), rebuilt by `refresh()` whenever the state changes.
+
+Package-internal: `LogManager` and its views (`BoundLogger`, the stdlib bridge) use it through
+`LogManager._intake`, a documented shared private.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from threading import get_ident
+from time import time
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._context import CONTEXT
+from ._entry import EMPTY_FIELDS, Entry, as_log_entry
+from ._errors import LogError, ManagerClosedError
+from ._handoff import HandInArgs, Handoff
+from ._levels import Level, parse_level
+from ._registry import CAPTURES
+from ._report import BurstReporter
+from ._sanitize import bound_fields, truncate
+from ._sink import Pending, SinkRunner
+from ._tracebacks import format_exc_info
+from .formatters import safe_str
+
+if TYPE_CHECKING:
+    from ._manager import LogManager
+
+BACKLOG_LIMIT = 10_000
+"""Handed-in entries (from threads, stdlib records) waiting for room: at least this many
+(or ten queues' worth) are kept; more are counted dropped at once."""
+
+class State(enum.Enum):
+    """The manager's life: every "is it open?" question reads this."""
+
+    NEW = "new"
+    OPENING = "opening"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class Intake:
+    """The call side of one manager (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        sinks: tuple[SinkRunner, ...],
+        *,
+        sync: bool,
+        max_entry_bytes: int,
+        backlog_limit: int,
+        reporter: BurstReporter,
+    ) -> None:
+        self.name = name
+        self.sinks = sinks
+        self.sync = sync
+        # Below every sink's own level an entry goes nowhere: discard it at the call.
+        self.min_level = min(sink.min_level for sink in sinks)
+        self.max_entry_bytes = max_entry_bytes
+        self.quick_text_limit = max_entry_bytes // 4  # 4 bytes per char at most
+        self.filtered = 0
+        self.state = State.NEW
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_thread = -1
+        self.holding = False
+        """Sync mode, the backlog is not empty: a coroutine's direct write waits behind it."""
+        self.only = sinks[0] if len(sinks) == 1 else None
+        self.handoff = Handoff(self, reporter, backlog_limit, name)
+        self.direct_lock = threading.Lock()  # writes made while the loop is not running
+        self.context_get = CONTEXT.get
+        # The level shortcuts' cache (see refresh).
+        self.thread = -1
+        self.counters = self.only.counters if self.only is not None else None
+        self.put: Callable[[Entry], bool] = self.only.put if self.only is not None else _refuse
+
+    def refresh(self) -> None:
+        """Rebuild what the level shortcuts read from the state: `thread` is the loop's
+        thread while running (else -1, which no thread has); `put` the one sink's quick way
+        in; `counters` its counters (None with several sinks: every call fans out)."""
+        running = self.state is State.RUNNING
+        self.thread = self.loop_thread if running else -1
+        self.put = self.only.put if self.only is not None else _refuse
+
+    def set_state(self, state: State) -> None:
+        """Move to `state` and rebuild the shortcuts' cache."""
+        self.state = state
+        self.refresh()
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop (and its thread) the manager runs on, set by `start()`."""
+        self.loop = loop
+        self.loop_thread = get_ident()
+        self.handoff.bind(loop)
+
+    # ---- the call ------------------------------------------------------------------------
+
+    def accept(
+        self,
+        level: object,
+        message: object,
+        fields: dict[str, Any],
+        at: float | None = None,
+        logger: str | None = None,
+        bound: Mapping[str, Any] | None = None,
+        exception: str | None = None,
+        anywhere: bool = False,
+        queue_now: bool = True,
+    ) -> Pending | None:
+        """The synchronous part of every call. `at`: the call's time when it was taken
+        elsewhere (a thread, a stdlib record); `logger` overrides the manager's name; `bound`
+        are a view's fields; `anywhere`: the caller may be on any thread; `queue_now`: False
+        when the entry must not be queued past entries waiting in the backlog.
+
+        Returns None when the entry is settled (queued, or filtered out), else the pending
+        entry for `settle`."""
+        if self.state is not State.RUNNING:
+            raise self.not_accepting_error()
+        if get_ident() != self.loop_thread and not anywhere:  # 4x cheaper than the loop check
+            raise self.wrong_thread_error()
+        number = level if level.__class__ is Level else parse_level(level)
+        if number < self.min_level:
+            self.filtered += 1
+            return None
+        if message.__class__ is not str:
+            message = safe_str(message)
+        if len(message) > self.quick_text_limit:
+            message = truncate(message, self.max_entry_bytes)
+        context = self.context_get()
+        if fields or context or bound or exception:
+            frozen, exception = self._merged(fields, context, bound, exception)
+        else:
+            frozen = EMPTY_FIELDS
+        entry: Entry = (
+            time() if at is None else at,
+            number,
+            message,
+            self.name if logger is None else logger,
+            frozen,
+            exception,
+        )
+        if CAPTURES:
+            captured = as_log_entry(entry)
+            for capture in CAPTURES:
+                capture.append(captured)
+        only = self.only
+        if only is not None:  # its level is the intake's: no filter to apply
+            return None if only.accept(entry, queue_now) else (entry, self.sinks)
+        waiting = tuple(
+            sink
+            for sink in self.sinks
+            if number >= sink.min_level and not sink.accept(entry, queue_now)
+        )
+        return (entry, waiting) if waiting else None
+
+    def _merged(
+        self,
+        fields: dict[str, Any],
+        context: Mapping[str, Any] | None,
+        bound: Mapping[str, Any] | None,
+        exception: str | None,
+    ) -> tuple[Mapping[str, Any], str | None]:
+        """The entry's fields and traceback. Explicit fields win over context fields, which
+        win over bound fields; `exc_info` (from any of them) becomes the traceback."""
+        if context or bound:
+            fields = {**(bound or {}), **(context or {}), **fields}
+        if "exc_info" in fields:
+            exception = format_exc_info(fields.pop("exc_info")) or exception
+        if exception is not None and len(exception) > self.quick_text_limit:
+            exception = truncate(exception, self.max_entry_bytes)
+        if not fields:
+            return EMPTY_FIELDS, exception
+        bounded = bound_fields(fields, self.max_entry_bytes)
+        return MappingProxyType(fields if bounded is None else dict(bounded)), exception
+
+    async def settle_call(self, pending: Pending) -> None:
+        """The awaited part of a call whose entry was not queued at once: behind the backlog
+        (sync mode, while it holds entries), else each remaining sink in turn."""
+        if self.holding and not self._settles_here():
+            await self.handoff.wait_behind(pending)
+        else:
+            await self.settle(pending, False, 0.0)
+
+    def _settles_here(self) -> bool:
+        """A handler of a write in progress logs again: it must not wait for itself."""
+        return self.handoff.settles_here() or any(
+            sink.lock.held_by_current_task() for sink in self.sinks
+        )
+
+    async def settle(self, pending: Pending, fast_first: bool, since: float) -> None:
+        """Give the entry to each sink that still has to take it (a full or failing one
+        raises only after the others have it). `fast_first`: it was held back from the
+        queues, so try the quick way first. `since`: the loop time it joined the backlog
+        (its wait for room counts from then)."""
+        entry, sinks = pending
+        waited = asyncio.get_running_loop().time() - since if since else 0.0
+        failure: LogError | None = None
+        for index, sink in enumerate(sinks):
+            if fast_first and sink.put(entry):
+                continue
+            try:
+                await sink.settle(entry, waited)
+            except LogError as exc:
+                failure = failure or exc
+            except BaseException:  # cancelled: the sinks not reached never get it
+                for later in sinks[index + 1 :]:
+                    later.counters.drop(1)
+                raise
+        if failure is not None:
+            raise failure
+
+    # ---- from any thread (the Handoff's owner protocol) ------------------------------------
+
+    def hand_in(
+        self,
+        level: Level | int | str,
+        message: object,
+        fields: dict[str, Any],
+        *,
+        at: float | None = None,
+        logger: str | None = None,
+        bound: Mapping[str, Any] | None = None,
+        exception: str | None = None,
+    ) -> None:
+        """`write_log_threadsafe`'s work: take the time and the traceback here, then hand the
+        entry to the loop (or write it now, with what is left, when the loop has closed)."""
+        number = level if level.__class__ is Level else parse_level(level)
+        loop = self.loop
+        if loop is None or self.state is not State.RUNNING:
+            raise self.not_accepting_error()
+        if "exc_info" in fields:  # the traceback dies with the caller's frame: format it here
+            exception = format_exc_info(fields.pop("exc_info")) or exception
+        args = (number, message, fields, time() if at is None else at, logger, bound, exception)
+        if not self.handoff.hand_in(args, on_loop=_running_loop() is loop):
+            with self.direct_lock:  # the loop has closed: write it (and what is left) now
+                self.write_leftovers_now(self.take_leftovers(args))
+
+    def accept_handed_in(self, args: HandInArgs, anywhere: bool, hold: bool) -> Pending | None:
+        """`accept` for an entry handed in; `hold`: it must not be queued past the backlog."""
+        level, message, fields, at, logger, bound, exception = args
+        return self.accept(
+            level, message, fields, at, logger, bound, exception, anywhere, queue_now=not hold
+        )
+
+    def count_dropped(self, pending: Pending) -> None:
+        """Count a pending entry dropped on every sink that still had to take it."""
+        for sink in pending[1]:
+            sink.counters.drop(1)
+
+    def set_holding(self, active: bool) -> None:
+        """Sync mode: while the backlog holds entries, a coroutine's direct write joins it.
+        Async mode keeps its fast path: a coroutine's entry only waits behind handed-in ones
+        when they wait for room in the same queue."""
+        if self.sync:
+            self.holding = active
+
+    def waiting_for(self, sink: SinkRunner) -> int:
+        """Entries in the backlog that `sink` still has to take."""
+        return self.handoff.count(lambda pending: sink in pending[1])
+
+    # ---- no running loop -----------------------------------------------------------------
+
+    def take_leftovers(self, extra: HandInArgs | None = None) -> list[list[Entry]]:
+        """No running loop: per sink, what its worker left (in hand, queued), then the backlog
+        (and `extra`, an entry handed in now). The caller holds `direct_lock`."""
+        leftovers = [sink.leftovers() for sink in self.sinks]
+        for entry, sinks in self.handoff.take_all(extra):
+            for index, sink in enumerate(self.sinks):
+                if sink in sinks:
+                    leftovers[index].append(entry)
+        return leftovers
+
+    def write_leftovers_now(self, leftovers: list[list[Entry]]) -> None:
+        """No running loop: each sink writes its leftovers synchronously."""
+        for sink, entries in zip(self.sinks, leftovers, strict=True):
+            sink.writer.write_at_exit(entries)
+
+    # ---- errors --------------------------------------------------------------------------
+
+    def not_accepting_error(self) -> ManagerClosedError:
+        """The error of a call made before `start()` or after `close()` began."""
+        if self.state in (State.NEW, State.OPENING):
+            return ManagerClosedError(
+                f"LogManager {self.name!r} is not started; use `async with LogManager(config)` "
+                "or `await lm.start()`"
+            )
+        return ManagerClosedError(f"LogManager {self.name!r} is closed")
+
+    def wrong_thread_error(self) -> LogError:
+        """The error of a coroutine call from a thread that is not the manager's loop's."""
+        return LogError(
+            f"write_log of LogManager {self.name!r} was called from a thread other than the one "
+            "running the event loop that started it; use lm.write_log_threadsafe(...) there"
+        )
+
+
+def _refuse(entry: Entry) -> bool:
+    return False  # several sinks: the shortcut never queues
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, None]])
+
+
+def level_method(level: Level) -> Callable[[_Method], _Method]:
+    """Replace the decorated stub of `LogManager` (its signature and docstring are what users
+    see) by the shortcut for `level`: `write_log`'s work with the common case inlined.
+
+    A plain entry (a str message, no fields, no context, no capture, one sink whose queue has
+    room) is built and queued right here, with `SinkRunner.accept` inlined: a call to
+    `Intake.accept` as well would cost a quarter more per call. Everything else goes through
+    `Intake.accept`, which does the full job.
+    """
+
+    def replace(stub: _Method) -> _Method:
+        async def log(self: LogManager, message: object, /, **fields: Any) -> None:
+            intake = self._intake
+            counters = intake.counters
+            if (
+                get_ident() != intake.thread  # not running (-1), or another thread
+                or level < intake.min_level
+                or message.__class__ is not str
+                or len(message) > intake.quick_text_limit
+                or fields
+                or counters is None  # several sinks
+                or CAPTURES
+                or intake.context_get()
+            ):
+                pending = intake.accept(level, message, fields)
+            else:
+                entry: Entry = (time(), level, message, intake.name, EMPTY_FIELDS, None)
+                counters.accepted += 1
+                if intake.put(entry):
+                    return
+                pending = (entry, intake.sinks)
+            if pending is not None:
+                await intake.settle_call(pending)
+
+        log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__
+        log.__doc__, log.__annotations__ = stub.__doc__, stub.__annotations__
+        return log  # type: ignore[return-value]
+
+    return replace
+

@@ -1,0 +1,345 @@
+"""`SinkRunner`: one backend of a manager and everything that feeds it: its `Writer`, its
+counters, and in async mode its `FairQueue` and the worker task that drains it.
+
+An entry reaches a sink in one of two ways:
+
+- `accept(entry)`: counted, and queued if that is quick (async mode with room). True: done.
+- `settle(entry, waited)`: the awaited way for an accepted entry that was not queued: a direct
+  write (sync mode, or the worker is gone) or the overflow policy (a full queue).
+
+Writes made outside the worker (sync mode, leftovers, after the worker is gone) hold the
+sink's delivery lock, so nothing is reordered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from types import MappingProxyType
+from typing import Any
+
+from . import _overflow
+from ._config import Config
+from ._entry import Entry, LogEntry
+from ._errors import LogError, ManagerClosedError
+from ._levels import Level
+from ._overflow import HandedOver
+from ._queue import FairQueue
+from ._registry import EXIT_FLUSH_SECONDS
+from ._report import BurstReporter
+from ._sanitize import approximate_size
+from ._stats import Counters
+from ._writer import Writer
+from .backends.base import WouldBlock
+from .formatters import iso_utc
+
+
+class DeliveryLock:
+    """An `asyncio.Lock` that remembers which task holds it and counts who wants it.
+
+    The holder may be running a handler that logs again; that nested call must not wait for
+    the lock it already holds (`held_by_current_task`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._holder: asyncio.Task[object] | None = None
+        self.users = 0
+        """Tasks holding or waiting for the lock."""
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Acquire in arrival order; release on exit."""
+        self.users += 1
+        try:
+            async with self._lock:
+                self._holder = asyncio.current_task()
+                try:
+                    yield
+                finally:
+                    self._holder = None
+        finally:
+            self.users -= 1
+
+    def held_by_current_task(self) -> bool:
+        """True inside `hold()` of the calling task (for example, in a handler it runs)."""
+        holder = self._holder
+        return holder is not None and holder is asyncio.current_task()
+
+
+Pending = tuple[Entry, tuple["SinkRunner", ...]]
+"""An accepted entry and the sinks that still have to take it (the awaited part)."""
+
+
+def _refuse(entry: Entry) -> bool:
+    return False  # sync mode: nothing is ever queued
+
+
+class SinkRunner:
+    """One backend's path: `accept` (the quick part), `settle` (the awaited part), the worker
+    (async mode), `stop` and `leftovers`."""
+
+    def __init__(
+        self,
+        name: str,
+        min_level: int,
+        writer: Writer,
+        reporter: BurstReporter,
+        config: Config,
+        owner: str,
+    ) -> None:
+        self.name = name
+        self.min_level = min_level
+        self.writer = writer
+        self.counters: Counters = writer.counters
+        self._reporter = reporter
+        self._config = config
+        self._owner = owner  # the manager's name, for error messages
+        self.queue: FairQueue[Entry] | None = None
+        """Async mode only (set by `start`); None means sync mode."""
+        self.put: Callable[[Entry], bool] = _refuse
+        """The queue's `try_put` once started in async mode: True when the entry was queued."""
+        self.lock = DeliveryLock()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._abandoning = False
+        self.worker_gone = False
+        """The worker was cancelled from outside: entries are written directly from now on."""
+        self.worker_failure: BaseException | None = None
+        """What killed the worker, if a bug did before `stop()`."""
+
+    def start(self) -> None:
+        """Async mode: create the queue and start the worker on the running loop."""
+        config = self._config
+        self.queue = FairQueue(
+            config.queue_size,
+            reserve=max(16, config.queue_size // 10),
+            max_bytes=config.max_queue_bytes,
+            size_of=approximate_size,
+        )
+        self.put = self.queue.try_put
+        self._task = asyncio.get_running_loop().create_task(self._work(), name="asynclog-worker")
+        self._task.add_done_callback(self._worker_done)
+
+    # ---- the way in ------------------------------------------------------------------------
+
+    def accept(self, entry: Entry, queue_now: bool = True) -> bool:
+        """Count `entry` accepted; queue it if that is quick (and `queue_now`). True: queued.
+        (The level shortcuts of `LogManager` inline this for the one-sink case.)"""
+        self.counters.accepted += 1
+        return queue_now and self.put(entry)
+
+    def settle(self, entry: Entry, waited: float = 0.0) -> Coroutine[Any, Any, None]:
+        """The awaited part for an accepted entry that `accept` did not queue: write it now
+        (sync mode, or the worker is gone) or apply the overflow policy (a full queue).
+        `waited`: seconds it already waited elsewhere (it counts against `put_timeout`)."""
+        queue = self.queue
+        if queue is None or self.worker_gone:
+            return self._write_now(entry)
+        return self._when_full(queue, entry, waited)
+
+    async def _when_full(self, queue: FairQueue[Entry], entry: Entry, waited: float) -> None:
+        if self.worker_failure is not None:
+            self.counters.drop(1)
+            raise LogError(
+                f"the asynclog worker stopped unexpectedly: {self.worker_failure!r}"
+            ) from self.worker_failure
+        try:
+            await _overflow.admit(queue, entry, self.counters, self._config, waited)
+        except HandedOver:
+            await self._write_now(entry)  # the worker went away while this waited
+
+    async def _write_now(self, entry: Entry) -> None:
+        writer = self.writer
+        entries = (entry,)
+        if writer.immediate and not self.lock.users:
+            try:
+                error = writer.write_immediately(entries)  # nothing awaited: nobody to overtake
+            except WouldBlock:
+                pass  # the awaited way below
+            else:
+                if error is not None:
+                    await self._serialised(
+                        entries, lambda: writer.recover(entries, error, raise_if_lost=True)
+                    )
+                return
+        await self._serialised(entries, lambda: writer.write(entries, raise_if_lost=True))
+
+    async def _serialised(
+        self, entries: tuple[Entry], write: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run `write` under the delivery lock, in call order, after any leftovers of a worker
+        that is gone. A caller cancelled before its entry was settled counts it dropped."""
+        lock = self.lock
+        if lock.held_by_current_task():
+            await write()  # a handler of the write in progress logs again: no waiting on itself
+            return
+        writer = self.writer
+        started = False
+        try:
+            async with lock.hold():
+                if writer.backend_closed:  # close() finished while this call waited
+                    self.counters.drop(len(entries))
+                    raise ManagerClosedError(f"LogManager {self._owner!r} closed before the write")
+                if self.queue is not None:
+                    await self.write_leftovers()
+                started = True
+                await write()
+        except asyncio.CancelledError:
+            if not started or writer.in_flight is entries:
+                if writer.in_flight is entries:
+                    writer.in_flight = ()
+                self.counters.drop(len(entries))
+            raise
+
+    # ---- the worker (async mode) -----------------------------------------------------------
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        if self._stopping:
+            return
+        assert self.queue is not None
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            self.worker_failure = failure
+            self._reporter.failure("worker", f"stopped unexpectedly: {failure!r}")
+            # Producers waiting for room would wait for ever: wake them with the reason.
+            self.queue.close(LogError(f"the asynclog worker stopped unexpectedly: {failure!r}"))
+        else:  # cancelled before it could run _drain_orphaned: direct writes from now on
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """The worker is gone: new entries and producers waiting for room write directly
+        (each after the leftovers, under the delivery lock)."""
+        self.worker_gone = True
+        assert self.queue is not None
+        self.queue.close(HandedOver())
+
+    async def _work(self) -> None:
+        try:
+            await self._drain_queue()
+        except asyncio.CancelledError:
+            if self._abandoning:
+                raise
+            await self._drain_orphaned()
+
+    async def _drain_queue(self) -> None:
+        queue, write, limit = self.queue, self.writer.write, self._config.batch_size
+        assert queue is not None
+        while batch := await queue.get_batch(limit):
+            await write(self._with_drop_report(batch))
+        report = self._drop_report()
+        if report is not None:
+            await write([report])
+
+    def _with_drop_report(self, batch: list[Entry]) -> list[Entry]:
+        report = self._drop_report()
+        if report is not None:
+            batch.insert(0, report)
+        return batch
+
+    async def _drain_orphaned(self) -> None:
+        """Cancelled from outside while the manager is open: `asyncio.run` tearing the loop
+        down, or an application cancelling every task. Each new entry is written directly
+        from now on (producers waiting for room too); the worker writes what was already
+        accepted first, under the delivery lock, within a bound (the interpreter-exit hook
+        writes what is left)."""
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        self._hand_over()
+        try:
+            async with asyncio.timeout(EXIT_FLUSH_SECONDS), self.lock.hold():
+                await self.write_leftovers()
+        except TimeoutError:
+            self._reporter.failure("worker", "the queue could not be drained in time")
+
+    async def write_leftovers(self) -> None:
+        """Write the batch a cancelled worker had in hand, then everything still queued.
+        The caller holds the delivery lock."""
+        await self.writer.rewrite_interrupted()
+        assert self.queue is not None
+        while batch := self.queue.take(self._config.batch_size):
+            await self.writer.write(self._with_drop_report(batch))
+
+    def _drop_report(self) -> Entry | None:
+        """One WARNING entry saying how many entries were dropped since the last one."""
+        drops = self.counters.take_drop_report()
+        if drops is None:
+            return None
+        count, first, last = drops
+        message = f"asynclog dropped {count} entries between {iso_utc(first)} and {iso_utc(last)}"
+        fields = {"dropped": count, "first_drop": first, "last_drop": last}
+        report = LogEntry(last, Level.WARNING, message, "asynclog", MappingProxyType(fields))
+        self.accept(report, queue_now=False)
+        return report
+
+    # ---- closing ---------------------------------------------------------------------------
+
+    async def stop(self, deadline: float | None) -> int:
+        """Write everything accepted and stop the worker; return how many were abandoned at
+        `deadline` (loop time; None: no limit). Producers still waiting for room are refused
+        with `ManagerClosedError` (counted dropped where they wait)."""
+        loop = asyncio.get_running_loop()
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        task = self._task
+        if self.queue is None or task is None:  # sync mode: let a write under way finish
+            try:
+                async with asyncio.timeout_at(deadline), self.lock.hold():
+                    pass
+            except TimeoutError:
+                self._reporter.failure("close", "a sync write was still under way at the deadline")
+            return 0
+        self._stopping = True
+        self.queue.close()
+        done, _ = await asyncio.wait({task}, timeout=remaining)
+        if not done:  # the deadline passed: stop the worker where it is
+            self._abandoning = True
+            task.cancel()
+            await asyncio.wait({task})
+            return self._abandon()
+        if not task.cancelled() and task.exception() is not None:  # a bug, already reported
+            return self._abandon()
+        # The worker drained the queue, or was cancelled from outside before it could.
+        holding = False
+        try:
+            async with asyncio.timeout_at(deadline), self.lock.hold():
+                holding = True
+                await self.write_leftovers()
+        except TimeoutError:
+            # Waiting for the lock, in_flight is a direct writer's entry, for it to settle.
+            return self._abandon(include_in_flight=holding)
+        return 0
+
+    def _abandon(self, include_in_flight: bool = True) -> int:
+        assert self.queue is not None
+        abandoned = len(self.queue.clear())
+        if include_in_flight:
+            abandoned += len(self.writer.in_flight)
+            self.writer.in_flight = ()
+        self.counters.drop(abandoned)
+        return abandoned
+
+    def leftovers(self) -> list[Entry]:
+        """No running loop: the batch in the worker's hands and everything queued, emptied."""
+        entries = list(self.writer.in_flight)
+        self.writer.in_flight = ()
+        if self.queue is not None:
+            entries.extend(self.queue.clear())
+        return entries
+
+    # ---- figures ---------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Entries accepted here and not yet settled: queued, waiting for room, being written."""
+        queue = self.queue
+        in_flight = len(self.writer.in_flight)
+        if queue is None:
+            return in_flight
+        return len(queue) + queue.waiting_producers + in_flight
+
+    @property
+    def queued(self) -> int:
+        """Entries waiting in the queue (0 in sync mode)."""
+        return len(self.queue) if self.queue is not None else 0
