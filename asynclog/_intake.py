@@ -158,9 +158,12 @@ class Intake:
             captured = as_log_entry(entry)
             for capture in CAPTURES:
                 capture.append(captured)
-        only = self.only
-        if only is not None:  # its level is the intake's: no filter to apply
-            return None if only.accept(entry, queue_now) else (entry, self.sinks)
+        counters = self.counters
+        if counters is not None:  # one sink: SinkRunner.accept, inlined (every call runs it)
+            counters.accepted += 1
+            if queue_now and self.put(entry):
+                return None
+            return (entry, self.sinks)
         waiting = tuple(
             sink
             for sink in self.sinks
