@@ -21,14 +21,10 @@ from ._handlers import HandlerLike, HandlerSet
 from ._intake import BACKLOG_LIMIT, Intake, State, level_method
 from ._levels import Level
 from ._report import BurstReporter
-from ._sink import SinkRunner
+from ._sink import CLOSE_GRACE_SECONDS, SinkRunner
 from ._stats import CloseReport, Counters, LogStats
 from ._writer import Writer
 from .backends import backend_for, fallback_for
-
-CLOSE_GRACE_SECONDS = 0.5
-"""With `close(timeout=...)`, closing the backend may take this long even past the deadline."""
-
 
 class LogManager:
     """Owns the backends and, in async mode, the queues and worker tasks that feed them.
@@ -72,7 +68,7 @@ class LogManager:
 
     def _sink_for(self, spec: SinkSpec, runs_handlers: bool) -> SinkRunner:
         config = self._config
-        counters = Counters()
+        counters = Counters(functools.partial(self._report_drops, spec.name))
         handlers = HandlerSet(counters, self._reporter)  # stays empty unless runs_handlers
         if runs_handlers:
             self._handlers = handlers
@@ -88,6 +84,14 @@ class LogManager:
             retry_backoff=config.retry_backoff,
         )
         return SinkRunner(spec.name, spec.min_level, writer, self._reporter, config, self._name)
+
+    def _report_drops(self, sink: str, count: int) -> None:
+        """The first drop of a burst, on stderr; the in-band report (the next write) ends it."""
+        self._reporter.failure(
+            f"delivery to {sink!r}",
+            f"dropped {count} entries (a full queue, a close or a failed write); the log "
+            "itself says how many, and stats count them",
+        )
 
     @property
     def config(self) -> Config:

@@ -34,6 +34,10 @@ from ._writer import Writer
 from .backends.base import WouldBlock
 from .formatters import iso_utc
 
+CLOSE_GRACE_SECONDS = 0.5
+"""With `close(timeout=...)`, a write under way (or closing a backend) may take this long even
+past the deadline."""
+
 
 class DeliveryLock:
     """An `asyncio.Lock` that remembers which task holds it and counts who wants it.
@@ -101,6 +105,8 @@ class SinkRunner:
         self.put: Callable[[Entry], bool] = _refuse
         """The queue's `try_put` once started in async mode: True when the entry was queued."""
         self.lock = DeliveryLock()
+        # Direct writes waiting for the lock, by id of their batch: pending until they get it.
+        self._waiting_writes: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._abandoning = False
@@ -152,7 +158,11 @@ class SinkRunner:
 
     async def _write_now(self, entry: Entry) -> None:
         writer = self.writer
-        entries = (entry,)
+        entries: tuple[Entry, ...] = (entry,)
+        if self.counters.unreported_drops:  # drops since the last write: said in the log first
+            report = self._drop_report()
+            if report is not None:
+                entries = (report, entry)
         if writer.immediate and not self.lock.users:
             try:
                 error = writer.write_immediately(entries)  # nothing awaited: nobody to overtake
@@ -167,7 +177,7 @@ class SinkRunner:
         await self._serialised(entries, lambda: writer.write(entries, raise_if_lost=True))
 
     async def _serialised(
-        self, entries: tuple[Entry], write: Callable[[], Awaitable[None]]
+        self, entries: tuple[Entry, ...], write: Callable[[], Awaitable[None]]
     ) -> None:
         """Run `write` under the delivery lock, in call order, after any leftovers of a worker
         that is gone. A caller cancelled before its entry was settled counts it dropped."""
@@ -177,8 +187,12 @@ class SinkRunner:
             return
         writer = self.writer
         started = False
+        waiting = self._waiting_writes
+        waiting[id(entries)] = len(entries)  # pending while it waits for the lock
         try:
             async with lock.hold():
+                if waiting.pop(id(entries), None) is None:  # abandoned by close(timeout=...)
+                    raise ManagerClosedError(f"LogManager {self._owner!r} closed before the write")
                 if writer.backend_closed:  # close() finished while this call waited
                     self.counters.drop(len(entries))
                     raise ManagerClosedError(f"LogManager {self._owner!r} closed before the write")
@@ -187,7 +201,9 @@ class SinkRunner:
                 started = True
                 await write()
         except asyncio.CancelledError:
-            if not started or writer.in_flight is entries:
+            if waiting.pop(id(entries), None) is not None or (
+                started and writer.in_flight is entries
+            ):
                 if writer.in_flight is entries:
                     writer.in_flight = ()
                 self.counters.drop(len(entries))
@@ -268,6 +284,7 @@ class SinkRunner:
         if drops is None:
             return None
         count, first, last = drops
+        self._reporter.success(f"delivery to {self.name!r}")
         message = f"asynclog dropped {count} entries between {iso_utc(first)} and {iso_utc(last)}"
         fields = {"dropped": count, "first_drop": first, "last_drop": last}
         report = LogEntry(last, Level.WARNING, message, "asynclog", MappingProxyType(fields))
@@ -283,12 +300,12 @@ class SinkRunner:
         loop = asyncio.get_running_loop()
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         task = self._task
-        if self.queue is None or task is None:  # sync mode: let a write under way finish
+        if self.queue is None or task is None:  # sync mode: let the writes under way finish
             try:
                 async with asyncio.timeout_at(deadline), self.lock.hold():
                     pass
             except TimeoutError:
-                self._reporter.failure("close", "a sync write was still under way at the deadline")
+                return await self._abandon_waiting_writes()
             return 0
         self._stopping = True
         self.queue.close()
@@ -310,6 +327,20 @@ class SinkRunner:
             # Waiting for the lock, in_flight is a direct writer's entry, for it to settle.
             return self._abandon(include_in_flight=holding)
         return 0
+
+    async def _abandon_waiting_writes(self) -> int:
+        """Sync mode at the close deadline: the direct writes still waiting for the lock are
+        abandoned now (counted here, so the close report is final); the one under way gets
+        a short grace to finish."""
+        abandoned = sum(self._waiting_writes.values())
+        self._waiting_writes.clear()
+        self.counters.drop(abandoned)
+        try:
+            async with asyncio.timeout(CLOSE_GRACE_SECONDS), self.lock.hold():
+                pass
+        except TimeoutError:
+            self._reporter.failure("close", "a sync write was still under way at the deadline")
+        return abandoned
 
     def _abandon(self, include_in_flight: bool = True) -> int:
         assert self.queue is not None
@@ -334,7 +365,7 @@ class SinkRunner:
     def pending(self) -> int:
         """Entries accepted here and not yet settled: queued, waiting for room, being written."""
         queue = self.queue
-        in_flight = len(self.writer.in_flight)
+        in_flight = len(self.writer.in_flight) + sum(self._waiting_writes.values())
         if queue is None:
             return in_flight
         return len(queue) + queue.waiting_producers + in_flight

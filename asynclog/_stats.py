@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -25,11 +25,14 @@ class Counters:
         "unreported_drops",
         "unreported_since",
         "unreported_until",
+        "on_first_drop",
         "write_errors",
         "written",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, on_first_drop: Callable[[int], None] | None = None) -> None:
+        self.on_first_drop = on_first_drop
+        """Called with the count when a burst of drops begins (the stderr report)."""
         self.accepted = 0
         self.filtered = 0
         self.written = 0
@@ -50,6 +53,8 @@ class Counters:
         now = time.time()
         if not self.unreported_drops:
             self.unreported_since = now
+            if self.on_first_drop is not None:
+                self.on_first_drop(count)
         self.unreported_until = now
         self.unreported_drops += count
 

@@ -19,16 +19,23 @@ class Backend(Protocol):
 
     The manager calls `open()` once from `start()`, then `write_batch()` never concurrently
     (one worker in async mode, a lock in sync mode), then `close()` once. `write_batch` should
-    write the whole batch or raise; the manager counts a raising batch as failed.
+    write the whole batch or raise; the manager counts a raising batch as failed (retried, then
+    the fallback).
 
-    Optional: a backend whose write takes microseconds (like the file backend) may also offer
-    `write_batch_blocking(entries) -> None`; sync mode then calls it directly on the loop's
-    thread instead of awaiting `write_batch`, as the standard library's handlers do. It may
-    raise `WouldBlock` to have this one batch written through `write_batch` instead.
+    Optional hooks, found by name (none is required; the built-in backends show each one):
 
-    Optional too: a class attribute `takes_entry_tuples = True` makes asynclog pass each entry
-    as the plain tuple of its six fields instead of a `LogEntry` (the built-in backends do; see
-    docs/backends-and-formats.md).
+    - `write_batch_blocking(entries) -> None`, a plain method: a backend whose write takes
+      microseconds (the file backend) offers it; sync mode then calls it on the loop's thread
+      instead of awaiting `write_batch`, as the standard library's handlers do. It may raise
+      `WouldBlock` to have this one batch written through `write_batch` instead. It is not
+      used when a subclass overrides `write_batch` below it.
+    - `flush_at_exit(entries) -> None`, a plain method: at interpreter exit, or when the loop
+      has closed, for a manager nobody closed; it must write `entries` without an event loop,
+      within a few seconds. Without it, such entries are counted dropped.
+    - `takes_entry_tuples = True`, a class attribute: the methods this class defines get each
+      entry as the plain tuple of its six fields (index it with `asynclog._entry.TIME` ...
+      `EXCEPTION`) instead of a `LogEntry`; a subclass that overrides a method gets `LogEntry`
+      objects there unless it says so again.
     """
 
     async def open(self) -> None:
