@@ -26,6 +26,7 @@ from ._stats import CloseReport, Counters, LogStats
 from ._writer import Writer
 from .backends import backend_for, fallback_for
 
+
 class LogManager:
     """Owns the backends and, in async mode, the queues and worker tasks that feed them.
 

@@ -21,11 +21,11 @@ class Counters:
         "dropped",
         "filtered",
         "handler_errors",
+        "on_first_drop",
         "retries",
         "unreported_drops",
         "unreported_since",
         "unreported_until",
-        "on_first_drop",
         "write_errors",
         "written",
     )
