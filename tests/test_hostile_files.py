@@ -301,6 +301,17 @@ async def test_a_lock_file_deleted_while_running_is_created_again_and_locked(
     assert _messages(log_path) == ["A", "B", "C"]
 
 
+async def test_a_deleted_directory_is_created_again_with_the_lock_file(log_path: Path) -> None:
+    backend = _shared(log_path)
+    await backend.open()
+    backend.write_batch_blocking([_entry("A")])
+    shutil.rmtree(log_path.parent)
+    backend.write_batch_blocking([_entry("B")])
+    await backend.close()
+    assert sorted(os.listdir(log_path.parent)) == ["app.log", "app.log.lock"]
+    assert _messages(log_path) == ["B"]
+
+
 async def test_a_symlink_put_at_the_lock_file_while_running_fails_the_write(
     log_path: Path, victim: Path
 ) -> None:

@@ -174,7 +174,11 @@ class RotationLock:
         if fcntl is None:  # pragma: no cover
             raise OSError("FileConfig(shared=True) needs fcntl.flock (a POSIX system)")
         try:
-            fd = open_or_create(self.sidecar, os.O_RDWR, self._mode)
+            try:
+                fd = open_or_create(self.sidecar, os.O_RDWR, self._mode)
+            except FileNotFoundError:  # the directory was deleted: the log's open creates it too
+                os.makedirs(os.path.dirname(self.sidecar) or ".", exist_ok=True)
+                fd = open_or_create(self.sidecar, os.O_RDWR, self._mode)
             writable = True
         except PermissionError:
             fd = open_existing(self.sidecar, os.O_RDONLY)
