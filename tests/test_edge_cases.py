@@ -154,12 +154,12 @@ async def test_a_failed_reopen_during_rotation_recovers_on_the_next_batch(
     real_prepare = file_module._prepare_file
     calls = 0
 
-    def flaky_prepare(path: str, mode: int) -> int:
+    def flaky_prepare(path: str, mode: int, follow: bool = True) -> int:
         nonlocal calls
         calls += 1
         if calls == 2:  # the reopen after the first rotation
             raise OSError(errno.EMFILE, "Too many open files")
-        return real_prepare(path, mode)
+        return real_prepare(path, mode, follow)
 
     monkeypatch.setattr(file_module, "_prepare_file", flaky_prepare)
     config = Config(

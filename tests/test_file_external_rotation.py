@@ -137,22 +137,22 @@ async def test_checks_are_spaced_by_the_interval_or_turned_off(log_path: Path) -
 
 
 async def test_a_failed_reopen_keeps_writing_to_the_renamed_file(
-    log_path: Path, monkeypatch: pytest.MonkeyPatch
+    log_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def cannot_open(path: str, mode: int) -> int:
-        raise OSError(24, "Too many open files")
-
     backend = await _backend(log_path)
     monkeypatch.setattr(file_module, "RENAME_GRACE", 0.0)
     os.rename(log_path, f"{log_path}.1")
-    real_prepare = file_module._prepare_file
-    monkeypatch.setattr(file_module, "_prepare_file", cannot_open)
+    log_path.mkdir()  # the path cannot be opened as a file: the renamed one still has a name
     backend.write_batch_blocking([_entry("A")])
     await backend.write_batch([_entry("B")])
-    monkeypatch.setattr(file_module, "_prepare_file", real_prepare)
+    log_path.rmdir()
     backend.write_batch_blocking([_entry("C")])
     await backend.close()
     assert (_messages(Path(f"{log_path}.1")), _messages(log_path)) == (["A", "B"], ["C"])
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 1, warnings  # once per streak of failures, not per batch
+    assert warnings[0].startswith(f"asynclog[file]: cannot open {str(log_path)!r} again (")
+    assert warnings[0].endswith("lines keep going to the file it was renamed to")
 
 
 # ---- a separate process rotates while a manager writes -----------------------------------------

@@ -23,9 +23,12 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ._rotation import RotationLock, backup_name, lock_exclusively, rotate_files
+from ._safe_open import CLOEXEC, UnsafeFileError, create_new, open_existing
 
 CHUNK = 1024 * 1024
 COMPRESS_LEVEL = 6  # gzip(1)'s default: most of level 9's ratio at a third of its time
+PERMISSION_BITS = 0o777
+"""What a gzip copies of its original's mode: never setuid, setgid or sticky."""
 
 
 class Backup(NamedTuple):
@@ -46,7 +49,7 @@ class Job(NamedTuple):
     target_info: os.stat_result
 
 
-def _warn(detail: str) -> None:
+def warn(detail: str) -> None:
     try:
         sys.stderr.write(f"asynclog[file]: {detail}\n")
         sys.stderr.flush()
@@ -130,49 +133,72 @@ class Backups:
                 self._compress(job)
 
     def _remove_stale_temporaries(self) -> None:
-        """Under the lock: a `.gz.tmp` nobody holds locked is what a crash left (its original
-        still exists); one that is locked is being written, here or by another process."""
+        """Under the lock: remove every `.gz.tmp` that is not a compression in progress."""
         for _, suffix, path in self._scan():
-            if suffix != ".gz.tmp":
-                continue
+            if suffix == ".gz.tmp":
+                self._remove_if_stale(path)
+
+    def _remove_if_stale(self, path: str) -> bool:
+        """Under the lock: a `.gz.tmp` nobody holds locked is what a crash left (its original
+        still exists), one that is locked is being written, here or by another process; a
+        link or anything but a regular file was not made by asynclog. All but the locked one
+        are removed (the name only: a link's target is untouched). True when the name is free.
+        """
+        try:
+            handle = open_existing(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return True
+        except UnsafeFileError:
+            pass  # not ours: removed below, never followed
+        except OSError:
+            return False  # another user's, unreadable: not ours to judge
+        else:
             try:
-                handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                continue  # gone, or another user's: not ours to judge
-            try:
-                if lock_exclusively(handle):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(path)
+                if not lock_exclusively(handle):
+                    return False  # in progress
             finally:
                 os.close(handle)
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            warn(f"cannot remove the stale {path!r}: {exc}")
+            return False
+        return True
 
     def _start_compression(self, number: int) -> Job | None:
-        """Under the lock: open `.N`, create (or take over a stale) `.N.gz.tmp` and lock it.
-        None when `.N` is gone or its `.gz.tmp` is locked: another compression has it."""
+        """Under the lock: open `.N` (a regular file, not through a link), remove a stale
+        `.N.gz.tmp`, create a new one and lock it. None when `.N` is gone or refused, or its
+        `.gz.tmp` is locked: another compression has it."""
         source_path = backup_name(self.path, number)
+        temporary = source_path + ".gz.tmp"
         try:
-            source = os.open(source_path, os.O_RDONLY | os.O_CLOEXEC)
+            source = open_existing(source_path, os.O_RDONLY)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            _warn(f"cannot compress {source_path!r}: {exc}")
+            warn(f"cannot compress {source_path!r}: {exc}")
             return None
         target = -1
         try:
             info = os.fstat(source)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
-            target = os.open(source_path + ".gz.tmp", flags, 0o600)
-            if not lock_exclusively(target):
+            if not self._remove_if_stale(temporary):
+                os.close(source)
+                return None  # another compression has it
+            # A new file, never one found at the name: a link or a second name of another
+            # file planted there after the check above is refused (EEXIST), not written.
+            target = create_new(temporary, os.O_WRONLY, 0o600)
+            if not lock_exclusively(target):  # cannot happen under the lock: belt and braces
                 os.close(source)
                 os.close(target)
                 return None
-            os.ftruncate(target, 0)
             return Job(number, source, target, info, os.fstat(target))
         except OSError as exc:
             os.close(source)
             if target >= 0:
                 os.close(target)
-            _warn(f"cannot compress {source_path!r}: {exc}")
+            warn(f"cannot compress {source_path!r}: {exc}")
             return None
 
     def _compress(self, job: Job) -> None:
@@ -183,7 +209,7 @@ class Backups:
             try:
                 completed = self._gzip(job.source, job.target, job.info)
             except OSError as exc:
-                _warn(f"compressing a rotated file of {self.path!r} failed: {exc}")
+                warn(f"compressing a rotated file of {self.path!r} failed: {exc}")
                 completed = False
             finally:
                 os.close(job.source)
@@ -197,7 +223,7 @@ class Backups:
         if number is None:  # deleted meanwhile (max_backups or retention)
             return
         name = backup_name(self.path, number)
-        if not completed or not os.path.exists(name):
+        if not completed or not self._is_source(name, job):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(name + ".gz.tmp")
             return
@@ -206,7 +232,17 @@ class Backups:
             self._fsync_directory()
             os.remove(name)
         except OSError as exc:
-            _warn(f"cannot finish compressing {name!r}: {exc}")
+            warn(f"cannot finish compressing {name!r}: {exc}")
+
+    @staticmethod
+    def _is_source(name: str, job: Job) -> bool:
+        """Under the lock: `name` is still the file the job compressed (not a file, or a link,
+        put in its place since)."""
+        try:
+            info = os.lstat(name)
+        except OSError:
+            return False
+        return (info.st_dev, info.st_ino) == (job.info.st_dev, job.info.st_ino)
 
     def _current_number(self, job: Job) -> int | None:
         """Under the lock: the number the job's `.gz.tmp` has now (rotations only move files
@@ -214,7 +250,7 @@ class Backups:
         identity = (job.target_info.st_dev, job.target_info.st_ino)
         for number in range(job.number, max(job.number, self.max_backups) + 1):
             try:
-                info = os.stat(backup_name(self.path, number) + ".gz.tmp")
+                info = os.lstat(backup_name(self.path, number) + ".gz.tmp")
             except OSError:
                 continue
             if (info.st_dev, info.st_ino) == identity:
@@ -223,7 +259,7 @@ class Backups:
 
     def _gzip(self, source: int, target: int, info: os.stat_result) -> bool:
         """False when `abort` stopped it."""
-        os.fchmod(target, stat.S_IMODE(info.st_mode))
+        os.fchmod(target, stat.S_IMODE(info.st_mode) & PERMISSION_BITS)
         header_mtime = int(info.st_mtime)
         with (
             open(target, "wb", closefd=False) as raw,
@@ -239,7 +275,7 @@ class Backups:
 
     def _fsync_directory(self) -> None:
         with contextlib.suppress(OSError):
-            handle = os.open(self._directory, os.O_RDONLY)
+            handle = os.open(self._directory, os.O_RDONLY | CLOEXEC)
             try:
                 os.fsync(handle)
             finally:
@@ -256,7 +292,7 @@ class Backups:
             try:
                 backups = self._backups()
             except OSError as exc:
-                _warn(f"cannot list the rotated files of {self.path!r}: {exc}")
+                warn(f"cannot list the rotated files of {self.path!r}: {exc}")
                 return deleted
             now = self.clock()
             max_age = self.max_age
@@ -271,7 +307,7 @@ class Backups:
                 except FileNotFoundError:
                     pass
                 except OSError as exc:
-                    _warn(f"cannot delete {backup.path!r}: {exc}")
+                    warn(f"cannot delete {backup.path!r}: {exc}")
                     continue
                 if backup not in expired:
                     total -= backup.size
@@ -286,7 +322,7 @@ class Backups:
             if suffix == ".gz.tmp":
                 continue
             try:
-                info = os.stat(path)
+                info = os.lstat(path)  # a link counts as what it is, not as its target
             except FileNotFoundError:
                 continue
             found.append(Backup(number, path, info.st_size, info.st_mtime))
@@ -329,7 +365,7 @@ class Housekeeper:
             try:
                 self._work()
             except Exception as exc:  # a bug must not kill housekeeping silently
-                _warn(f"housekeeping failed: {exc!r}")
+                warn(f"housekeeping failed: {exc!r}")
 
     @property
     def busy(self) -> bool:

@@ -4,6 +4,7 @@ lock that serialises rotations (between processes too, with `FileConfig.shared`)
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import threading
@@ -12,10 +13,15 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import NamedTuple
 
+from ._safe_open import UnsafeFileError, open_existing, open_or_create
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no flock, so no shared mode
     fcntl = None  # type: ignore[assignment]
+
+RELOCK_ATTEMPTS = 5
+"""Tries to lock the file at the sidecar's name when something keeps replacing it."""
 
 BACKUP_SUFFIXES = ("", ".gz", ".gz.tmp")
 """The forms a rotated file `app.log.N` takes: plain, compressed, being compressed."""
@@ -110,7 +116,7 @@ def rotate_files(path: str, max_backups: int) -> None:
     for number in range(max_backups - 1, 0, -1):
         for suffix in BACKUP_SUFFIXES:
             older = backup_name(path, number) + suffix
-            if os.path.exists(older):
+            if os.path.lexists(older):  # a link is moved as a name, never followed
                 os.replace(older, backup_name(path, number + 1) + suffix)
     if os.path.exists(path):
         os.replace(path, backup_name(path, 1))
@@ -136,7 +142,9 @@ class RotationLock:
     `note` (the period of the live file): read and written only under the lock.
 
     The sidecar is never deleted: a process that deleted it while another held it locked would
-    let a third create and lock a new one, and two processes would hold "the" lock.
+    let a third create and lock a new one, and two processes would hold "the" lock. If another
+    program deletes it anyway, or puts something else at its name, each process notices at its
+    next lock (one `lstat`) and moves to what the name holds now (a new file, or an error).
     """
 
     def __init__(self, sidecar: str | None = None, mode: int = 0o640) -> None:
@@ -145,6 +153,9 @@ class RotationLock:
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
+        self._identity = (0, 0)  # (st_dev, st_ino) of _fd
+        self.generation = 0
+        """Counts the sidecars replaced under this lock (whose note was lost with them)."""
         self._writable = False
 
     @property
@@ -163,11 +174,29 @@ class RotationLock:
         if fcntl is None:  # pragma: no cover
             raise OSError("FileConfig(shared=True) needs fcntl.flock (a POSIX system)")
         try:
-            self._fd = os.open(self.sidecar, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, self._mode)
-            self._writable = True
+            try:
+                fd = open_or_create(self.sidecar, os.O_RDWR, self._mode)
+            except FileNotFoundError:  # the directory was deleted: the log's open creates it too
+                os.makedirs(os.path.dirname(self.sidecar) or ".", exist_ok=True)
+                fd = open_or_create(self.sidecar, os.O_RDWR, self._mode)
+            writable = True
         except PermissionError:
-            self._fd = os.open(self.sidecar, os.O_RDONLY | os.O_CLOEXEC)
-            self._writable = False
+            fd = open_existing(self.sidecar, os.O_RDONLY)
+            writable = False
+        try:
+            info = os.fstat(fd)
+            # The note is rewritten in place: through a second name of another file (a hard
+            # link planted at the sidecar's name) that file would be overwritten.
+            if writable and info.st_nlink != 1:
+                raise UnsafeFileError(
+                    errno.EMLINK,
+                    f"{self.sidecar!r} has {info.st_nlink} hard links; the lock file of a "
+                    "shared log must have one name only",
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd, self._writable, self._identity = fd, writable, (info.st_dev, info.st_ino)
 
     def close(self) -> None:
         """Blocking: waits for the holder; a later `with` opens the sidecar again."""
@@ -180,13 +209,32 @@ class RotationLock:
         self._thread_lock.acquire()
         try:
             if self._depth == 0 and self.sidecar is not None:
-                self._open_locked()
-                assert self._fd is not None and fcntl is not None
-                fcntl.flock(self._fd, fcntl.LOCK_EX)  # EINTR is retried (PEP 475)
+                self._lock_the_named_file(self.sidecar)
         except BaseException:
             self._thread_lock.release()
             raise
         self._depth += 1
+
+    def _lock_the_named_file(self, sidecar: str) -> None:
+        """flock the sidecar, then check that its name still holds that file; if the name was
+        deleted or replaced, close it (releasing the flock) and lock what the name holds now."""
+        for _ in range(RELOCK_ATTEMPTS):
+            self._open_locked()
+            assert self._fd is not None and fcntl is not None
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # EINTR is retried (PEP 475)
+            try:
+                named = os.lstat(sidecar)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return  # cannot tell: keep the file we hold
+            else:
+                if (named.st_dev, named.st_ino) == self._identity:
+                    return
+            fd, self._fd = self._fd, None
+            os.close(fd)
+            self.generation += 1
+        raise OSError(errno.EAGAIN, f"the lock file {sidecar!r} keeps being replaced")
 
     def __exit__(
         self,

@@ -18,8 +18,9 @@ from .._config import FileConfig
 from .._entry import TIME, Entry
 from .._errors import LogError
 from ..formatters import Formatter, formatter_for, lines_of
-from ._retention import Backups, Housekeeper
+from ._retention import Backups, Housekeeper, warn
 from ._rotation import RotationLock, lock_name, period_end_function, plan_batch
+from ._safe_open import open_or_create
 from ._slices import convert_in_slices
 from ._thread import IOThread
 
@@ -32,12 +33,12 @@ def encode(text: str) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
-def _prepare_file(path: str, mode: int) -> int:
+def _prepare_file(path: str, mode: int, follow: bool = True) -> int:
     """Create the parent directories, mend a torn last line; return the file's size."""
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
-    with open(path, "ab+", opener=_opener(mode)) as handle:
+    with open(path, "ab+", opener=_opener(mode, follow)) as handle:
         size = handle.seek(0, os.SEEK_END)
         if size > 0:
             handle.seek(size - 1)
@@ -52,11 +53,17 @@ RENAME_GRACE = 0.05
 `create` renames, then creates the new file itself, and would move ours aside if we won."""
 
 
-def _opener(mode: int) -> Callable[[str, int], int]:
+def _opener(mode: int, follow: bool = True) -> Callable[[str, int], int]:
+    """`open()`'s opener: `mode` for a new file; with `follow=False`, `O_NOFOLLOW`, `O_EXCL`
+    when it creates, and a regular file only (see `_safe_open`)."""
+
     def open_with_mode(path: str, flags: int) -> int:
         return os.open(path, flags, mode)
 
-    return open_with_mode
+    def open_safely(path: str, flags: int) -> int:
+        return open_or_create(path, flags & ~os.O_CREAT, mode)
+
+    return open_with_mode if follow else open_safely
 
 
 class FileBackend:
@@ -78,10 +85,19 @@ class FileBackend:
     takes_entry_tuples = True  # see `backends.base.taking_entry_tuples`
 
     def __init__(
-        self, config: FileConfig | None = None, formatter: Formatter | None = None
+        self,
+        config: FileConfig | None = None,
+        formatter: Formatter | None = None,
+        *,
+        follow_symlink: bool = True,
     ) -> None:
+        """`follow_symlink=False` for a path asynclog derived (the dead-letter file): a
+        symbolic link there is refused at `open()` instead of followed. The user's own log
+        path is followed when the backend opens; every later open of it (after a rotation,
+        a deletion, logrotate) never follows a link (docs/reliability.md, "Symlinks")."""
         self.config = config or FileConfig()
         self.path = os.fspath(self.config.file_path)
+        self._follow_symlink = follow_symlink
         self._formatter = formatter or formatter_for(self.config.format)
         self._lines = lines_of(self._formatter)
         self._thread = IOThread("asynclog-file")
@@ -97,9 +113,11 @@ class FileBackend:
         self._check_interval = self.config.reopen_check_interval
         self._last_check = 0.0  # time.monotonic() of the last external-rotation check
         self._missing_since: float | None = None
+        self._reopen_failed = False  # reported on stderr once per streak of failed reopens
         self._shared = self.config.shared
         self._lock = RotationLock(lock_name(self.path) if self._shared else None, self.config.mode)
         self._noted: str | None = None  # the period note last read or written (shared)
+        self._noted_in = 0  # the lock's generation that note is in
         self._backups = Backups(
             self.path,
             self.config.max_backups,
@@ -136,7 +154,7 @@ class FileBackend:
                 os.makedirs(parent, exist_ok=True)  # for the sidecar
         try:
             with self._lock:  # shared: mending a torn line must not race another's write
-                self._open_blocking()
+                self._open_blocking(follow=self._follow_symlink)
                 assert self._raw is not None
                 if self._end_of is not None:
                     # A file written in an earlier period is rotated by the first entry of a
@@ -150,11 +168,13 @@ class FileBackend:
         self._last_check = time.monotonic()
         self._tidy_backups()  # what a crash or an earlier run left: compress, expire
 
-    def _open_blocking(self) -> None:
-        self._size = _prepare_file(self.path, self.config.mode)
+    def _open_blocking(self, follow: bool = False) -> None:
+        """Open (creating if needed) the log file. `follow` only at `open()`: whatever is at the
+        path later was put there after the user chose it (see `__init__`)."""
+        self._size = _prepare_file(self.path, self.config.mode, follow)
         self._end_seen = self._size
         # Closed in close() or by rotation. Shared, also readable: see _mend_torn_end.
-        opener = _opener(self.config.mode)
+        opener = _opener(self.config.mode, follow)
         if self._shared:
             raw = open(self.path, "ab+", buffering=0, opener=opener)  # noqa: SIM115
         else:
@@ -236,18 +256,20 @@ class FileBackend:
 
         Renamed away (logrotate `create`, or another process's rotation when shared): keep
         writing to it until the path holds another file, or has been empty for
-        `RENAME_GRACE`, then open the path. Deleted: reopen now. Truncated (`copytruncate`):
-        take the new size; O_APPEND puts the next write at its end. Either way `_size` is the
-        real size of the file the next write goes to (other processes append too).
+        `RENAME_GRACE`, then open the path. Deleted: reopen now, and if the path cannot be
+        created again, raise (`_reopen`). Truncated (`copytruncate`): take the new size;
+        O_APPEND puts the next write at its end. Either way `_size` is the real size of the
+        file the next write goes to (other processes append too).
         """
         now = self._last_check = time.monotonic()
         assert self._raw is not None
+        known = True
         try:
             theirs: os.stat_result | None = os.stat(self.path)
         except FileNotFoundError:
             theirs = None
         except OSError:
-            return False  # cannot tell: keep writing where we are
+            theirs, known = None, False  # e.g. ENOTDIR: a directory of the path was replaced
         if theirs is not None and (theirs.st_dev, theirs.st_ino) == self._identity:
             self._missing_since = None
             self._size = theirs.st_size
@@ -257,20 +279,42 @@ class FileBackend:
         except OSError:
             return False
         self._size = ours.st_size
-        if theirs is None and ours.st_nlink > 0:
+        if ours.st_nlink == 0:
+            return self._reopen(orphaned=True)
+        if not known:
+            return False  # cannot tell, and our file still has a name: keep writing to it
+        if theirs is None:
             if self._missing_since is None:
                 self._missing_since = now
             if now - self._missing_since < RENAME_GRACE:
                 return False
         return self._reopen()
 
-    def _reopen(self) -> bool:
+    def _reopen(self, orphaned: bool = False) -> bool:
+        """Open the path again. If that fails, a file that still has a name (renamed away)
+        keeps taking the lines, reported once on stderr; an `orphaned` one (deleted: what is
+        written to it is lost) is closed and the error raised, so that the batch is a write
+        failure (retried, then the fallback) until the path can be created again."""
         old = self._raw
         try:
             self._open_blocking()
-        except OSError:
+        except OSError as exc:
+            if orphaned:
+                self._raw = self._file = None
+                if old is not None:
+                    old.close()
+                raise OSError(
+                    exc.errno, f"{self.path!r} was deleted and cannot be created again: {exc}"
+                ) from exc
+            if not self._reopen_failed:
+                self._reopen_failed = True
+                warn(
+                    f"cannot open {self.path!r} again ({exc}); lines keep going to the file "
+                    "it was renamed to"
+                )
             return False  # the old file still takes the lines; the next check tries again
         self._missing_since = None
+        self._reopen_failed = False
         if old is not None:
             old.close()
         return True
@@ -331,7 +375,7 @@ class FileBackend:
             with contextlib.suppress(ValueError):
                 if (int(parts[0]), int(parts[1])) == identity:
                     self._period_end = float(parts[2])
-                    self._noted = note
+                    self._noted, self._noted_in = note, self._lock.generation
                     return
         if self._period_end == -math.inf and self._size > 0 and self._raw is not None:
             # Nobody noted it (a file from a run without `shared`): its last write decides,
@@ -346,9 +390,9 @@ class FileBackend:
         if not self._shared or self._identity is None or self._period_end == -math.inf:
             return
         note = f"{self._identity[0]} {self._identity[1]} {self._period_end!r}\n"
-        if note != self._noted:
+        if note != self._noted or self._noted_in != self._lock.generation:
             self._lock.write_note(note)
-            self._noted = note
+            self._noted, self._noted_in = note, self._lock.generation
 
     def flush_at_exit(self, entries: Sequence[Entry]) -> None:
         """Interpreter exit, no event loop: write `entries` directly and close the file."""
