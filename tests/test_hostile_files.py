@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from asynclog import (
+    BackendWriteError,
     Config,
     FileBackend,
     FileConfig,
@@ -477,3 +478,29 @@ async def test_symlinks_at_the_sqlite_wal_and_shm_are_never_followed(
         await backend.write_batch([_entry("A")])
         await backend.close()
     assert _untouched(victim)
+
+
+async def test_the_dead_letter_file_is_never_opened_through_a_symlink(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious\n")
+    log_path = tmp_path / "logs" / "app.log"
+    log_path.parent.mkdir()
+    Path(f"{log_path}.deadletter").symlink_to(victim)
+    config = Config(
+        backend_config=FileConfig(file_path=log_path, reopen_check_interval=0),
+        retry_attempts=1,
+        retry_backoff=0.001,
+    )
+    lm = LogManager(config)
+    await lm.start()
+    log_path.unlink()
+    log_path.mkdir()  # the log cannot be written again: the fallback is tried
+    with pytest.raises(BackendWriteError):
+        await lm.info("lost")
+    await lm.close()
+    stats = lm.get_stats()
+    assert (stats.dead_lettered, stats.dropped) == (0, 1)
+    assert victim.read_bytes() == b"precious\n"
+    assert "app.log.deadletter' is a symbolic link" in capsys.readouterr().err

@@ -72,7 +72,7 @@ def fallback_for(config: Config, primary: Backend) -> Backend | None:
             format="json",
             mode=primary.config.mode,
         )
-        return FileBackend(dead_letters)
+        return FileBackend(dead_letters, follow_symlink=False)
     if isinstance(primary, ConsoleBackend):
         return None  # stderr itself failed: there is nowhere else to write
     return ConsoleBackend(json_format)
