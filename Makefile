@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed-dev
 BENCH_STAMP = $(VENV)/.installed-bench
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint typecheck bench clean
+.PHONY: demo test test-fast test-uvloop lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(BIN)/python -m mypy --strict asynclog
 	$(BIN)/python -m ruff check asynclog tests bench examples
+
+## The whole suite again with the async tests on uvloop's event loop (CI runs it after `test`).
+test-uvloop: $(STAMP)
+	ASYNCLOG_TEST_LOOP=uvloop $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## Everyday loop: skips the tests marked slow.
 test-fast: $(STAMP)

@@ -4,12 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from asynclog import LogEntry
+
+TEST_LOOP = os.environ.get("ASYNCLOG_TEST_LOOP", "asyncio")
+"""The event loop the async tests run on: `asyncio` (the default) or `uvloop` (CI runs the
+suite once more with `ASYNCLOG_TEST_LOOP=uvloop`). Code that makes its own loop (`asyncio.run`,
+`asyncio.new_event_loop`, the scripts run in subprocesses) keeps asyncio's."""
+
+if TEST_LOOP == "uvloop":
+    import uvloop
+
+    def pytest_asyncio_loop_factories(
+        config: pytest.Config, item: pytest.Item
+    ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+        """pytest-asyncio (1.4+) runs each async test on a loop made by this factory. (Overriding
+        its `event_loop_policy` fixture, the older way, is deprecated since 1.4.)"""
+        return {"uvloop": uvloop.new_event_loop}
+
+elif TEST_LOOP != "asyncio":
+    raise pytest.UsageError(f"ASYNCLOG_TEST_LOOP must be 'asyncio' or 'uvloop', got {TEST_LOOP!r}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"asynclog tests: event loop {TEST_LOOP} (ASYNCLOG_TEST_LOOP)"
 
 
 @contextlib.asynccontextmanager
