@@ -265,9 +265,13 @@ class Handoff:
                 self._accept(args, since, anywhere=True)
             else:
                 context.run(self._accept, args, since, True)
-        taken = [waiting.pending for waiting in self._waiting]
+        # The entry the settler had in hand first (waiting for room or for a lock): unless a
+        # sink's leftovers hold it already, it is written with the rest.
+        in_hand = [] if self.in_hand is None else [self.in_hand.pending]
+        taken = [*in_hand, *(waiting.pending for waiting in self._waiting)]
         self._waiting.clear()
-        if self.active and self.in_hand is None:
+        self.in_hand = None
+        if self.active:
             self.active = False
             self._owner.set_holding(False)
         return taken

@@ -52,6 +52,8 @@ class State(enum.Enum):
     RUNNING = "running"
     CLOSING = "closing"
     CLOSED = "closed"
+    FORKED = "forked"
+    """This process is a child forked from the one that started the manager."""
 
 
 class Intake:
@@ -282,11 +284,25 @@ class Intake:
         """No running loop: per sink, what its worker left (in hand, queued), then the backlog
         (and `extra`, an entry handed in now). The caller holds `direct_lock`."""
         leftovers = [sink.leftovers() for sink in self.sinks]
+        taken = [{id(entry) for entry in entries} for entries in leftovers]
         for entry, sinks in self.handoff.take_all(extra):
             for index, sink in enumerate(self.sinks):
-                if sink in sinks:
+                if sink in sinks and id(entry) not in taken[index]:
                     leftovers[index].append(entry)
         return leftovers
+
+    def inside_pipeline(self) -> bool:
+        """True in a task of this manager's own pipeline: a worker, the backlog's settler, or
+        a handler or backend of a write in progress."""
+        return self.handoff.settles_here() or any(sink.runs_here() for sink in self.sinks)
+
+    def forked(self) -> None:
+        """In a child process after `fork()`: this copy is disabled (the parent keeps its
+        queues and writes them); every call raises, naming fork."""
+        self.state = State.FORKED
+        self.refresh()
+        for sink in self.sinks:
+            sink.forget_queued()
 
     def write_leftovers_now(self, leftovers: list[list[Entry]]) -> None:
         """No running loop: each sink writes its leftovers synchronously."""
@@ -301,6 +317,11 @@ class Intake:
             return ManagerClosedError(
                 f"LogManager {self.name!r} is not started; use `async with LogManager(config)` "
                 "or `await lm.start()`"
+            )
+        if self.state is State.FORKED:
+            return ManagerClosedError(
+                f"LogManager {self.name!r} was inherited through fork(): this process must "
+                "create and start its own LogManager (the parent writes its own entries)"
             )
         return ManagerClosedError(f"LogManager {self.name!r} is closed")
 

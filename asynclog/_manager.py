@@ -65,7 +65,7 @@ class LogManager:
         self._closing: asyncio.Future[CloseReport] | None = None
         self._opening: asyncio.Future[None] | None = None  # while start() opens the backends
         self._opened: list[SinkRunner] = []
-        _registry.add_manager(self)
+        _registry.add_manager(self, self._intake.forked)
 
     def _sink_for(self, spec: SinkSpec, runs_handlers: bool) -> SinkRunner:
         config = self._config
@@ -112,7 +112,7 @@ class LogManager:
     @property
     def closed(self) -> bool:
         """True once `close()` has begun."""
-        return self._intake.state in (State.CLOSING, State.CLOSED)
+        return self._intake.state in (State.CLOSING, State.CLOSED, State.FORKED)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -161,9 +161,19 @@ class LogManager:
 
         Idempotent, and safe to call from several tasks at once: all of them get the report of
         the single close. Cancelling a caller does not interrupt the close itself.
+
+        Called from inside this manager's own pipeline (a handler, a backend's write, which
+        the close has to wait for), it starts the close and returns at once with the figures
+        as they are then; `await lm.close()` elsewhere returns the final report. In a child
+        process forked from the one that started the manager, it does nothing (the parent
+        closes the backends).
         """
         if self._closing is None or self._closing.cancelled():
             self._closing = asyncio.ensure_future(self._close_once(timeout))
+        if self._intake.inside_pipeline():
+            # A handler or a backend of this manager: waiting here would wait for itself.
+            # The close goes on in its own task; this returns the figures as they are now.
+            return self._close_report(0)
         return await asyncio.shield(self._closing)
 
     async def _close_once(self, timeout: float | None) -> CloseReport:  # noqa: ASYNC109
@@ -171,6 +181,8 @@ class LogManager:
         deadline = None if timeout is None else loop.time() + timeout
         intake = self._intake
         state = intake.state
+        if state is State.FORKED:
+            return self._close_report(0)
         if state in (State.NEW, State.CLOSED):
             intake.set_state(State.CLOSED)
             return self._close_report(0)

@@ -279,6 +279,14 @@ class FairQueue(Generic[T]):
         self._bytes = 0
         return batch
 
+    def take_waiting(self) -> list[T]:
+        """No running loop (interpreter exit, a closed loop): remove the producers waiting for
+        room and return their items, in arrival order. Their futures are left alone: nothing
+        will ever run their callbacks."""
+        items = [waiter[1] for waiter in self._waiters]
+        self._waiters.clear()
+        return items
+
     def close(self, error: BaseException | None = None) -> int:
         """Stop accepting: waiting producers get `error` (default: `ManagerClosedError`);
         return how many there were. Items already queued stay there for the consumer.

@@ -16,6 +16,7 @@ This module is package-internal: managers call it, nothing here calls a manager'
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -33,6 +34,9 @@ CAPTURES: list[list[LogEntry]] = []
 """The open captures. Mutated in place only: the intake reads this very list on every call."""
 
 _managers: weakref.WeakSet[LogManager] = weakref.WeakSet()
+_fork_hooks: weakref.WeakKeyDictionary[LogManager, Callable[[], None]] = (
+    weakref.WeakKeyDictionary()
+)
 _start_hooks: list[Callable[[LogManager], None]] = []
 _close_hooks: dict[int, list[Callable[[], object]]] = {}
 _exit_writers: dict[int, Callable[[], None]] = {}
@@ -43,10 +47,12 @@ _exit_hook_installed = False
 # ---- live managers -----------------------------------------------------------------------
 
 
-def add_manager(manager: LogManager) -> None:
-    """Register a new manager (any thread may be reading the registry meanwhile)."""
+def add_manager(manager: LogManager, forked: Callable[[], None]) -> None:
+    """Register a new manager (any thread may be reading the registry meanwhile); `forked()`
+    is called in a child process after `fork()`."""
     with _lock:
         _managers.add(manager)
+        _fork_hooks[manager] = forked
 
 
 def live_managers() -> list[LogManager]:
@@ -93,6 +99,25 @@ def close_capture(entries: list[LogEntry]) -> None:
         if active is entries:
             del CAPTURES[index]
             break
+
+
+# ---- fork ------------------------------------------------------------------------------
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits every manager with its queues: disable them all, and forget
+    the exit writers, so that only the parent writes the parent's entries."""
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it at the fork
+    _exit_writers.clear()
+    for forked in list(_fork_hooks.values()):
+        try:
+            forked()
+        except Exception:  # one manager's failure must not leave the others enabled
+            continue
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # ---- interpreter exit --------------------------------------------------------------------

@@ -357,7 +357,24 @@ class SinkRunner:
         self.writer.in_flight = ()
         if self.queue is not None:
             entries.extend(self.queue.clear())
+            entries.extend(self.queue.take_waiting())  # accepted too: they only lacked room
         return entries
+
+    def runs_here(self) -> bool:
+        """True in this sink's worker, or in a task holding its delivery lock (a handler or
+        the backend of a write in progress)."""
+        task = self._task
+        return (task is not None and asyncio.current_task() is task) or (
+            self.lock.held_by_current_task()
+        )
+
+    def forget_queued(self) -> None:
+        """In a child process after `fork()`: what is queued is the parent's to write."""
+        self.writer.in_flight = ()
+        self._waiting_writes.clear()
+        if self.queue is not None:
+            self.queue.clear()
+            self.queue.take_waiting()
 
     # ---- figures ---------------------------------------------------------------------------
 
