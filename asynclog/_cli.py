@@ -15,7 +15,7 @@ from typing import TextIO
 from ._entry import LogEntry
 from ._levels import LEVEL_NAMES, Level, level_name, parse_level
 from ._tail import DbFollower, FileFollower, follow
-from .formatters import json_format, text_format
+from .formatters import BIDI_CONTROLS, json_format, text_format
 from .query import Filters, LogDB, QueryError, make_filters, parse_time
 
 EXIT_ERROR = 2
@@ -58,8 +58,12 @@ def _level_of(name: str) -> int | None:
     return int(custom.group(1)) if custom else None
 
 
-# Control characters a file may hold raw (asynclog escapes them; other writers may not).
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0))}
+# Control characters a file may hold raw (asynclog escapes them; other writers may not): the
+# ones that move a cursor, end a line or reorder the rest of it. Tab and newline stay.
+_CONTROLS = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0))},
+    **{c: f"\\u{c:04x}" for c in (0x2028, 0x2029, *BIDI_CONTROLS)},
+}
 _TEXT_LEVEL = re.compile(r"(\S+ )(DEBUG|INFO|WARNING|ERROR|CRITICAL|Level \d+)(?= |$)")
 _JSON_LEVEL = re.compile(r'("level": ")([A-Za-z0-9 ]+)(")')
 _LOGFMT_LEVEL = re.compile(r"((?:^| )level=)(\w+)")

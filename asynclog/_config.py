@@ -9,18 +9,25 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from ._errors import ConfigError
 from ._file_config import FORMAT_NAMES, FileConfig
-from ._levels import Level, parse_level
+from ._levels import Level
 from ._otlp_config import OTLPConfig
 from ._postgres_config import PostgresConfig
 from ._sqlite_config import SQLiteConfig
 from ._syslog_config import SyslogConfig
 from ._validate import (
+    MAX_ATTEMPTS,
+    MAX_BACKOFF,
+    MAX_BYTES,
+    MAX_COUNT,
+    MAX_SECONDS,
     FormatSpec,
     int_at_least,
+    level_number,
     number_at_least,
     optional_level,
     require_choice,
     require_format,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -176,14 +183,16 @@ class Config:
 
     def __post_init__(self) -> None:
         if not isinstance(self.async_mode, bool):
-            raise ConfigError(f"async_mode must be a bool, got {self.async_mode!r}", "async_mode")
-        int_at_least("Config", "queue_size", self.queue_size, 1)
-        number_at_least("Config", "put_timeout", self.put_timeout, 0)
-        int_at_least("Config", "batch_size", self.batch_size, 1)
+            raise ConfigError(
+                f"async_mode must be a bool, got {shown(self.async_mode)}", "async_mode"
+            )
+        int_at_least("Config", "queue_size", self.queue_size, 1, MAX_COUNT)
+        number_at_least("Config", "put_timeout", self.put_timeout, 0, MAX_SECONDS)
+        int_at_least("Config", "batch_size", self.batch_size, 1, MAX_COUNT)
         if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f"name must be a non-empty str, got {self.name!r}", "name")
+            raise ConfigError(f"name must be a non-empty str, got {shown(self.name)}", "name")
         try:
-            min_level = parse_level(self.level)
+            min_level = level_number(self.level)
         except ValueError as exc:
             raise ConfigError(f"level: {exc}", "level") from None
         object.__setattr__(self, "min_level", min_level)
@@ -191,29 +200,30 @@ class Config:
         object.__setattr__(self, "sinks", self._resolve_sinks())
 
     def _check_reliability(self) -> None:
-        if self.overflow not in OVERFLOW_POLICIES:
+        if not isinstance(self.overflow, str) or self.overflow not in OVERFLOW_POLICIES:
             raise ConfigError(
-                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {self.overflow!r}",
+                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, "
+                f"got {shown(self.overflow)}",
                 "overflow",
             )
         priority = 101  # above every level: nothing is priority
         if self.priority_level is not None:
             try:
-                priority = parse_level(self.priority_level)
+                priority = level_number(self.priority_level)
             except ValueError as exc:
                 raise ConfigError(f"priority_level: {exc}", "priority_level") from None
         object.__setattr__(self, "priority_min", priority)
         if self.max_queue_bytes is not None:
-            int_at_least("Config", "max_queue_bytes", self.max_queue_bytes, 1024)
-        int_at_least("Config", "max_entry_bytes", self.max_entry_bytes, 256)
-        int_at_least("Config", "retry_attempts", self.retry_attempts, 0)
-        number_at_least("Config", "retry_backoff", self.retry_backoff, 0)
+            int_at_least("Config", "max_queue_bytes", self.max_queue_bytes, 1024, MAX_BYTES)
+        int_at_least("Config", "max_entry_bytes", self.max_entry_bytes, 256, MAX_BYTES)
+        int_at_least("Config", "retry_attempts", self.retry_attempts, 0, MAX_ATTEMPTS)
+        number_at_least("Config", "retry_backoff", self.retry_backoff, 0, MAX_BACKOFF)
         fallback = self.fallback
         if isinstance(fallback, str):
             if fallback not in FALLBACK_NAMES:
                 raise ConfigError(
                     f"fallback must be one of {', '.join(FALLBACK_NAMES)} or a Backend, "
-                    f"got {fallback!r}",
+                    f"got {shown(fallback)}",
                     "fallback",
                 )
         elif _missing_methods(fallback):
@@ -271,7 +281,7 @@ class Config:
             return SinkSpec(type(backend).__name__, backend, self.min_level)
         if backend not in BACKEND_NAMES:
             raise ConfigError(
-                f"unknown backend {backend!r}; expected one of {', '.join(BACKEND_NAMES)} "
+                f"unknown backend {shown(backend)}; expected one of {', '.join(BACKEND_NAMES)} "
                 "or an object implementing Backend",
                 "backend",
             )
@@ -306,7 +316,9 @@ class Config:
 
     def _spec(self, name: str, target: BackendSpec | Backend, level: object) -> SinkSpec:
         if not isinstance(name, str) or not name:
-            raise ConfigError(f"a backend's name must be a non-empty str, got {name!r}", "name")
+            raise ConfigError(
+                f"a backend's name must be a non-empty str, got {shown(name)}", "name"
+            )
         own = optional_level("backend", "level", level)
         return SinkSpec(name, target, self.min_level if own is None else max(own, self.min_level))
 
@@ -318,7 +330,7 @@ def _unique_names(specs: list[SinkSpec], given: list[str | None]) -> tuple[SinkS
     for duplicate in explicit:
         if explicit.count(duplicate) > 1:
             raise ConfigError(
-                f"two backends are named {duplicate!r}; names must differ", "backends"
+                f"two backends are named {shown(duplicate)}; names must differ", "backends"
             )
     taken = set(explicit)
     unique = []

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._errors import ConfigError
 from ._levels import Level
 from ._validate import (
+    MAX_MIB,
+    MAX_SECONDS,
     FormatSpec,
     StrPath,
     int_at_least,
@@ -18,9 +19,12 @@ from ._validate import (
     require_bool,
     require_format,
     require_mode,
-    require_number,
     require_path,
+    require_positive_number,
 )
+
+MAX_BACKUPS = 10_000
+"""The most rotated files to keep: each rotation renames every one of them."""
 
 FORMAT_NAMES = ("text", "json", "logfmt")
 
@@ -70,22 +74,19 @@ class FileConfig:
         require_path("FileConfig", "file_path", self.file_path)
         require_bool("FileConfig", "fsync", self.fsync)
         require_mode("FileConfig", self.mode)
-        size = require_number("FileConfig", "max_file_size_mb", self.max_file_size_mb)
-        if size <= 0:
-            raise ConfigError(
-                f"max_file_size_mb must be > 0, got {self.max_file_size_mb!r}",
-                key="max_file_size_mb",
-            )
-        int_at_least("FileConfig", "max_backups", self.max_backups, 0)
+        require_positive_number("FileConfig", "max_file_size_mb", self.max_file_size_mb, MAX_MIB)
+        int_at_least("FileConfig", "max_backups", self.max_backups, 0, MAX_BACKUPS)
         require_format("FileConfig", self.format, FORMAT_NAMES)
         optional_level("FileConfig", "level", self.level)
         optional_rotation_period("FileConfig", "rotate_every", self.rotate_every)
         optional_duration("FileConfig", "max_age", self.max_age)
-        optional_positive_number("FileConfig", "max_total_mb", self.max_total_mb)
+        optional_positive_number("FileConfig", "max_total_mb", self.max_total_mb, MAX_MIB)
         require_bool("FileConfig", "compress", self.compress)
         require_bool("FileConfig", "shared", self.shared)
         if self.reopen_check_interval is not None:
-            number_at_least("FileConfig", "reopen_check_interval", self.reopen_check_interval, 0)
+            number_at_least(
+                "FileConfig", "reopen_check_interval", self.reopen_check_interval, 0, MAX_SECONDS
+            )
 
     @property
     def max_bytes(self) -> int:

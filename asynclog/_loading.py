@@ -19,8 +19,7 @@ from typing import Any
 
 from ._config import BACKEND_CONFIGS, BackendSpec, Config, Sink, _missing_methods
 from ._errors import ConfigError
-from ._levels import parse_level
-from ._validate import StrPath
+from ._validate import StrPath, level_number, shown
 
 __all__ = ["ENV_VARIABLES", "config_from_dict", "load_config"]
 
@@ -76,6 +75,8 @@ def load_config(path: StrPath, *, env: Mapping[str, str] | None = os.environ) ->
         raise ConfigError(f"{source}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(f"{source}: invalid TOML: arrays or tables nested too deeply") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{source}: invalid TOML: not UTF-8 ({exc.reason} at byte {exc.start})"
@@ -161,7 +162,7 @@ def _backend_config(backend: object, value: object, base_dir: StrPath | None) ->
     if spec_class is None:
         raise _error(
             "backend",
-            f"unknown backend {backend!r}; expected one of {', '.join(SPEC_CLASSES)}",
+            f"unknown backend {shown(backend)}; expected one of {', '.join(SPEC_CLASSES)}",
         )
     if isinstance(value, _SPEC_TYPES):
         return value  # already built; Config checks it matches the backend
@@ -199,7 +200,7 @@ def _entry(item: Mapping[str, object], path: str, base_dir: StrPath | None) -> o
         return _custom(item, path)
     spec_class = SPEC_CLASSES.get(kind) if isinstance(kind, str) else None
     if spec_class is None:
-        raise _error(f"{path}.type", f"unknown backend type {kind!r}; {expected}")
+        raise _error(f"{path}.type", f"unknown backend type {shown(kind)}; {expected}")
     return _spec(spec_class, item, path, base_dir, extra=("type",))
 
 
@@ -255,7 +256,7 @@ def _custom(item: Mapping[str, object], path: str) -> Sink:
         )
     name = item.get("name")
     if name is not None and (not isinstance(name, str) or not name):
-        raise _error(f"{path}.name", f"must be a non-empty str, got {name!r}")
+        raise _error(f"{path}.name", f"must be a non-empty str, got {shown(name)}")
     fields: dict[str, Any] = {"backend": backend, "level": item.get("level"), "name": name}
     try:
         return Sink(**fields)
@@ -267,18 +268,20 @@ def _import_factory(reference: object, where: str) -> Callable[..., object]:
     if callable(reference) and not isinstance(reference, str):
         return reference  # given from Python
     if not isinstance(reference, str) or not re.fullmatch(r"[\w.]+:[\w.]+", reference):
-        raise _error(where, f'must be "package.module:callable", got {reference!r}')
+        raise _error(where, f'must be "package.module:callable", got {shown(reference)}')
     module_name, _, attribute = reference.partition(":")
     try:
         target: object = importlib.import_module(module_name)
     except Exception as exc:
-        raise _error(where, f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
+        raise _error(
+            where, f"cannot import {shown(module_name)}: {type(exc).__name__}: {exc}"
+        ) from exc
     for part in attribute.split("."):
         if not hasattr(target, part):
-            raise _error(where, f"module {module_name!r} has no attribute {attribute!r}")
+            raise _error(where, f"module {shown(module_name)} has no attribute {shown(attribute)}")
         target = getattr(target, part)
     if not callable(target):
-        raise _error(where, f"{reference!r} is not callable")
+        raise _error(where, f"{shown(reference)} is not callable")
     return target
 
 
@@ -288,7 +291,9 @@ def _mode(value: object, path: str) -> object:
         return value  # the config class validates it
     text = value.strip().lower().removeprefix("0o")
     if not re.fullmatch(r"[0-7]{1,4}", text):
-        raise _error(path, f'must be an octal permission mode like 0o640 or "640", got {value!r}')
+        raise _error(
+            path, f'must be an octal permission mode like 0o640 or "640", got {shown(value)}'
+        )
     return int(text, 8)
 
 
@@ -318,7 +323,7 @@ def _env_overrides(env: Mapping[str, str] | None) -> dict[str, tuple[object, str
 
 def _env_level(variable: str, raw: str) -> object:
     try:
-        return parse_level(int(raw) if re.fullmatch(r"[+-]?\d+", raw) else raw)
+        return level_number(int(raw) if re.fullmatch(r"[+-]?\d{1,20}", raw) else raw)
     except ValueError as exc:
         raise ConfigError(f"{variable}: {exc}", variable) from None
 
@@ -329,15 +334,16 @@ def _env_bool(variable: str, raw: str) -> object:
     if raw.lower() in _FALSE:
         return False
     raise ConfigError(
-        f"{variable}: expected 1/0, true/false, yes/no or on/off, got {raw!r}", variable
+        f"{variable}: expected 1/0, true/false, yes/no or on/off, got {shown(raw)}", variable
     )
 
 
 def _env_int(variable: str, raw: str) -> object:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{variable}: must be an integer, got {raw!r}", variable) from None
+    if not re.fullmatch(r"[+-]?\d+", raw):
+        raise ConfigError(f"{variable}: must be an integer, got {shown(raw)}", variable)
+    if len(raw) > 20:  # (and int() refuses more than 4300 digits)
+        raise ConfigError(f"{variable}: must be at most 20 digits, got {shown(raw)}", variable)
+    return int(raw)
 
 
 def _env_str(variable: str, raw: str) -> object:
@@ -360,8 +366,15 @@ def _check_keys(data: Mapping[Any, object], allowed: tuple[str, ...], path: str)
     for key in data:
         if key not in allowed:
             raise _error(
-                _join(path, str(key)), f"unknown key; expected one of {', '.join(allowed)}"
+                _join(path, _key_text(key)), f"unknown key; expected one of {', '.join(allowed)}"
             )
+
+
+def _key_text(key: object) -> str:
+    """A key as a key path shows it: itself, or a bounded repr if it is long or odd."""
+    if isinstance(key, str) and key.isprintable() and 0 < len(key) <= 100:
+        return key
+    return shown(key)
 
 
 def _join(prefix: str, key: str) -> str:

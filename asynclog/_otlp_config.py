@@ -14,6 +14,8 @@ from urllib.parse import SplitResult, urlsplit
 from ._errors import ConfigError
 from ._levels import Level
 from ._validate import (
+    MAX_BACKOFF,
+    MAX_SECONDS,
     StrPath,
     number_at_least,
     optional_level,
@@ -21,6 +23,7 @@ from ._validate import (
     require_choice,
     require_path,
     require_positive_number,
+    shown,
 )
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318/v1/logs"
@@ -58,30 +61,34 @@ def _frozen_mapping(name: str, value: object) -> Mapping[str, object]:
 def _check_headers(headers: Mapping[str, object]) -> None:
     for key, value in headers.items():
         if not isinstance(key, str) or not _TOKEN.fullmatch(key):
-            raise _owner_error("headers", f"has an invalid header name {key!r}")
+            raise _owner_error("headers", f"has an invalid header name {shown(key)}")
         if key.lower() in RESERVED_HEADERS:
             raise _owner_error(
-                "headers", f"may not set {key!r}: the backend writes that header itself"
+                "headers", f"may not set {shown(key)}: the backend writes that header itself"
             )
         # The value is never shown: headers usually carry credentials.
         if not isinstance(value, str):
             raise _owner_error(
-                "headers", f"value of {key!r} must be a str, got {type(value).__name__}"
+                "headers", f"value of {shown(key)} must be a str, got {type(value).__name__}"
             )
         if any(char in value for char in "\r\n\x00") or not value.isascii():
-            raise _owner_error("headers", f"value of {key!r} must be ASCII without CR, LF or NUL")
+            raise _owner_error(
+                "headers", f"value of {shown(key)} must be ASCII without CR, LF or NUL"
+            )
 
 
 def _is_scalar(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
-    return isinstance(value, str | bool | int)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**63  # OTLP's int_value is an int64
+    return isinstance(value, str | bool)
 
 
 def _check_resource(resource: Mapping[str, object]) -> None:
     for key, value in resource.items():
         if not isinstance(key, str) or not key:
-            raise _owner_error("resource", f"keys must be non-empty str, got {key!r}")
+            raise _owner_error("resource", f"keys must be non-empty str, got {shown(key)}")
         ok = _is_scalar(value) or (
             isinstance(value, Sequence)
             and not isinstance(value, str | bytes)
@@ -90,8 +97,8 @@ def _check_resource(resource: Mapping[str, object]) -> None:
         if not ok:
             raise _owner_error(
                 "resource",
-                f"value of {key!r} must be a str, bool, int, finite float or a list of them, "
-                f"got {value!r}",
+                f"value of {shown(key)} must be a str, bool, 64-bit int, finite float or a list "
+                f"of them, got {shown(value)}",
             )
 
 
@@ -99,26 +106,27 @@ def split_endpoint(endpoint: object) -> SplitResult:
     """The parsed endpoint URL, or a `ConfigError` saying what is wrong with it."""
     shape = "a URL like 'http://127.0.0.1:4318/v1/logs'"
     if not isinstance(endpoint, str) or not endpoint:
-        raise _owner_error("endpoint", f"must be {shape}, got {endpoint!r}")
+        raise _owner_error("endpoint", f"must be {shape}, got {shown(endpoint)}")
     try:
         parts = urlsplit(endpoint)
         port = parts.port
     except ValueError as exc:
-        raise _owner_error("endpoint", f"is not a valid URL ({exc}): {endpoint!r}") from None
+        raise _owner_error("endpoint", f"is not a valid URL ({exc}): {shown(endpoint)}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _owner_error("endpoint", f"must be {shape} (http or https), got {endpoint!r}")
+        raise _owner_error("endpoint", f"must be {shape} (http or https), got {shown(endpoint)}")
     if parts.username is not None or parts.password is not None:
         raise _owner_error(
             "endpoint", "may not hold credentials: give them in headers (e.g. 'Authorization')"
         )
     if not endpoint.isascii():
         raise _owner_error(
-            "endpoint", f"must be ASCII (punycode the host, percent-encode the path): {endpoint!r}"
+            "endpoint",
+            f"must be ASCII (punycode the host, percent-encode the path): {shown(endpoint)}",
         )
     if parts.fragment or any(char in endpoint for char in " \r\n\t"):
-        raise _owner_error("endpoint", f"may not have a fragment or whitespace: {endpoint!r}")
+        raise _owner_error("endpoint", f"may not have a fragment or whitespace: {shown(endpoint)}")
     if port == 0:
-        raise _owner_error("endpoint", f"has port 0: {endpoint!r}")
+        raise _owner_error("endpoint", f"has port 0: {shown(endpoint)}")
     return parts
 
 
@@ -173,9 +181,9 @@ class OTLPConfig:
             resource = MappingProxyType({"service.name": DEFAULT_SERVICE_NAME, **resource})
         object.__setattr__(self, "resource", resource)
         require_choice(owner, "compression", self.compression, COMPRESSIONS)
-        require_positive_number(owner, "timeout", self.timeout)
-        number_at_least(owner, "max_retry_time", self.max_retry_time, 0)
-        number_at_least(owner, "retry_backoff", self.retry_backoff, 0)
+        require_positive_number(owner, "timeout", self.timeout, MAX_SECONDS)
+        number_at_least(owner, "max_retry_time", self.max_retry_time, 0, MAX_SECONDS)
+        number_at_least(owner, "retry_backoff", self.retry_backoff, 0, MAX_BACKOFF)
         for name in ("ca_file", "cert_file", "key_file"):
             value = getattr(self, name)
             if value is not None:
@@ -185,7 +193,7 @@ class OTLPConfig:
         require_bool(owner, "verify_tls", self.verify_tls)
         optional_level(owner, "level", self.level)
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
-            raise _owner_error("name", f"must be a non-empty str or None, got {self.name!r}")
+            raise _owner_error("name", f"must be a non-empty str or None, got {shown(self.name)}")
 
     @property
     def url(self) -> SplitResult:
@@ -197,10 +205,10 @@ class OTLPConfig:
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
             if item.name == "headers":
-                shown = "{" + ", ".join(f"{key!r}: '***'" for key in value) + "}"
+                text = "{" + ", ".join(f"{key!r}: '***'" for key in value) + "}"
             elif isinstance(value, MappingProxyType):
-                shown = repr(dict(value))
+                text = repr(dict(value))
             else:
-                shown = repr(value)
-            parts.append(f"{item.name}={shown}")
+                text = repr(value)
+            parts.append(f"{item.name}={text}")
         return f"OTLPConfig({', '.join(parts)})"

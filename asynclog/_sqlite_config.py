@@ -8,6 +8,7 @@ from typing import Literal
 from ._errors import ConfigError
 from ._levels import Level
 from ._validate import (
+    MAX_SECONDS,
     StrPath,
     number_at_least,
     optional_duration,
@@ -17,7 +18,11 @@ from ._validate import (
     require_choice,
     require_mode,
     require_path,
+    shown,
 )
+
+MAX_ROWS = 2**63 - 1
+"""SQLite's largest rowid."""
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 
@@ -50,13 +55,15 @@ class SQLiteConfig:
     def __post_init__(self) -> None:
         require_path("SQLiteConfig", "db_path", self.db_path)
         require_choice("SQLiteConfig", "synchronous", self.synchronous, SYNCHRONOUS_MODES)
-        number_at_least("SQLiteConfig", "busy_timeout", self.busy_timeout, 0)
+        number_at_least("SQLiteConfig", "busy_timeout", self.busy_timeout, 0, MAX_SECONDS)
         require_mode("SQLiteConfig", self.mode)
         optional_level("SQLiteConfig", "level", self.level)
         require_bool("SQLiteConfig", "fts", self.fts)
-        optional_int_at_least("SQLiteConfig", "max_rows", self.max_rows, 1)
+        optional_int_at_least("SQLiteConfig", "max_rows", self.max_rows, 1, MAX_ROWS)
         optional_duration("SQLiteConfig", "max_age", self.max_age)
-        number_at_least("SQLiteConfig", "retention_interval", self.retention_interval, 0)
+        number_at_least(
+            "SQLiteConfig", "retention_interval", self.retention_interval, 0, MAX_SECONDS
+        )
         if (
             not isinstance(self.table, str)
             or not self.table.isidentifier()
@@ -64,12 +71,13 @@ class SQLiteConfig:
         ):
             raise ConfigError(
                 f"SQLiteConfig.table must be a plain identifier (letters, digits, underscore), "
-                f"got {self.table!r}",
+                f"got {shown(self.table)}",
                 key="table",
             )
         if self.table.lower().startswith("sqlite_"):
             raise ConfigError(
-                f"SQLiteConfig.table may not start with 'sqlite_', got {self.table!r}", key="table"
+                f"SQLiteConfig.table may not start with 'sqlite_', got {shown(self.table)}",
+                key="table",
             )
 
     @property

@@ -11,6 +11,9 @@ from typing import Literal
 from ._errors import ConfigError
 from ._levels import Level
 from ._validate import (
+    MAX_ATTEMPTS,
+    MAX_BACKOFF,
+    MAX_SECONDS,
     StrPath,
     int_at_least,
     number_at_least,
@@ -21,6 +24,7 @@ from ._validate import (
     require_int,
     require_path,
     require_positive_number,
+    shown,
 )
 
 TRANSPORTS = ("relp", "tls", "tcp", "udp")
@@ -30,6 +34,9 @@ have no assigned port: 2514 and 514 are what rsyslog's documentation uses."""
 UDP_DEFAULT_MAX_SIZE = 2048
 """RFC 5426: every receiver SHOULD take datagrams of 2048 bytes (and MUST take 480)."""
 MIN_MESSAGE_SIZE = 480
+MAX_RELP_WINDOW = 100_000
+"""RELP numbers transactions 1 ... 999,999,999 and then starts again: a window must stay far
+below that, or two messages in flight could share a number."""
 EXCEPTION_PLACEMENTS = ("structured_data", "message")
 
 FACILITIES: dict[str, int] = {
@@ -61,13 +68,13 @@ def facility_number(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         if 0 <= value <= 23:
             return value
-        raise ValueError(f"a facility number is 0-23, got {value!r}")
+        raise ValueError(f"a facility number is 0-23, got {shown(value)}")
     if isinstance(value, str):
         found = FACILITIES.get(value.strip().lower())
         if found is not None:
             return found
     raise ValueError(
-        f"unknown facility {value!r}; expected a number 0-23 or one of {', '.join(FACILITIES)}"
+        f"unknown facility {shown(value)}; expected a number 0-23 or one of {', '.join(FACILITIES)}"
     )
 
 
@@ -131,9 +138,13 @@ class SyslogConfig:
     def __post_init__(self) -> None:
         owner = "SyslogConfig"
         if not isinstance(self.host, str) or not self.host.strip():
-            raise ConfigError(f"{owner}.host must be a non-empty str, got {self.host!r}", "host")
+            raise ConfigError(
+                f"{owner}.host must be a non-empty str, got {shown(self.host)}", "host"
+            )
         if self.port is not None and not 1 <= require_int(owner, "port", self.port) <= 65535:
-            raise ConfigError(f"{owner}.port must be 1-65535 or None, got {self.port!r}", "port")
+            raise ConfigError(
+                f"{owner}.port must be 1-65535 or None, got {shown(self.port)}", "port"
+            )
         require_choice(owner, "transport", self.transport, TRANSPORTS)
         try:
             facility_number(self.facility)
@@ -143,23 +154,23 @@ class SyslogConfig:
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(
-                    f"{owner}.{key} must be a non-empty str or None, got {value!r}", key
+                    f"{owner}.{key} must be a non-empty str or None, got {shown(value)}", key
                 )
         if not isinstance(self.enterprise_id, str) or not _ENTERPRISE_ID.match(self.enterprise_id):
             raise ConfigError(
                 f"{owner}.enterprise_id must be a private enterprise number like '32473' "
-                f"(digits, dot-separated parts allowed), got {self.enterprise_id!r}",
+                f"(digits, dot-separated parts allowed), got {shown(self.enterprise_id)}",
                 "enterprise_id",
             )
         require_bool(owner, "bom", self.bom)
         require_choice(owner, "exception_in", self.exception_in, EXCEPTION_PLACEMENTS)
         self._check_tls(owner)
         optional_int_at_least(owner, "max_message_size", self.max_message_size, MIN_MESSAGE_SIZE)
-        int_at_least(owner, "relp_window", self.relp_window, 1)
-        require_positive_number(owner, "connect_timeout", self.connect_timeout)
-        require_positive_number(owner, "ack_timeout", self.ack_timeout)
-        int_at_least(owner, "reconnect_attempts", self.reconnect_attempts, 0)
-        number_at_least(owner, "reconnect_backoff", self.reconnect_backoff, 0)
+        int_at_least(owner, "relp_window", self.relp_window, 1, MAX_RELP_WINDOW)
+        require_positive_number(owner, "connect_timeout", self.connect_timeout, MAX_SECONDS)
+        require_positive_number(owner, "ack_timeout", self.ack_timeout, MAX_SECONDS)
+        int_at_least(owner, "reconnect_attempts", self.reconnect_attempts, 0, MAX_ATTEMPTS)
+        number_at_least(owner, "reconnect_backoff", self.reconnect_backoff, 0, MAX_BACKOFF)
         optional_level(owner, "level", self.level)
 
     def _check_tls(self, owner: str) -> None:
@@ -167,7 +178,7 @@ class SyslogConfig:
         given = [key for key in ("ssl_context", *files) if getattr(self, key) is not None]
         if given and self.transport != "tls":
             raise ConfigError(
-                f"{owner}.{given[0]} needs transport='tls', got transport={self.transport!r}",
+                f"{owner}.{given[0]} needs transport='tls', got transport={shown(self.transport)}",
                 given[0],
             )
         if self.ssl_context is not None:

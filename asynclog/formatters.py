@@ -1,7 +1,8 @@
 """Formatters: pure functions `(LogEntry) -> str` that return one record without its newline.
 
-Control characters are escaped so that no message or field can forge a second record or move a
-terminal's cursor: backslash, C0 and C1 controls, DEL, U+2028/U+2029 and lone surrogates.
+Control characters are escaped so that no message or field can forge a second record, move a
+terminal's cursor or reorder the rest of its line: backslash, C0 and C1 controls, DEL,
+U+2028/U+2029, the bidirectional embeddings, overrides and isolates, and lone surrogates.
 A record is one line, except that the text format puts a traceback on continuation lines,
 each indented by four spaces (a record's first line never starts with a space).
 """
@@ -20,6 +21,11 @@ from ._levels import LEVEL_NAMES, level_name
 Formatter = Callable[[LogEntry], str]
 
 
+BIDI_CONTROLS = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+"""LRE, RLE, PDF, LRO, RLO and LRI, RLI, FSI, PDI: each can make a terminal or editor show
+the text after it in another order than it was written ("Trojan Source")."""
+
+
 def _build_escape_table() -> dict[int, str]:
     table: dict[int, str] = {
         ord("\\"): "\\\\",
@@ -29,7 +35,8 @@ def _build_escape_table() -> dict[int, str]:
     }
     for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)]:
         table.setdefault(code, f"\\x{code:02x}")
-    for code in (0x2028, 0x2029, *range(0xD800, 0xE000)):
+    # None of these is printable, so the isprintable() checks below still find them.
+    for code in (0x2028, 0x2029, *BIDI_CONTROLS, *range(0xD800, 0xE000)):
         table[code] = f"\\u{code:04x}"
     return table
 
@@ -191,8 +198,10 @@ def fields_to_json(fields: Mapping[str, Any]) -> str:
 
 
 # What json.dumps(ensure_ascii=False) leaves raw but a terminal or a line splitter would act
-# on: DEL, the C1 controls (0x9B is a CSI), U+2028 and U+2029.
-_JSON_UNSAFE = {code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)}
+# on: DEL, the C1 controls (0x9B is a CSI), U+2028, U+2029 and the bidirectional controls.
+_JSON_UNSAFE = {
+    code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *BIDI_CONTROLS)
+}
 
 
 def json_format(entry: LogEntry) -> str:
@@ -221,8 +230,14 @@ def _logfmt_value(value: object) -> str:
     return text
 
 
+LOGFMT_KEYS = frozenset(("ts", "level", "logger", "msg", "exception"))
+"""The keys logfmt writes itself; a field by one of these names is written as `fields.<name>`."""
+
+
 def logfmt_format(entry: LogEntry) -> str:
-    """`ts=... level=info logger=... msg="..." key=value ... exception="..."`, one line."""
+    """`ts=... level=info logger=... msg="..." key=value ... exception="..."`, one line.
+    Every key appears once: a field whose key is taken (by the record's own keys, or by an
+    earlier field that escapes to the same text) gets `fields.` in front until it is not."""
     ts, level, message, logger, fields, exception = entry
     parts = [
         f"ts={iso_utc(ts)}",
@@ -230,7 +245,14 @@ def logfmt_format(entry: LogEntry) -> str:
         f"logger={_logfmt_value(logger)}",
         f"msg={_logfmt_value(message)}",
     ]
-    parts.extend(f"{_text_key(k)}={_logfmt_value(v)}" for k, v in fields.items())
+    if fields:
+        taken = set(LOGFMT_KEYS)
+        for k, v in fields.items():
+            key = _text_key(k)
+            while key in taken:
+                key = "fields." + key
+            taken.add(key)
+            parts.append(f"{key}={_logfmt_value(v)}")
     if exception:
         parts.append(f"exception={_logfmt_value(exception)}")
     return " ".join(parts)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from .._entry import Entry
 from .._errors import LogError
-from .._postgres_config import PostgresConfig
+from .._postgres_config import PostgresConfig, hide_secrets
 from ..formatters import fields_to_json, utf8_safe
 from ._slices import map_in_slices
 
@@ -206,6 +206,16 @@ class PostgresBackend:
     def __repr__(self) -> str:
         return f"PostgresBackend({self.config.qualified_table} at {self.config.masked_dsn})"
 
+    def _describe(self, exc: BaseException) -> str:
+        """`exc` for an error message, with any secret of the DSN in it as `***`."""
+        text = hide_secrets(str(exc), self.config.dsn)
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+    def _cause(self, exc: BaseException) -> BaseException | None:
+        """`exc` to chain to a `LogError`; None (no chaining) if its text holds a secret of the
+        DSN, which a printed traceback would show."""
+        return None if hide_secrets(str(exc), self.config.dsn) != str(exc) else exc
+
     @property
     def _where(self) -> str:
         return f"{self.config.qualified_table} at {self.config.masked_dsn}"
@@ -218,16 +228,16 @@ class PostgresBackend:
             conn = await self._connect()
         except Exception as exc:
             raise LogError(
-                f"cannot connect to PostgreSQL at {self.config.masked_dsn}: {_describe(exc)}"
-            ) from exc
+                f"cannot connect to PostgreSQL at {self.config.masked_dsn}: {self._describe(exc)}"
+            ) from self._cause(exc)
         try:
             await self._set_up(conn)
         except BaseException as exc:
             conn.terminate()
             if isinstance(exc, Exception) and not isinstance(exc, LogError):
                 raise LogError(
-                    f"cannot set up PostgreSQL table {self._where}: {_describe(exc)}"
-                ) from exc
+                    f"cannot set up PostgreSQL table {self._where}: {self._describe(exc)}"
+                ) from self._cause(exc)
             raise
         self._conn = conn
         self._opened = True
@@ -276,8 +286,8 @@ class PostgresBackend:
             if getattr(exc, "sqlstate", None) == "42703":  # undefined_column
                 raise LogError(
                     f"PostgreSQL table {self._where} lacks a column the backend writes "
-                    f"({_describe(exc)}); it needs {', '.join(COLUMNS)} (docs/postgres.md)"
-                ) from exc
+                    f"({self._describe(exc)}); it needs {', '.join(COLUMNS)} (docs/postgres.md)"
+                ) from self._cause(exc)
             raise
 
     async def write_batch(self, entries: Sequence[Entry]) -> None:
@@ -315,14 +325,15 @@ class PostgresBackend:
                 if not is_transient(exc):
                     raise LogError(
                         f"PostgreSQL write of {len(entries)} entries to {self._where} "
-                        f"failed: {_describe(exc)}"
-                    ) from exc
+                        f"failed: {self._describe(exc)}"
+                    ) from self._cause(exc)
                 self._drop_connection()
                 if attempt >= config.reconnect_attempts:
                     raise LogError(
                         f"PostgreSQL write of {len(entries)} entries to {self._where} failed "
-                        f"after {attempt + 1} attempt{'s' if attempt else ''}: {_describe(exc)}"
-                    ) from exc
+                        f"after {attempt + 1} attempt{'s' if attempt else ''}: "
+                        f"{self._describe(exc)}"
+                    ) from self._cause(exc)
                 await asyncio.sleep(config.reconnect_backoff * 2**attempt)
                 attempt += 1
             else:
@@ -401,6 +412,3 @@ class PostgresBackend:
             conn.terminate()
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
