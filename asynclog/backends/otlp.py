@@ -475,7 +475,7 @@ class OTLPBackend:
                 self._refusal = error
                 raise error
             now = time.monotonic()
-            step = min(self.config.retry_backoff * 2**attempt, MAX_BACKOFF)
+            step = min(self.config.retry_backoff * 2.0 ** min(attempt, 32), MAX_BACKOFF)
             delay = step / 2 + random.uniform(0, step / 2)
             if retry_after is not None:
                 # Not before the time it gives, for any batch; and never sooner than the

@@ -334,7 +334,7 @@ class PostgresBackend:
                         f"after {attempt + 1} attempt{'s' if attempt else ''}: "
                         f"{self._describe(exc)}"
                     ) from self._cause(exc)
-                await asyncio.sleep(config.reconnect_backoff * 2**attempt)
+                await asyncio.sleep(min(30.0, config.reconnect_backoff * 2.0 ** min(attempt, 32)))
                 attempt += 1
             else:
                 self._pending = None
