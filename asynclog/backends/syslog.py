@@ -236,7 +236,8 @@ class SyslogBackend:
                         f"syslog write of {len(entries)} entries to the {self._where} failed "
                         f"after {attempt + 1} attempts: {_describe(exc)}"
                     ) from exc
-                await asyncio.sleep(min(30.0, self.config.reconnect_backoff * 2.0 ** min(attempt, 32)))
+                delay = self.config.reconnect_backoff * 2.0 ** min(attempt, 32)
+                await asyncio.sleep(min(30.0, delay))
                 attempt += 1
             except RelpRefused as exc:
                 self._drop_connection()
