@@ -113,21 +113,23 @@ def test_a_keyword_value_dsn_is_refused_without_its_passwords() -> None:
 
 
 async def test_connection_errors_show_no_secret_even_when_the_driver_echoes_it() -> None:
-    # The password equals the host, so the driver's own message ("Connect call failed
-    # ('127.0.0.1', 1)") holds it; the sslpassword is in the query.
+    # The password equals the host, so asyncio's own message ("Connect call failed
+    # ('127.0.0.1', 1)") holds it (uvloop's says "Connection refused" without the host);
+    # the sslpassword is in the query.
     dsn = "postgresql://app:127.0.0.1@127.0.0.1:1/logs?sslpassword=SSLSECRET&sslmode=disable"
     with pytest.raises(LogError, match="cannot connect to PostgreSQL") as info:
         await PostgresBackend(PostgresConfig(dsn=dsn, connect_timeout=5)).open()
     printed = "".join(traceback.format_exception(info.value))
     assert "postgresql://app:***@127.0.0.1:1/logs?sslpassword=***&sslmode=disable" in printed
     assert "SSLSECRET" not in printed
-    assert "('***', 1)" in str(info.value)
+    message = str(info.value)
+    assert "('***', 1)" in message or "Connection refused" in message
     assert "127.0.0.1'" not in printed  # not in the message, nor in a chained cause
 
 
 async def test_a_driver_error_without_a_secret_keeps_its_cause() -> None:
     dsn = "postgresql://app:NOT-ECHOED@127.0.0.1:1/logs?sslmode=disable"
-    with pytest.raises(LogError, match="Connect call failed") as info:
+    with pytest.raises(LogError, match="Connect call failed|Connection refused") as info:
         await PostgresBackend(PostgresConfig(dsn=dsn, connect_timeout=5)).open()
     assert isinstance(info.value.__cause__, OSError)
     assert "NOT-ECHOED" not in "".join(traceback.format_exception(info.value))
