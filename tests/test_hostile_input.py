@@ -129,7 +129,7 @@ async def test_connection_errors_show_no_secret_even_when_the_driver_echoes_it()
 
 async def test_a_driver_error_without_a_secret_keeps_its_cause() -> None:
     dsn = "postgresql://app:NOT-ECHOED@127.0.0.1:1/logs?sslmode=disable"
-    with pytest.raises(LogError, match="Connect call failed|Connection refused") as info:
+    with pytest.raises(LogError, match=r"Connect call failed|Connection refused") as info:
         await PostgresBackend(PostgresConfig(dsn=dsn, connect_timeout=5)).open()
     assert isinstance(info.value.__cause__, OSError)
     assert "NOT-ECHOED" not in "".join(traceback.format_exception(info.value))
