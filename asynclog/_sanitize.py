@@ -50,6 +50,9 @@ _QUICK_KEY_CHARS = KEY_LIMIT // 4
 _FIXED_ROOM = frozenset({float, bool, NoneType})
 """Kinds whose values write at most `_SCALAR_ROOM` characters."""
 
+_NESTING = 3
+"""How deep `_container_size` follows containers inside containers."""
+
 _ITEM_CHAR = 12
 """Bytes a character of a str inside a container writes at most: repr writes `\\U000e0001`
 for some, and JSON may escape that repr again."""
@@ -114,7 +117,7 @@ def bound_fields(fields: Mapping[str, Any], max_bytes: int) -> Mapping[str, Any]
         if kind in _FIXED_ROOM or (kind is int and -_SMALL_INT < value < _SMALL_INT):
             extra += _SCALAR_ROOM
         elif kind is list or kind is tuple or kind is dict:
-            size = _flat_container_size(value, max_bytes)
+            size = _container_size(value, max_bytes)
             if size is None:
                 return _bounded(fields, max_bytes)
             extra += size
@@ -129,9 +132,10 @@ def bound_fields(fields: Mapping[str, Any], max_bytes: int) -> Mapping[str, Any]
     return _bounded(fields, max_bytes)
 
 
-def _flat_container_size(value: Any, max_bytes: int) -> int | None:
-    """An upper bound of what a list, tuple or dict of scalars (str keys) writes, as str() or
-    JSON; None for anything else, or when the bound passes `max_bytes`."""
+def _container_size(value: Any, max_bytes: int, depth: int = 0) -> int | None:
+    """An upper bound of what a list, tuple or dict (str keys) of scalars and of such
+    containers, nested at most `_NESTING` deep, writes as str() or JSON; None for anything
+    else, or when the bound passes `max_bytes`."""
     size = 2  # the brackets
     if type(value) is dict:
         for key in value:
@@ -147,6 +151,11 @@ def _flat_container_size(value: Any, max_bytes: int) -> int | None:
             size += _ITEM_CHAR * len(item) + 4  # quotes and ", "
         elif kind in _FIXED_ROOM or (kind is int and -_SMALL_INT < item < _SMALL_INT):
             size += _SCALAR_ROOM + 2
+        elif (kind is list or kind is tuple or kind is dict) and depth < _NESTING:
+            inner = _container_size(item, max_bytes - size, depth + 1)
+            if inner is None:
+                return None
+            size += inner + 2  # ", "
         else:
             return None
         if size > max_bytes:

@@ -85,6 +85,7 @@ class StrAsLying:
 
 ONE_MB_LIST = ["x" * 1_000_000]
 ONE_MB_DICT = {"k": "y" * 1_000_000}
+ONE_MB_NESTED = {"outer": [{"inner": ("n" * 1_000_000,)}]}
 
 
 @pytest.mark.parametrize(
@@ -92,12 +93,13 @@ ONE_MB_DICT = {"k": "y" * 1_000_000}
     [
         (ONE_MB_LIST, str(ONE_MB_LIST)),
         (ONE_MB_DICT, str(ONE_MB_DICT)),
+        (ONE_MB_NESTED, str(ONE_MB_NESTED)),
         (tuple(range(200_000)), str(tuple(range(200_000)))),
         (BigRepr(), "r" * 1_000_000),
         (StrAsLying(), "z" * 1_000_000),
         (b"b" * 1_000_000, repr(b"b" * 1_000_000)),
     ],
-    ids=["list", "dict", "tuple", "big-repr", "str-returns-lying-subclass", "bytes"],
+    ids=["list", "dict", "nested", "tuple", "big-repr", "str-returns-lying-subclass", "bytes"],
 )
 @pytest.mark.parametrize("fmt", ["text", "json"])
 async def test_a_value_of_any_type_is_written_cut_to_max_entry_bytes(
@@ -324,8 +326,9 @@ async def test_short_values_reach_the_backend_as_they_were_given() -> None:
     backend = RecordingBackend()
     ident, when = uuid.UUID(int=7), datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
     tags = ["a", "b"]
+    request = {"method": "GET", "headers": {"host": "example.org"}, "ids": [1, 2, 3]}
     async with LogManager(Config(backend=backend, max_entry_bytes=LIMIT)) as lm:
-        await lm.info("m", id=ident, when=when, tags=tags)
+        await lm.info("m", id=ident, when=when, tags=tags, request=request)
     (entry,) = backend.entries
     assert entry.fields["id"] is ident and entry.fields["when"] is when
-    assert entry.fields["tags"] is tags
+    assert entry.fields["tags"] is tags and entry.fields["request"] is request
