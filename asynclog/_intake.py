@@ -32,10 +32,9 @@ from ._handoff import HandInArgs, Handoff
 from ._levels import Level, parse_level
 from ._registry import CAPTURES
 from ._report import BurstReporter
-from ._sanitize import bound_fields, truncate
+from ._sanitize import bound_fields, exact_str, truncate
 from ._sink import Pending, SinkRunner
 from ._tracebacks import format_exc_info
-from .formatters import safe_str
 
 if TYPE_CHECKING:
     from ._manager import LogManager
@@ -139,8 +138,8 @@ class Intake:
         if number < self.min_level:
             self.filtered += 1
             return None
-        if message.__class__ is not str:
-            message = safe_str(message)
+        if type(message) is not str:  # not __class__: a property can fake that
+            message = exact_str(message)
         if len(message) > self.quick_text_limit:
             message = truncate(message, self.max_entry_bytes)
         context = self.context_get()
@@ -364,7 +363,7 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
             if (
                 get_ident() != intake.thread  # not running (-1), or another thread
                 or level < intake.min_level
-                or message.__class__ is not str
+                or type(message) is not str
                 or len(message) > intake.quick_text_limit
                 or fields
                 or counters is None  # several sinks
