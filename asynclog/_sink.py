@@ -382,7 +382,8 @@ class SinkRunner:
     def pending(self) -> int:
         """Entries accepted here and not yet settled: queued, waiting for room, being written."""
         queue = self.queue
-        in_flight = len(self.writer.in_flight) + sum(self._waiting_writes.values())
+        writer = self.writer
+        in_flight = len(writer.in_flight) + writer.detached + sum(self._waiting_writes.values())
         if queue is None:
             return in_flight
         return len(queue) + queue.waiting_producers + in_flight

@@ -21,6 +21,7 @@ from ._stats import Counters
 from .backends.base import (
     Backend,
     WouldBlock,
+    WriteContinues,
     blocking_write,
     takes_entry_tuples,
     taking_entry_tuples,
@@ -68,6 +69,8 @@ class Writer:
         """Set when the manager closes the backend: a late write is dropped, not reopened."""
         self.observers: list[WriteObserver] = []
         """Called with `(entries, seconds)` after each successful backend write (metrics)."""
+        self.detached = 0
+        """Entries of batches whose caller was cancelled while a thread still writes them."""
         self.in_flight: Sequence[Entry] = ()
         """The batch being handled, written or retried (abandoned if the worker is cancelled)."""
         self._converted: tuple[Sequence[Entry], Sequence[LogEntry]] = ((), ())
@@ -149,6 +152,9 @@ class Writer:
         started = perf_counter() if self.observers else 0.0
         try:
             await self.backend.write_batch(self._for_backend(entries))
+        except WriteContinues as going_on:  # cancelled; a thread finishes the batch
+            self._settle_later(entries, going_on.outcome, started)
+            raise
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -162,6 +168,23 @@ class Writer:
             return exc
         self._written(entries, started)
         return None
+
+    def _settle_later(
+        self, entries: Sequence[Entry], outcome: asyncio.Future[bool], started: float
+    ) -> None:
+        """The caller was cancelled, the batch goes on being written elsewhere: pending until
+        `outcome` says written (True) or lost (False)."""
+        self.in_flight = ()
+        self.detached += len(entries)
+
+        def settled(future: asyncio.Future[bool]) -> None:
+            self.detached -= len(entries)
+            if not future.cancelled() and future.exception() is None and future.result():
+                self._written(entries, started)
+            else:
+                self.counters.drop(len(entries))
+
+        outcome.add_done_callback(settled)
 
     def _written(self, entries: Sequence[Entry], started: float) -> None:
         self.counters.written += len(entries)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,6 +27,7 @@ from asynclog import (
     LogManager,
     ManagerClosedError,
     Sink,
+    SQLiteConfig,
 )
 
 from .conftest import GateBackend, RecordingBackend, assert_settled, message_of, read_lines
@@ -403,6 +405,35 @@ async def test_a_cancelled_error_from_a_backend_is_a_write_failure_not_a_cancell
 
 
 # ---- 7. sync-mode SQLite: the caller cancelled while its transaction waits for a lock --------
+
+
+async def test_a_sync_sqlite_write_cancelled_while_waiting_for_a_lock_is_counted_as_it_ended(
+    db_path: Path,
+) -> None:
+    config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path=db_path, busy_timeout=5))
+    lm = LogManager(config)
+    await lm.start()
+    await lm.info("first")
+    other = sqlite3.connect(db_path, isolation_level=None)  # another process, say
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock
+        caller = asyncio.create_task(lm.info("second"))
+        await asyncio.sleep(0.3)
+        assert not caller.done(), "the write should be waiting for the lock"
+        caller.cancel()
+        await within(asyncio.wait({caller}), "the cancelled caller")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await within(lm.close(), "close()")
+    with sqlite3.connect(db_path) as db:
+        rows = [row[0] for row in db.execute("SELECT message FROM logs ORDER BY id")]
+    stats = lm.get_stats()
+    assert len(rows) == stats.written, (
+        f"the table holds {rows} but the stats say written={stats.written}, "
+        f"dropped={stats.dropped}: the stats must count what happened to the row"
+    )
+    assert_settled(stats)
 
 
 # ---- 8. sync mode: callers waiting for the delivery lock ------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast, runtime_checkable
 
@@ -11,6 +12,17 @@ from .._entry import Entry, LogEntry, as_log_entries
 class WouldBlock(Exception):
     """Raised by a backend's `write_batch_blocking` when it cannot write without waiting (a
     lock another connection holds): nothing was written; the manager awaits `write_batch`."""
+
+
+class WriteContinues(asyncio.CancelledError):
+    """Raised by a backend's `write_batch` when the task was cancelled while the batch was
+    already handed to a thread that finishes it anyway (aiosqlite's, for example). `outcome`
+    resolves to True once the batch is written, False if it failed: the manager counts the
+    entries written or dropped then, and holds them as pending until it does."""
+
+    def __init__(self, outcome: asyncio.Future[bool]) -> None:
+        super().__init__("the write goes on after the cancellation")
+        self.outcome = outcome
 
 
 @runtime_checkable
@@ -32,6 +44,8 @@ class Backend(Protocol):
     - `flush_at_exit(entries) -> None`, a plain method: at interpreter exit, or when the loop
       has closed, for a manager nobody closed; it must write `entries` without an event loop,
       within a few seconds. Without it, such entries are counted dropped.
+    - `WriteContinues(outcome)`: raise it from `write_batch` when cancelled while a thread
+      still finishes the batch, so that the entries are counted as what happened to them.
     - `takes_entry_tuples = True`, a class attribute: the methods this class defines get each
       entry as the plain tuple of its six fields (index it with `asynclog._entry.TIME` ...
       `EXCEPTION`) instead of a `LogEntry`; a subclass that overrides a method gets `LogEntry`

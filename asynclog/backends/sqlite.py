@@ -24,6 +24,7 @@ from .._entry import LOGGER, Entry
 from .._errors import LogError
 from ..formatters import fields_to_json, utf8_safe
 from ._slices import convert_in_slices, map_in_slices
+from .base import WriteContinues
 
 SCHEMA_VERSION = 1
 """`PRAGMA user_version` of a database whose asynclog tables have `host` and `pid`: 0 (or a
@@ -400,7 +401,13 @@ class SQLiteBackend:
         if run_in_thread is not None:
             # One hop to aiosqlite's thread for the whole transaction instead of two (insert,
             # commit). `_execute` is aiosqlite's own primitive; the public path is the fallback.
-            await run_in_thread(self._insert_on_thread, insert, rows, prune)
+            outcome = asyncio.get_running_loop().create_future()
+            try:
+                await run_in_thread(self._insert_on_thread, insert, rows, prune, outcome)
+            except asyncio.CancelledError as exc:
+                # The thread runs the transaction anyway (it may be waiting for a lock): the
+                # entries are counted when it ends, not here.
+                raise WriteContinues(outcome) from exc
         else:
             await self._insert_async(self._db, insert, rows, prune)
 
@@ -430,10 +437,21 @@ class SQLiteBackend:
         return insert
 
     def _insert_on_thread(
-        self, insert: str | tuple[str, str, str, str], rows: Sequence[tuple[Any, ...]], prune: bool
+        self,
+        insert: str | tuple[str, str, str, str],
+        rows: Sequence[tuple[Any, ...]],
+        prune: bool,
+        outcome: asyncio.Future[bool] | None = None,
     ) -> None:
         connection: sqlite3.Connection = self._db._conn  # type: ignore[union-attr]
-        _insert_transaction(connection, insert, rows, self.retention if prune else None)
+        written = False
+        try:
+            _insert_transaction(connection, insert, rows, self.retention if prune else None)
+            written = True
+        finally:
+            if outcome is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+                    outcome.get_loop().call_soon_threadsafe(_resolve, outcome, written)
 
     async def _insert_async(
         self,
@@ -635,3 +653,8 @@ def _join_connection_thread(db: aiosqlite.Connection) -> None:
     thread = getattr(db, "_thread", None)
     if isinstance(thread, threading.Thread) and thread.is_alive():
         thread.join(timeout=1.0)
+
+
+def _resolve(outcome: asyncio.Future[bool], written: bool) -> None:
+    if not outcome.done():
+        outcome.set_result(written)
