@@ -102,6 +102,8 @@ class Handoff:
         assert loop is not None
         now = loop.time()  # put_timeout counts from here (a monotonic clock: any thread)
         if on_loop:
+            if self._refusing:
+                raise ManagerClosedError(f"LogManager {self._name!r} is closing")
             if self._landing:
                 self._land()  # what other threads handed in before it goes first
             self._accept(args, now)

@@ -144,6 +144,8 @@ class FairQueue(Generic[T]):
         Returns `(evicted, appended)`: when nothing evictable is left and `item` still does not
         fit, it is not appended (the caller drops it).
         """
+        if self._closed:  # closing: what is queued is the worker's to write, not to evict
+            return 0, False
         items = self._items
         evicted = 0
         index = 0

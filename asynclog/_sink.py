@@ -163,7 +163,7 @@ class SinkRunner:
             report = self._drop_report()
             if report is not None:
                 entries = (report, entry)
-        if writer.immediate and not self.lock.users:
+        if writer.immediate and not self.lock.users and not writer.backend_closed:
             try:
                 error = writer.write_immediately(entries)  # nothing awaited: nobody to overtake
             except WouldBlock:
