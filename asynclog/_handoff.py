@@ -17,9 +17,10 @@ import collections
 import contextvars
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ._errors import LogError, ManagerClosedError
+from ._overflow import RESUMABLE, NotTaken
 from ._report import BurstReporter
 from ._sink import Pending
 
@@ -161,8 +162,12 @@ class Handoff:
         settler = self._settler
         if self._waiting and (settler is None or settler.done()):
             # An empty context: the settler must not carry one request's contextualize().
+            # Its waits are RESUMABLE: cancelled (asyncio.run tearing the loop down, close() at
+            # its deadline), the entry in hand goes back to the front of the backlog uncounted.
+            context = contextvars.Context()
+            context.run(RESUMABLE.set, True)
             self._settler = asyncio.get_running_loop().create_task(
-                self._settle_backlog(), context=contextvars.Context()
+                self._settle_backlog(), context=context
             )
 
     def settles_here(self) -> bool:
@@ -201,6 +206,10 @@ class Handoff:
                 except LogError as exc:  # counted where it was refused
                     if future is not None and not future.done():
                         future.set_exception(exc)
+                except NotTaken as not_taken:  # cancelled while it waited: it stays pending
+                    waiting.pending = cast(Pending, not_taken.pending)
+                    backlog.appendleft(waiting)
+                    raise
                 except asyncio.CancelledError:
                     if future is not None and not future.done():
                         future.set_exception(
@@ -236,10 +245,11 @@ class Handoff:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
             await asyncio.wait({settler}, timeout=remaining)
             if not settler.done():
-                if self.in_hand is not None:
-                    abandoned += 1  # its route counts it dropped when the wait is cancelled
+                in_hand = self.in_hand
                 settler.cancel()
                 await asyncio.wait({settler})
+                if in_hand is not None and in_hand not in self._waiting:
+                    abandoned += 1  # cancelled mid-write: counted dropped where it was
         while self._waiting:
             waiting = self._waiting.popleft()
             self._owner.count_dropped(waiting.pending)

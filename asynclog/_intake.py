@@ -30,6 +30,7 @@ from ._entry import EMPTY_FIELDS, Entry, as_log_entry
 from ._errors import LogError, ManagerClosedError
 from ._handoff import HandInArgs, Handoff
 from ._levels import Level, parse_level
+from ._overflow import NotTaken
 from ._registry import CAPTURES
 from ._report import BurstReporter
 from ._sanitize import bound_fields, exact_str, truncate
@@ -221,6 +222,9 @@ class Intake:
                 await sink.settle(entry, waited)
             except LogError as exc:
                 failure = failure or exc
+            except NotTaken as not_taken:  # the handoff's settler, cancelled: it keeps the rest
+                not_taken.pending = (entry, sinks[index:])
+                raise
             except BaseException:  # cancelled: the sinks not reached never get it
                 for later in sinks[index + 1 :]:
                     later.counters.drop(1)

@@ -12,7 +12,9 @@ to `POLICIES`, and add its name to `OVERFLOW_POLICIES` in `_config.py`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 
 from ._config import Config
 from ._entry import LEVEL, Entry
@@ -22,6 +24,19 @@ from ._stats import Counters
 
 class HandedOver(Exception):
     """Wakes producers waiting for room when the worker is gone: they write directly."""
+
+
+RESUMABLE: ContextVar[bool] = ContextVar("asynclog_resumable", default=False)
+"""True in a task whose waits are resumed elsewhere when it is cancelled (the handoff's
+settler, which `asyncio.run` cancels at teardown): a cancelled wait for room or for the
+delivery lock then raises `NotTaken` instead of counting the entry dropped."""
+
+
+class NotTaken(asyncio.CancelledError):
+    """A wait in a `RESUMABLE` task was cancelled before the entry was taken: nothing was
+    counted. `pending` (set by `Intake.settle`) is what is left to settle."""
+
+    pending: object = None
 
 
 Policy = Callable[[FairQueue[Entry], Entry, Counters, Config, float], Awaitable[None]]
@@ -55,8 +70,10 @@ async def wait_for_room(
         await queue.put(entry, max_wait, on_rejected)
     except HandedOver:
         raise
-    except BaseException:
+    except BaseException as exc:
         if rejected:  # accepted at the call, never queued
+            if isinstance(exc, asyncio.CancelledError) and RESUMABLE.get():
+                raise NotTaken() from exc
             counters.drop(1)
         raise
 

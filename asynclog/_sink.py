@@ -24,7 +24,7 @@ from ._config import Config
 from ._entry import Entry, LogEntry
 from ._errors import LogError, ManagerClosedError
 from ._levels import Level
-from ._overflow import HandedOver
+from ._overflow import RESUMABLE, HandedOver, NotTaken
 from ._queue import FairQueue
 from ._registry import EXIT_FLUSH_SECONDS
 from ._report import BurstReporter
@@ -186,13 +186,14 @@ class SinkRunner:
             await write()  # a handler of the write in progress logs again: no waiting on itself
             return
         writer = self.writer
-        started = False
+        acquired = started = False
         waiting = self._waiting_writes
         waiting[id(entries)] = len(entries)  # pending while it waits for the lock
         try:
             async with lock.hold():
                 if waiting.pop(id(entries), None) is None:  # abandoned by close(timeout=...)
                     raise ManagerClosedError(f"LogManager {self._owner!r} closed before the write")
+                acquired = True
                 if writer.backend_closed:  # close() finished while this call waited
                     self.counters.drop(len(entries))
                     raise ManagerClosedError(f"LogManager {self._owner!r} closed before the write")
@@ -200,10 +201,12 @@ class SinkRunner:
                     await self.write_leftovers()
                 started = True
                 await write()
-        except asyncio.CancelledError:
-            if waiting.pop(id(entries), None) is not None or (
-                started and writer.in_flight is entries
-            ):
+        except asyncio.CancelledError as exc:
+            still_waiting = waiting.pop(id(entries), None) is not None
+            if still_waiting and RESUMABLE.get():
+                self.counters.drop(len(entries) - 1)  # a drop report it carried: said again
+                raise NotTaken() from exc
+            if still_waiting or (acquired and not started) or writer.in_flight is entries:
                 if writer.in_flight is entries:
                     writer.in_flight = ()
                 self.counters.drop(len(entries))

@@ -274,7 +274,7 @@ def test_a_forked_child_never_writes_the_parents_entries_and_its_inherited_manag
 # ---- 5. handed in from a thread, waiting for room, when the loop ends ------------------------
 
 
-@pytest.mark.parametrize("how", ["loop-closed"])  # "asyncio-run": issue 13 item 5b, still open
+@pytest.mark.parametrize("how", ["loop-closed", "asyncio-run"])
 def test_an_entry_handed_in_while_waiting_for_room_is_written_when_the_loop_ends(
     tmp_path: Path, how: str
 ) -> None:
