@@ -37,37 +37,40 @@ class BoundLogger:
         """A new view with `fields` added to (and overriding) the bound ones."""
         return BoundLogger(self._manager, MappingProxyType({**self._fields, **fields}))
 
-    async def write_log(self, level: Level | int | str, message: object, /, **fields: Any) -> None:
-        """`LogManager.write_log` with the bound fields."""
+    async def write_log(self, level: Level | int | str, message: object, /, **fields: Any) -> bool:
+        """`LogManager.write_log` with the bound fields; True when accepted (see there)."""
         intake = self._manager._intake  # the package-internal intake: see LogManager
         pending = intake.accept(level, message, fields, bound=self._fields)
-        if pending is not None:
-            await intake.settle_call(pending)
+        if pending is None:
+            return True
+        if pending is False:
+            return False
+        return await intake.settle_call(pending)
 
-    async def debug(self, message: object, /, **fields: Any) -> None:
+    async def debug(self, message: object, /, **fields: Any) -> bool:
         """`write_log(Level.DEBUG, ...)`."""
-        await self.write_log(Level.DEBUG, message, **fields)
+        return await self.write_log(Level.DEBUG, message, **fields)
 
-    async def info(self, message: object, /, **fields: Any) -> None:
+    async def info(self, message: object, /, **fields: Any) -> bool:
         """`write_log(Level.INFO, ...)`."""
-        await self.write_log(Level.INFO, message, **fields)
+        return await self.write_log(Level.INFO, message, **fields)
 
-    async def warning(self, message: object, /, **fields: Any) -> None:
+    async def warning(self, message: object, /, **fields: Any) -> bool:
         """`write_log(Level.WARNING, ...)`."""
-        await self.write_log(Level.WARNING, message, **fields)
+        return await self.write_log(Level.WARNING, message, **fields)
 
-    async def error(self, message: object, /, **fields: Any) -> None:
+    async def error(self, message: object, /, **fields: Any) -> bool:
         """`write_log(Level.ERROR, ...)`."""
-        await self.write_log(Level.ERROR, message, **fields)
+        return await self.write_log(Level.ERROR, message, **fields)
 
-    async def critical(self, message: object, /, **fields: Any) -> None:
+    async def critical(self, message: object, /, **fields: Any) -> bool:
         """`write_log(Level.CRITICAL, ...)`."""
-        await self.write_log(Level.CRITICAL, message, **fields)
+        return await self.write_log(Level.CRITICAL, message, **fields)
 
-    async def exception(self, message: object, /, **fields: Any) -> None:
+    async def exception(self, message: object, /, **fields: Any) -> bool:
         """`error(...)` with the traceback of the exception being handled."""
         fields.setdefault("exc_info", True)
-        await self.write_log(Level.ERROR, message, **fields)
+        return await self.write_log(Level.ERROR, message, **fields)
 
     def write_log_threadsafe(
         self, level: Level | int | str, message: object, /, **fields: Any

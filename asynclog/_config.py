@@ -138,7 +138,12 @@ class Config:
     queue_size: int = 1000
     """Async mode: how many entries may wait for the worker (per backend)."""
     put_timeout: float = 0.1
-    """Async mode: seconds `write_log` waits for room in a full queue before `QueueFullError`."""
+    """Async mode: seconds `write_log` waits for room in a full queue before it drops the
+    entry (`QueueFullError` with `raise_errors=True`)."""
+    raise_errors: bool = False
+    """False (default): a log call never raises for a full queue or a failed write; the entry
+    is counted dropped and reported (in the log and on stderr), and the call returns False.
+    True: it raises `QueueFullError` / `BackendWriteError` instead."""
     level: Level | int | str = Level.DEBUG
     """Entries below this level are discarded at the call."""
     name: str = "asynclog"
@@ -182,6 +187,10 @@ class Config:
         return config_from_dict(data, env=env, base_dir=base_dir)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.raise_errors, bool):
+            raise ConfigError(
+                f"raise_errors must be a bool, got {self.raise_errors!r}", "raise_errors"
+            )
         if not isinstance(self.async_mode, bool):
             raise ConfigError(
                 f"async_mode must be a bool, got {shown(self.async_mode)}", "async_mode"

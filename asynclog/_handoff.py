@@ -17,7 +17,7 @@ import collections
 import contextvars
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 from ._errors import LogError, ManagerClosedError
 from ._overflow import RESUMABLE, NotTaken
@@ -34,13 +34,15 @@ HandInArgs = tuple[Any, ...]
 class Owner(Protocol):
     """What the handoff needs from its owner (the manager's `Intake`)."""
 
-    def accept_handed_in(self, args: HandInArgs, anywhere: bool, hold: bool) -> Pending | None:
-        """Accept one handed-in entry; None when it is settled (queued, filtered, dropped).
+    def accept_handed_in(
+        self, args: HandInArgs, anywhere: bool, hold: bool
+    ) -> Pending | Literal[False] | None:
+        """Accept one handed-in entry; None or False when it is settled (queued, filtered).
         `hold`: entries wait already, so this one must not be queued past them."""
         ...
 
-    async def settle(self, pending: Pending, fast_first: bool, since: float) -> None:
-        """The awaited part for an entry from the backlog."""
+    async def settle(self, pending: Pending, fast_first: bool, since: float) -> bool:
+        """The awaited part for an entry from the backlog; True when every sink took it."""
         ...
 
     def count_dropped(self, pending: Pending) -> None:
@@ -59,7 +61,7 @@ class Waiting:
     __slots__ = ("future", "held", "pending", "since")
 
     def __init__(
-        self, pending: Pending, held: bool, since: float, future: asyncio.Future[None] | None
+        self, pending: Pending, held: bool, since: float, future: asyncio.Future[bool] | None
     ) -> None:
         self.pending = pending
         self.held = held
@@ -140,7 +142,7 @@ class Handoff:
         except (LogError, TypeError, ValueError) as exc:  # closed meanwhile, a bad exc_info
             self._reporter.failure("write_log_threadsafe", f"{args[1]!r} refused: {exc}")
             return
-        if pending is None:
+        if pending is None or pending is False:
             return
         if len(self._waiting) >= self._limit:
             self._owner.count_dropped(pending)  # threads outpace a stalled backend
@@ -174,14 +176,14 @@ class Handoff:
         """True in the settler itself (a handler of the write it is making logs again)."""
         return self._settler is not None and asyncio.current_task() is self._settler
 
-    async def wait_behind(self, pending: Pending) -> None:
+    async def wait_behind(self, pending: Pending) -> bool:
         """A coroutine's entry behind the backlog: wait for its own turn, then its outcome."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[bool] = loop.create_future()
         waiting = Waiting(pending, True, loop.time(), future)
         self._join(waiting)
         try:
-            await future
+            return await future
         except asyncio.CancelledError:
             if waiting in self._waiting:  # not taken yet: it never will be
                 self._waiting.remove(waiting)
@@ -202,7 +204,7 @@ class Handoff:
                 self.in_hand = waiting
                 future = waiting.future
                 try:
-                    await self._owner.settle(waiting.pending, waiting.held, waiting.since)
+                    taken = await self._owner.settle(waiting.pending, waiting.held, waiting.since)
                 except LogError as exc:  # counted where it was refused
                     if future is not None and not future.done():
                         future.set_exception(exc)
@@ -218,7 +220,7 @@ class Handoff:
                     raise
                 else:
                     if future is not None and not future.done():
-                        future.set_result(None)
+                        future.set_result(taken)
                 finally:
                     self.in_hand = None
         finally:

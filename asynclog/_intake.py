@@ -23,10 +23,10 @@ from collections.abc import Callable, Coroutine, Mapping
 from threading import get_ident
 from time import time
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._context import CONTEXT
-from ._entry import EMPTY_FIELDS, Entry, as_log_entry
+from ._entry import EMPTY_FIELDS, LEVEL, Entry, as_log_entry
 from ._errors import LogError, ManagerClosedError
 from ._handoff import HandInArgs, Handoff
 from ._levels import Level, parse_level
@@ -68,6 +68,7 @@ class Intake:
         max_entry_bytes: int,
         backlog_limit: int,
         reporter: BurstReporter,
+        raise_errors: bool = False,
     ) -> None:
         self.name = name
         self.sinks = sinks
@@ -77,6 +78,8 @@ class Intake:
         self.max_entry_bytes = max_entry_bytes
         self.quick_text_limit = max_entry_bytes // 4  # 4 bytes per char at most
         self.filtered = 0
+        self.raise_errors = raise_errors
+        """False: a call whose entry is dropped returns False; True: it raises."""
         self.state = State.NEW
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread = -1
@@ -123,14 +126,14 @@ class Intake:
         exception: str | None = None,
         anywhere: bool = False,
         queue_now: bool = True,
-    ) -> Pending | None:
+    ) -> Pending | Literal[False] | None:
         """The synchronous part of every call. `at`: the call's time when it was taken
         elsewhere (a thread, a stdlib record); `logger` overrides the manager's name; `bound`
         are a view's fields; `anywhere`: the caller may be on any thread; `queue_now`: False
         when the entry must not be queued past entries waiting in the backlog.
 
-        Returns None when the entry is settled (queued, or filtered out), else the pending
-        entry for `settle`."""
+        Returns None when the entry is queued everywhere, False when it is filtered out, else
+        the pending entry for `settle`."""
         if self.state is not State.RUNNING:
             raise self.not_accepting_error()
         if get_ident() != self.loop_thread and not anywhere:  # 4x cheaper than the loop check
@@ -138,7 +141,7 @@ class Intake:
         number = level if level.__class__ is Level else parse_level(level)
         if number < self.min_level:
             self.filtered += 1
-            return None
+            return False
         if type(message) is not str:  # not __class__: a property can fake that
             message = exact_str(message)
         if len(message) > self.quick_text_limit:
@@ -193,13 +196,18 @@ class Intake:
         bounded = bound_fields(fields, self.max_entry_bytes)
         return MappingProxyType(fields if bounded is None else dict(bounded)), exception
 
-    async def settle_call(self, pending: Pending) -> None:
+    async def settle_call(self, pending: Pending) -> bool:
         """The awaited part of a call whose entry was not queued at once: behind the backlog
-        (sync mode, while it holds entries), else each remaining sink in turn."""
-        if self.holding and not self._settles_here():
-            await self.handoff.wait_behind(pending)
-        else:
-            await self.settle(pending, False, 0.0)
+        (sync mode, while it holds entries), else each remaining sink in turn. True when
+        every sink took it; False when one dropped it (with `raise_errors`, that raises)."""
+        try:
+            if self.holding and not self._settles_here():
+                return await self.handoff.wait_behind(pending)
+            return await self.settle(pending, False, 0.0)
+        except LogError:  # counted and reported where it happened
+            if self.raise_errors:
+                raise
+            return False
 
     def _settles_here(self) -> bool:
         """A handler of a write in progress logs again: it must not wait for itself."""
@@ -207,7 +215,7 @@ class Intake:
             sink.lock.held_by_current_task() for sink in self.sinks
         )
 
-    async def settle(self, pending: Pending, fast_first: bool, since: float) -> None:
+    async def settle(self, pending: Pending, fast_first: bool, since: float) -> bool:
         """Give the entry to each sink that still has to take it (a full or failing one
         raises only after the others have it). `fast_first`: it was held back from the
         queues, so try the quick way first. `since`: the loop time it joined the backlog
@@ -215,13 +223,15 @@ class Intake:
         entry, sinks = pending
         waited = asyncio.get_running_loop().time() - since if since else 0.0
         failure: LogError | None = None
+        taken = True
         for index, sink in enumerate(sinks):
             if fast_first and sink.put(entry):
                 continue
             try:
-                await sink.settle(entry, waited)
+                taken = await sink.settle(entry, waited) and taken
             except LogError as exc:
-                failure = failure or exc
+                taken = False
+                failure = failure or self._naming_the_others(exc, entry, sink)
             except NotTaken as not_taken:  # the handoff's settler, cancelled: it keeps the rest
                 not_taken.pending = (entry, sinks[index:])
                 raise
@@ -231,6 +241,21 @@ class Intake:
                 raise
         if failure is not None:
             raise failure
+        return taken
+
+    def _naming_the_others(self, error: LogError, entry: Entry, failed: SinkRunner) -> LogError:
+        """With several sinks, `error` says which of the others have the entry."""
+        if self.only is not None:
+            return error
+        others = [
+            sink.name
+            for sink in self.sinks
+            if sink is not failed and entry[LEVEL] >= sink.min_level
+        ]
+        took = ", ".join(repr(name) for name in others) or "none"
+        renamed = type(error)(f"{error}; the other backends at its level: {took}")
+        renamed.__cause__ = error.__cause__
+        return renamed
 
     # ---- from any thread (the Handoff's owner protocol) ------------------------------------
 
@@ -258,7 +283,9 @@ class Intake:
             with self.direct_lock:  # the loop has closed: write it (and what is left) now
                 self.write_leftovers_now(self.take_leftovers(args))
 
-    def accept_handed_in(self, args: HandInArgs, anywhere: bool, hold: bool) -> Pending | None:
+    def accept_handed_in(
+        self, args: HandInArgs, anywhere: bool, hold: bool
+    ) -> Pending | Literal[False] | None:
         """`accept` for an entry handed in; `hold`: it must not be queued past the backlog."""
         level, message, fields, at, logger, bound, exception = args
         return self.accept(
@@ -347,7 +374,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-_Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, None]])
+_Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, bool]])
 
 
 def level_method(level: Level) -> Callable[[_Method], _Method]:
@@ -361,7 +388,7 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
     """
 
     def replace(stub: _Method) -> _Method:
-        async def log(self: LogManager, message: object, /, **fields: Any) -> None:
+        async def log(self: LogManager, message: object, /, **fields: Any) -> bool:
             intake = self._intake
             counters = intake.counters
             if (
@@ -375,14 +402,17 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
                 or intake.context_get()
             ):
                 pending = intake.accept(level, message, fields)
+                if pending is None:
+                    return True
+                if pending is False:
+                    return False
             else:
                 entry: Entry = (time(), level, message, intake.name, EMPTY_FIELDS, None)
                 counters.accepted += 1
                 if intake.put(entry):
-                    return
+                    return True
                 pending = (entry, intake.sinks)
-            if pending is not None:
-                await intake.settle_call(pending)
+            return await intake.settle_call(pending)
 
         log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__
         log.__doc__, log.__annotations__ = stub.__doc__, stub.__annotations__

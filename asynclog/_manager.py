@@ -61,6 +61,7 @@ class LogManager:
             max_entry_bytes=config.max_entry_bytes,
             backlog_limit=max(BACKLOG_LIMIT, 10 * config.queue_size),
             reporter=self._reporter,
+            raise_errors=config.raise_errors,
         )
         self._closing: asyncio.Future[CloseReport] | None = None
         self._opening: asyncio.Future[None] | None = None  # while start() opens the backends
@@ -273,18 +274,25 @@ class LogManager:
 
     # ---- writing ---------------------------------------------------------------------------
 
-    async def write_log(self, level: Level | int | str, message: object, /, **fields: Any) -> None:
-        """Log `message` at `level` with `fields`.
+    async def write_log(self, level: Level | int | str, message: object, /, **fields: Any) -> bool:
+        """Log `message` at `level` with `fields`; True when the entry was accepted (async mode:
+        queued) or written (sync mode), False when it was not.
 
         Async mode: queue the entry and return (about a microsecond); when the queue is full,
-        apply `Config.overflow` (by default: wait up to `put_timeout`, then `QueueFullError`).
-        Sync mode: the entry is written (handlers first) before this returns. Entries below the
-        configured level are discarded. Raises `ManagerClosedError` before `start()` and after
-        `close()`, `ValueError` for an unknown level, `LogError` from another event loop.
+        apply `Config.overflow` (by default: wait up to `put_timeout`, then drop it). Sync mode:
+        the entry is written (handlers first) before this returns. Entries below the configured
+        level are discarded (False). A dropped or lost entry is counted, said in the log itself
+        and once per burst on stderr, and returns False; with `Config(raise_errors=True)` it
+        raises `QueueFullError` or `BackendWriteError` instead. Programming errors always
+        raise: `ManagerClosedError` before `start()` and after `close()`, `ValueError` for an
+        unknown level, `LogError` from another thread.
         """
         pending = self._intake.accept(level, message, fields)
-        if pending is not None:
-            await self._intake.settle_call(pending)
+        if pending is None:
+            return True
+        if pending is False:
+            return False
+        return await self._intake.settle_call(pending)
 
     def write_log_threadsafe(
         self, level: Level | int | str, message: object, /, **fields: Any
@@ -300,30 +308,35 @@ class LogManager:
         self._intake.hand_in(level, message, fields)
 
     @level_method(Level.DEBUG)
-    async def debug(self, message: object, /, **fields: Any) -> None:
+    async def debug(self, message: object, /, **fields: Any) -> bool:
         """`write_log(Level.DEBUG, ...)`."""
+        raise NotImplementedError  # the body is the shortcut that level_method builds
 
     @level_method(Level.INFO)
-    async def info(self, message: object, /, **fields: Any) -> None:
+    async def info(self, message: object, /, **fields: Any) -> bool:
         """`write_log(Level.INFO, ...)`."""
+        raise NotImplementedError  # the body is the shortcut that level_method builds
 
     @level_method(Level.WARNING)
-    async def warning(self, message: object, /, **fields: Any) -> None:
+    async def warning(self, message: object, /, **fields: Any) -> bool:
         """`write_log(Level.WARNING, ...)`."""
+        raise NotImplementedError  # the body is the shortcut that level_method builds
 
     @level_method(Level.ERROR)
-    async def error(self, message: object, /, **fields: Any) -> None:
+    async def error(self, message: object, /, **fields: Any) -> bool:
         """`write_log(Level.ERROR, ...)`."""
+        raise NotImplementedError  # the body is the shortcut that level_method builds
 
     @level_method(Level.CRITICAL)
-    async def critical(self, message: object, /, **fields: Any) -> None:
+    async def critical(self, message: object, /, **fields: Any) -> bool:
         """`write_log(Level.CRITICAL, ...)`."""
+        raise NotImplementedError  # the body is the shortcut that level_method builds
 
-    async def exception(self, message: object, /, **fields: Any) -> None:
+    async def exception(self, message: object, /, **fields: Any) -> bool:
         """`write_log(Level.ERROR, ...)` with the traceback of the exception being handled
         (call it inside `except`); `exc_info=` may name another exception."""
         fields.setdefault("exc_info", True)
-        await self.write_log(Level.ERROR, message, **fields)
+        return await self.write_log(Level.ERROR, message, **fields)
 
     def bind(self, **fields: Any) -> BoundLogger:
         """A light view of this manager whose entries all carry `fields` (the manager itself is

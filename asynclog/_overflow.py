@@ -1,13 +1,14 @@
 """What a full queue does with one more entry: the overflow policies, one function each.
 
-`admit` is called when `FairQueue.try_put` refused an accepted entry. When it returns, the
-entry is queued or counted dropped. It raises `QueueFullError` or `ManagerClosedError` when
-the entry was refused while waiting (counted dropped here), `CancelledError` when the caller
-was (counted dropped if the entry never got in), and `HandedOver` when the worker is gone
-while it waited (nothing counted: the caller writes it directly).
+`admit` is called when `FairQueue.try_put` refused an accepted entry. It returns True when the
+entry got into the queue, False when the policy dropped it (counted). It raises
+`QueueFullError` or `ManagerClosedError` when the entry was refused while waiting (counted
+dropped here), `CancelledError` when the caller was (counted dropped if the entry never got
+in), and `HandedOver` when the worker is gone while it waited (nothing counted: the caller
+writes it directly).
 
-To add a policy: write `async def _name(queue, entry, counters, config, waited)` below, add it
-to `POLICIES`, and add its name to `OVERFLOW_POLICIES` in `_config.py`.
+To add a policy: write `async def _name(queue, entry, counters, config, waited) -> bool` below
+(True: queued), add it to `POLICIES`, and add its name to `OVERFLOW_POLICIES` in `_config.py`.
 """
 
 from __future__ import annotations
@@ -39,25 +40,26 @@ class NotTaken(asyncio.CancelledError):
     pending: object = None
 
 
-Policy = Callable[[FairQueue[Entry], Entry, Counters, Config, float], Awaitable[None]]
+Policy = Callable[[FairQueue[Entry], Entry, Counters, Config, float], Awaitable[bool]]
 """`(queue, entry, counters, config, waited)`: `waited` is how many seconds the entry already
 waited before it reached the queue (it counts against `put_timeout`)."""
 
 
 async def admit(
     queue: FairQueue[Entry], entry: Entry, counters: Counters, config: Config, waited: float
-) -> None:
-    """Apply `config.overflow` to `entry`; priority entries use the reserve, then wait."""
+) -> bool:
+    """Apply `config.overflow` to `entry`; priority entries use the reserve, then wait.
+    True: queued; False: dropped by the policy."""
     if entry[LEVEL] >= config.priority_min:
         if not queue.try_put_reserved(entry):
             await wait_for_room(queue, entry, counters, None)  # never dropped for lack of room
-        return
-    await POLICIES[config.overflow](queue, entry, counters, config, waited)
+        return True
+    return await POLICIES[config.overflow](queue, entry, counters, config, waited)
 
 
 async def wait_for_room(
     queue: FairQueue[Entry], entry: Entry, counters: Counters, max_wait: float | None
-) -> None:
+) -> bool:
     """Wait in line for room, up to `max_wait` seconds (None: no limit); an entry that never
     got in is counted dropped (unless the worker is gone: `HandedOver`)."""
     rejected = False
@@ -68,6 +70,7 @@ async def wait_for_room(
 
     try:
         await queue.put(entry, max_wait, on_rejected)
+        return True
     except HandedOver:
         raise
     except BaseException as exc:
@@ -80,28 +83,30 @@ async def wait_for_room(
 
 async def _timeout(
     queue: FairQueue[Entry], entry: Entry, counters: Counters, config: Config, waited: float
-) -> None:
-    await wait_for_room(queue, entry, counters, max(0.0, config.put_timeout - waited))
+) -> bool:
+    return await wait_for_room(queue, entry, counters, max(0.0, config.put_timeout - waited))
 
 
 async def _block(
     queue: FairQueue[Entry], entry: Entry, counters: Counters, config: Config, waited: float
-) -> None:
-    await wait_for_room(queue, entry, counters, None)
+) -> bool:
+    return await wait_for_room(queue, entry, counters, None)
 
 
 async def _drop_newest(
     queue: FairQueue[Entry], entry: Entry, counters: Counters, config: Config, waited: float
-) -> None:
+) -> bool:
     counters.drop(1)
+    return False
 
 
 async def _drop_oldest(
     queue: FairQueue[Entry], entry: Entry, counters: Counters, config: Config, waited: float
-) -> None:
+) -> bool:
     priority_min = config.priority_min
     evicted, appended = queue.replace_oldest(entry, lambda queued: queued[LEVEL] < priority_min)
     counters.drop(evicted + (0 if appended else 1))
+    return appended
 
 
 POLICIES: dict[str, Policy] = {

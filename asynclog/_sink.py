@@ -22,7 +22,7 @@ from typing import Any
 from . import _overflow
 from ._config import Config
 from ._entry import Entry, LogEntry
-from ._errors import LogError, ManagerClosedError
+from ._errors import LogError, ManagerClosedError, QueueFullError
 from ._levels import Level
 from ._overflow import RESUMABLE, HandedOver, NotTaken
 from ._queue import FairQueue
@@ -136,27 +136,31 @@ class SinkRunner:
         self.counters.accepted += 1
         return queue_now and self.put(entry)
 
-    def settle(self, entry: Entry, waited: float = 0.0) -> Coroutine[Any, Any, None]:
+    def settle(self, entry: Entry, waited: float = 0.0) -> Coroutine[Any, Any, bool]:
         """The awaited part for an accepted entry that `accept` did not queue: write it now
         (sync mode, or the worker is gone) or apply the overflow policy (a full queue).
-        `waited`: seconds it already waited elsewhere (it counts against `put_timeout`)."""
+        `waited`: seconds it already waited elsewhere (it counts against `put_timeout`).
+        True: written (or dead-lettered) or queued; False: dropped by the policy. Raises
+        `QueueFullError` naming this backend, `BackendWriteError`, `ManagerClosedError`."""
         queue = self.queue
         if queue is None or self.worker_gone:
             return self._write_now(entry)
         return self._when_full(queue, entry, waited)
 
-    async def _when_full(self, queue: FairQueue[Entry], entry: Entry, waited: float) -> None:
+    async def _when_full(self, queue: FairQueue[Entry], entry: Entry, waited: float) -> bool:
         if self.worker_failure is not None:
             self.counters.drop(1)
             raise LogError(
                 f"the asynclog worker stopped unexpectedly: {self.worker_failure!r}"
             ) from self.worker_failure
         try:
-            await _overflow.admit(queue, entry, self.counters, self._config, waited)
+            return await _overflow.admit(queue, entry, self.counters, self._config, waited)
         except HandedOver:
-            await self._write_now(entry)  # the worker went away while this waited
+            return await self._write_now(entry)  # the worker went away while this waited
+        except QueueFullError as full:
+            raise QueueFullError(f"{full} (backend {self.name!r})") from None
 
-    async def _write_now(self, entry: Entry) -> None:
+    async def _write_now(self, entry: Entry) -> bool:
         writer = self.writer
         entries: tuple[Entry, ...] = (entry,)
         if self.counters.unreported_drops:  # drops since the last write: said in the log first
@@ -173,8 +177,9 @@ class SinkRunner:
                     await self._serialised(
                         entries, lambda: writer.recover(entries, error, raise_if_lost=True)
                     )
-                return
+                return True
         await self._serialised(entries, lambda: writer.write(entries, raise_if_lost=True))
+        return True
 
     async def _serialised(
         self, entries: tuple[Entry, ...], write: Callable[[], Awaitable[None]]

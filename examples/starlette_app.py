@@ -35,6 +35,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     config = Config(
         name="app",
         async_mode=True,
+        # The default, spelled out: a full log queue drops the entry (counted, reported) and the
+        # call returns False; it never raises into a request handler (no HTTP 500 from logging).
+        raise_errors=False,
         backends=[
             FileConfig(file_path=os.environ.get("APP_LOG_FILE", "logs/app.log"), format="json"),
             ConsoleConfig(level="WARNING"),

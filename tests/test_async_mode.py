@@ -83,7 +83,9 @@ async def test_write_log_returns_before_the_entry_is_written() -> None:
 
 async def test_full_queue_raises_after_put_timeout_and_counts_the_drop() -> None:
     backend = GateBackend()
-    config = Config(backend=backend, async_mode=True, queue_size=10, put_timeout=0.05)
+    config = Config(
+        backend=backend, raise_errors=True, async_mode=True, queue_size=10, put_timeout=0.05
+    )
     lm = LogManager(config)
     await lm.start()
     accepted: list[str] = []
@@ -178,7 +180,9 @@ async def test_write_after_close_and_before_start_raises_manager_closed() -> Non
 
 async def test_producers_waiting_for_room_are_rejected_when_close_starts() -> None:
     backend = GateBackend()
-    lm = LogManager(Config(backend=backend, async_mode=True, queue_size=1, put_timeout=10))
+    lm = LogManager(
+        Config(backend=backend, raise_errors=True, async_mode=True, queue_size=1, put_timeout=10)
+    )
     await lm.start()
     await lm.info("first")  # taken by the worker, which stalls
     await backend.writing.wait()
@@ -292,5 +296,5 @@ def test_level_shortcuts_keep_their_names_signatures_and_docs() -> None:
         assert method.__qualname__ == f"LogManager.{name}"
         assert method.__doc__ == f"`write_log(Level.{name.upper()}, ...)`."
         assert inspect.iscoroutinefunction(method)
-        signature = "(self, message: 'object', /, **fields: 'Any') -> 'None'"
+        signature = "(self, message: 'object', /, **fields: 'Any') -> 'bool'"
         assert str(inspect.signature(method)) == signature

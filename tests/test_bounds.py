@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from asynclog import Config, FileConfig, LogManager, QueueFullError
+from asynclog import Config, FileConfig, LogManager
 
 from .conftest import GateBackend, RecordingBackend, assert_settled, read_lines
 
@@ -218,7 +218,7 @@ async def test_small_scalar_fields_pass_unchanged() -> None:
 
 async def _count_accepted(config: Config, log: Any) -> int:
     """How many entries a byte-bounded queue takes while its backend is stalled (the first
-    entry is in the worker's hands), before `QueueFullError`."""
+    entry is in the worker's hands), before a call returns False (a full queue)."""
     backend = config.backend
     assert isinstance(backend, GateBackend)
     lm = LogManager(config)
@@ -226,12 +226,10 @@ async def _count_accepted(config: Config, log: Any) -> int:
     await lm.info("in the worker's hands")
     await backend.writing.wait()
     accepted = 0
-    try:
-        for _ in range(200):
-            await log(lm)
-            accepted += 1
-    except QueueFullError:
-        pass
+    for _ in range(200):
+        if not await log(lm):  # the default (raise_errors=False): a refused call says False
+            break
+        accepted += 1
     backend.release()
     await lm.close()
     assert_settled(lm.get_stats())
@@ -253,8 +251,8 @@ async def test_the_queue_counts_a_list_field_by_what_is_kept_of_it() -> None:
     """Each entry keeps its 1 MB list as 16 kB of text: about 16.7 kB with the entry, so 3
     fit in 64 KiB. Before: the list counted 0 bytes and all 200 were queued (about 200 MiB)."""
 
-    async def log(lm: LogManager) -> None:
-        await lm.info("m", v=[f"{index:0999d}" for index in range(1000)])
+    async def log(lm: LogManager) -> bool:
+        return await lm.info("m", v=[f"{index:0999d}" for index in range(1000)])
 
     assert await _count_accepted(stalled(max_entry_bytes=16_384), log) == 3
 
@@ -264,8 +262,8 @@ async def test_the_queue_counts_what_a_value_holds_not_what_it_writes() -> None:
     but holds 100 kB: the queue takes one such entry (an empty queue takes any entry), then
     is full. Before: it counted 0 bytes."""
 
-    async def log(lm: LogManager) -> None:
-        await lm.info("m", v=1 << 800_000)
+    async def log(lm: LogManager) -> bool:
+        return await lm.info("m", v=1 << 800_000)
 
     assert await _count_accepted(stalled(), log) == 1
 
@@ -274,11 +272,11 @@ async def test_the_queue_counts_the_traceback() -> None:
     """Each traceback holds about 30 kB: two fit in 64 KiB. Before: it counted 0 bytes.
     (priority_level=None: an ERROR entry would otherwise go to the reserve.)"""
 
-    async def log(lm: LogManager) -> None:
+    async def log(lm: LogManager) -> bool:
         try:
             raise ValueError("e" * 30_000)
         except ValueError:
-            await lm.exception("failed")
+            return await lm.exception("failed")
 
     assert await _count_accepted(stalled(priority_level=None), log) == 2
 

@@ -223,7 +223,9 @@ async def test_entries_from_other_threads_are_captured(async_mode: bool) -> None
 
 async def test_an_entry_refused_for_a_full_queue_was_still_accepted_and_captured() -> None:
     backend = GateBackend()
-    config = Config(backend=backend, async_mode=True, queue_size=2, put_timeout=0.01)
+    config = Config(
+        backend=backend, raise_errors=True, async_mode=True, queue_size=2, put_timeout=0.01
+    )
     async with LogManager(config) as lm:
         try:
             with capture_logs() as logs:

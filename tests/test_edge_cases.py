@@ -207,7 +207,9 @@ async def test_a_lost_sync_entry_is_dropped_not_pending() -> None:
         async def write_batch(self, entries: Sequence[LogEntry]) -> None:
             raise OSError("down")
 
-    async with LogManager(Config(backend=Down(), retry_attempts=0, fallback="none")) as lm:
+    async with LogManager(
+        Config(backend=Down(), raise_errors=True, retry_attempts=0, fallback="none")
+    ) as lm:
         with pytest.raises(LogError, match="log entry not written: down"):
             await lm.info("lost")
         assert_settled(lm.get_stats())
@@ -250,7 +252,9 @@ async def test_producers_waiting_for_room_are_woken_when_the_worker_dies() -> No
             raise WorkerBug("boom")
 
     backend = Poison()
-    lm = LogManager(Config(backend=backend, async_mode=True, queue_size=1, overflow="block"))
+    lm = LogManager(
+        Config(backend=backend, raise_errors=True, async_mode=True, queue_size=1, overflow="block")
+    )
     await lm.start()
     await lm.info("in the worker's hands")
     await backend.writing.wait()

@@ -272,7 +272,7 @@ async def test_a_dead_worker_makes_write_log_raise_instead_of_hanging() -> None:
         async def write_batch(self, entries: Sequence[LogEntry]) -> None:
             raise WorkerBug("boom")
 
-    lm = LogManager(Config(backend=Poison(), async_mode=True, queue_size=5))
+    lm = LogManager(Config(backend=Poison(), raise_errors=True, async_mode=True, queue_size=5))
     await lm.start()
     await lm.info("kills the worker")
     await asyncio.sleep(0.01)

@@ -489,6 +489,7 @@ async def test_the_dead_letter_file_is_never_opened_through_a_symlink(
     log_path.parent.mkdir()
     Path(f"{log_path}.deadletter").symlink_to(victim)
     config = Config(
+        raise_errors=True,
         backend_config=FileConfig(file_path=log_path, reopen_check_interval=0),
         retry_attempts=1,
         retry_backoff=0.001,

@@ -168,6 +168,7 @@ async def test_an_always_failing_backend_does_not_stop_the_others() -> None:
 async def test_sync_mode_a_failing_backend_raises_after_the_others_wrote() -> None:
     failing, recorder = FailingBackend(fail_on=set(range(100))), RecordingBackend()
     config = Config(
+        raise_errors=True,
         backends=[Sink(failing, name="failing"), Sink(recorder, name="recorder")],
         retry_attempts=0,
         fallback="none",
@@ -448,6 +449,7 @@ async def test_write_log_threadsafe_reaches_every_backend(async_mode: bool) -> N
 async def test_a_full_queue_raises_only_after_the_other_backends_have_the_entry() -> None:
     gate, recorder = GateBackend(), RecordingBackend()
     config = Config(
+        raise_errors=True,
         backends=[Sink(gate, name="gate"), Sink(recorder, name="recorder")],
         async_mode=True,
         queue_size=4,

@@ -14,6 +14,7 @@ from .conftest import GateBackend, assert_settled
 async def _stalled(**options: object) -> tuple[LogManager, GateBackend]:
     backend = GateBackend()
     options.setdefault("queue_size", 10)
+    options.setdefault("raise_errors", True)  # the raising form; test_raise_errors.py: default
     lm = LogManager(Config(backend=backend, async_mode=True, **options))  # type: ignore[arg-type]
     await lm.start()
     await lm.info("in flight")  # the worker takes it and stalls in write_batch

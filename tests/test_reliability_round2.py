@@ -374,6 +374,7 @@ async def test_a_cancelled_error_from_a_backend_is_a_write_failure_not_a_cancell
         retry_attempts=1,
         retry_backoff=0.01,
         fallback=fallback if outcome == "dead-lettered" else "none",
+        raise_errors=True,  # the sync loss raises: it must be a BackendWriteError
     )
     lm = LogManager(config)
     await lm.start()
@@ -441,7 +442,7 @@ async def test_a_sync_sqlite_write_cancelled_while_waiting_for_a_lock_is_counted
 
 async def _ten_slow_sync_callers() -> tuple[LogManager, RecordingBackend, list[asyncio.Task[None]]]:
     backend = RecordingBackend(delay=0.2)
-    lm = LogManager(Config(backend=backend))
+    lm = LogManager(Config(backend=backend, raise_errors=True))
     await lm.start()
     callers = [asyncio.create_task(lm.info(f"m{index}")) for index in range(10)]
     await asyncio.sleep(0.1)  # the first write is under way; nine callers wait for the lock
@@ -540,7 +541,9 @@ async def test_a_sync_mode_entry_lost_to_a_failing_backend_is_reported_in_band()
             await super().write_batch(entries)
 
     backend = DownOnce()
-    async with LogManager(Config(backend=backend, retry_attempts=0, fallback="none")) as lm:
+    async with LogManager(
+        Config(backend=backend, raise_errors=True, retry_attempts=0, fallback="none")
+    ) as lm:
         with pytest.raises(BackendWriteError):
             await lm.info("lost")
         await lm.info("next")

@@ -51,7 +51,9 @@ async def test_a_failed_sync_write_raises_to_the_caller_and_is_counted(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     backend = FailingBackend(fail_on={1, 2})
-    async with LogManager(Config(backend=backend, retry_attempts=0, fallback="none")) as lm:
+    async with LogManager(
+        Config(backend=backend, raise_errors=True, retry_attempts=0, fallback="none")
+    ) as lm:
         await lm.info("a")
         for message in ("b", "c"):
             with pytest.raises(BackendWriteError, match=r"log entry not written: .*No space left"):
