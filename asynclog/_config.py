@@ -5,8 +5,18 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, cast
 
+from . import _config_data
+from ._backend_registry import (
+    BACKEND_CONFIGS,
+    BACKEND_NAMES,
+    Sink,
+    backend_name,
+    missing_methods,
+    settings_class,
+    settings_classes,
+)
 from ._errors import ConfigError
 from ._file_config import FORMAT_NAMES, FileConfig
 from ._levels import Level
@@ -37,6 +47,8 @@ if TYPE_CHECKING:
     from .backends.base import Backend
 
 __all__ = [
+    "BACKEND_CONFIGS",
+    "BACKEND_NAMES",
     "Config",
     "ConsoleConfig",
     "FileConfig",
@@ -72,44 +84,13 @@ class ConsoleConfig:
         optional_level("ConsoleConfig", "level", self.level)
 
 
-@dataclass(frozen=True, slots=True)
-class Sink:
-    """A backend object of your own, with its own minimum level and name in the stats, for
-    `Config(backends=[...])`. (A plain Backend object in that list takes the defaults.)"""
-
-    backend: Backend
-    level: Level | int | str | None = None
-    name: str | None = None
-
-    def __post_init__(self) -> None:
-        missing = _missing_methods(self.backend)
-        if missing:
-            raise ConfigError(
-                f"Sink.backend must implement Backend; {type(self.backend).__name__} lacks "
-                f"{', '.join(missing)}",
-                key="backend",
-            )
-        optional_level("Sink", "level", self.level)
-
-
 BackendSpec = (
     FileConfig | SQLiteConfig | ConsoleConfig | PostgresConfig | OTLPConfig | SyslogConfig
 )
-
-BACKEND_CONFIGS: dict[str, type[BackendSpec]] = {
-    "file": FileConfig,
-    "sqlite": SQLiteConfig,
-    "console": ConsoleConfig,
-    "postgres": PostgresConfig,
-    "otlp": OTLPConfig,
-    "syslog": SyslogConfig,
-}
-"""Each built-in backend's name (`Config(backend=...)`, a TOML `type`) and its settings class;
-the name is also the backend's default name in the stats."""
-
-BACKEND_NAMES = tuple(BACKEND_CONFIGS)
-_CONFIG_TYPES = tuple(BACKEND_CONFIGS.values())
-_DEFAULT_NAMES = {config_type: name for name, config_type in BACKEND_CONFIGS.items()}
+"""The settings classes of the built-in backends, for the type checker. At run time `Config`
+takes the settings of any backend registered with `_backend_registry.register_backend` (the
+built-ins register in their `backends/` modules), and reads that registry when it validates:
+`BACKEND_CONFIGS` and `BACKEND_NAMES` are live views of it."""
 
 
 class SinkSpec(NamedTuple):
@@ -182,9 +163,7 @@ class Config:
     ) -> Config:
         """A validated Config from plain data (parsed TOML/JSON); see docs/configuration-files.md.
         `env`: apply its `ASYNCLOG_*` overrides; `base_dir`: resolve relative paths against it."""
-        from ._loading import config_from_dict
-
-        return config_from_dict(data, env=env, base_dir=base_dir)
+        return _config_data.build(cls, data, env=env, base_dir=base_dir)
 
     def __post_init__(self) -> None:
         if not isinstance(self.raise_errors, bool):
@@ -235,9 +214,9 @@ class Config:
                     f"got {shown(fallback)}",
                     "fallback",
                 )
-        elif _missing_methods(fallback):
+        elif missing_methods(fallback):
             raise ConfigError(
-                f"fallback {type(fallback).__name__} lacks {', '.join(_missing_methods(fallback))}",
+                f"fallback {type(fallback).__name__} lacks {', '.join(missing_methods(fallback))}",
                 "fallback",
             )
 
@@ -275,7 +254,7 @@ class Config:
         if backend is None:
             backend = "file"
         if not isinstance(backend, str):
-            missing = _missing_methods(backend)
+            missing = missing_methods(backend)
             if missing:
                 raise ConfigError(
                     f"backend must be a backend name or implement Backend; "
@@ -288,13 +267,13 @@ class Config:
                     "backend_config",
                 )
             return SinkSpec(type(backend).__name__, backend, self.min_level)
-        if backend not in BACKEND_NAMES:
+        expected = settings_class(backend)
+        if expected is None:
             raise ConfigError(
                 f"unknown backend {shown(backend)}; expected one of {', '.join(BACKEND_NAMES)} "
                 "or an object implementing Backend",
                 "backend",
             )
-        expected = BACKEND_CONFIGS[backend]
         if options is None:
             options = expected()
         elif type(options) is not expected:
@@ -306,19 +285,21 @@ class Config:
         return self._sink_of(options)
 
     def _sink_of(self, item: object) -> SinkSpec:
-        if isinstance(item, _CONFIG_TYPES):
-            default = _DEFAULT_NAMES[type(item)]
-            return self._spec(default if item.name is None else item.name, item, item.level)
+        default = backend_name(item)
+        if default is not None:
+            settings = cast("BackendSpec", item)  # (or any registered backend's settings)
+            given = settings.name
+            return self._spec(default if given is None else given, settings, settings.level)
         if isinstance(item, Sink):
             default = type(item.backend).__name__
             return self._spec(
                 default if item.name is None else item.name, item.backend, item.level
             )
-        missing = _missing_methods(item)
+        missing = missing_methods(item)
         if missing:
             raise ConfigError(
                 "a backends entry must be a backend config ("
-                + ", ".join(config_type.__name__ for config_type in _CONFIG_TYPES)
+                + ", ".join(config_type.__name__ for config_type in settings_classes())
                 + f"), a Sink or a Backend; {type(item).__name__} lacks {', '.join(missing)}"
             )
         return self._spec(type(item).__name__, item, None)  # type: ignore[arg-type]
@@ -368,7 +349,7 @@ def _check_distinct_targets(specs: list[SinkSpec]) -> None:
         elif isinstance(target, SQLiteConfig):
             key = os.path.abspath(os.fspath(target.db_path))
             what = f"the file {key!r}"
-        elif isinstance(target, _CONFIG_TYPES):
+        elif backend_name(target) is not None:
             continue
         else:
             key = id(target)
@@ -382,14 +363,6 @@ def _check_distinct_targets(specs: list[SinkSpec]) -> None:
 
 
 def _given_name(item: object) -> str | None:
-    if isinstance(item, (*_CONFIG_TYPES, Sink)):
+    if isinstance(item, Sink) or backend_name(item) is not None:
         return item.name  # type: ignore[attr-defined, no-any-return]
     return None
-
-
-def _missing_methods(backend: object) -> list[str]:
-    return [
-        name
-        for name in ("open", "write_batch", "close")
-        if not callable(getattr(backend, name, None))
-    ]

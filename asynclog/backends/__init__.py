@@ -1,18 +1,17 @@
-"""Built-in backends, and the factories that pick them from a `Config`."""
+"""Built-in backends, and the factories that pick them from a `Config`.
+
+Each backend module registers its name, settings class and factory with
+`_backend_registry.register_backend` when it is imported; importing this package imports the
+built-in ones.
+"""
 
 from __future__ import annotations
 
-from .._config import (
-    BackendSpec,
-    Config,
-    ConsoleConfig,
-    FileConfig,
-    OTLPConfig,
-    PostgresConfig,
-    SQLiteConfig,
-    SyslogConfig,
-)
-from ..formatters import formatter_for, json_format
+from typing import cast
+
+from .._backend_registry import make_backend
+from .._config import BackendSpec, Config, FileConfig
+from ..formatters import json_format
 from .base import Backend
 from .console import ConsoleBackend
 from .file import FileBackend
@@ -39,20 +38,10 @@ DEAD_LETTER_SUFFIX = ".deadletter"
 
 
 def backend_for(target: BackendSpec | Backend) -> Backend:
-    """The backend a validated sink (`Config.sinks[i].target`) asks for."""
-    if isinstance(target, FileConfig):
-        return FileBackend(target)
-    if isinstance(target, SQLiteConfig):
-        return SQLiteBackend(target)
-    if isinstance(target, ConsoleConfig):
-        return ConsoleBackend(formatter_for(target.format), target.stream)
-    if isinstance(target, PostgresConfig):
-        return PostgresBackend(target)
-    if isinstance(target, OTLPConfig):
-        return OTLPBackend(target)
-    if isinstance(target, SyslogConfig):
-        return SyslogBackend(target)
-    return target
+    """The backend a validated sink (`Config.sinks[i].target`) asks for: the registered
+    factory's for a backend's settings, else the Backend object itself."""
+    backend = make_backend(target)
+    return cast("Backend", target) if backend is None else backend
 
 
 def fallback_for(config: Config, primary: Backend) -> Backend | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from .._backend_registry import register_backend
+from .._config import ConsoleConfig
 from .._entry import Entry
-from ..formatters import Formatter, lines_of, text_format
+from ..formatters import Formatter, formatter_for, lines_of, text_format
 from ._thread import IOThread
 
 
@@ -41,3 +43,11 @@ def _write(name: str, text: str) -> None:
     stream = sys.stdout if name == "stdout" else sys.stderr
     stream.write(text)
     stream.flush()
+
+
+def console_backend(config: ConsoleConfig) -> ConsoleBackend:
+    """The console backend a `ConsoleConfig` asks for."""
+    return ConsoleBackend(formatter_for(config.format), config.stream)
+
+
+register_backend("console", ConsoleConfig, console_backend)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiofiles.threadpool import wrap as wrap_file
 
+from .._backend_registry import register_backend
 from .._config import FileConfig
 from .._entry import TIME, Entry
 from .._errors import LogError
@@ -518,3 +519,6 @@ class FileBackend:
             self._thread.shutdown(wait=False)
             raise
         await self._thread.aclose()
+
+
+register_backend("file", FileConfig, FileBackend)

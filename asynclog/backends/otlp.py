@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import SplitResult, quote
 
+from .._backend_registry import register_backend
 from .._entry import LogEntry
 from .._errors import LogError
 from .._otlp_config import OTLPConfig
@@ -572,3 +573,6 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
+
+
+register_backend("otlp", OTLPConfig, OTLPBackend)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Protocol
 
+from .._backend_registry import register_backend
 from .._entry import Entry
 from .._errors import LogError
 from .._postgres_config import PostgresConfig, hide_secrets
@@ -412,3 +413,4 @@ class PostgresBackend:
             conn.terminate()
 
 
+register_backend("postgres", PostgresConfig, PostgresBackend)

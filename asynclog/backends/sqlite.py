@@ -19,6 +19,7 @@ from typing import Any
 
 import aiosqlite
 
+from .._backend_registry import register_backend
 from .._config import SQLiteConfig
 from .._entry import LOGGER, Entry
 from .._errors import LogError
@@ -658,3 +659,6 @@ def _join_connection_thread(db: aiosqlite.Connection) -> None:
 def _resolve(outcome: asyncio.Future[bool], written: bool) -> None:
     if not outcome.done():
         outcome.set_result(written)
+
+
+register_backend("sqlite", SQLiteConfig, SQLiteBackend)

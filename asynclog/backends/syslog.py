@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .._backend_registry import register_backend
 from .._entry import LogEntry
 from .._errors import LogError
 from .._syslog_config import SyslogConfig
@@ -374,3 +375,6 @@ class SyslogBackend:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+register_backend("syslog", SyslogConfig, SyslogBackend)

@@ -1,0 +1,158 @@
+"""What a `Config` takes as a backend: a registered backend's settings, a `Sink`, or a Backend.
+
+A backend that `Config` knows by name registers itself when its module is imported:
+
+    register_backend("x", XConfig, XBackend)
+
+- `"x"` is what `Config(backend="x")` and a `type = "x"` table of `Config.from_dict` /
+  `load_config` say, and the backend's default name in the stats;
+- `XConfig` is its settings: a dataclass validated at construction (raising `ConfigError`
+  naming the field), with the fields `level` and `name` every backend has; `Config` takes an
+  instance as `backend_config=` or in `backends=[...]`, `Config.from_dict` builds one from a
+  table of its fields;
+- `XBackend` (any callable) makes the Backend from an `XConfig` when a manager starts.
+
+This module imports nothing of asynclog's but `_errors`, `_levels` and `_validate` (at run
+time), so that `_config`, `_config_data` and the backend modules can all import it. Its tables
+are read when a check runs: a backend registered after `_config` was imported is known to every
+check, and `BACKEND_CONFIGS` / `BACKEND_NAMES` are live views, not copies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from collections.abc import Callable, KeysView, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._errors import ConfigError
+from ._levels import Level
+from ._validate import optional_level, shown
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+
+__all__ = [
+    "BACKEND_CONFIGS",
+    "BACKEND_NAMES",
+    "Sink",
+    "backend_name",
+    "make_backend",
+    "missing_methods",
+    "register_backend",
+    "settings_class",
+    "settings_classes",
+]
+
+S = TypeVar("S")
+
+RESERVED_NAMES = ("custom",)
+"""Names a backend cannot take: `type = "custom"` is a factory's backend in `from_dict`."""
+
+_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+_classes: dict[str, type[Any]] = {}
+_names: dict[type[Any], str] = {}
+_factories: dict[type[Any], Callable[[Any], Backend]] = {}
+_lock = threading.Lock()
+
+BACKEND_CONFIGS: Mapping[str, type[Any]] = MappingProxyType(_classes)
+"""Each registered backend's name and its settings class, in the order they registered (a live
+view: it shows backends registered later too)."""
+
+BACKEND_NAMES: KeysView[str] = BACKEND_CONFIGS.keys()
+"""The registered backends' names (a live view)."""
+
+
+def register_backend(name: str, settings: type[S], factory: Callable[[S], Backend]) -> None:
+    """Make `name` a backend `Config` knows: `settings` its settings dataclass, `factory` what
+    makes the backend from them. A name or a settings class registered twice is a
+    `ConfigError`."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in RESERVED_NAMES:
+        raise ConfigError(
+            "a backend's name must be lowercase letters, digits, '_' or '-' starting with a "
+            f"letter (at most 64), and not {', '.join(RESERVED_NAMES)}; got {shown(name)}"
+        )
+    if not isinstance(settings, type) or not dataclasses.is_dataclass(settings):
+        raise ConfigError(f"backend {name!r}: its settings must be a dataclass, got {settings!r}")
+    fields = {field.name for field in dataclasses.fields(settings) if field.init}
+    lacking = [field for field in ("level", "name") if field not in fields]
+    if lacking:
+        raise ConfigError(
+            f"backend {name!r}: {settings.__name__} lacks the field(s) {', '.join(lacking)} "
+            "every backend's settings have"
+        )
+    if not callable(factory):
+        raise ConfigError(f"backend {name!r}: its factory must be callable, got {factory!r}")
+    with _lock:
+        if name in _classes:
+            raise ConfigError(
+                f"backend {name!r} is already registered (settings "
+                f"{_classes[name].__qualname__}); choose another name"
+            )
+        if settings in _names:
+            raise ConfigError(
+                f"backend {name!r}: {settings.__qualname__} already holds the settings of "
+                f"backend {_names[settings]!r}"
+            )
+        _classes[name] = settings
+        _names[settings] = name
+        _factories[settings] = factory
+
+
+def settings_class(name: object) -> type[Any] | None:
+    """The settings class of the backend called `name`; None if no backend is."""
+    return _classes.get(name) if isinstance(name, str) else None
+
+
+def settings_classes() -> tuple[type[Any], ...]:
+    """Every registered settings class, in the order they registered."""
+    return tuple(_classes.values())
+
+
+def backend_name(item: object) -> str | None:
+    """The name of the backend whose settings `item` is (an instance of a registered settings
+    class, as `isinstance` says), else None."""
+    for settings, name in list(_names.items()):
+        if isinstance(item, settings):
+            return name
+    return None
+
+
+def make_backend(item: object) -> Backend | None:
+    """The backend a registered backend's settings ask for; None if `item` is not such
+    settings."""
+    name = backend_name(item)
+    return None if name is None else _factories[_classes[name]](item)
+
+
+def missing_methods(backend: object) -> list[str]:
+    """The methods of the `Backend` protocol `backend` lacks (none: it is a backend)."""
+    return [
+        name
+        for name in ("open", "write_batch", "close")
+        if not callable(getattr(backend, name, None))
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Sink:
+    """A backend object of your own, with its own minimum level and name in the stats, for
+    `Config(backends=[...])`. (A plain Backend object in that list takes the defaults.)"""
+
+    backend: Backend
+    level: Level | int | str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        missing = missing_methods(self.backend)
+        if missing:
+            raise ConfigError(
+                f"Sink.backend must implement Backend; {type(self.backend).__name__} lacks "
+                f"{', '.join(missing)}",
+                key="backend",
+            )
+        optional_level("Sink", "level", self.level)
