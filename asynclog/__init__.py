@@ -20,6 +20,7 @@ from ._loading import load_config
 from ._manager import LogManager
 from ._signals import cancel_on_signals
 from ._stats import CloseReport, LogStats
+from ._version import __version__
 from .backends import (
     Backend,
     ConsoleBackend,
@@ -60,6 +61,7 @@ __all__ = [
     "Sink",
     "SyslogBackend",
     "SyslogConfig",
+    "__version__",
     "cancel_on_signals",
     "contextualize",
     "current_context",
@@ -67,4 +69,3 @@ __all__ = [
     "query",
 ]
 
-__version__ = "0.1.0"

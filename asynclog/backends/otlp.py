@@ -570,7 +570,7 @@ class OTLPBackend:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 
