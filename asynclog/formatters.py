@@ -131,7 +131,8 @@ def text_lines(entries: Sequence[Entry]) -> list[str]:
     last_level: int | None = None
     last_logger: str | None = None
     head = ""  # "Z INFO asynclog "
-    for ts, level, message, logger, fields, exception in entries:
+    for entry in entries:
+        ts, level, message, logger, fields, exception = entry[:6]  # fields added later: ignored
         total = int(ts * 1_000_000 + 0.5)  # microseconds, rounded
         second = total // 1_000_000
         if second != cached_second:
@@ -206,7 +207,7 @@ _JSON_UNSAFE = {
 
 def json_format(entry: LogEntry) -> str:
     """One JSON object: timestamp, level, logger, message, fields, exception."""
-    ts, level, message, logger, fields, exception = entry
+    ts, level, message, logger, fields, exception = entry[:6]
     head = json.dumps(
         {
             "timestamp": iso_utc(ts),
@@ -238,7 +239,7 @@ def logfmt_format(entry: LogEntry) -> str:
     """`ts=... level=info logger=... msg="..." key=value ... exception="..."`, one line.
     Every key appears once: a field whose key is taken (by the record's own keys, or by an
     earlier field that escapes to the same text) gets `fields.` in front until it is not."""
-    ts, level, message, logger, fields, exception = entry
+    ts, level, message, logger, fields, exception = entry[:6]
     parts = [
         f"ts={iso_utc(ts)}",
         f"level={level_name(level).lower().replace(' ', '_')}",

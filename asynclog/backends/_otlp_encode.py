@@ -225,7 +225,7 @@ def parse_exception(text: str) -> ExceptionInfo:
 
 def fill_record(record: LogRecord, entry: LogEntry, observed: int) -> None:
     """Set every field of `record` from `entry`; `observed` is the export time in ns."""
-    timestamp, level, message, _, fields, exception = entry
+    timestamp, level, message, _, fields, exception = entry[:6]
     if 0.0 <= timestamp < 1e11:  # excludes NaN, infinity and the impossible
         record.time_unix_nano = int(timestamp * 1e9)
     record.observed_time_unix_nano = observed

@@ -96,7 +96,7 @@ def _clean_json(value: object) -> object:
 
 def entry_row(host: str, pid: int, batch_id: uuid.UUID, entry: Entry) -> Row:
     """The column values of one entry, in `COLUMNS` order."""
-    ts, level, message, logger, fields, exception = entry
+    ts, level, message, logger, fields, exception = entry[:6]
     return (
         datetime.fromtimestamp(ts, UTC),
         int(level),

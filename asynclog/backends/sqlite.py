@@ -106,7 +106,7 @@ Row = tuple[float, int, str, str, str, str | None, str | None, int]
 
 def entry_row(host: str | None, pid: int, entry: Entry) -> Row:
     """The column values of one entry, in `INSERT` order (`COLUMNS`)."""
-    ts, level, message, logger, fields, exception = entry
+    ts, level, message, logger, fields, exception = entry[:6]
     return (
         ts,
         int(level),
@@ -131,7 +131,8 @@ def plain_rows(logger: str, entries: Sequence[Entry]) -> list[PlainRow]:
     `_NotPlain` at the first other entry."""
     rows: list[PlainRow] = []
     append = rows.append
-    for ts, level, message, entry_logger, fields, exception in entries:
+    for entry in entries:
+        ts, level, message, entry_logger, fields, exception = entry[:6]
         if fields or exception is not None or entry_logger != logger:
             raise _NotPlain
         append((ts, int(level), sqlite_text(message)))
