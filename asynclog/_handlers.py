@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol, runtime_checkable
@@ -61,9 +62,21 @@ class HandlerSet:
                     result = call(entry)
                     if result is not None and inspect.isawaitable(result):
                         await result
+                except asyncio.CancelledError as exc:
+                    if _really_cancelled():
+                        raise
+                    failed = True  # a future the handler awaited was cancelled: its failure
+                    self._counters.handler_errors += 1
+                    self._reporter.failure("handler", f"{call!r} raised {exc!r}")
                 except Exception as exc:
                     failed = True
                     self._counters.handler_errors += 1
                     self._reporter.failure("handler", f"{call!r} raised {exc!r}")
         if not failed:
             self._reporter.success("handler")
+
+
+def _really_cancelled() -> bool:
+    """Whether the running task is being cancelled (not merely awaiting something that was)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol, cast
 from ._errors import LogError, ManagerClosedError
 from ._overflow import RESUMABLE, NotTaken
 from ._report import BurstReporter
-from ._sink import Pending
+from ._sink import INSIDE, Pending
 
 YIELD_EVERY = 64
 """The settler gives the loop a turn after this many entries (sync writes never suspend)."""
@@ -164,17 +164,19 @@ class Handoff:
         settler = self._settler
         if self._waiting and (settler is None or settler.done()):
             # An empty context: the settler must not carry one request's contextualize().
-            # Its waits are RESUMABLE: cancelled (asyncio.run tearing the loop down, close() at
-            # its deadline), the entry in hand goes back to the front of the backlog uncounted.
-            context = contextvars.Context()
-            context.run(RESUMABLE.set, True)
+            # Until close() begins its waits are RESUMABLE: cancelled (asyncio.run tearing the
+            # loop down), the entry in hand goes back to the front of the backlog uncounted.
             self._settler = asyncio.get_running_loop().create_task(
-                self._settle_backlog(), context=context
+                self._settle_backlog(), context=contextvars.Context()
             )
+            if not self._refusing:
+                RESUMABLE.add(self._settler)
 
     def settles_here(self) -> bool:
         """True in the settler itself (a handler of the write it is making logs again)."""
-        return self._settler is not None and asyncio.current_task() is self._settler
+        return INSIDE.get() is self or (
+            self._settler is not None and asyncio.current_task() is self._settler
+        )
 
     async def wait_behind(self, pending: Pending) -> bool:
         """A coroutine's entry behind the backlog: wait for its own turn, then its outcome."""
@@ -191,6 +193,7 @@ class Handoff:
             raise  # taken: the settler settles it
 
     async def _settle_backlog(self) -> None:
+        INSIDE.set(self)
         backlog = self._waiting
         settled = 0
         try:
@@ -234,6 +237,8 @@ class Handoff:
         """Refuse new hand-ins; let those already handed in reach the loop."""
         with self._lock:
             self._refusing = True
+        if self._settler is not None:
+            RESUMABLE.discard(self._settler)  # close() settles, abandons and counts from now
         self._land()  # on the loop's thread: accept what is still waiting to land
 
     async def finish(self, deadline: float | None) -> int:

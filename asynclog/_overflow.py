@@ -14,8 +14,9 @@ To add a policy: write `async def _name(queue, entry, counters, config, waited) 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from typing import Any
 
 from ._config import Config
 from ._entry import LEVEL, Entry
@@ -27,10 +28,17 @@ class HandedOver(Exception):
     """Wakes producers waiting for room when the worker is gone: they write directly."""
 
 
-RESUMABLE: ContextVar[bool] = ContextVar("asynclog_resumable", default=False)
-"""True in a task whose waits are resumed elsewhere when it is cancelled (the handoff's
-settler, which `asyncio.run` cancels at teardown): a cancelled wait for room or for the
-delivery lock then raises `NotTaken` instead of counting the entry dropped."""
+RESUMABLE: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+"""Tasks whose waits are resumed elsewhere when they are cancelled (the handoff's settler,
+which `asyncio.run` cancels at teardown, until `close()` begins): a cancelled wait for room or
+for the delivery lock then raises `NotTaken` instead of counting the entry dropped. A set of
+tasks, not a context variable: tasks the settler's handlers start must not inherit it."""
+
+
+def resumable() -> bool:
+    """Whether the running task is `RESUMABLE`."""
+    task = asyncio.current_task()
+    return task is not None and task in RESUMABLE
 
 
 class NotTaken(asyncio.CancelledError):
@@ -75,7 +83,7 @@ async def wait_for_room(
         raise
     except BaseException as exc:
         if rejected:  # accepted at the call, never queued
-            if isinstance(exc, asyncio.CancelledError) and RESUMABLE.get():
+            if isinstance(exc, asyncio.CancelledError) and resumable():
                 raise NotTaken() from exc
             counters.drop(1)
         raise

@@ -131,6 +131,14 @@ class FairQueue(Generic[T]):
                 getter.set_result(None)
         return True
 
+    def put_past_bound(self, item: T) -> bool:
+        """Append `item` whatever the bounds (False only once closed): for the consumer itself,
+        which cannot wait for room that only it can make (a handler in the worker logs)."""
+        if self._closed:
+            return False
+        self._append(item)
+        return True
+
     def try_put_reserved(self, item: T) -> bool:
         """Append a priority item into the reserve above the count bound, if any is left."""
         if self._closed or len(self._items) >= self._capacity + self._reserve:

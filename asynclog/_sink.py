@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any
 
@@ -24,7 +25,7 @@ from ._config import Config
 from ._entry import Entry, LogEntry
 from ._errors import LogError, ManagerClosedError, QueueFullError
 from ._levels import Level
-from ._overflow import RESUMABLE, HandedOver, NotTaken
+from ._overflow import HandedOver, NotTaken, resumable
 from ._queue import FairQueue
 from ._registry import EXIT_FLUSH_SECONDS
 from ._report import BurstReporter
@@ -39,6 +40,12 @@ CLOSE_GRACE_SECONDS = 0.5
 past the deadline."""
 
 
+INSIDE: ContextVar[object] = ContextVar("asynclog_inside", default=None)
+"""The sink (or handoff) whose pipeline the running code is part of: set in a worker, in the
+backlog's settler and while a task holds a delivery lock. Tasks started from there inherit it
+(`wait_for`, `gather`), so `close()` called from a handler wrapped in them is still inside."""
+
+
 class DeliveryLock:
     """An `asyncio.Lock` that remembers which task holds it and counts who wants it.
 
@@ -46,7 +53,8 @@ class DeliveryLock:
     the lock it already holds (`held_by_current_task`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, owner: object = None) -> None:
+        self._owner = owner
         self._lock = asyncio.Lock()
         self._holder: asyncio.Task[object] | None = None
         self.users = 0
@@ -59,9 +67,11 @@ class DeliveryLock:
         try:
             async with self._lock:
                 self._holder = asyncio.current_task()
+                inside = INSIDE.set(self._owner)
                 try:
                     yield
                 finally:
+                    INSIDE.reset(inside)
                     self._holder = None
         finally:
             self.users -= 1
@@ -104,7 +114,7 @@ class SinkRunner:
         """Async mode only (set by `start`); None means sync mode."""
         self.put: Callable[[Entry], bool] = _refuse
         """The queue's `try_put` once started in async mode: True when the entry was queued."""
-        self.lock = DeliveryLock()
+        self.lock = DeliveryLock(self)
         # Direct writes waiting for the lock, by id of their batch: pending until they get it.
         self._waiting_writes: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
@@ -148,6 +158,9 @@ class SinkRunner:
         return self._when_full(queue, entry, waited)
 
     async def _when_full(self, queue: FairQueue[Entry], entry: Entry, waited: float) -> bool:
+        in_worker = self._task is not None and asyncio.current_task() is self._task
+        if in_worker and queue.put_past_bound(entry):
+            return True  # a handler in this very worker logs: waiting would wait for itself
         if self.worker_failure is not None:
             self.counters.drop(1)
             raise LogError(
@@ -208,9 +221,12 @@ class SinkRunner:
                 await write()
         except asyncio.CancelledError as exc:
             still_waiting = waiting.pop(id(entries), None) is not None
-            if still_waiting and RESUMABLE.get():
-                self.counters.drop(len(entries) - 1)  # a drop report it carried: said again
-                raise NotTaken() from exc
+            if resumable():
+                if still_waiting:
+                    self.counters.drop(len(entries) - 1)  # a drop report it carried: said again
+                    raise NotTaken() from exc
+                if writer.in_flight is entries:
+                    raise  # the write under way stays in flight: the exit write takes it
             if still_waiting or (acquired and not started) or writer.in_flight is entries:
                 if writer.in_flight is entries:
                     writer.in_flight = ()
@@ -240,6 +256,7 @@ class SinkRunner:
         self.queue.close(HandedOver())
 
     async def _work(self) -> None:
+        INSIDE.set(self)  # the worker's own context: every task it starts inherits it
         try:
             await self._drain_queue()
         except asyncio.CancelledError:
@@ -372,8 +389,10 @@ class SinkRunner:
         """True in this sink's worker, or in a task holding its delivery lock (a handler or
         the backend of a write in progress)."""
         task = self._task
-        return (task is not None and asyncio.current_task() is task) or (
-            self.lock.held_by_current_task()
+        return (
+            INSIDE.get() is self
+            or (task is not None and asyncio.current_task() is task)
+            or self.lock.held_by_current_task()
         )
 
     def forget_queued(self) -> None:

@@ -100,14 +100,20 @@ class Writer:
         """Handle and write `entries`, with retries and the fallback; every entry is counted
         written, dead-lettered or dropped. Raises `BackendWriteError` if lost and asked to."""
         # If this is interrupted (cancelled, or a bug), in_flight stays set and whoever
-        # stopped it settles the batch: writes it again, abandons or drops it.
+        # stopped it settles the batch: writes it again, abandons or drops it. A handler of this
+        # batch may log again (a nested write): what was in flight is restored after it.
+        outer = self.in_flight
         self.in_flight = entries
         if len(self.handlers):
             await self.handlers.dispatch(self._public(entries))
         error = await self._attempt(entries)
         if error is not None:
-            await self.recover(entries, error, raise_if_lost=raise_if_lost)
-        self.in_flight = ()
+            try:
+                await self.recover(entries, error, raise_if_lost=raise_if_lost)
+            except BackendWriteError:
+                self.in_flight = outer  # settled (dropped) here: the outer batch goes on
+                raise
+        self.in_flight = outer
 
     def write_immediately(self, entries: Sequence[Entry]) -> Exception | None:
         """Sync mode without handlers: write now; return the error for `recover` if it failed.
@@ -215,7 +221,12 @@ class Writer:
                     await fallback.open()
                     self._fallback_opened = True
                 await taking_entry_tuples(fallback, "write_batch")(entries)
-            except Exception as fallback_error:
+            except (Exception, asyncio.CancelledError) as fallback_error:
+                task = asyncio.current_task()
+                if isinstance(fallback_error, asyncio.CancelledError) and (
+                    task is not None and task.cancelling()
+                ):
+                    raise
                 detail = f"the fallback {type(fallback).__name__} failed too: {fallback_error!r}"
             else:
                 self.counters.dead_lettered += len(entries)

@@ -440,7 +440,9 @@ def test_encoding_maps_every_type() -> None:
 async def test_ten_thousand_entries_in_async_mode(receiver: Receiver) -> None:
     backend = otlp(receiver, resource={"service.name": "shop", "deployment.environment": "t"})
     levels = [Level.DEBUG, Level.INFO, Level.WARNING, Level.ERROR, Level.CRITICAL, 25]
-    config = Config(backend=backend, async_mode=True, batch_size=500, name="shop", level=1)
+    config = Config(  # block: the point is every entry, in order, not a full queue
+        backend=backend, async_mode=True, batch_size=500, name="shop", level=1, overflow="block"
+    )
     try:
         raise ValueError("broken: badly")
     except ValueError as exc:
