@@ -17,6 +17,7 @@ Package-internal: `LogManager` and its views (`BoundLogger`, the stdlib bridge) 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import threading
 from collections.abc import Callable, Coroutine, Mapping
@@ -79,6 +80,9 @@ class Intake:
         self.quick_text_limit = max_entry_bytes // 4  # 4 bytes per char at most
         self.filtered = 0
         self.raise_errors = raise_errors
+        self.settling = 0
+        """Calls between the start and the end of `settle` (close() waits for them)."""
+        self._idle: asyncio.Event | None = None
         """False: a call whose entry is dropped returns False; True: it raises."""
         self.state = State.NEW
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -220,6 +224,28 @@ class Intake:
         raises only after the others have it). `fast_first`: it was held back from the
         queues, so try the quick way first. `since`: the loop time it joined the backlog
         (its wait for room counts from then)."""
+        self.settling += 1
+        try:
+            return await self._settle(pending, fast_first, since)
+        finally:
+            self.settling -= 1
+            if not self.settling and self._idle is not None:
+                self._idle.set()
+
+    async def wait_idle(self, deadline: float | None) -> None:
+        """Until no call is settling an entry (a sync write to a later sink, say), or
+        `deadline` (loop time): `close()` must not close a backend under a write."""
+        if not self.settling:
+            return
+        self._idle = self._idle or asyncio.Event()
+        self._idle.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                while self.settling:
+                    await self._idle.wait()
+                    self._idle.clear()
+
+    async def _settle(self, pending: Pending, fast_first: bool, since: float) -> bool:
         entry, sinks = pending
         waited = asyncio.get_running_loop().time() - since if since else 0.0
         failure: LogError | None = None

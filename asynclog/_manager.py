@@ -169,12 +169,20 @@ class LogManager:
         process forked from the one that started the manager, it does nothing (the parent
         closes the backends).
         """
-        if self._closing is None or self._closing.cancelled():
+        joining = self._closing is not None and not self._closing.cancelled()
+        if not joining:
             self._closing = asyncio.ensure_future(self._close_once(timeout))
+        assert self._closing is not None
         if self._intake.inside_pipeline():
             # A handler or a backend of this manager: waiting here would wait for itself.
             # The close goes on in its own task; this returns the figures as they are now.
             return self._close_report(0)
+        if joining and timeout is not None:  # a close under way keeps its deadline, not ours
+            done, _ = await asyncio.wait(
+                {asyncio.shield(self._closing)}, timeout=timeout + CLOSE_GRACE_SECONDS
+            )
+            if not done:
+                return self._close_report(0)  # the figures so far; the close goes on
         return await asyncio.shield(self._closing)
 
     async def _close_once(self, timeout: float | None) -> CloseReport:  # noqa: ASYNC109
@@ -200,6 +208,9 @@ class LogManager:
             abandoned = await intake.handoff.finish(deadline)  # while the workers still run
             stopped = await asyncio.gather(*(sink.stop(deadline) for sink in self._opened))
             abandoned += sum(stopped)
+            # A sync call may still be writing to a later backend whose lock was free when
+            # stop() looked: let it finish before its backend closes.
+            await intake.wait_idle(None if deadline is None else deadline + CLOSE_GRACE_SECONDS)
             if abandoned:
                 self._reporter.failure(
                     "close", f"{abandoned} entries were abandoned at the close deadline"
@@ -237,12 +248,15 @@ class LogManager:
         ):
             remaining = _remaining(deadline)
             grace = None if remaining is None else max(remaining, CLOSE_GRACE_SECONDS)
-            try:
-                await asyncio.wait_for(closing(), grace)
-            except TimeoutError:
+            task = asyncio.ensure_future(closing())
+            # Not wait_for: a cancelled close may itself wait (aiosqlite's close waits for the
+            # transaction in hand, up to busy_timeout). Past the grace it goes on by itself.
+            done, _ = await asyncio.wait({task}, timeout=grace)
+            if not done:
+                task.add_done_callback(_retrieve)
                 self._reporter.failure("close", f"the {what} did not close before the deadline")
-            except Exception as exc:
-                self._reporter.failure("close", f"the {what} failed to close: {exc!r}")
+            elif not task.cancelled() and task.exception() is not None:
+                self._reporter.failure("close", f"the {what} failed to close: {task.exception()!r}")
 
     def _write_at_exit(self) -> None:
         """Interpreter exit without a finished `close()`: write what is pending, synchronously
@@ -423,3 +437,8 @@ def _remaining(deadline: float | None) -> float | None:
     if deadline is None:
         return None
     return max(0.0, deadline - asyncio.get_running_loop().time())
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # a late failure is not "never retrieved"

@@ -5,14 +5,16 @@ teardown, and what stays pending across a nested write."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from asynclog import Config, LogEntry, LogManager, LogStats
+from asynclog import Config, LogEntry, LogManager, LogStats, Sink, SQLiteConfig
 
 from .conftest import RecordingBackend
 
@@ -190,3 +192,71 @@ async def test_close_from_a_handler_through_wait_for_or_gather_returns(
     await asyncio.wait_for(returned.wait(), 2)  # before: TimeoutError / a hang
     report = await asyncio.wait_for(lm.close(), 2)
     assert backend.messages == ["stop"] and report.written == 1
+
+
+class ClosingWatch(RecordingBackend):
+    """Records whether `close()` came while a write was under way."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.writing_now = False
+        self.closed_mid_write = False
+
+    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+        self.writing_now = True
+        try:
+            await super().write_batch(entries)
+        finally:
+            self.writing_now = False
+
+    async def close(self) -> None:
+        self.closed_mid_write = self.closed_mid_write or self.writing_now
+        await super().close()
+
+
+async def test_sync_close_waits_for_a_write_to_a_later_backend() -> None:
+    first, second = ClosingWatch(0.3), ClosingWatch(0.5)
+    config = Config(backends=[Sink(first, name="A"), Sink(second, name="B")])
+    lm = LogManager(config)
+    await lm.start()
+    caller = asyncio.create_task(lm.info("m0"))
+    await asyncio.sleep(0.05)
+    report = await lm.close()
+    await caller
+    assert not second.closed_mid_write  # before: B was closed under the write
+    assert (report.written, report.dropped) == (2, 0)  # before: written=1, then 2 later
+    assert first.messages == second.messages == ["m0"]
+
+
+@pytest.mark.parametrize("async_mode", [True, False])
+async def test_a_second_close_with_a_timeout_keeps_its_own_deadline(async_mode: bool) -> None:
+    lm = LogManager(Config(backend=RecordingBackend(delay=3.0), async_mode=async_mode))
+    await lm.start()
+    producer = asyncio.create_task(lm.info("slow"))
+    await asyncio.sleep(0.05)
+    first = asyncio.create_task(lm.close())
+    await asyncio.sleep(0)
+    began = asyncio.get_running_loop().time()
+    await lm.close(timeout=0.2)
+    assert asyncio.get_running_loop().time() - began < 1.5  # before: 2.9 s
+    await asyncio.gather(first, producer)
+
+
+async def test_close_with_a_timeout_does_not_wait_for_a_locked_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    config = Config(
+        backend="sqlite", async_mode=True, backend_config=SQLiteConfig(db_path=path, busy_timeout=5)
+    )
+    lm = LogManager(config)
+    await lm.start()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        await lm.info("waits for the lock")
+        await asyncio.sleep(0.1)
+        began = asyncio.get_running_loop().time()
+        await lm.close(timeout=0.3)
+        assert asyncio.get_running_loop().time() - began < 2.0  # before: busy_timeout, 4.8 s
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
