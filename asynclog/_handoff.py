@@ -88,6 +88,8 @@ class Handoff:
         self._waiting: collections.deque[Waiting] = collections.deque()
         self._settler: asyncio.Task[None] | None = None
         self.in_hand: Waiting | None = None
+        self.turn = 0
+        """Which of the in-hand entry's sinks is taking it (set by the owner's settle)."""
         self.active = False
         """True while the backlog (or its settler's hand) holds an entry."""
 

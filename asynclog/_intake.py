@@ -172,13 +172,18 @@ class Intake:
             counters.accepted += 1
             if queue_now and self.put(entry):
                 return None
+            self.sinks[0].owed += 1
             return (entry, self.sinks)
         waiting = tuple(
             sink
             for sink in self.sinks
             if number >= sink.min_level and not sink.accept(entry, queue_now)
         )
-        return (entry, waiting) if waiting else None
+        if not waiting:
+            return None
+        for sink in waiting:
+            sink.owed += 1
+        return (entry, waiting)
 
     def _merged(
         self,
@@ -250,7 +255,11 @@ class Intake:
         waited = asyncio.get_running_loop().time() - since if since else 0.0
         failure: LogError | None = None
         taken = True
+        settler = self.handoff.settles_here()
         for index, sink in enumerate(sinks):
+            if settler:
+                self.handoff.turn = index
+            sink.owed -= 1  # its turn: from here the sink's own figures hold the entry
             if fast_first and sink.put(entry):
                 continue
             try:
@@ -259,10 +268,12 @@ class Intake:
                 taken = False
                 failure = failure or self._naming_the_others(exc, entry, sink)
             except NotTaken as not_taken:  # the handoff's settler, cancelled: it keeps the rest
+                sink.owed += 1
                 not_taken.pending = (entry, sinks[index:])
                 raise
             except BaseException:  # cancelled: the sinks not reached never get it
                 for later in sinks[index + 1 :]:
+                    later.owed -= 1
                     later.counters.drop(1)
                 raise
         if failure is not None:
@@ -321,6 +332,7 @@ class Intake:
     def count_dropped(self, pending: Pending) -> None:
         """Count a pending entry dropped on every sink that still had to take it."""
         for sink in pending[1]:
+            sink.owed -= 1
             sink.counters.drop(1)
 
     def set_holding(self, active: bool) -> None:
@@ -330,10 +342,6 @@ class Intake:
         if self.sync:
             self.holding = active
 
-    def waiting_for(self, sink: SinkRunner) -> int:
-        """Entries in the backlog that `sink` still has to take."""
-        return self.handoff.count(lambda pending: sink in pending[1])
-
     # ---- no running loop -----------------------------------------------------------------
 
     def take_leftovers(self, extra: HandInArgs | None = None) -> list[list[Entry]]:
@@ -341,7 +349,15 @@ class Intake:
         (and `extra`, an entry handed in now). The caller holds `direct_lock`."""
         leftovers = [sink.leftovers() for sink in self.sinks]
         taken = [{id(entry) for entry in entries} for entries in leftovers]
-        for entry, sinks in self.handoff.take_all(extra):
+        in_hand = self.handoff.in_hand
+        turn = self.handoff.turn
+        for pending in self.handoff.take_all(extra):
+            entry, sinks = pending
+            # Written (or dropped) at exit with the sinks' leftovers: owed no more, except by
+            # the sinks whose turn had come already (the settler's entry in hand).
+            settled = turn + 1 if in_hand is not None and pending is in_hand.pending else 0
+            for sink in sinks[settled:]:
+                sink.owed -= 1
             for index, sink in enumerate(self.sinks):
                 if sink in sinks and id(entry) not in taken[index]:
                     leftovers[index].append(entry)
@@ -437,6 +453,7 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
                 counters.accepted += 1
                 if intake.put(entry):
                     return True
+                intake.sinks[0].owed += 1
                 pending = (entry, intake.sinks)
             return await intake.settle_call(pending)
 

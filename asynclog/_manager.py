@@ -423,7 +423,7 @@ class LogManager:
             accepted=counters.accepted,
             dead_lettered=counters.dead_lettered,
             filtered=0,
-            pending=sink.pending + self._intake.waiting_for(sink),
+            pending=sink.pending + sink.owed,
             retries=counters.retries,
             queue_bytes=sink.queue.approximate_bytes if sink.queue is not None else 0,
         )

@@ -115,6 +115,9 @@ class SinkRunner:
         self.put: Callable[[Entry], bool] = _refuse
         """The queue's `try_put` once started in async mode: True when the entry was queued."""
         self.lock = DeliveryLock(self)
+        self.owed = 0
+        """Accepted entries this sink still has to take, held elsewhere: a call between
+        `accept` and its turn in `Intake.settle`, or the handoff's backlog (pending too)."""
         # Direct writes waiting for the lock, by id of their batch: pending until they get it.
         self._waiting_writes: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None

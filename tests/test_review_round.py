@@ -260,3 +260,28 @@ async def test_close_with_a_timeout_does_not_wait_for_a_locked_sqlite(tmp_path: 
     finally:
         other.execute("ROLLBACK")
         other.close()
+
+
+async def test_an_entry_still_owed_to_a_later_backend_is_pending_there() -> None:
+    first, second = RecordingBackend(delay=0.5), RecordingBackend(delay=0.5)
+    config = Config(
+        backends=[Sink(first, name="A"), Sink(second, name="B")],
+        async_mode=True,
+        queue_size=1,
+        batch_size=1,
+        overflow="block",
+    )
+    lm = LogManager(config)
+    await lm.start()
+    await lm.info("m0")
+    await asyncio.sleep(0.01)
+    await lm.info("m1")
+    waiting = asyncio.create_task(lm.info("m2"))  # waits for room in A; B not reached yet
+    await asyncio.sleep(0.2)
+    stats = lm.get_stats()
+    for name in ("A", "B"):
+        assert balanced(stats.backends[name]), stats.backends[name]  # before: B short by one
+    assert balanced(stats)
+    await waiting
+    await lm.close()
+    assert balanced(lm.get_stats())
