@@ -3,6 +3,9 @@
 Runs go rep-major (for each rep: for each contender: for each scenario) so that machine noise
 spreads over everyone. Prints the tables and ratios; writes docs/benchmarks.md and
 docs/img/bench.png (not in --quick mode unless --write is given).
+
+`python -m bench app [--quick] ...` is the real-service benchmark instead (bench/app_bench.py:
+a Starlette app under uvicorn driven by wrk; `python -m bench app --help`).
 """
 
 from __future__ import annotations
@@ -198,6 +201,13 @@ sink (`complete()` then `remove()` at the end); structlog `await log.ainfo` with
 """
 
 
+REAL_SERVICE = (
+    "A real service (a Starlette app under uvicorn, driven by wrk, with no logging, stdlib "
+    "FileHandler and asynclog to a file and to SQLite) is measured by `python -m bench app`: "
+    "see [Real service: Starlette under uvicorn](bench-app.md)."
+)
+
+
 def render(cells: report.Cells, env: dict[str, str], scenarios: list[str]) -> str:
     lines = [
         "# Benchmarks",
@@ -206,6 +216,8 @@ def render(cells: report.Cells, env: dict[str, str], scenarios: list[str]) -> st
         f"asynclog at {env['revision']}; {env['versions']}. {env['sizes']}.",
         "",
         "![entries/s and caller cost per contender](img/bench.png)",
+        "",
+        REAL_SERVICE,
         "",
         "## Ratios",
         "",
@@ -229,6 +241,11 @@ def render(cells: report.Cells, env: dict[str, str], scenarios: list[str]) -> st
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["app"]:
+        from . import app_bench
+
+        app_bench.main(argv[1:])
+        return
     args = parse_args(argv)
     plan = [
         (c, s) for c in args.only for s in args.scenarios if SCENARIOS[s].applies_to(CONTENDERS[c])

@@ -1,0 +1,64 @@
+"""`python -m bench app --quick` end to end: bench/app.py under uvicorn in a subprocess, driven
+by wrk, in every logging config. wrk is a requirement of this test (CI installs it in .ci/run):
+without it the test fails with the install hint instead of skipping."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.app import CONFIGS
+from bench.app_bench import ASYNCLOG_CONFIGS, INSTALL_HINT
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_bench_app_quick(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        pytest.fail(INSTALL_HINT)
+    out = tmp_path / "runs.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "app", "--quick", "--no-write", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "## Targets" in done.stdout and "| asynclog-file |" in done.stdout
+    runs = json.loads(out.read_text())["runs"]
+    assert set(runs) == set(CONFIGS)
+    for config, (run,) in runs.items():
+        assert run["ok"], (config, run.get("error"))
+        assert run["rps"] > 0, config
+        server = run["server"]
+        # The server served at least what wrk counted (wrk drops the requests in flight at
+        # its deadline), and spent CPU on them.
+        assert server["served"] >= run["requests"] > 0, config
+        assert run["cpu_us_per_request"] > 0, config
+        if config == "none":
+            continue
+        # Two entries per request (the app's and uvicorn's access line, which uvicorn skips
+        # for the few requests wrk abandons at its deadline), each written or dropped;
+        # asynclog adds one in-band WARNING entry (logger "asynclog") per burst of drops.
+        served, access, reports = (
+            server["served"],
+            server["access_lines"],
+            server["output"].get("asynclog", 0),
+        )
+        assert served - run["connections"] <= access <= served, config
+        assert server["written"] == served + access - server["dropped"] + reports, config
+        assert sum(server["output"].values()) == server["written"], config
+    for config in ASYNCLOG_CONFIGS:
+        (run,) = runs[config]
+        assert run["non_2xx"] == 0, config  # the default config never fails a request
+        assert run["server"]["refused"] <= run["server"]["dropped"], config
+    batches = runs["asynclog-sqlite"][0]["server"]["batches"]
+    assert batches["count"] > 0 and batches["p99_ms"] is not None
