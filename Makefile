@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed-dev
 BENCH_STAMP = $(VENV)/.installed-bench
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast test-uvloop lint typecheck bench clean
+.PHONY: demo test test-fast test-uvloop lint typecheck bench clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ $(BENCH_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m asynclog demo
 
+## Programs the tests drive: wrk, the HTTP load generator of `python -m bench app`.
+tools:
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 \
+		|| echo "wrk is missing and could not be installed: run 'apt-get install wrk' as root"
+
 ## The whole suite (slow soak tests included), then the type checker and the linter.
-test: $(STAMP)
+test: $(STAMP) tools
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(BIN)/python -m mypy --strict asynclog
 	$(BIN)/python -m ruff check asynclog tests bench examples
