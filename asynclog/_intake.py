@@ -164,9 +164,7 @@ class Intake:
             exception,
         )
         if CAPTURES:
-            captured = as_log_entry(entry)
-            for capture in CAPTURES:
-                capture.append(captured)
+            _capture(entry)
         counters = self.counters
         if counters is not None:  # one sink: SinkRunner.accept, inlined (every call runs it)
             counters.accepted += 1
@@ -174,10 +172,15 @@ class Intake:
                 return None
             self.sinks[0].owed += 1
             return (entry, self.sinks)
+        return self._fan_out(entry, number, queue_now)
+
+    def _fan_out(self, entry: Entry, level: int, queue_now: bool) -> Pending | None:
+        """Several sinks: each at or below `level` accepts the entry; those that could not
+        queue it at once still owe it."""
         waiting = tuple(
             sink
             for sink in self.sinks
-            if number >= sink.min_level and not sink.accept(entry, queue_now)
+            if level >= sink.min_level and not sink.accept(entry, queue_now)
         )
         if not waiting:
             return None
@@ -403,6 +406,13 @@ class Intake:
             f"write_log of LogManager {self.name!r} was called from a thread other than the one "
             "running the event loop that started it; use lm.write_log_threadsafe(...) there"
         )
+
+
+def _capture(entry: Entry) -> None:
+    """Every open `capture_logs()` gets the entry as a `LogEntry`."""
+    captured = as_log_entry(entry)
+    for capture in CAPTURES:
+        capture.append(captured)
 
 
 def _refuse(entry: Entry) -> bool:
