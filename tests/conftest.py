@@ -7,10 +7,15 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from asynclog import LogEntry
+from asynclog._handlers import HandlerSet
+from asynclog._report import BurstReporter
+from asynclog._stats import Counters
+from asynclog._writer import Writer
 
 TEST_LOOP = os.environ.get("ASYNCLOG_TEST_LOOP", "asyncio")
 """The event loop the async tests run on: `asyncio` (the default) or `uvloop` (CI runs the
@@ -142,3 +147,32 @@ def assert_settled(stats: object) -> None:
     assert isinstance(stats, LogStats)
     assert stats.pending == 0, stats
     assert stats.accepted == stats.written + stats.dropped + stats.dead_lettered, stats
+
+
+def make_writer(
+    backend: Any,
+    *,
+    blocking: bool = False,
+    fallback: Any = None,
+    retry_attempts: int = 0,
+    retry_backoff: float = 0.0,
+    handlers: Sequence[Any] = (),
+    name: str = "unit",
+) -> Writer:
+    """A `Writer` on its own (the unit tests of the writer and the sink): its counters and
+    handlers fresh, reports on stderr under `name`."""
+    counters = Counters()
+    reporter = BurstReporter(name)
+    handler_set = HandlerSet(counters, reporter)
+    for handler in handlers:
+        handler_set.add(handler)
+    return Writer(
+        backend,
+        handler_set,
+        counters,
+        reporter,
+        blocking=blocking,
+        fallback=fallback,
+        retry_attempts=retry_attempts,
+        retry_backoff=retry_backoff,
+    )

@@ -13,14 +13,11 @@ import pytest
 
 from asynclog import BackendWriteError, Config, Level, LogEntry, LogError, ManagerClosedError
 from asynclog._entry import EMPTY_FIELDS, Entry
-from asynclog._handlers import HandlerSet
 from asynclog._report import BurstReporter
 from asynclog._sink import DeliveryLock, SinkRunner
-from asynclog._stats import Counters
-from asynclog._writer import Writer
 from asynclog.formatters import iso_utc
 
-from .conftest import FailingBackend, GateBackend, RecordingBackend
+from .conftest import FailingBackend, GateBackend, RecordingBackend, make_writer
 
 
 def _entry(message: str, level: int = Level.INFO) -> Entry:
@@ -36,21 +33,14 @@ def _sink(
     handlers: Sequence[Any] = (),
     **options: Any,
 ) -> SinkRunner:
-    counters = Counters()
-    reporter = BurstReporter("unit")
-    handler_set = HandlerSet(counters, reporter)
-    for handler in handlers:
-        handler_set.add(handler)
-    writer = Writer(
+    writer = make_writer(
         backend,
-        handler_set,
-        counters,
-        reporter,
         blocking=not async_mode,
         fallback=fallback,
         retry_attempts=retry_attempts,
-        retry_backoff=0.0,
+        handlers=handlers,
     )
+    reporter = BurstReporter("unit")
     config = Config(backend=backend, async_mode=async_mode, **options)
     return SinkRunner("unit-sink", config.min_level, writer, reporter, config, "unit-manager")
 

@@ -13,13 +13,10 @@ import pytest
 from asynclog import BackendWriteError, Level, LogEntry, LogError
 from asynclog import _writer as writer_module
 from asynclog._entry import EMPTY_FIELDS, Entry
-from asynclog._handlers import HandlerSet
-from asynclog._report import BurstReporter
-from asynclog._stats import Counters
 from asynclog._writer import MAX_RETRY_DELAY, Writer
 from asynclog.backends.base import WouldBlock
 
-from .conftest import FailingBackend, GateBackend, RecordingBackend
+from .conftest import FailingBackend, GateBackend, RecordingBackend, make_writer
 
 
 def _entry(message: str, level: int = Level.INFO) -> Entry:
@@ -30,30 +27,7 @@ def _batch(*messages: str) -> list[Entry]:
     return [_entry(message) for message in messages]
 
 
-def _writer(
-    backend: Any,
-    *,
-    blocking: bool = False,
-    fallback: Any = None,
-    retry_attempts: int = 0,
-    retry_backoff: float = 0.0,
-    handlers: Sequence[Any] = (),
-) -> Writer:
-    counters = Counters()
-    reporter = BurstReporter("unit")
-    handler_set = HandlerSet(counters, reporter)
-    for handler in handlers:
-        handler_set.add(handler)
-    return Writer(
-        backend,
-        handler_set,
-        counters,
-        reporter,
-        blocking=blocking,
-        fallback=fallback,
-        retry_attempts=retry_attempts,
-        retry_backoff=retry_backoff,
-    )
+_writer = make_writer
 
 
 def _figures(writer: Writer) -> dict[str, int]:
