@@ -251,8 +251,8 @@ class Config:
 
     def _single_sink(self) -> SinkSpec:
         backend, options = self.backend, self.backend_config
-        if backend is None:
-            backend = "file"
+        if backend is None:  # the backend its settings name (SQLiteConfig: "sqlite"), else file
+            backend = (backend_name(options) if options is not None else None) or "file"
         if not isinstance(backend, str):
             missing = missing_methods(backend)
             if missing:

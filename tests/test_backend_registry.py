@@ -157,10 +157,6 @@ async def test_from_dict_and_toml(tmp_path: Path) -> None:
             "backend_config for backend 'memory' must be MemoryConfig, got FileConfig",
         ),
         (
-            lambda: Config(backend_config=MemoryConfig()),  # backend defaults to "file"
-            "backend_config for backend 'file' must be FileConfig, got MemoryConfig",
-        ),
-        (
             lambda: Config(backends=[MemoryConfig(name="")]),
             "backends[0]: a backend's name must be a non-empty str, got ''",
         ),
@@ -237,3 +233,8 @@ def test_a_bad_or_duplicate_registration_is_refused(
         register_backend(name, settings, MemoryBackend)
     assert message in str(info.value)
     assert dict(BACKEND_CONFIGS) == before
+
+
+def test_the_backend_is_inferred_from_its_settings() -> None:
+    config = Config(backend_config=MemoryConfig())  # no backend="memory" needed
+    assert [spec.name for spec in config.sinks] == ["memory"]

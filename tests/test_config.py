@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,3 +85,11 @@ def test_valid_configs_are_accepted_and_normalise_the_level() -> None:
 def test_log_manager_rejects_something_that_is_not_a_config() -> None:
     with pytest.raises(TypeError, match="LogManager needs a Config, got dict"):
         LogManager({"backend": "file"})  # type: ignore[arg-type]
+
+
+def test_backend_config_alone_names_its_backend(tmp_path: Path) -> None:
+    config = Config(backend_config=SQLiteConfig(db_path=tmp_path / "a.db"))
+    assert [(spec.name, type(spec.target).__name__) for spec in config.sinks] == [
+        ("sqlite", "SQLiteConfig")
+    ]
+    assert [spec.name for spec in Config().sinks] == ["file"]  # nothing given: a file
