@@ -161,7 +161,9 @@ class LogManager:
         for room are refused with `ManagerClosedError` as soon as close begins.
 
         Idempotent, and safe to call from several tasks at once: all of them get the report of
-        the single close. Cancelling a caller does not interrupt the close itself.
+        the single close. A call that joins a close already under way waits at most its own
+        `timeout` (plus a 0.5 s grace), then returns the figures so far. Cancelling a caller
+        does not interrupt the close itself.
 
         Called from inside this manager's own pipeline (a handler, a backend's write, which
         the close has to wait for), it starts the close and returns at once with the figures
