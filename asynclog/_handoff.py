@@ -88,6 +88,7 @@ class Handoff:
         self._waiting: collections.deque[Waiting] = collections.deque()
         self._settler: asyncio.Task[None] | None = None
         self.in_hand: Waiting | None = None
+        self._entry_token: object = None  # the INSIDE token of the entry in hand
         self.turn = 0
         """Which of the in-hand entry's sinks is taking it (set by the owner's settle)."""
         self.active = False
@@ -176,7 +177,8 @@ class Handoff:
 
     def settles_here(self) -> bool:
         """True in the settler itself (a handler of the write it is making logs again)."""
-        return INSIDE.get() is self or (
+        token = INSIDE.get()
+        return (token is not None and token is self._entry_token) or (
             self._settler is not None and asyncio.current_task() is self._settler
         )
 
@@ -195,7 +197,6 @@ class Handoff:
             raise  # taken: the settler settles it
 
     async def _settle_backlog(self) -> None:
-        INSIDE.set(self)
         backlog = self._waiting
         settled = 0
         try:
@@ -207,6 +208,8 @@ class Handoff:
                         break
                 waiting = backlog.popleft()
                 self.in_hand = waiting
+                self._entry_token = token = object()
+                INSIDE.set(token)  # tasks a handler starts for this entry are inside it
                 future = waiting.future
                 try:
                     taken = await self._owner.settle(waiting.pending, waiting.held, waiting.since)
@@ -227,7 +230,7 @@ class Handoff:
                     if future is not None and not future.done():
                         future.set_result(taken)
                 finally:
-                    self.in_hand = None
+                    self.in_hand = self._entry_token = None
         finally:
             if not backlog:
                 self.active = False

@@ -358,11 +358,14 @@ class Intake:
             entry, sinks = pending
             # Written (or dropped) at exit with the sinks' leftovers: owed no more, except by
             # the sinks whose turn had come already (the settler's entry in hand).
-            settled = turn + 1 if in_hand is not None and pending is in_hand.pending else 0
-            for sink in sinks[settled:]:
+            # The settler's entry in hand: the sinks before its turn have it already, the one
+            # at its turn holds it in its own leftovers (queued, waiting for room or the lock).
+            in_hands = in_hand is not None and pending is in_hand.pending
+            first = turn if in_hands else 0
+            for sink in sinks[turn + 1 if in_hands else 0 :]:
                 sink.owed -= 1
             for index, sink in enumerate(self.sinks):
-                if sink in sinks and id(entry) not in taken[index]:
+                if sink in sinks[first:] and id(entry) not in taken[index]:
                     leftovers[index].append(entry)
         return leftovers
 

@@ -41,9 +41,11 @@ past the deadline."""
 
 
 INSIDE: ContextVar[object] = ContextVar("asynclog_inside", default=None)
-"""The sink (or handoff) whose pipeline the running code is part of: set in a worker, in the
-backlog's settler and while a task holds a delivery lock. Tasks started from there inherit it
-(`wait_for`, `gather`), so `close()` called from a handler wrapped in them is still inside."""
+"""A token of the write in progress that the running code is part of: set for each batch of a
+worker, each entry of the backlog's settler and each hold of a delivery lock, and compared
+with the token of the write under way now. Tasks started there inherit it (`wait_for`,
+`gather`), so `close()` from a handler wrapped in them is inside; a task that outlives that
+write is not."""
 
 
 class DeliveryLock:
@@ -53,10 +55,11 @@ class DeliveryLock:
     the lock it already holds (`held_by_current_task`).
     """
 
-    def __init__(self, owner: object = None) -> None:
-        self._owner = owner
+    def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._holder: asyncio.Task[object] | None = None
+        self.token: object = None
+        """The `INSIDE` token of the current hold (None when free)."""
         self.users = 0
         """Tasks holding or waiting for the lock."""
 
@@ -67,12 +70,13 @@ class DeliveryLock:
         try:
             async with self._lock:
                 self._holder = asyncio.current_task()
-                inside = INSIDE.set(self._owner)
+                self.token = object()
+                inside = INSIDE.set(self.token)
                 try:
                     yield
                 finally:
                     INSIDE.reset(inside)
-                    self._holder = None
+                    self._holder = self.token = None
         finally:
             self.users -= 1
 
@@ -114,12 +118,13 @@ class SinkRunner:
         """Async mode only (set by `start`); None means sync mode."""
         self.put: Callable[[Entry], bool] = _refuse
         """The queue's `try_put` once started in async mode: True when the entry was queued."""
-        self.lock = DeliveryLock(self)
+        self.lock = DeliveryLock()
+        self._batch_token: object = None  # the INSIDE token of the worker's batch in hand
         self.owed = 0
         """Accepted entries this sink still has to take, held elsewhere: a call between
         `accept` and its turn in `Intake.settle`, or the handoff's backlog (pending too)."""
         # Direct writes waiting for the lock, by id of their batch: pending until they get it.
-        self._waiting_writes: dict[int, int] = {}
+        self._waiting_writes: dict[int, tuple[Entry, ...]] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._abandoning = False
@@ -209,7 +214,7 @@ class SinkRunner:
         writer = self.writer
         acquired = started = False
         waiting = self._waiting_writes
-        waiting[id(entries)] = len(entries)  # pending while it waits for the lock
+        waiting[id(entries)] = entries  # pending while it waits for the lock
         try:
             async with lock.hold():
                 if waiting.pop(id(entries), None) is None:  # abandoned by close(timeout=...)
@@ -259,7 +264,6 @@ class SinkRunner:
         self.queue.close(HandedOver())
 
     async def _work(self) -> None:
-        INSIDE.set(self)  # the worker's own context: every task it starts inherits it
         try:
             await self._drain_queue()
         except asyncio.CancelledError:
@@ -271,7 +275,10 @@ class SinkRunner:
         queue, write, limit = self.queue, self.writer.write, self._config.batch_size
         assert queue is not None
         while batch := await queue.get_batch(limit):
+            self._batch_token = token = object()
+            INSIDE.set(token)  # tasks a handler starts for this batch are inside it
             await write(self._with_drop_report(batch))
+            self._batch_token = None
         report = self._drop_report()
         if report is not None:
             await write([report])
@@ -360,7 +367,7 @@ class SinkRunner:
         """Sync mode at the close deadline: the direct writes still waiting for the lock are
         abandoned now (counted here, so the close report is final); the one under way gets
         a short grace to finish."""
-        abandoned = sum(self._waiting_writes.values())
+        abandoned = sum(map(len, self._waiting_writes.values()))
         self._waiting_writes.clear()
         self.counters.drop(abandoned)
         try:
@@ -383,6 +390,9 @@ class SinkRunner:
         """No running loop: the batch in the worker's hands and everything queued, emptied."""
         entries = list(self.writer.in_flight)
         self.writer.in_flight = ()
+        for waiting in self._waiting_writes.values():  # direct writes waiting for the lock
+            entries.extend(waiting)
+        self._waiting_writes.clear()
         if self.queue is not None:
             entries.extend(self.queue.clear())
             entries.extend(self.queue.take_waiting())  # accepted too: they only lacked room
@@ -392,8 +402,9 @@ class SinkRunner:
         """True in this sink's worker, or in a task holding its delivery lock (a handler or
         the backend of a write in progress)."""
         task = self._task
+        token = INSIDE.get()
         return (
-            INSIDE.get() is self
+            (token is not None and (token is self._batch_token or token is self.lock.token))
             or (task is not None and asyncio.current_task() is task)
             or self.lock.held_by_current_task()
         )
@@ -413,7 +424,11 @@ class SinkRunner:
         """Entries accepted here and not yet settled: queued, waiting for room, being written."""
         queue = self.queue
         writer = self.writer
-        in_flight = len(writer.in_flight) + writer.detached + sum(self._waiting_writes.values())
+        in_flight = (
+            len(writer.in_flight)
+            + writer.detached
+            + sum(map(len, self._waiting_writes.values()))
+        )
         if queue is None:
             return in_flight
         return len(queue) + queue.waiting_producers + in_flight

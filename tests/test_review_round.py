@@ -11,6 +11,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -285,3 +286,62 @@ async def test_an_entry_still_owed_to_a_later_backend_is_pending_there() -> None
     await waiting
     await lm.close()
     assert balanced(lm.get_stats())
+
+
+class ExitRecording(RecordingBackend):
+    """Also writes at interpreter exit (or once the loop has closed)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(delay)
+        self.at_exit: list[str] = []
+
+    def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+        self.at_exit.extend(entry.message for entry in entries)
+
+
+def test_the_settlers_entry_in_hand_is_written_once_per_backend_when_the_loop_closes() -> None:
+    fast, slow = ExitRecording(), ExitRecording(delay=1.0)
+    config = Config(backends=[Sink(fast, name="fast"), Sink(slow, name="slow")], fallback="none")
+    lm = LogManager(config)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(lm.start())
+        lm.write_log_threadsafe("INFO", "from a thread")
+        loop.run_until_complete(asyncio.sleep(0.1))  # written to fast; slow is mid-write
+    finally:
+        loop.close()
+    lm.write_log_threadsafe("INFO", "after the loop closed")  # writes what is left, now
+    assert fast.messages + fast.at_exit == ["from a thread", "after the loop closed"]
+    assert slow.at_exit[-1] == "after the loop closed"  # before: fast got "from a thread" twice
+    stats = lm.get_stats()
+    for name in ("fast", "slow"):
+        assert balanced(stats.backends[name]) and stats.backends[name].pending == 0
+
+
+@pytest.mark.parametrize("async_mode", [True, False])
+async def test_a_task_a_handler_started_earlier_gets_the_final_close_report(
+    async_mode: bool,
+) -> None:
+    backend = RecordingBackend(delay=0.01)
+    lm = LogManager(Config(backend=backend, async_mode=async_mode))
+    started: list[asyncio.Task[Any]] = []
+    go = asyncio.Event()
+
+    async def supervisor() -> Any:
+        await go.wait()
+        return await lm.close()
+
+    def handler(entry: LogEntry) -> None:
+        if not started:  # a handler lazily starting the app's background task
+            started.append(asyncio.get_running_loop().create_task(supervisor()))
+
+    lm.register_handler(handler)
+    await lm.start()
+    await lm.info("first")
+    await asyncio.sleep(0.05)
+    for index in range(20):
+        await lm.info(f"m{index}")
+    go.set()
+    report = await asyncio.wait_for(started[0], 5)
+    assert lm.closed and report.written == 21  # before (async): written=1, still closing
+    assert len(backend.messages) == 21
