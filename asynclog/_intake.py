@@ -35,7 +35,7 @@ from ._overflow import NotTaken
 from ._registry import CAPTURES
 from ._report import BurstReporter
 from ._sanitize import bound_fields, exact_str, truncate
-from ._sink import Pending, SinkRunner
+from ._sink import Pending, SinkRunner, never_queued
 from ._tracebacks import format_exc_info
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class Intake:
         # The level shortcuts' cache (see refresh).
         self.thread = -1
         self.counters = self.only.counters if self.only is not None else None
-        self.put: Callable[[Entry], bool] = self.only.put if self.only is not None else _refuse
+        self.put: Callable[[Entry], bool] = self.only.put if self.only is not None else never_queued
 
     def refresh(self) -> None:
         """Rebuild what the level shortcuts read from the state: `thread` is the loop's
@@ -104,7 +104,7 @@ class Intake:
         in; `counters` its counters (None with several sinks: every call fans out)."""
         running = self.state is State.RUNNING
         self.thread = self.loop_thread if running else -1
-        self.put = self.only.put if self.only is not None else _refuse
+        self.put = self.only.put if self.only is not None else never_queued
 
     def set_state(self, state: State) -> None:
         """Move to `state` and rebuild the shortcuts' cache."""
@@ -416,10 +416,6 @@ def _capture(entry: Entry) -> None:
     captured = as_log_entry(entry)
     for capture in CAPTURES:
         capture.append(captured)
-
-
-def _refuse(entry: Entry) -> bool:
-    return False  # several sinks: the shortcut never queues
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -90,8 +90,9 @@ Pending = tuple[Entry, tuple["SinkRunner", ...]]
 """An accepted entry and the sinks that still have to take it (the awaited part)."""
 
 
-def _refuse(entry: Entry) -> bool:
-    return False  # sync mode: nothing is ever queued
+def never_queued(entry: Entry) -> bool:
+    """The quick way in where there is none (sync mode, or several sinks): always False."""
+    return False
 
 
 class SinkRunner:
@@ -116,7 +117,7 @@ class SinkRunner:
         self._owner = owner  # the manager's name, for error messages
         self.queue: FairQueue[Entry] | None = None
         """Async mode only (set by `start`); None means sync mode."""
-        self.put: Callable[[Entry], bool] = _refuse
+        self.put: Callable[[Entry], bool] = never_queued
         """The queue's `try_put` once started in async mode: True when the entry was queued."""
         self.lock = DeliveryLock()
         self._batch_token: object = None  # the INSIDE token of the worker's batch in hand
