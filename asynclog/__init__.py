@@ -12,7 +12,7 @@ from ._config import (
     SyslogConfig,
 )
 from ._context import contextualize, current_context
-from ._entry import LogEntry
+from ._entry import Location, LogEntry
 from ._errors import BackendWriteError, ConfigError, LogError, ManagerClosedError, QueueFullError
 from ._handlers import Handler
 from ._levels import Level
@@ -45,6 +45,7 @@ __all__ = [
     "FileConfig",
     "Handler",
     "Level",
+    "Location",
     "LogEntry",
     "LogError",
     "LogManager",

@@ -9,6 +9,17 @@ from typing import Any, Final, NamedTuple
 EMPTY_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
 
+class Location(NamedTuple):
+    """Where an entry was logged from (`Config(capture_location=True)`)."""
+
+    module: str
+    """The calling module's `__name__`."""
+    function: str
+    """The calling function's name (`<module>` at the top level of a module)."""
+    line: int
+    """The line number of the call."""
+
+
 class LogEntry(NamedTuple):
     """One log record.
 
@@ -27,9 +38,14 @@ class LogEntry(NamedTuple):
     """Read-only mapping of the keyword fields given to `write_log`."""
     exception: str | None = None
     """A formatted traceback, when the call captured one."""
+    template: str | None = None
+    """The `%`-template when the call gave arguments (`message` is then `template % args`);
+    None when it gave none (`message` is the template)."""
+    location: Location | None = None
+    """Where the call was made, with `Config(capture_location=True)`; else None."""
 
 
-Entry = tuple[float, int, str, str, Mapping[str, Any], str | None]
+Entry = tuple[float, int, str, str, Mapping[str, Any], str | None, str | None, Location | None]
 # Where each field sits in an `Entry` (and a `LogEntry`): index by these names, never by number
 # (`Final` keeps each a literal, so mypy still knows the type of `entry[LEVEL]`).
 TIME: Final = 0
@@ -38,7 +54,9 @@ MESSAGE: Final = 2
 LOGGER: Final = 3
 FIELDS: Final = 4
 EXCEPTION: Final = 5
-"""What the pipeline carries: a `LogEntry` or the plain tuple of its six fields.
+TEMPLATE: Final = 6
+LOCATION: Final = 7
+"""What the pipeline carries: a `LogEntry` or the plain tuple of its eight fields.
 
 The calls build plain tuples: CPython recycles those, while every `LogEntry` instance counts
 towards the next garbage collection, and at a few hundred thousand entries a second those

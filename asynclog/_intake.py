@@ -162,6 +162,8 @@ class Intake:
             self.name if logger is None else logger,
             frozen,
             exception,
+            None,
+            None,
         )
         if CAPTURES:
             _capture(entry)
@@ -458,7 +460,7 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
                 if pending is False:
                     return False
             else:
-                entry: Entry = (time(), level, message, intake.name, EMPTY_FIELDS, None)
+                entry: Entry = (time(), level, message, intake.name, EMPTY_FIELDS, None, None, None)
                 counters.accepted += 1
                 if intake.put(entry):
                     return True

@@ -133,7 +133,7 @@ def text_lines(entries: Sequence[Entry]) -> list[str]:
     head = ""  # "Z INFO asynclog "
     # Unpacked in place, not as entry[:6] like elsewhere: the slice cost 435 instructions an
     # entry here (callgrind, e2e to a file: +2.8%). A field added to Entry is unpacked here too.
-    for ts, level, message, logger, fields, exception in entries:
+    for ts, level, message, logger, fields, exception, _, _location in entries:
         total = int(ts * 1_000_000 + 0.5)  # microseconds, rounded
         second = total // 1_000_000
         if second != cached_second:

@@ -26,7 +26,7 @@ def _args(message: str) -> HandInArgs:
 
 
 def _pending(message: str) -> Pending:
-    entry: Entry = (time.time(), Level.INFO, message, "unit", EMPTY_FIELDS, None)
+    entry: Entry = (time.time(), Level.INFO, message, "unit", EMPTY_FIELDS, None, None, None)
     return (entry, ())
 
 
@@ -59,7 +59,7 @@ class FakeOwner:
         self.accept_context.append(VAR.get(None))
         if self.queue_all:
             return None
-        entry: Entry = (args[3], args[0], message, "unit", EMPTY_FIELDS, None)
+        entry: Entry = (args[3], args[0], message, "unit", EMPTY_FIELDS, None, None, None)
         return (entry, ())
 
     async def settle(self, pending: Pending, fast_first: bool, since: float) -> None:

@@ -18,7 +18,7 @@ from asynclog._stats import Counters
 
 
 def _entry(message: str, level: int = Level.INFO) -> Entry:
-    return (time.time(), level, message, "unit", EMPTY_FIELDS, None)
+    return (time.time(), level, message, "unit", EMPTY_FIELDS, None, None, None)
 
 
 def _config(overflow: str = "timeout", **options: object) -> Config:

@@ -21,7 +21,7 @@ from .conftest import FailingBackend, GateBackend, RecordingBackend, make_writer
 
 
 def _entry(message: str, level: int = Level.INFO) -> Entry:
-    return (time.time(), level, message, "unit", EMPTY_FIELDS, None)
+    return (time.time(), level, message, "unit", EMPTY_FIELDS, None, None, None)
 
 
 def _sink(
