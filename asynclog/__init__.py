@@ -1,5 +1,6 @@
 """asynclog: asyncio-native logging that never stalls the loop and never loses what it accepted."""
 
+from . import processors
 from ._bound import BoundLogger
 from ._config import (
     Config,
@@ -18,6 +19,7 @@ from ._handlers import Handler
 from ._levels import Level
 from ._loading import load_config
 from ._manager import LogManager
+from ._processing import Processor
 from ._signals import cancel_on_signals
 from ._stats import CloseReport, LogStats
 from ._version import __version__
@@ -55,6 +57,7 @@ __all__ = [
     "OTLPConfig",
     "PostgresBackend",
     "PostgresConfig",
+    "Processor",
     "QueryError",
     "QueueFullError",
     "SQLiteBackend",
@@ -67,6 +70,7 @@ __all__ = [
     "contextualize",
     "current_context",
     "load_config",
+    "processors",
     "query",
 ]
 

@@ -23,13 +23,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
-from collections.abc import Callable, KeysView, Mapping
+from collections.abc import Callable, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import ConfigError
 from ._levels import Level
+from ._processing import Processor, check_processors
 from ._validate import optional_level, shown
 
 if TYPE_CHECKING:
@@ -140,15 +141,24 @@ def missing_methods(backend: object) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Sink:
-    """A backend object of your own, with its own minimum level and name in the stats, for
-    `Config(backends=[...])`. (A plain Backend object in that list takes the defaults.)"""
+    """One entry of `Config(backends=[...])` with its own minimum level, name in the stats and
+    processors: a backend object of your own, or a registered backend's settings
+    (`Sink(FileConfig(...), processors=[...])`). (A plain Backend object or settings in that
+    list take the defaults.)"""
 
-    backend: Backend
+    backend: Backend | Any
+    """A Backend object, or the settings of a registered backend (`FileConfig(...)`...)."""
     level: Level | int | str | None = None
+    """This backend's own minimum level; None: the settings' level, else the manager's."""
     name: str | None = None
+    """Its name in the stats; None: the settings' name, else the backend's default name."""
+    processors: Sequence[Processor] = ()
+    """This backend's own processors, run at the call after the manager's (see
+    docs/processors.md): what they filter out this backend never accepts."""
 
     def __post_init__(self) -> None:
-        missing = missing_methods(self.backend)
+        object.__setattr__(self, "processors", check_processors("Sink", self.processors))
+        missing = [] if backend_name(self.backend) is not None else missing_methods(self.backend)
         if missing:
             raise ConfigError(
                 f"Sink.backend must implement Backend; {type(self.backend).__name__} lacks "

@@ -22,6 +22,7 @@ from ._file_config import FORMAT_NAMES, FileConfig
 from ._levels import Level
 from ._otlp_config import OTLPConfig
 from ._postgres_config import PostgresConfig
+from ._processing import Processor, check_processors
 from ._sqlite_config import SQLiteConfig
 from ._syslog_config import SyslogConfig
 from ._validate import (
@@ -99,6 +100,8 @@ class SinkSpec(NamedTuple):
     name: str
     target: BackendSpec | Backend
     min_level: int
+    processors: tuple[Processor, ...] = ()
+    """The sink's own processors (`Sink(processors=...)`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,11 @@ class Config:
     fallback: str | Backend = "auto"
     """Where a batch goes when the retries fail: `"auto"` (a JSON-lines dead-letter file beside
     the primary, or stderr when the primary has no path), `"stderr"`, `"none"`, or a Backend."""
+    processors: Sequence[Processor] = ()
+    """Callables `LogEntry -> LogEntry | list[LogEntry] | None` run in order at the call,
+    before the entry is queued: what they remove no handler, capture or backend sees; None
+    filters the entry out (`stats.filtered_by`). See docs/processors.md and
+    `asynclog.processors`. A backend's own: `Sink(..., processors=[...])`."""
     min_level: int = field(init=False, repr=False, compare=False, default=0)
     priority_min: int = field(init=False, repr=False, compare=False, default=0)
     sinks: tuple[SinkSpec, ...] = field(init=False, repr=False, compare=False, default=())
@@ -185,6 +193,7 @@ class Config:
             raise ConfigError(f"level: {exc}", "level") from None
         object.__setattr__(self, "min_level", min_level)
         self._check_reliability()
+        object.__setattr__(self, "processors", check_processors("Config", self.processors))
         object.__setattr__(self, "sinks", self._resolve_sinks())
 
     def _check_reliability(self) -> None:
@@ -291,10 +300,7 @@ class Config:
             given = settings.name
             return self._spec(default if given is None else given, settings, settings.level)
         if isinstance(item, Sink):
-            default = type(item.backend).__name__
-            return self._spec(
-                default if item.name is None else item.name, item.backend, item.level
-            )
+            return self._spec_of_sink(item)
         missing = missing_methods(item)
         if missing:
             raise ConfigError(
@@ -303,6 +309,20 @@ class Config:
                 + f"), a Sink or a Backend; {type(item).__name__} lacks {', '.join(missing)}"
             )
         return self._spec(type(item).__name__, item, None)  # type: ignore[arg-type]
+
+    def _spec_of_sink(self, sink: Sink) -> SinkSpec:
+        """A `Sink`: of a Backend object, or of a registered backend's settings (its name and
+        level unless the Sink gives them)."""
+        target = sink.backend
+        registered = backend_name(target)
+        if registered is None:
+            name, level = type(target).__name__, sink.level
+        else:
+            settings = cast("BackendSpec", target)
+            name = settings.name if settings.name is not None else registered
+            level = sink.level if sink.level is not None else settings.level
+        spec = self._spec(name if sink.name is None else sink.name, target, level)
+        return spec._replace(processors=tuple(sink.processors))
 
     def _spec(self, name: str, target: BackendSpec | Backend, level: object) -> SinkSpec:
         if not isinstance(name, str) or not name:
@@ -363,6 +383,10 @@ def _check_distinct_targets(specs: list[SinkSpec]) -> None:
 
 
 def _given_name(item: object) -> str | None:
-    if isinstance(item, Sink) or backend_name(item) is not None:
+    if isinstance(item, Sink):
+        if item.name is None and backend_name(item.backend) is not None:
+            return cast("str | None", getattr(item.backend, "name", None))
+        return item.name
+    if backend_name(item) is not None:
         return item.name  # type: ignore[attr-defined, no-any-return]
     return None

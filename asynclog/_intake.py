@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from threading import get_ident
 from time import time
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from ._context import CONTEXT
 from ._entry import EMPTY_FIELDS, LEVEL, Entry, as_log_entry
@@ -32,6 +32,7 @@ from ._errors import LogError, ManagerClosedError
 from ._handoff import HandInArgs, Handoff
 from ._levels import Level, parse_level
 from ._overflow import NotTaken
+from ._processing import Chain
 from ._registry import CAPTURES
 from ._report import BurstReporter
 from ._sanitize import bound_fields, exact_str, truncate
@@ -70,8 +71,16 @@ class Intake:
         backlog_limit: int,
         reporter: BurstReporter,
         raise_errors: bool = False,
+        chain: Chain | None = None,
     ) -> None:
         self.name = name
+        self.chain = chain
+        """The manager's processors (None: none)."""
+        self.processing = chain is not None or any(sink.chain is not None for sink in sinks)
+        """Processors run at the call (the manager's or a sink's): every call takes `accept`."""
+        self.preceding: dict[int, list[Pending]] = {}
+        """Processors made several pending entries of one call: by id of the last one (the
+        one the call settles), those to settle before it, in order."""
         self.sinks = sinks
         self.sync = sync
         # Below every sink's own level an entry goes nowhere: discard it at the call.
@@ -103,7 +112,7 @@ class Intake:
         thread while running (else -1, which no thread has); `put` the one sink's quick way
         in; `counters` its counters (None with several sinks: every call fans out)."""
         running = self.state is State.RUNNING
-        self.thread = self.loop_thread if running else -1
+        self.thread = self.loop_thread if running and not self.processing else -1
         self.put = self.only.put if self.only is not None else never_queued
 
     def set_state(self, state: State) -> None:
@@ -165,6 +174,8 @@ class Intake:
             None,
             None,
         )
+        if self.processing:
+            return self._processed(entry, queue_now)
         if CAPTURES:
             _capture(entry)
         counters = self.counters
@@ -189,6 +200,111 @@ class Intake:
         for sink in waiting:
             sink.owed += 1
         return (entry, waiting)
+
+    # ---- processors (see _processing.py and docs/processors.md) ----------------------------
+
+    def _processed(self, entry: Entry, queue_now: bool) -> Pending | Literal[False] | None:
+        """`accept`'s end when processors run: the manager's, then captures and each sink
+        (with its own processors). False when nothing was accepted anywhere."""
+        chain = self.chain
+        entries: list[Entry] = [entry] if chain is None else list(chain.run(as_log_entry(entry)))
+        pendings, accepted = self._deliver(entries, queue_now)
+        if not accepted:
+            return False
+        return self._one_pending(pendings)
+
+    def _deliver(self, entries: list[Entry], queue_now: bool) -> tuple[list[Pending], bool]:
+        """Each entry to the captures and to every sink at or below its level (through the
+        sink's processors). The pendings, in order; and whether any sink accepted one."""
+        pendings: list[Pending] = []
+        accepted = False
+        for entry in entries:
+            if CAPTURES:
+                _capture(entry)
+            level = entry[LEVEL]
+            waiting: list[SinkRunner] = []
+            for sink in self.sinks:
+                if level < sink.min_level:
+                    continue
+                if sink.chain is None:
+                    accepted = True
+                    if not sink.accept(entry, queue_now):
+                        waiting.append(sink)
+                    continue
+                for own in sink.chain.run(as_log_entry(entry)):
+                    accepted = True
+                    if not sink.accept(own, queue_now):
+                        sink.owed += 1
+                        pendings.append((own, (sink,)))
+            if waiting:
+                for sink in waiting:
+                    sink.owed += 1
+                pendings.append((entry, tuple(waiting)))
+            if pendings:
+                queue_now = False  # what comes after a pending entry must not overtake it
+        return pendings, accepted
+
+    def _one_pending(self, pendings: list[Pending]) -> Pending | None:
+        """What the call settles: the last pending entry, the others remembered before it."""
+        if not pendings:
+            return None
+        last = pendings[-1]
+        if len(pendings) > 1:
+            self.preceding[id(last)] = pendings[:-1]
+        return last
+
+    def flush_processors(self) -> Pending | None:
+        """At close, before the drain: what the processors still hold (their `flush()`), to
+        the sinks. The pending part, for `settle_call`."""
+        entries: list[Entry] = list(self.chain.flush()) if self.chain is not None else []
+        pendings, _ = self._deliver(entries, True)
+        for sink in self.sinks:
+            if sink.chain is None:
+                continue
+            for own in sink.chain.flush():
+                if not sink.accept(own, not pendings):
+                    sink.owed += 1
+                    pendings.append((own, (sink,)))
+        return self._one_pending(pendings)
+
+    async def _settle_preceding(self, pending: Pending, fast_first: bool, since: float) -> bool:
+        """Settle the entries made by the same call before `pending`, then `pending`."""
+        earlier = self.preceding[id(pending)]
+        taken = True
+        failure: LogError | None = None
+        while earlier:
+            try:
+                taken = await self._settle(earlier[0], fast_first, since) and taken
+            except LogError as exc:
+                taken = False
+                failure = failure or exc
+            except NotTaken as not_taken:  # the backlog's settler, cancelled: it resumes later
+                earlier[0] = cast(Pending, not_taken.pending)
+                not_taken.pending = pending
+                raise
+            except BaseException:  # cancelled: the entries not reached are lost
+                del earlier[0]
+                self.count_dropped(pending)
+                raise
+            del earlier[0]
+        del self.preceding[id(pending)]
+        try:
+            taken = await self._settle(pending, fast_first, since) and taken
+        except LogError:
+            if failure is None:
+                raise
+            taken = False
+        if failure is not None:
+            raise failure
+        return taken
+
+    def _with_preceding(self, pendings: list[Pending]) -> list[Pending]:
+        """Each pending preceded by those remembered before it (taken out of `preceding`)."""
+        expanded: list[Pending] = []
+        for pending in pendings:
+            expanded.extend(self.preceding.pop(id(pending), ()))
+            expanded.append(pending)
+        return expanded
 
     def _merged(
         self,
@@ -236,6 +352,8 @@ class Intake:
         (its wait for room counts from then)."""
         self.settling += 1
         try:
+            if self.preceding and id(pending) in self.preceding:
+                return await self._settle_preceding(pending, fast_first, since)
             return await self._settle(pending, fast_first, since)
         finally:
             self.settling -= 1
@@ -335,7 +453,11 @@ class Intake:
         )
 
     def count_dropped(self, pending: Pending) -> None:
-        """Count a pending entry dropped on every sink that still had to take it."""
+        """Count a pending entry dropped on every sink that still had to take it (and the
+        entries its call made before it)."""
+        if self.preceding:
+            for earlier in self.preceding.pop(id(pending), ()):
+                self.count_dropped(earlier)
         for sink in pending[1]:
             sink.owed -= 1
             sink.counters.drop(1)
@@ -355,14 +477,20 @@ class Intake:
         leftovers = [sink.leftovers() for sink in self.sinks]
         taken = [{id(entry) for entry in entries} for entries in leftovers]
         in_hand = self.handoff.in_hand
+        settling = None if in_hand is None else in_hand.pending
         turn = self.handoff.turn
-        for pending in self.handoff.take_all(extra):
+        pendings = self.handoff.take_all(extra)
+        if self.preceding:  # several entries of one call: the settler may be on an earlier one
+            earlier = self.preceding.get(id(settling)) if settling is not None else None
+            settling = earlier[0] if earlier else settling
+            pendings = self._with_preceding(pendings)
+        for pending in pendings:
             entry, sinks = pending
             # Written (or dropped) at exit with the sinks' leftovers: owed no more, except by
             # the sinks whose turn had come already (the settler's entry in hand).
             # The settler's entry in hand: the sinks before its turn have it already, the one
             # at its turn holds it in its own leftovers (queued, waiting for room or the lock).
-            in_hands = in_hand is not None and pending is in_hand.pending
+            in_hands = settling is not None and pending is settling
             first = turn if in_hands else 0
             for sink in sinks[turn + 1 if in_hands else 0 :]:
                 sink.owed -= 1

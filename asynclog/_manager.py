@@ -20,6 +20,7 @@ from ._errors import LogError, ManagerClosedError
 from ._handlers import HandlerLike, HandlerSet
 from ._intake import BACKLOG_LIMIT, Intake, State, level_method
 from ._levels import Level
+from ._processing import chain_of, merged_counts
 from ._report import BurstReporter
 from ._sink import CLOSE_GRACE_SECONDS, SinkRunner
 from ._stats import CloseReport, Counters, LogStats
@@ -62,6 +63,7 @@ class LogManager:
             backlog_limit=max(BACKLOG_LIMIT, 10 * config.queue_size),
             reporter=self._reporter,
             raise_errors=config.raise_errors,
+            chain=chain_of(config.processors, self._reporter, ""),
         )
         self._closing: asyncio.Future[CloseReport] | None = None
         self._opening: asyncio.Future[None] | None = None  # while start() opens the backends
@@ -85,7 +87,9 @@ class LogManager:
             retry_attempts=config.retry_attempts,
             retry_backoff=config.retry_backoff,
         )
-        return SinkRunner(spec.name, spec.min_level, writer, self._reporter, config, self._name)
+        runner = SinkRunner(spec.name, spec.min_level, writer, self._reporter, config, self._name)
+        runner.chain = chain_of(spec.processors, self._reporter, f" of backend {spec.name!r}")
+        return runner
 
     def _report_drops(self, sink: str, count: int) -> None:
         """The first drop of a burst, on stderr; the in-band report (the next write) ends it."""
@@ -197,11 +201,16 @@ class LogManager:
         if state in (State.NEW, State.CLOSED):
             intake.set_state(State.CLOSED)
             return self._close_report(0)
+        held = None
         if state is State.RUNNING:
             intake.handoff.refuse_and_land()  # entries handed in before close() land first
+            held = intake.flush_processors()  # what they hold (dedupe's count), after those
         intake.set_state(State.CLOSING)
         if self._opening is not None and not self._opening.done():
             await asyncio.wait({self._opening})  # close what start() is still opening
+        if held is not None:
+            with contextlib.suppress(LogError):  # counted and reported where it happened
+                await intake.settle_call(held)
         abandoned = 0
         if self._opened:
             # If this task is cancelled (asyncio.run tearing the loop down, a supervisor's
@@ -387,12 +396,22 @@ class LogManager:
         and each backend's own in `LogStats.backends` (by name)."""
         intake = self._intake
         per_sink = {sink.name: self._sink_stats(sink) for sink in self._sinks}
+        parts = per_sink.values()
+        chain = intake.chain
+        filtered_by = merged_counts(
+            {"level": intake.filtered},
+            chain.filtered_by if chain is not None else {},
+            *(part.filtered_by for part in parts),
+        )
+        filtered = sum(filtered_by.values())
         if intake.only is not None:
             only = per_sink[intake.only.name]
             return dataclasses.replace(
-                only, filtered=intake.filtered, backends=MappingProxyType(per_sink)
+                only,
+                filtered=filtered,
+                filtered_by=MappingProxyType(filtered_by),
+                backends=MappingProxyType(per_sink),
             )
-        parts = per_sink.values()
         return LogStats(
             queue_size=sum(part.queue_size for part in parts),
             queue_capacity=sum(part.queue_capacity for part in parts),
@@ -404,7 +423,8 @@ class LogManager:
             handler_errors=sum(part.handler_errors for part in parts),
             accepted=sum(part.accepted for part in parts),
             dead_lettered=sum(part.dead_lettered for part in parts),
-            filtered=intake.filtered,
+            filtered=filtered,
+            filtered_by=MappingProxyType(filtered_by),
             pending=sum(part.pending for part in parts),
             retries=sum(part.retries for part in parts),
             queue_bytes=sum(part.queue_bytes for part in parts),
@@ -424,7 +444,8 @@ class LogManager:
             handler_errors=counters.handler_errors,
             accepted=counters.accepted,
             dead_lettered=counters.dead_lettered,
-            filtered=0,
+            filtered=sink.chain.filtered if sink.chain is not None else 0,
+            filtered_by=MappingProxyType(dict(sink.chain.filtered_by if sink.chain else {})),
             pending=sink.pending + sink.owed,
             retries=counters.retries,
             queue_bytes=sink.queue.approximate_bytes if sink.queue is not None else 0,

@@ -26,6 +26,7 @@ from ._entry import Entry, LogEntry
 from ._errors import LogError, ManagerClosedError, QueueFullError
 from ._levels import Level
 from ._overflow import HandedOver, NotTaken, resumable
+from ._processing import Chain
 from ._queue import FairQueue
 from ._registry import EXIT_FLUSH_SECONDS
 from ._report import BurstReporter
@@ -121,6 +122,8 @@ class SinkRunner:
         """The queue's `try_put` once started in async mode: True when the entry was queued."""
         self.lock = DeliveryLock()
         self._batch_token: object = None  # the INSIDE token of the worker's batch in hand
+        self.chain: Chain | None = None
+        """This sink's own processors (`Sink(processors=...)`), run at the call; None: none."""
         self.owed = 0
         """Accepted entries this sink still has to take, held elsewhere: a call between
         `accept` and its turn in `Intake.settle`, or the handoff's backlog (pending too)."""

@@ -94,13 +94,18 @@ class LogStats:
     dead_lettered: int = 0
     """Entries written to the fallback after the primary backend kept failing."""
     filtered: int = 0
-    """Entries below the level, discarded at the call."""
+    """Entries discarded at the call and never accepted: below the level, or dropped by a
+    processor (the sum of `filtered_by`)."""
     pending: int = 0
     """Entries accepted but not yet settled: queued, waiting for room, or being written."""
     retries: int = 0
     """Batch writes retried after a failure."""
     queue_bytes: int = 0
     """The approximate bytes of the queued entries (0 unless `Config.max_queue_bytes` is set)."""
+    filtered_by: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """`filtered` by cause: `"level"` (the level filter) and each processor's name (`"sample"`,
+    `"rate_limit"`, `"dedupe"`, `"redact"`, or a callable's `__name__`), with 0 for those that
+    dropped nothing. A backend's own figures count its own processors only."""
     backends: Mapping[str, LogStats] = field(default_factory=lambda: MappingProxyType({}))
     """Each backend's own figures, by its name (`"file"`, `"sqlite"`, ...). With several
     backends the totals add them up: an entry sent to two backends counts twice in
