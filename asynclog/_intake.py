@@ -76,7 +76,8 @@ class Intake:
         self.name = name
         self.chain = chain
         """The manager's processors (None: none)."""
-        self.processing = chain is not None or any(sink.chain is not None for sink in sinks)
+        self.sink_processing = any(sink.chain is not None for sink in sinks)
+        self.processing = chain is not None or self.sink_processing
         """Processors run at the call (the manager's or a sink's): every call takes `accept`."""
         self.preceding: dict[int, list[Pending]] = {}
         """Processors made several pending entries of one call: by id of the last one (the
@@ -208,10 +209,28 @@ class Intake:
         (with its own processors). False when nothing was accepted anywhere."""
         chain = self.chain
         entries: list[Entry] = [entry] if chain is None else list(chain.run(as_log_entry(entry)))
+        if len(entries) == 1 and not self.sink_processing:
+            return self._to_sinks(entries[0], queue_now)
         pendings, accepted = self._deliver(entries, queue_now)
         if not accepted:
             return False
         return self._one_pending(pendings)
+
+    def _to_sinks(self, entry: Entry, queue_now: bool) -> Pending | Literal[False] | None:
+        """The common case of `_processed`: one entry, no sink with processors of its own."""
+        if CAPTURES:
+            _capture(entry)
+        level = entry[LEVEL]
+        if level < self.min_level:  # a processor lowered its level below every sink's
+            return False
+        only = self.only
+        if only is None:
+            return self._fan_out(entry, level, queue_now)
+        only.counters.accepted += 1
+        if queue_now and only.put(entry):
+            return None
+        only.owed += 1
+        return (entry, self.sinks)
 
     def _deliver(self, entries: list[Entry], queue_now: bool) -> tuple[list[Pending], bool]:
         """Each entry to the captures and to every sink at or below its level (through the

@@ -68,7 +68,21 @@ class Chain:
 
     def run(self, entry: LogEntry) -> list[LogEntry]:
         """What becomes of `entry`: no entries (filtered), itself, or what the processors made."""
-        return self._from(0, [entry])
+        index = 0
+        for processor, name in self.steps:  # the common case: one entry in, one out
+            index += 1
+            try:
+                result = processor(entry)
+            except Exception as exc:
+                self._failed(name, f"it raised {exc!r}")
+                continue
+            if result.__class__ is LogEntry:
+                if self._failing and name in self._failing:
+                    self._recovered(name)
+                entry = result
+            else:
+                return self._from(index, self._outputs(name, entry, result))
+        return [entry]
 
     def flush(self) -> list[LogEntry]:
         """The entries the processors still hold (their `flush()`), each through the
@@ -103,22 +117,21 @@ class Chain:
         except Exception as exc:
             self._failed(name, f"it raised {exc!r}")
             return [entry]
-        if result.__class__ is LogEntry:
-            outputs = [result]
-        elif result is None:
-            outputs = []
-        else:
-            try:
-                outputs = self._entries(result)
-            except TypeError as wrong:
-                self._failed(name, str(wrong))
-                return [entry]
+        return self._outputs(name, entry, result)
+
+    def _outputs(self, name: str, entry: LogEntry, result: object) -> list[LogEntry]:
+        """What a processor's `result` for `entry` puts in its place (a wrong result: the
+        entry itself, reported); an empty result counts as filtered."""
+        try:
+            outputs = [] if result is None else self._entries(result)
+        except TypeError as wrong:
+            self._failed(name, str(wrong))
+            return [entry]
         if self._failing and name in self._failing:
-            self._failing.discard(name)
-            self._reporter.success(self._kind(name))
+            self._recovered(name)
         if not outputs:
             self.filtered += 1
-            self.filtered_by[name] = self.filtered_by.get(name, 0) + 1
+            self.filtered_by[name] += 1
         return outputs
 
     def _entries(self, result: object) -> list[LogEntry]:
@@ -133,6 +146,10 @@ class Chain:
         raise TypeError(
             f"it returned a {type(result).__name__}, not a LogEntry, a list of them or None"
         )
+
+    def _recovered(self, name: str) -> None:
+        self._failing.discard(name)
+        self._reporter.success(self._kind(name))
 
     def _failed(self, name: str, detail: str) -> None:
         self._failing.add(name)
