@@ -205,6 +205,8 @@ class PrometheusCollector(Collector):
             # Handlers run once per entry for the whole manager; the filter is the manager's.
             f.handler_errors.add_metric([manager], stats.handler_errors)
             f.filtered.add_metric([manager], stats.filtered)
+            for cause, count in stats.filtered_by.items():
+                f.filtered_by.add_metric([manager, cause], count)
             for backend, h in observed.snapshot().items():
                 labels = [manager, backend]
                 f.batch_size.add_metric(
@@ -269,8 +271,14 @@ class _Families:
         )
         self.filtered = CounterMetricFamily(
             f"{p}entries_filtered",
-            "Entries below every backend's level, discarded at the call.",
+            "Entries discarded at the call, never accepted: below the level or dropped by a "
+            "processor.",
             labels=("manager",),
+        )
+        self.filtered_by = CounterMetricFamily(
+            f"{p}entries_filtered_by_cause",
+            "Entries discarded at the call, by cause: 'level' or a processor's name.",
+            labels=("manager", "cause"),
         )
         self.batch_size = HistogramMetricFamily(
             f"{p}batch_size", "Entries per successful backend write.", labels=by_backend
@@ -300,6 +308,7 @@ class _Families:
             self.retries,
             self.handler_errors,
             self.filtered,
+            self.filtered_by,
             self.batch_size,
             self.write_seconds,
             self.delivery_seconds,

@@ -45,6 +45,7 @@ DOCS = [
     "postgres.md",
     "otlp.md",
     "file-backend.md",
+    "processors.md",
 ]
 TIMEOUT = 60
 WORKDIR = "/srv/app"

@@ -116,6 +116,7 @@ async def test_after_n_entries_the_counters_are_n_with_the_labels(
     assert s("asynclog_pending", **mem) == 0
     assert s("asynclog_queue_capacity", **mem) == (1000 if async_mode else 0)
     assert s("asynclog_entries_filtered_total", manager="app") == 3
+    assert s("asynclog_entries_filtered_by_cause_total", manager="app", cause="level") == 3
     assert s("asynclog_handler_errors_total", manager="app") == 0
     # The exact exposition line, as Prometheus reads it.
     line = 'asynclog_entries_written_total{backend="mem",manager="app"} 40.0'
@@ -454,6 +455,7 @@ def test_describe_names_every_family_without_samples() -> None:
             "asynclog_retries",
             "asynclog_handler_errors",
             "asynclog_entries_filtered",
+            "asynclog_entries_filtered_by_cause",
             "asynclog_batch_size",
             "asynclog_write_seconds",
             "asynclog_delivery_seconds",
