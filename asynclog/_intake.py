@@ -2,7 +2,8 @@
 to settle". It is the one place that decides an entry's fate before the sinks take over:
 
     accept()   checks (state, thread), level filter, message, fields, the entry tuple,
-               captures, then each sink at or below the level `accept`s it
+               (processors, if any: `_processed`), captures, then each sink at or below the
+               level `accept`s it
                -> None (queued, filtered) or a pending `(entry, sinks still to take it)`
     settle()   the awaited part of a pending entry: each remaining sink's `settle`
     hand_in()  the same from any thread, through the `Handoff`
@@ -222,6 +223,7 @@ class Intake:
             _capture(entry)
         level = entry[LEVEL]
         if level < self.min_level:  # a processor lowered its level below every sink's
+            self.filtered += 1
             return False
         only = self.only
         if only is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from asynclog import (
     Config,
@@ -26,6 +27,7 @@ from asynclog import (
     Sink,
     SQLiteConfig,
 )
+from asynclog.metrics import PrometheusCollector
 from asynclog.processors import dedupe, rate_limit, redact, sample
 from asynclog.stdlib import AsyncLogHandler
 from asynclog.testing import capture_logs
@@ -462,3 +464,35 @@ def test_processors_must_be_a_list_of_callables() -> None:
         Config(backend=RecordingBackend(), processors=redact())  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"Sink.processors\[0\] must be callable"):
         Sink(RecordingBackend(), processors=[3])  # type: ignore[list-item]
+
+
+def test_a_sink_of_settings_takes_their_name_and_level_unless_it_gives_its_own(
+    tmp_path: Path,
+) -> None:
+    own = Sink(FileConfig(file_path=tmp_path / "a.log", name="audit", level="warning"))
+    other = Sink(FileConfig(file_path=tmp_path / "b.log", level="info"), name="b", level="error")
+    config = Config(backends=[own, other])
+    assert [(spec.name, spec.min_level) for spec in config.sinks] == [
+        ("audit", Level.WARNING),
+        ("b", Level.ERROR),
+    ]
+    with pytest.raises(ConfigError, match=r"backends\[0\] and backends\[1\] both write to"):
+        Config(backends=[Sink(FileConfig(file_path=tmp_path / "a.log")), own])
+    with pytest.raises(ConfigError, match=r"Sink\.backend must implement Backend; object lacks"):
+        Sink(object())
+
+
+async def test_the_metrics_count_filtered_entries_by_cause() -> None:
+    registry = CollectorRegistry()
+    config = Config(backend=RecordingBackend(), name="app", level="info",
+                    processors=[sample(0.0)])
+    lm = LogManager(config)
+    PrometheusCollector(lm, registry=registry)
+    async with lm:
+        await lm.info("sampled out")
+        await lm.debug("below")
+        await lm.warning("kept")
+    text = generate_latest(registry).decode()
+    assert 'asynclog_entries_filtered_total{manager="app"} 2.0' in text
+    assert 'asynclog_entries_filtered_by_cause_total{cause="sample",manager="app"} 1.0' in text
+    assert 'asynclog_entries_filtered_by_cause_total{cause="level",manager="app"} 1.0' in text
