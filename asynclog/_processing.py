@@ -14,13 +14,12 @@ processors after it too.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Union
 
 from ._entry import LogEntry
 from ._errors import ConfigError
 from ._report import BurstReporter
 
-Processor = Callable[[LogEntry], Union[LogEntry, Sequence[LogEntry], None]]  # noqa: UP007
+Processor = Callable[[LogEntry], LogEntry | Sequence[LogEntry] | None]
 """A processor: takes an entry, returns it (changed or not), several entries, or None."""
 
 

@@ -299,13 +299,18 @@ async def test_a_summary_and_the_next_entry_wait_in_order_for_a_full_queue() -> 
     assert_settled(lm.get_stats())
 
 
-async def test_entries_from_threads_go_through_dedupe_in_order() -> None:
+@pytest.mark.parametrize("async_mode", [False, True])
+async def test_entries_from_threads_go_through_dedupe_in_order(async_mode: bool) -> None:
     backend = RecordingBackend()
-    async with LogManager(Config(backend=backend, processors=[dedupe()])) as lm:
-        for message in ("x", "x", "x", "y"):
-            lm.write_log_threadsafe(Level.INFO, message)
+    config = Config(backend=backend, async_mode=async_mode, processors=[dedupe()])
+    async with LogManager(config) as lm:
+        await asyncio.to_thread(
+            lambda: [lm.write_log_threadsafe(Level.INFO, m) for m in ("x", "x", "x", "y", "z")]
+        )
+        await lm.info("w")  # behind the handed-in entries (sync mode: the backlog)
         await asyncio.sleep(0.05)
-    assert backend.messages == ["x", "x (repeated 2 times)", "y"]
+    assert backend.messages == ["x", "x (repeated 2 times)", "y", "z", "w"]
+    assert_settled(lm.get_stats())
 
 
 # ---- the contract: None, lists, failures ----------------------------------------------------
