@@ -501,3 +501,27 @@ async def test_the_metrics_count_filtered_entries_by_cause() -> None:
     assert 'asynclog_entries_filtered_total{manager="app"} 2.0' in text
     assert 'asynclog_entries_filtered_by_cause_total{cause="sample",manager="app"} 1.0' in text
     assert 'asynclog_entries_filtered_by_cause_total{cause="level",manager="app"} 1.0' in text
+
+
+async def test_several_entries_of_one_call_dropped_for_a_full_queue_are_each_counted() -> None:
+    backend = GateBackend()
+    config = Config(
+        backend=backend,
+        async_mode=True,
+        queue_size=1,
+        overflow="drop_newest",
+        processors=[dedupe()],
+    )
+    async with LogManager(config) as lm:
+        await lm.info("first")  # the worker takes it and waits at the gate
+        await backend.writing.wait()
+        await lm.info("a")  # the queue's one slot
+        await lm.info("a")  # swallowed
+        assert await lm.info("b") is False  # the summary of "a" and "b": no room for either
+        stats = lm.get_stats()
+        backend.release()
+    assert stats.dropped == 2 and stats.accepted == 4
+    reports = [m for m in backend.messages if m.startswith("asynclog dropped 2 entries")]
+    assert len(reports) == 1
+    assert [m for m in backend.messages if m not in reports] == ["first", "a"]
+    assert_settled(lm.get_stats())
