@@ -80,8 +80,14 @@ def freeze_fields(fields: dict[str, Any]) -> dict[str, Any]:
     keywords (`exc_info` ...) are left as they are, for the call to take out."""
     if "extra" in fields:
         fields = _with_extra(fields)
+    immutable = _IMMUTABLE
+    for value in fields.values():
+        if type(value) not in immutable:
+            break
+    else:
+        return fields  # the common case: scalars only
     for key, value in fields.items():
-        if type(value) not in _IMMUTABLE and key not in KEYWORDS:
+        if type(value) not in immutable and key not in KEYWORDS:
             fields[key] = _frozen_value(value)
     return fields
 
@@ -100,11 +106,26 @@ def _with_extra(fields: dict[str, Any]) -> dict[str, Any]:
     return {**extra, **fields}
 
 
-def _frozen_value(value: object) -> object:
+def _frozen_value(value: Any) -> object:
+    """A value of the fields, frozen: a copy, itself, or its `str()`."""
+    kind = type(value)
+    immutable = _IMMUTABLE
+    # Only immutable items: a shallow copy is a deep one (inline for lists and dicts).
+    if kind is list:
+        for item in value:
+            if type(item) not in immutable:
+                return _frozen_item(value, 0, set())
+        return value[:]
+    if kind is dict:
+        for key, item in value.items():
+            if type(item) not in immutable or type(key) not in immutable:
+                return _frozen_item(value, 0, set())
+        return value.copy()
+    if kind in _CONTAINERS:
+        return _frozen_item(value, 0, set())
     if isinstance(value, _IMMUTABLE_KINDS):
         return value
-    kind = type(value)
-    if kind in _CONTAINERS or issubclass(kind, tuple):
+    if issubclass(kind, tuple):
         return _frozen_item(value, 0, set())
     return safe_str(value)
 
@@ -112,9 +133,14 @@ def _frozen_value(value: object) -> object:
 def _frozen_item(value: object, depth: int, path: set[int]) -> object:
     """`value` inside the fields (`path`: the ids of the containers around it)."""
     kind = type(value)
-    if kind in _IMMUTABLE or isinstance(value, _IMMUTABLE_KINDS):
+    if kind in _IMMUTABLE:
         return value
-    if kind not in _CONTAINERS and not issubclass(kind, tuple):
+    if kind in _CONTAINERS:
+        if _flat(value, kind):
+            return _shallow_copy(value, kind)
+    elif isinstance(value, _IMMUTABLE_KINDS):
+        return value
+    elif not issubclass(kind, tuple):
         return Rendered(safe_repr(value))
     if id(value) in path:  # a container inside itself: what repr() writes for it
         return Rendered("{...}" if kind is dict else "[...]")
@@ -125,6 +151,26 @@ def _frozen_item(value: object, depth: int, path: set[int]) -> object:
         return _CONTAINERS.get(kind, _copy_tuple_subclass)(value, depth + 1, path)
     finally:
         path.discard(id(value))
+
+
+def _flat(value: Any, kind: type) -> bool:
+    """A list, tuple, set or dict (`kind`, exactly) of immutable scalars only."""
+    immutable = _IMMUTABLE
+    if kind is dict:
+        for key, item in value.items():
+            if type(item) not in immutable or type(key) not in immutable:
+                return False
+        return True
+    for item in value:
+        if type(item) not in immutable:
+            return False
+    return True
+
+
+def _shallow_copy(value: Any, kind: type) -> object:
+    if kind is tuple or kind is frozenset:
+        return value  # immutable, and so is everything in it
+    return value.copy() if kind is not list else value[:]
 
 
 def _copy_list(value: Any, depth: int, path: set[int]) -> object:
