@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from types import FrameType
+from types import CodeType, FrameType
 
 from ._entry import Location
 
@@ -38,14 +38,30 @@ def caller_frame(stacklevel: int = 1) -> FrameType | None:
     return frame
 
 
+_LOCATIONS: dict[tuple[int, int], tuple[CodeType, Location]] = {}
+"""The `Location` of each line logged from, built once (and shared by its entries). Keyed by
+the code's id, which is cheap to hash (a code object's own hash reads all of it); the code
+is kept beside it, so that the id cannot be reused while the key is there."""
+
+_LOCATIONS_LIMIT = 4096
+"""Beyond this many call sites (code made at run time, say) the cache starts afresh."""
+
+
 def location_of(frame: FrameType | None) -> Location | None:
     """The `Location` of `frame`: its module's `__name__`, its function and its line."""
     if frame is None:
         return None
+    code = frame.f_code
+    key = (id(code), frame.f_lineno)
+    known = _LOCATIONS.get(key)
+    if known is not None:
+        return known[1]
+    if len(_LOCATIONS) >= _LOCATIONS_LIMIT:
+        _LOCATIONS.clear()
     module = frame.f_globals.get("__name__")
-    return Location(
-        module if isinstance(module, str) else "?", frame.f_code.co_name, frame.f_lineno or 0
-    )
+    location = Location(module if isinstance(module, str) else "?", code.co_name, key[1] or 0)
+    _LOCATIONS[key] = (code, location)
+    return location
 
 
 def stack_text(frame: FrameType | None) -> str | None:
