@@ -161,10 +161,7 @@ def _flat(value: Any, kind: type) -> bool:
             if type(item) not in immutable or type(key) not in immutable:
                 return False
         return True
-    for item in value:
-        if type(item) not in immutable:
-            return False
-    return True
+    return all(type(item) in immutable for item in value)
 
 
 def _shallow_copy(value: Any, kind: type) -> object:

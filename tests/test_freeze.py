@@ -73,7 +73,9 @@ async def test_mutating_after_the_call_changes_nothing_anywhere(
             request["user"] = "bob"
             request["tags"].append("b")  # type: ignore[attr-defined]
             account.name = "bob"
-    expected = "call items=\"[1, 2]\" request=\"{'user': 'ann', 'tags': ['a']}\" account=\"account ann\""
+    expected = (
+        "call items=\"[1, 2]\" request=\"{'user': 'ann', 'tags': ['a']}\" account=\"account ann\""
+    )
     assert [_tail(line) for line in read_lines(path)] == [expected]
     for entry in (*handled, *captured):
         assert dict(entry.fields) == {

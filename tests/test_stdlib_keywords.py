@@ -169,4 +169,3 @@ async def test_bound_views_take_the_keywords_too() -> None:
     assert _last_frame(entry.exception or "")[1] == (
         'await view.warning("bound", stack_info=True, extra={"e": 1})  # the bound call'
     )
-
