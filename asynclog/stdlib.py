@@ -115,15 +115,19 @@ class AsyncLogHandler(logging.Handler):
 
     def _forward(self, manager: LogManager, record: logging.LogRecord) -> None:
         fields = _extra_fields(record)
+        intake = manager._intake  # the package-internal intake: see LogManager
+        location = None
+        if intake.capture_location:  # the record's own, found by logging
+            location = Location(record.module, record.funcName or "?", record.lineno)
         try:
-            manager._intake.hand_in(  # the package-internal intake: see LogManager
+            intake.hand_in(
                 min(max(record.levelno, 1), 100),
                 record.getMessage(),
                 fields,
                 at=record.created,
                 logger=record.name,
                 exception=self._exception_text(record),
-                location=Location(record.module, record.funcName or "?", record.lineno),
+                location=location,
             )
         except LogError:
             _to_stderr(record)  # closed between the check and the call

@@ -113,11 +113,12 @@ async def test_threadsafe_calls_record_the_threads_caller() -> None:
     ]
 
 
-async def test_stdlib_records_keep_their_own_location() -> None:
+@pytest.mark.parametrize("capture", [True, False])
+async def test_stdlib_records_keep_their_own_location(capture: bool) -> None:
     backend = RecordingBackend()
     logger = logging.getLogger("asynclog.test.location")
     logger.propagate = False
-    async with LogManager(Config(backend=backend, capture_location=True)) as lm:
+    async with LogManager(Config(backend=backend, capture_location=capture)) as lm:
         handler = AsyncLogHandler(lm)
         logger.addHandler(handler)
         try:
@@ -126,6 +127,9 @@ async def test_stdlib_records_keep_their_own_location() -> None:
         finally:
             logger.removeHandler(handler)
     (entry,) = backend.entries
+    if not capture:
+        assert entry.location is None
+        return
     # logging's own `module` is the file's name without its extension.
     assert entry.location == Location(
         "test_location",
