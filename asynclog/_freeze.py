@@ -154,13 +154,15 @@ def _frozen_item(value: object, depth: int, path: set[int]) -> object:
 
 
 def _flat(value: Any, kind: type) -> bool:
-    """A list, tuple, set or dict (`kind`, exactly) of immutable scalars only."""
+    """A list, tuple, set, dict or bytearray (`kind`, exactly) of immutable scalars only."""
     immutable = _IMMUTABLE
     if kind is dict:
         for key, item in value.items():
             if type(item) not in immutable or type(key) not in immutable:
                 return False
         return True
+    if kind is bytearray:
+        return True  # of ints
     return all(type(item) in immutable for item in value)
 
 
@@ -202,6 +204,7 @@ def _copy_tuple_subclass(value: Any, depth: int, path: set[int]) -> object:
 
 
 _CONTAINERS: dict[type, Any] = {
+    bytearray: _copy_list,  # (never called: `_flat`, then a shallow copy)
     list: _copy_list,
     tuple: _copy_tuple,
     dict: _copy_dict,

@@ -170,6 +170,17 @@ async def test_immutable_values_pass_as_they_are() -> None:
     assert all(fields[key] is value for key, value in values.items())
 
 
+async def test_a_bytearray_is_copied() -> None:
+    raw = bytearray(b"ab")
+    with capture_logs() as captured:
+        async with LogManager(Config(backend=RecordingBackend())) as lm:
+            await lm.info("raw", raw=raw, inside=[raw])
+            raw.extend(b"cd")
+    fields = captured[0].fields
+    assert fields["raw"] == bytearray(b"ab") and type(fields["raw"]) is bytearray
+    assert fields["inside"] == [bytearray(b"ab")]
+
+
 async def test_a_named_tuple_holding_a_mutable_value_is_rendered() -> None:
     point = Point(1, [2])
     with capture_logs() as captured:
