@@ -28,7 +28,7 @@ KEYWORDS = frozenset(("exc_info", "stack_info", "stacklevel"))
 MAX_DEPTH = 32
 """Containers nested deeper than this are rendered as their `repr()`."""
 
-_IMMUTABLE = frozenset(
+IMMUTABLE = frozenset(
     {
         str,
         int,
@@ -80,7 +80,7 @@ def freeze_fields(fields: dict[str, Any]) -> dict[str, Any]:
     keywords (`exc_info` ...) are left as they are, for the call to take out."""
     if "extra" in fields:
         fields = _with_extra(fields)
-    immutable = _IMMUTABLE
+    immutable = IMMUTABLE
     for value in fields.values():
         if type(value) not in immutable:
             break
@@ -109,7 +109,7 @@ def _with_extra(fields: dict[str, Any]) -> dict[str, Any]:
 def _frozen_value(value: Any) -> object:
     """A value of the fields, frozen: a copy, itself, or its `str()`."""
     kind = type(value)
-    immutable = _IMMUTABLE
+    immutable = IMMUTABLE
     # Only immutable items: a shallow copy is a deep one (inline for lists and dicts).
     if kind is list:
         for item in value:
@@ -133,7 +133,7 @@ def _frozen_value(value: Any) -> object:
 def _frozen_item(value: object, depth: int, path: set[int]) -> object:
     """`value` inside the fields (`path`: the ids of the containers around it)."""
     kind = type(value)
-    if kind in _IMMUTABLE:
+    if kind in IMMUTABLE:
         return value
     if kind in _CONTAINERS:
         if _flat(value, kind):
@@ -155,7 +155,7 @@ def _frozen_item(value: object, depth: int, path: set[int]) -> object:
 
 def _flat(value: Any, kind: type) -> bool:
     """A list, tuple, set, dict or bytearray (`kind`, exactly) of immutable scalars only."""
-    immutable = _IMMUTABLE
+    immutable = IMMUTABLE
     if kind is dict:
         for key, item in value.items():
             if type(item) not in immutable or type(key) not in immutable:

@@ -30,7 +30,7 @@ from ._callsite import caller_frame, checked_stacklevel, location_of, stack_text
 from ._context import CONTEXT
 from ._entry import EMPTY_FIELDS, LEVEL, Entry, Location, as_log_entry
 from ._errors import LogError, ManagerClosedError
-from ._freeze import freeze_fields
+from ._freeze import IMMUTABLE, freeze_fields
 from ._handoff import HandInArgs, Handoff
 from ._levels import Level, parse_level
 from ._overflow import NotTaken
@@ -212,7 +212,14 @@ class Intake:
         frozen (bound and context ones were when given); `exc_info`, `stack_info` and
         `stacklevel` (from any of them) are taken out and mean what they mean in logging."""
         if fields:
-            fields = freeze_fields(fields)
+            immutable = IMMUTABLE
+            for value in fields.values():  # scalars only, the common case: a check each
+                if type(value) not in immutable:
+                    fields = freeze_fields(fields)
+                    break
+            else:
+                if "extra" in fields:  # extra=None
+                    fields = freeze_fields(fields)
         if context or bound:
             fields = {**(bound or {}), **(context or {}), **fields}
         if "exc_info" in fields:
