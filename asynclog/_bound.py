@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from ._freeze import frozen_mapping
 from ._levels import Level
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ class BoundLogger:
 
     def bind(self, **fields: Any) -> BoundLogger:
         """A new view with `fields` added to (and overriding) the bound ones."""
-        return BoundLogger(self._manager, MappingProxyType({**self._fields, **fields}))
+        added = frozen_mapping(fields)
+        return BoundLogger(self._manager, MappingProxyType({**self._fields, **added}))
 
     async def write_log(self, level: Level | int | str, message: object, /, **fields: Any) -> bool:
         """`LogManager.write_log` with the bound fields; True when accepted (see there)."""

@@ -148,6 +148,10 @@ class Config:
     """How many times a failed batch is retried before it goes to the fallback."""
     retry_backoff: float = 0.05
     """Seconds before the first retry; doubled for each further one."""
+    capture_location: bool = False
+    """True: every entry carries the module, function and line of its call
+    (`LogEntry.location`), found by walking the stack at each call (see docs/configuration.md
+    for what it costs). Off by default."""
     fallback: str | Backend = "auto"
     """Where a batch goes when the retries fail: `"auto"` (a JSON-lines dead-letter file beside
     the primary, or stderr when the primary has no path), `"stderr"`, `"none"`, or a Backend."""
@@ -181,6 +185,11 @@ class Config:
         if not isinstance(self.async_mode, bool):
             raise ConfigError(
                 f"async_mode must be a bool, got {shown(self.async_mode)}", "async_mode"
+            )
+        if not isinstance(self.capture_location, bool):
+            raise ConfigError(
+                f"capture_location must be a bool, got {shown(self.capture_location)}",
+                "capture_location",
             )
         int_at_least("Config", "queue_size", self.queue_size, 1, MAX_COUNT)
         number_at_least("Config", "put_timeout", self.put_timeout, 0, MAX_SECONDS)

@@ -8,6 +8,8 @@ from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any
 
+from ._freeze import frozen_mapping
+
 CONTEXT: ContextVar[Mapping[str, Any] | None] = ContextVar("asynclog_context", default=None)
 """The fields of the innermost `contextualize` block, merged with the outer ones."""
 
@@ -22,7 +24,8 @@ def contextualize(**fields: Any) -> Iterator[Mapping[str, Any]]:
     with `LogManager.bind`.
     """
     outer = CONTEXT.get()
-    merged = MappingProxyType({**outer, **fields} if outer else dict(fields))
+    frozen = frozen_mapping(fields)
+    merged = MappingProxyType({**outer, **frozen} if outer else frozen)
     token = CONTEXT.set(merged)
     try:
         yield merged

@@ -27,9 +27,11 @@ from time import time
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+from ._callsite import caller_frame, checked_stacklevel, location_of, stack_text
 from ._context import CONTEXT
-from ._entry import EMPTY_FIELDS, LEVEL, Entry, as_log_entry
+from ._entry import EMPTY_FIELDS, LEVEL, Entry, Location, as_log_entry
 from ._errors import LogError, ManagerClosedError
+from ._freeze import IMMUTABLE, freeze_fields
 from ._handoff import HandInArgs, Handoff
 from ._levels import Level, parse_level
 from ._overflow import NotTaken
@@ -73,6 +75,7 @@ class Intake:
         reporter: BurstReporter,
         raise_errors: bool = False,
         chain: Chain | None = None,
+        capture_location: bool = False,
     ) -> None:
         self.name = name
         self.chain = chain
@@ -83,6 +86,8 @@ class Intake:
         self.preceding: dict[int, list[Pending]] = {}
         """Processors made several pending entries of one call: by id of the last one (the
         one the call settles), those to settle before it, in order."""
+        self.capture_location = capture_location
+        """Every entry gets the `Location` of its call (all calls then go through `accept`)."""
         self.sinks = sinks
         self.sync = sync
         # Below every sink's own level an entry goes nowhere: discard it at the call.
@@ -114,7 +119,9 @@ class Intake:
         thread while running (else -1, which no thread has); `put` the one sink's quick way
         in; `counters` its counters (None with several sinks: every call fans out)."""
         running = self.state is State.RUNNING
-        self.thread = self.loop_thread if running and not self.processing else -1
+        # Processors and caller location need every call to go through accept.
+        shortcut = running and not self.processing and not self.capture_location
+        self.thread = self.loop_thread if shortcut else -1
         self.put = self.only.put if self.only is not None else never_queued
 
     def set_state(self, state: State) -> None:
@@ -141,11 +148,13 @@ class Intake:
         exception: str | None = None,
         anywhere: bool = False,
         queue_now: bool = True,
+        location: Location | None = None,
     ) -> Pending | Literal[False] | None:
         """The synchronous part of every call. `at`: the call's time when it was taken
         elsewhere (a thread, a stdlib record); `logger` overrides the manager's name; `bound`
         are a view's fields; `anywhere`: the caller may be on any thread; `queue_now`: False
-        when the entry must not be queued past entries waiting in the backlog.
+        when the entry must not be queued past entries waiting in the backlog; `location`:
+        the call's, when it was taken elsewhere.
 
         Returns None when the entry is queued everywhere, False when it is filtered out, else
         the pending entry for `settle`."""
@@ -163,9 +172,11 @@ class Intake:
             message = truncate(message, self.max_entry_bytes)
         context = self.context_get()
         if fields or context or bound or exception:
-            frozen, exception = self._merged(fields, context, bound, exception)
+            frozen, exception, location = self._merged(fields, context, bound, exception, location)
         else:
             frozen = EMPTY_FIELDS
+            if self.capture_location and location is None:
+                location = location_of(caller_frame())
         entry: Entry = (
             time() if at is None else at,
             number,
@@ -174,7 +185,7 @@ class Intake:
             frozen,
             exception,
             None,
-            None,
+            location,
         )
         if self.processing:
             return self._processed(entry, queue_now)
@@ -333,19 +344,52 @@ class Intake:
         context: Mapping[str, Any] | None,
         bound: Mapping[str, Any] | None,
         exception: str | None,
-    ) -> tuple[Mapping[str, Any], str | None]:
-        """The entry's fields and traceback. Explicit fields win over context fields, which
-        win over bound fields; `exc_info` (from any of them) becomes the traceback."""
+        location: Location | None,
+    ) -> tuple[Mapping[str, Any], str | None, Location | None]:
+        """The entry's fields, traceback and location. Explicit fields win over `extra`'s,
+        which win over context fields, which win over bound fields; the call's values are
+        frozen (bound and context ones were when given); `exc_info`, `stack_info` and
+        `stacklevel` (from any of them) are taken out and mean what they mean in logging."""
+        if fields:
+            immutable = IMMUTABLE
+            for value in fields.values():  # scalars only, the common case: a check each
+                if type(value) not in immutable:
+                    fields = freeze_fields(fields)
+                    break
+            else:
+                if "extra" in fields:  # extra=None
+                    fields = freeze_fields(fields)
         if context or bound:
             fields = {**(bound or {}), **(context or {}), **fields}
         if "exc_info" in fields:
             exception = format_exc_info(fields.pop("exc_info")) or exception
+        if "stack_info" in fields or "stacklevel" in fields or self.capture_location:
+            exception, location = self._call_site(fields, exception, location)
         if exception is not None and len(exception) > self.quick_text_limit:
             exception = truncate(exception, self.max_entry_bytes)
         if not fields:
-            return EMPTY_FIELDS, exception
+            return EMPTY_FIELDS, exception, location
         bounded = bound_fields(fields, self.max_entry_bytes)
-        return MappingProxyType(fields if bounded is None else dict(bounded)), exception
+        frozen = MappingProxyType(fields if bounded is None else dict(bounded))
+        return frozen, exception, location
+
+    def _call_site(
+        self, fields: dict[str, Any], exception: str | None, location: Location | None
+    ) -> tuple[str | None, Location | None]:
+        """Take `stacklevel` and `stack_info` out of `fields`: the stack of the caller (at
+        that level) after the traceback, and its location when it is captured."""
+        stacklevel = checked_stacklevel(fields.pop("stacklevel", 1))
+        wants_stack = fields.pop("stack_info", False)
+        if not wants_stack and (location is not None or not self.capture_location):
+            return exception, location
+        frame = caller_frame(stacklevel)
+        if wants_stack:
+            stack = stack_text(frame)
+            if stack is not None:
+                exception = stack if exception is None else f"{exception}\n{stack}"
+        if self.capture_location and location is None:
+            location = location_of(frame)
+        return exception, location
 
     async def settle_call(self, pending: Pending) -> bool:
         """The awaited part of a call whose entry was not queued at once: behind the backlog
@@ -450,16 +494,30 @@ class Intake:
         logger: str | None = None,
         bound: Mapping[str, Any] | None = None,
         exception: str | None = None,
+        location: Location | None = None,
     ) -> None:
-        """`write_log_threadsafe`'s work: take the time and the traceback here, then hand the
-        entry to the loop (or write it now, with what is left, when the loop has closed)."""
+        """`write_log_threadsafe`'s work: take the time, the frozen values, the traceback and
+        the call site here, then hand the entry to the loop (or write it now, with what is
+        left, when the loop has closed). `location`: the call's, when known (a stdlib record)."""
         number = level if level.__class__ is Level else parse_level(level)
         loop = self.loop
         if loop is None or self.state is not State.RUNNING:
             raise self.not_accepting_error()
+        fields = freeze_fields(fields)  # here, in the calling thread
         if "exc_info" in fields:  # the traceback dies with the caller's frame: format it here
             exception = format_exc_info(fields.pop("exc_info")) or exception
-        args = (number, message, fields, time() if at is None else at, logger, bound, exception)
+        if "stack_info" in fields or "stacklevel" in fields or self.capture_location:
+            exception, location = self._call_site(fields, exception, location)
+        args = (
+            number,
+            message,
+            fields,
+            time() if at is None else at,
+            logger,
+            bound,
+            exception,
+            location,
+        )
         if not self.handoff.hand_in(args, on_loop=_running_loop() is loop):
             with self.direct_lock:  # the loop has closed: write it (and what is left) now
                 self.write_leftovers_now(self.take_leftovers(args))
@@ -468,9 +526,18 @@ class Intake:
         self, args: HandInArgs, anywhere: bool, hold: bool
     ) -> Pending | Literal[False] | None:
         """`accept` for an entry handed in; `hold`: it must not be queued past the backlog."""
-        level, message, fields, at, logger, bound, exception = args
+        level, message, fields, at, logger, bound, exception, location = args
         return self.accept(
-            level, message, fields, at, logger, bound, exception, anywhere, queue_now=not hold
+            level,
+            message,
+            fields,
+            at,
+            logger,
+            bound,
+            exception,
+            anywhere,
+            queue_now=not hold,
+            location=location,
         )
 
     def count_dropped(self, pending: Pending) -> None:

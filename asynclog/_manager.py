@@ -17,6 +17,7 @@ from ._bound import BoundLogger
 from ._config import Config, SinkSpec
 from ._entry import LogEntry
 from ._errors import LogError, ManagerClosedError
+from ._freeze import frozen_mapping
 from ._handlers import HandlerLike, HandlerSet
 from ._intake import BACKLOG_LIMIT, Intake, State, level_method
 from ._levels import Level
@@ -64,6 +65,7 @@ class LogManager:
             reporter=self._reporter,
             raise_errors=config.raise_errors,
             chain=chain_of(config.processors, self._reporter, ""),
+            capture_location=config.capture_location,
         )
         self._closing: asyncio.Future[CloseReport] | None = None
         self._opening: asyncio.Future[None] | None = None  # while start() opens the backends
@@ -367,7 +369,7 @@ class LogManager:
         """A light view of this manager whose entries all carry `fields` (the manager itself is
         unchanged). Fields given to a call win over `contextualize` fields, which win over
         bound ones."""
-        return BoundLogger(self, MappingProxyType(dict(fields)))
+        return BoundLogger(self, MappingProxyType(frozen_mapping(fields)))
 
     # ---- handlers and stats ----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from ._entry import MESSAGE, Entry, LogEntry, as_log_entry
+from ._entry import LOCATION, MESSAGE, Entry, Location, LogEntry, as_log_entry
 from ._levels import LEVEL_NAMES, level_name
 
 Formatter = Callable[[LogEntry], str]
@@ -114,8 +114,15 @@ def _text_key(key: object) -> str:
     return text.replace(" ", "_").replace("=", "_") or "_"
 
 
+def location_text(location: Location) -> str:
+    """`module:function:line`, escaped, as the text format writes a captured location."""
+    module, function, line = location
+    return f"{escape(module)}:{escape(function)}:{line}"
+
+
 def text_format(entry: LogEntry) -> str:
-    """`<iso time> <LEVEL> <logger> <message> key=value ...`, all on one line."""
+    """`<iso time> <LEVEL> <logger> [module:function:line] <message> key=value ...`, the
+    traceback on continuation lines; the location only when it was captured."""
     return text_lines((entry,))[0]
 
 
@@ -133,7 +140,7 @@ def text_lines(entries: Sequence[Entry]) -> list[str]:
     head = ""  # "Z INFO asynclog "
     # Unpacked in place, not as entry[:6] like elsewhere: the slice cost 435 instructions an
     # entry here (callgrind, e2e to a file: +2.8%). A field added to Entry is unpacked here too.
-    for ts, level, message, logger, fields, exception, _, _location in entries:
+    for ts, level, message, logger, fields, exception, _, location in entries:
         total = int(ts * 1_000_000 + 0.5)  # microseconds, rounded
         second = total // 1_000_000
         if second != cached_second:
@@ -145,7 +152,8 @@ def text_lines(entries: Sequence[Entry]) -> list[str]:
         if not all_clean and (not message.isprintable() or "\\" in message):
             message = message.translate(_ESCAPES)
         # Plain concatenation: measurably cheaper here than an f-string with a format spec.
-        line = prefix + str(total - second * 1_000_000).zfill(6) + head + message
+        line = prefix + str(total - second * 1_000_000).zfill(6) + head
+        line += message if location is None else location_text(location) + " " + message
         if fields:
             line += "".join([f" {_text_key(k)}={_text_value(v)}" for k, v in fields.items()])
         if exception:
@@ -214,15 +222,25 @@ _JSON_UNSAFE = {
 
 
 def json_format(entry: LogEntry) -> str:
-    """One JSON object: timestamp, level, logger, message, fields, exception."""
+    """One JSON object: timestamp, level, logger, message, fields, exception, and, when the
+    location was captured, module, function and line."""
     ts, level, message, logger, fields, exception = entry[:6]
     # The bytes of json.dumps({...}, ensure_ascii=False) for the same keys, one encode each.
     tail = "null" if exception is None else _encode_text(exception)
     line = (
         f'{{"timestamp": "{iso_utc(ts)}", "level": {_encode_text(level_name(level))}, '
         f'"logger": {_encode_text(logger)}, "message": {_encode_text(message)}, '
-        f'"fields": {fields_to_json(fields)}, "exception": {tail}}}'
+        f'"fields": {fields_to_json(fields)}, "exception": {tail}'
     )
+    location = entry[LOCATION]
+    if location is None:
+        line += "}"
+    else:
+        module, function, number = location
+        line += (
+            f', "module": {_encode_text(module)}, "function": {_encode_text(function)}, '
+            f'"line": {int(number)}}}'
+        )
     if line.isascii() and "\x7f" not in line:
         return line
     return line.translate(_JSON_UNSAFE)
@@ -238,9 +256,14 @@ def _logfmt_value(value: object) -> str:
 LOGFMT_KEYS = frozenset(("ts", "level", "logger", "msg", "exception"))
 """The keys logfmt writes itself; a field by one of these names is written as `fields.<name>`."""
 
+LOCATION_KEYS = ("module", "function", "line")
+"""The keys of a captured location in the JSON and logfmt formats (taken, in logfmt, only
+when the entry has one)."""
+
 
 def logfmt_format(entry: LogEntry) -> str:
-    """`ts=... level=info logger=... msg="..." key=value ... exception="..."`, one line.
+    """`ts=... level=info logger=... msg="..." [module=... function=... line=...] key=value ...
+    exception="..."`, one line (the location when it was captured).
     Every key appears once: a field whose key is taken (by the record's own keys, or by an
     earlier field that escapes to the same text) gets `fields.` in front until it is not."""
     ts, level, message, logger, fields, exception = entry[:6]
@@ -250,8 +273,16 @@ def logfmt_format(entry: LogEntry) -> str:
         f"logger={_logfmt_value(logger)}",
         f"msg={_logfmt_value(message)}",
     ]
+    location = entry[LOCATION]
+    taken = set(LOGFMT_KEYS)
+    if location is not None:
+        module, function, number = location
+        parts.append(
+            f"module={_logfmt_value(module)} function={_logfmt_value(function)} "
+            f"line={int(number)}"
+        )
+        taken.update(LOCATION_KEYS)
     if fields:
-        taken = set(LOGFMT_KEYS)
         for k, v in fields.items():
             key = _text_key(k)
             while key in taken:

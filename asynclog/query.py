@@ -8,6 +8,7 @@ blocks the writer either.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from typing import Any
 
 import aiosqlite
 
-from ._entry import EMPTY_FIELDS, LogEntry
+from ._entry import EMPTY_FIELDS, Location, LogEntry
 from ._errors import LogError
 from ._levels import Level, parse_level
 
@@ -47,7 +48,18 @@ COLUMNS = ("id", "ts", "level", "logger", "message", "fields", "exception")
 """The columns a table must have to be read as an asynclog table."""
 
 BUSY_TIMEOUT = 5.0
+LOCATION_COLUMNS = ("module", "function", "line")
+"""The columns of a captured location (schema version 2): read when the table has them."""
+
 _SELECT_COLUMNS = ", ".join(COLUMNS)
+_SELECT_LOCATED = ", ".join((*COLUMNS, *LOCATION_COLUMNS))
+
+
+def select_columns(columns: Sequence[str]) -> str:
+    """What to select from a table that has `columns`: the location too when it is there."""
+    if all(name in columns for name in LOCATION_COLUMNS):
+        return _SELECT_LOCATED
+    return _SELECT_COLUMNS
 _LEVELS: dict[int, Level] = {int(level): level for level in Level}
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -232,11 +244,13 @@ def build_where(table: str, filters: Filters, fts: bool) -> tuple[str, list[obje
     return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
-def build_select(table: str, filters: Filters, fts: bool) -> tuple[str, list[object]]:
-    """The SELECT of `filters`: oldest first; with a limit, the newest `limit` rows, oldest
-    first."""
+def build_select(
+    table: str, filters: Filters, fts: bool, columns: str = _SELECT_COLUMNS
+) -> tuple[str, list[object]]:
+    """The SELECT of `filters` (`columns`: see `select_columns`): oldest first; with a limit,
+    the newest `limit` rows, oldest first."""
     where, params = build_where(table, filters, fts)
-    select = f'SELECT {_SELECT_COLUMNS} FROM "{table}"{where}'
+    select = f'SELECT {columns} FROM "{table}"{where}'
     if filters.limit is None:
         return f"{select} ORDER BY ts, id", params
     newest = f"{select} ORDER BY ts DESC, id DESC LIMIT ?"
@@ -256,8 +270,9 @@ def _fields_of(raw: object) -> Mapping[str, Any]:
 
 
 def row_entry(row: Sequence[Any]) -> LogEntry:
-    """A `LogEntry` from a row of `COLUMNS` (the id is dropped)."""
-    _, ts, level, logger, message, fields, exception = row
+    """A `LogEntry` from a row of `COLUMNS`, maybe followed by `LOCATION_COLUMNS` (the id is
+    dropped)."""
+    _, ts, level, logger, message, fields, exception = row[:7]
     level = int(level)
     return LogEntry(
         float(ts),
@@ -266,7 +281,16 @@ def row_entry(row: Sequence[Any]) -> LogEntry:
         logger if isinstance(logger, str) else str(logger),
         _fields_of(fields),
         None if exception is None else str(exception),
+        None,
+        _location_of(row[7:]),
     )
+
+
+def _location_of(values: Sequence[Any]) -> Location | None:
+    if len(values) != 3 or values[0] is None or values[1] is None:
+        return None
+    module, function, line = values
+    return Location(str(module), str(function), line if isinstance(line, int) else 0)
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -332,6 +356,8 @@ class LogDB:
             self._db.close()
             raise QueryError(problem)
         self.has_fts = f"{table}_fts" in tables
+        self.columns = select_columns(columns)
+        """What is selected: the location too when the table has it."""
 
     def __enter__(self) -> LogDB:
         return self
@@ -355,20 +381,21 @@ class LogDB:
 
     def entries(self, filters: Filters) -> Iterator[LogEntry]:
         """The entries matching `filters`, oldest first."""
-        for row in self._execute(build_select, filters):
+        build = functools.partial(build_select, columns=self.columns)
+        for row in self._execute(build, filters):
             yield row_entry(row)
 
     def last(self, count: int) -> list[tuple[int, LogEntry]]:
         """The last `count` rows by id, oldest first, with their ids."""
         rows = self._db.execute(
-            f'SELECT {_SELECT_COLUMNS} FROM "{self.table}" ORDER BY id DESC LIMIT ?', (count,)
+            f'SELECT {self.columns} FROM "{self.table}" ORDER BY id DESC LIMIT ?', (count,)
         ).fetchall()
         return [(row[0], row_entry(row)) for row in reversed(rows)]
 
     def after(self, last_id: int) -> list[tuple[int, LogEntry]]:
         """The rows whose id is above `last_id`, in id order."""
         rows = self._db.execute(
-            f'SELECT {_SELECT_COLUMNS} FROM "{self.table}" WHERE id > ? ORDER BY id', (last_id,)
+            f'SELECT {self.columns} FROM "{self.table}" WHERE id > ? ORDER BY id', (last_id,)
         )
         return [(row[0], row_entry(row)) for row in rows]
 
@@ -458,17 +485,19 @@ async def _query(path: str, table: str, filters: Filters) -> AsyncGenerator[LogE
             info = await db.execute_fetchall(f'PRAGMA table_info("{table}")')
         except sqlite3.DatabaseError as exc:
             raise QueryError(_not_sqlite(path, exc)) from None
-        problem = _schema_problem(path, table, tables, [row[1] for row in info])
+        present = [row[1] for row in info]
+        problem = _schema_problem(path, table, tables, present)
         if problem is not None:
             raise QueryError(problem)
         fts = uses_fts(filters, f"{table}_fts" in tables)
-        sql, params = build_select(table, filters, fts)
+        columns = select_columns(present)
+        sql, params = build_select(table, filters, fts, columns)
         try:
             cursor = await db.execute(sql, params)
         except sqlite3.DatabaseError:
             if not fts:
                 raise
-            cursor = await db.execute(*build_select(table, filters, False))
+            cursor = await db.execute(*build_select(table, filters, False, columns))
         async for row in cursor:
             yield row_entry(row)
     finally:

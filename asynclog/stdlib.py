@@ -20,7 +20,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import _registry
+from ._entry import Location
 from ._errors import LogError
+from ._freeze import freeze_fields
 from ._manager import LogManager
 
 __all__ = ["AsyncLogHandler", "Installation", "install"]
@@ -112,19 +114,20 @@ class AsyncLogHandler(logging.Handler):
             self._forward(manager, self._pending.popleft())
 
     def _forward(self, manager: LogManager, record: logging.LogRecord) -> None:
-        fields = {
-            key: value
-            for key, value in record.__dict__.items()
-            if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
-        }
+        fields = _extra_fields(record)
+        intake = manager._intake  # the package-internal intake: see LogManager
+        location = None
+        if intake.capture_location:  # the record's own, found by logging
+            location = Location(record.module, record.funcName or "?", record.lineno)
         try:
-            manager._intake.hand_in(  # the package-internal intake: see LogManager
+            intake.hand_in(
                 min(max(record.levelno, 1), 100),
                 record.getMessage(),
                 fields,
                 at=record.created,
                 logger=record.name,
                 exception=self._exception_text(record),
+                location=location,
             )
         except LogError:
             _to_stderr(record)  # closed between the check and the call
@@ -146,6 +149,7 @@ class AsyncLogHandler(logging.Handler):
         elif len(self._pending) < PENDING_LIMIT:
             record.exc_text = self._exception_text(record)  # the traceback dies with the frame
             record.exc_info = None
+            record.__dict__.update(freeze_fields(_extra_fields(record)))  # as they are now
             self._pending.append(record)
             _waiting_handlers.add(self)
         else:
@@ -158,6 +162,15 @@ class AsyncLogHandler(logging.Handler):
 
 
 _DEFAULT_FORMATTER = logging.Formatter()
+
+
+def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's attributes that are not `LogRecord`'s own: its `extra=` fields."""
+    return {
+        key: value
+        for key, value in record.__dict__.items()
+        if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
+    }
 
 
 def _manager_started(manager: LogManager) -> None:

@@ -40,7 +40,7 @@ async def test_a_bound_view_has_every_logging_method_and_adds_its_fields(async_m
         assert isinstance(bound, BoundLogger)
         assert bound.manager is lm
         assert dict(bound.fields) == {"service": "api", "region": "eu"}
-        await bound.write_log(Level.INFO, "write_log", extra=1)
+        await bound.write_log(Level.INFO, "write_log", more=1)
         await bound.write_log("warning", "write_log by name")
         await bound.debug("debug")
         await bound.info("info")
@@ -51,7 +51,7 @@ async def test_a_bound_view_has_every_logging_method_and_adds_its_fields(async_m
             raise RuntimeError("bound boom")
         except RuntimeError:
             await bound.exception("exception")
-        bound.write_log_threadsafe(Level.INFO, "threadsafe", extra=2)
+        bound.write_log_threadsafe(Level.INFO, "threadsafe", more=2)
         await _settle_handed_over()
         await lm.info("plain")
     assert [(entry.level, entry.message) for entry in backend.entries] == [
@@ -68,9 +68,9 @@ async def test_a_bound_view_has_every_logging_method_and_adds_its_fields(async_m
     ]
     bound_fields = {"service": "api", "region": "eu"}
     assert [dict(entry.fields) for entry in backend.entries] == [
-        {**bound_fields, "extra": 1},
+        {**bound_fields, "more": 1},
         *[bound_fields] * 7,
-        {**bound_fields, "extra": 2},
+        {**bound_fields, "more": 2},
         {},
     ]
     exception = backend.entries[7].exception

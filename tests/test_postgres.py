@@ -253,6 +253,9 @@ async def test_round_trip_of_every_column(pg_table: str) -> None:
         "host": "text",
         "pid": "integer",
         "batch_id": "uuid",
+        "module": "text",
+        "function": "text",
+        "line": "integer",
     }
     indexes = {
         row["indexname"]: row["indexdef"]

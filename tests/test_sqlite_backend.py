@@ -92,6 +92,9 @@ async def test_schema_indexes_and_wal_are_as_documented(db_path: Path) -> None:
         ("exception", "TEXT", 0, 0),
         ("host", "TEXT", 0, 0),
         ("pid", "INTEGER", 0, 0),
+        ("module", "TEXT", 0, 0),
+        ("function", "TEXT", 0, 0),
+        ("line", "INTEGER", 0, 0),
     ]
     assert indexes == {"app_logs_ts": ["ts"], "app_logs_level_ts": ["level", "ts"]}
     assert mode == "wal"

@@ -237,12 +237,18 @@ async def test_each_row_records_host_and_pid(db_path: Path) -> None:
         await lm.info("one")
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute("SELECT message, host, pid FROM logs").fetchall()
-        columns = [(r[1], r[2], r[3]) for r in conn.execute("PRAGMA table_info(logs)")][-2:]
+        columns = [(r[1], r[2], r[3]) for r in conn.execute("PRAGMA table_info(logs)")][-5:]
         (version,) = conn.execute("PRAGMA user_version").fetchone()
     conn.close()
     assert rows == [("one", socket.gethostname(), os.getpid())]
-    assert columns == [("host", "TEXT", 0), ("pid", "INTEGER", 0)]
-    assert version == SCHEMA_VERSION == 1
+    assert columns == [
+        ("host", "TEXT", 0),
+        ("pid", "INTEGER", 0),
+        ("module", "TEXT", 0),
+        ("function", "TEXT", 0),
+        ("line", "INTEGER", 0),
+    ]
+    assert version == SCHEMA_VERSION == 2
 
 
 async def test_flush_at_exit_records_host_and_pid(db_path: Path) -> None:
@@ -256,6 +262,9 @@ async def test_flush_at_exit_records_host_and_pid(db_path: Path) -> None:
 
 
 # --- migration -------------------------------------------------------------------------------
+
+ADDED = ("host", "pid", "module", "function", "line")
+"""The columns an original (version 0) table gets."""
 
 
 def _make_old_db(path: Path, table: str = "logs", fts: bool = False, rows: int = 3) -> None:
@@ -305,8 +314,8 @@ async def test_an_old_database_gets_host_and_pid_columns(db_path: Path, fts: boo
     await backend.open()
     await backend.write_batch([LogEntry(2_000.0, 30, "new row", "svc")])
     await backend.close()
-    assert backend.added_columns == ("host", "pid")
-    assert _columns(db_path)[-2:] == ["host", "pid"]
+    assert backend.added_columns == ADDED
+    assert _columns(db_path)[-5:] == list(ADDED)
     assert _user_version(db_path) == SCHEMA_VERSION
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute("SELECT message, host, pid FROM logs ORDER BY id").fetchall()
@@ -339,13 +348,13 @@ async def test_each_table_is_checked_on_its_own(db_path: Path) -> None:
     first = SQLiteBackend(SQLiteConfig(db_path=db_path, table="logs"))
     await first.open()
     await first.close()
-    assert _user_version(db_path) == 1
+    assert _user_version(db_path) == SCHEMA_VERSION
     assert "host" not in _columns(db_path, "audit")
     second = SQLiteBackend(SQLiteConfig(db_path=db_path, table="audit"))
     await second.open()
     await second.close()
-    assert second.added_columns == ("host", "pid")
-    assert _columns(db_path, "audit")[-2:] == ["host", "pid"]
+    assert second.added_columns == ADDED
+    assert _columns(db_path, "audit")[-5:] == list(ADDED)
 
 
 async def test_a_newer_user_version_is_left_as_it_is(db_path: Path) -> None:
@@ -357,7 +366,7 @@ async def test_a_newer_user_version_is_left_as_it_is(db_path: Path) -> None:
     await backend.open()
     await backend.close()
     assert _user_version(db_path) == 7
-    assert _columns(db_path)[-2:] == ["host", "pid"]
+    assert _columns(db_path)[-5:] == list(ADDED)
 
 
 async def test_two_backends_migrating_at_once_add_the_columns_once(db_path: Path) -> None:
@@ -375,8 +384,8 @@ async def test_two_backends_migrating_at_once_add_the_columns_once(db_path: Path
     await asyncio.gather(*opening)
     for backend in backends:
         await backend.close()
-    assert sorted(backend.added_columns for backend in backends) == [(), ("host", "pid")]
-    assert _columns(db_path)[-2:] == ["host", "pid"]
+    assert sorted(backend.added_columns for backend in backends) == [(), ADDED]
+    assert _columns(db_path)[-5:] == list(ADDED)
 
 
 def test_two_processes_opening_an_old_database_at_once(spawn: Any, db_path: Path) -> None:
@@ -390,8 +399,8 @@ def test_two_processes_opening_an_old_database_at_once(spawn: Any, db_path: Path
         blocker.execute("COMMIT")
     blocker.close()
     added = sorted(json.loads(_finish(child, timeout=30)) for child in children)
-    assert added == [[], ["host", "pid"]]
-    assert _columns(db_path)[-2:] == ["host", "pid"]
+    assert added == [[], list(ADDED)]
+    assert _columns(db_path)[-5:] == list(ADDED)
     assert _user_version(db_path) == SCHEMA_VERSION
 
 

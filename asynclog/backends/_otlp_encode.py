@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ScopeLogs
 
-from .._entry import LogEntry
+from .._entry import LOCATION, LogEntry
 from .._levels import level_name
 from .._sanitize import truncate
 from ..formatters import safe_str, utf8_safe
@@ -37,6 +37,10 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 TRACE_FIELDS = ("trace_id", "span_id", "trace_flags")
 EXCEPTION_ATTRIBUTES = ("exception.type", "exception.message", "exception.stacktrace")
+
+LOCATION_ATTRIBUTES = ("code.function.name", "code.line.number")
+"""A captured location, per the OpenTelemetry semantic conventions (1.30 and later):
+`code.function.name` is the fully qualified `module.function`, `code.line.number` the line."""
 
 
 def severity_number(level: int) -> int:
@@ -239,19 +243,28 @@ def fill_record(record: LogRecord, entry: LogEntry, observed: int) -> None:
         record.body.string_value = message
     except UnicodeEncodeError:
         record.body.string_value = utf8_text(message)
+    location = entry[LOCATION]
     if fields:
-        _fill_fields(record, fields, exception is not None)
+        _fill_fields(record, fields, exception is not None, location is not None)
     if exception is not None:
         _fill_exception(record, exception)
+    if location is not None:
+        module, function, line = location
+        _set_key_value(record.attributes.add(), "code.function.name", f"{module}.{function}")
+        _set_key_value(record.attributes.add(), "code.line.number", int(line))
 
 
-def _fill_fields(record: LogRecord, fields: Mapping[str, Any], has_exception: bool) -> None:
+def _fill_fields(
+    record: LogRecord, fields: Mapping[str, Any], has_exception: bool, has_location: bool
+) -> None:
     attributes = record.attributes
     skip: tuple[str, ...] = ()
     if "trace_id" in fields or "span_id" in fields or "trace_flags" in fields:
         skip = _fill_trace(record, fields)
     if has_exception:
         skip = (*skip, *EXCEPTION_ATTRIBUTES)  # the traceback's win: keys must be unique
+    if has_location:
+        skip = (*skip, *LOCATION_ATTRIBUTES)
     add = attributes.add
     for key, value in fields.items():
         if skip and key in skip:

@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from .._backend_registry import register_backend
-from .._entry import Entry
+from .._entry import LOCATION, Entry
 from .._errors import LogError
 from .._postgres_config import PostgresConfig, hide_secrets
 from ..formatters import fields_to_json, utf8_safe
@@ -28,7 +28,13 @@ from ._slices import map_in_slices
 COLUMNS = ("ts", "level", "logger", "message", "fields", "exception", "host", "pid", "batch_id")
 """The columns each batch's `COPY` fills, in record order (`id` comes from its identity)."""
 
-Row = tuple[datetime, int, str, str, str, str | None, str, int, uuid.UUID]
+LOCATION_COLUMNS = ("module", "function", "line")
+"""The columns of a captured location, after `COLUMNS` when the table has them (added to an
+older table by `open()` unless `create_table=False`); NULL when the entry has none."""
+
+Row = tuple[Any, ...]
+"""`COLUMNS`' values (datetime, int, str, str, str, str | None, str, int, UUID), then the
+location's (str | None, str | None, int | None) when the table has its columns."""
 
 TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 """Connection exception, transaction rollback, insufficient resources, operator intervention
@@ -51,7 +57,10 @@ def schema_statements(config: PostgresConfig) -> list[str]:
         "exception text, "
         "host text, "
         "pid integer, "
-        "batch_id uuid)",
+        "batch_id uuid, "
+        "module text, "
+        "function text, "
+        "line integer)",
         f'CREATE INDEX IF NOT EXISTS "{name}_ts" ON {table} (ts)',
         f'CREATE INDEX IF NOT EXISTS "{name}_level_ts" ON {table} (level, ts)',
     ]
@@ -94,10 +103,25 @@ def _clean_json(value: object) -> object:
     return value
 
 
-def entry_row(host: str, pid: int, batch_id: uuid.UUID, entry: Entry) -> Row:
-    """The column values of one entry, in `COLUMNS` order."""
+def migration_statement(config: PostgresConfig) -> str:
+    """The `ALTER TABLE` that adds the location columns to a table made before them."""
+    return f"ALTER TABLE {config.qualified_table} " + ", ".join(
+        f"ADD COLUMN IF NOT EXISTS {name} {kind}"
+        for name, kind in zip(LOCATION_COLUMNS, ("text", "text", "integer"), strict=True)
+    )
+
+
+COUNT_LOCATION_COLUMNS = (
+    "SELECT count(*) FROM pg_attribute WHERE attrelid = $1::regclass "
+    "AND attname = ANY($2::text[]) AND NOT attisdropped"
+)
+
+
+def entry_row(host: str, pid: int, batch_id: uuid.UUID, located: bool, entry: Entry) -> Row:
+    """The column values of one entry, in `COLUMNS` order, then (`located`: the table has
+    them) the location's."""
     ts, level, message, logger, fields, exception = entry[:6]
-    return (
+    row = (
         datetime.fromtimestamp(ts, UTC),
         int(level),
         pg_text(logger),
@@ -108,6 +132,12 @@ def entry_row(host: str, pid: int, batch_id: uuid.UUID, entry: Entry) -> Row:
         pid,
         batch_id,
     )
+    if not located:
+        return row
+    location = entry[LOCATION]
+    if location is None:
+        return (*row, None, None, None)
+    return (*row, pg_text(location[0]), pg_text(location[1]), int(location[2]))
 
 
 class Connection(Protocol):
@@ -199,6 +229,8 @@ class PostgresBackend:
         table = config.qualified_table
         self._exists = f"SELECT EXISTS (SELECT 1 FROM {table} WHERE ts = $1 AND batch_id = $2)"
         self._probe = f"SELECT {', '.join(COLUMNS)} FROM {table} LIMIT 0"
+        self.located = False
+        """The table has the location columns (set by `open()`): the rows fill them."""
         self.reconnects = 0
         """Connections re-established after a failure (for tests and curiosity)."""
         self.skipped_batches = 0
@@ -272,6 +304,8 @@ class PostgresBackend:
                 )
                 for statement in schema_statements(self.config):
                     await conn.execute(statement)
+                if not await self._has_location_columns(conn):
+                    await conn.execute(migration_statement(self.config))
                 await conn.execute("COMMIT")
             except BaseException as exc:
                 await self._roll_back(conn, exc)
@@ -290,6 +324,13 @@ class PostgresBackend:
                     f"({self._describe(exc)}); it needs {', '.join(COLUMNS)} (docs/postgres.md)"
                 ) from self._cause(exc)
             raise
+        self.located = await self._has_location_columns(conn)
+
+    async def _has_location_columns(self, conn: Connection) -> bool:
+        count = await conn.fetchval(
+            COUNT_LOCATION_COLUMNS, self.config.qualified_table, list(LOCATION_COLUMNS)
+        )
+        return bool(count == len(LOCATION_COLUMNS))
 
     async def write_batch(self, entries: Sequence[Entry]) -> None:
         """COPY the batch in one transaction. A broken connection is re-established (up to
@@ -349,7 +390,7 @@ class PostgresBackend:
         if pending is not None and pending.entries is entries and len(pending.rows) == len(entries):
             return pending
         batch_id = uuid.uuid4()
-        convert = functools.partial(entry_row, self.host, os.getpid(), batch_id)
+        convert = functools.partial(entry_row, self.host, os.getpid(), batch_id, self.located)
         batch = _Batch(entries, batch_id, await map_in_slices(convert, entries))
         self._pending = batch
         return batch
@@ -376,7 +417,7 @@ class PostgresBackend:
         await conn.copy_records_to_table(
             self.config.table,
             records=batch.rows,
-            columns=COLUMNS,
+            columns=(*COLUMNS, *LOCATION_COLUMNS) if self.located else COLUMNS,
             schema_name=self.config.schema,
         )
 

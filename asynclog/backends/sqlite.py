@@ -21,19 +21,27 @@ import aiosqlite
 
 from .._backend_registry import register_backend
 from .._config import SQLiteConfig
-from .._entry import LOGGER, Entry
+from .._entry import LOCATION, LOGGER, Entry
 from .._errors import LogError
 from ..formatters import fields_to_json, utf8_safe
 from ._slices import convert_in_slices, map_in_slices
 from .base import WriteContinues
 
-SCHEMA_VERSION = 1
-"""`PRAGMA user_version` of a database whose asynclog tables have `host` and `pid`: 0 (or a
-database asynclog has not set up yet) is the original schema."""
+SCHEMA_VERSION = 2
+"""`PRAGMA user_version` of a database whose asynclog tables have `host` and `pid` (1) and the
+call's location, `module`, `function` and `line` (2): 0 (or a database asynclog has not set
+up yet) is the original schema."""
 
-ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("host", "TEXT"), ("pid", "INTEGER"))
-"""Columns added since the original schema (version 1), with their types: nullable, so the
-rows written before (or by an older asynclog) hold NULL."""
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("host", "TEXT"),
+    ("pid", "INTEGER"),
+    ("module", "TEXT"),
+    ("function", "TEXT"),
+    ("line", "INTEGER"),
+)
+"""Columns added since the original schema (host and pid: version 1; module, function and
+line: version 2), with their types: nullable, so the rows written before (or by an older
+asynclog, or without `Config(capture_location=True)`) hold NULL."""
 
 
 def schema_statements(table: str) -> list[str]:
@@ -42,7 +50,7 @@ def schema_statements(table: str) -> list[str]:
         f'CREATE TABLE IF NOT EXISTS "{table}" ('
         "id INTEGER PRIMARY KEY, ts REAL NOT NULL, level INTEGER NOT NULL, "
         "logger TEXT NOT NULL, message TEXT NOT NULL, fields TEXT, exception TEXT, "
-        "host TEXT, pid INTEGER)",
+        "host TEXT, pid INTEGER, module TEXT, function TEXT, line INTEGER)",
         f'CREATE INDEX IF NOT EXISTS "{table}_ts" ON "{table}" (ts)',
         f'CREATE INDEX IF NOT EXISTS "{table}_level_ts" ON "{table}" (level, ts)',
     ]
@@ -75,8 +83,8 @@ def migration_statements(table: str, columns: Sequence[str]) -> list[str]:
     ]
 
 
-COLUMNS = "ts, level, logger, message, fields, exception, host, pid"
-PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?"
+COLUMNS = "ts, level, logger, message, fields, exception, host, pid, module, function, line"
+PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
 
 
 def staging_statements(table: str) -> tuple[str, str, str, str]:
@@ -101,12 +109,15 @@ sqlite_text = utf8_safe
 """SQLite stores UTF-8: lone surrogates are escaped (`\\udc80`) instead of failing."""
 
 
-Row = tuple[float, int, str, str, str, str | None, str | None, int]
+Row = tuple[
+    float, int, str, str, str, str | None, str | None, int, str | None, str | None, int | None
+]
 
 
 def entry_row(host: str | None, pid: int, entry: Entry) -> Row:
     """The column values of one entry, in `INSERT` order (`COLUMNS`)."""
     ts, level, message, logger, fields, exception = entry[:6]
+    location = entry[LOCATION]
     return (
         ts,
         int(level),
@@ -116,6 +127,11 @@ def entry_row(host: str | None, pid: int, entry: Entry) -> Row:
         None if exception is None else sqlite_text(exception),
         host,
         pid,
+        *(
+            (None, None, None)
+            if location is None
+            else (sqlite_text(location[0]), sqlite_text(location[1]), int(location[2]))
+        ),
     )
 
 
@@ -123,7 +139,7 @@ PlainRow = tuple[float, int, str]
 
 
 class _NotPlain(Exception):
-    """A batch holds an entry with fields, a traceback or another logger."""
+    """A batch holds an entry with fields, a traceback, a location or another logger."""
 
 
 def plain_rows(logger: str, entries: Sequence[Entry]) -> list[PlainRow]:
@@ -133,7 +149,7 @@ def plain_rows(logger: str, entries: Sequence[Entry]) -> list[PlainRow]:
     append = rows.append
     for entry in entries:
         ts, level, message, entry_logger, fields, exception = entry[:6]
-        if fields or exception is not None or entry_logger != logger:
+        if fields or exception is not None or entry_logger != logger or entry[LOCATION]:
             raise _NotPlain
         append((ts, int(level), sqlite_text(message)))
     return rows
@@ -149,14 +165,15 @@ def sql_text_literal(text: str | None) -> str | None:
 
 
 def plain_insert(table: str, logger: str, host: str | None, pid: int) -> str | None:
-    """The insert of `plain_rows`: logger, fields, exception, host and pid as literals; None
-    when a name cannot be one."""
+    """The insert of `plain_rows`: logger, fields, exception, host, pid and the (absent)
+    location as literals; None when a name cannot be one."""
     logger_literal, host_literal = sql_text_literal(logger), sql_text_literal(host)
     if logger_literal is None or host_literal is None:
         return None
     return (
         f'INSERT INTO "{table}" ({COLUMNS}) '
-        f"VALUES (?, ?, {logger_literal}, ?, '{{}}', NULL, {host_literal}, {pid})"
+        f"VALUES (?, ?, {logger_literal}, ?, '{{}}', NULL, {host_literal}, {pid}, "
+        "NULL, NULL, NULL)"
     )
 
 
