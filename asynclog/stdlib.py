@@ -1,10 +1,12 @@
 """The bridge from the standard library's `logging` into asynclog.
 
 `AsyncLogHandler` is a `logging.Handler` that feeds records into a `LogManager`: level, logger
-name, the `%`-formatted message (its template in `entry.template`), the record's time, `exc_info`/`stack_info` (formatted into
-`entry.exception`) and `extra` (into `fields`). It never blocks the event loop and never
-raises into the caller; it works from the loop's thread, from any other thread, and after the
-loop has stopped (then it writes synchronously). `install()` routes loggers through it.
+name, the `%`-formatted message (its template in `entry.template`), the record's time,
+`exc_info`/`stack_info` (formatted into `entry.exception`) and `extra` (into `fields`). The
+manager's levels by logger name (`Config.levels`) apply to the record's name. It never blocks
+the event loop and never raises into the caller; it works from the loop's thread, from any
+other thread, and after the loop has stopped (then it writes synchronously). `install()` routes
+loggers through it.
 """
 
 from __future__ import annotations
