@@ -114,8 +114,8 @@ class Intake:
         """The gate of `logger` (created on first use): the level of its name by
         `levels` (the longest dotted prefix), never below the lowest sink's."""
         gate = self.gates.get(logger)
-        if gate is None:
-            gate = self.gates[logger] = Gate(self._level_of(logger))
+        if gate is None:  # setdefault: a thread's hand_in may ask for the same name meanwhile
+            gate = self.gates.setdefault(logger, Gate(self._level_of(logger)))
         return gate
 
     def _level_of(self, logger: str) -> int:
@@ -129,7 +129,7 @@ class Intake:
         lowest = min([self.default_level, *self.levels.values()])
         for sink in self.sinks:
             sink.follow_levels(lowest)
-        for name, gate in self.gates.items():
+        for name, gate in list(self.gates.items()):  # threads may add gates meanwhile
             gate.level = self._level_of(name)
         self.min_level = self.own_gate.level
         self.refresh()
