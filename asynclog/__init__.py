@@ -1,7 +1,7 @@
 """asynclog: asyncio-native logging that never stalls the loop and never loses what it accepted."""
 
 from . import processors
-from ._bound import BoundLogger
+from ._bound import BoundLogger, Logger, NoWait
 from ._config import (
     Config,
     ConsoleConfig,
@@ -18,7 +18,7 @@ from ._errors import BackendWriteError, ConfigError, LogError, ManagerClosedErro
 from ._handlers import Handler
 from ._levels import Level
 from ._loading import load_config
-from ._manager import LogManager
+from ._manager import LogManager, get_logger
 from ._processing import Processor
 from ._signals import cancel_on_signals
 from ._stats import CloseReport, LogStats
@@ -52,7 +52,9 @@ __all__ = [
     "LogError",
     "LogManager",
     "LogStats",
+    "Logger",
     "ManagerClosedError",
+    "NoWait",
     "OTLPBackend",
     "OTLPConfig",
     "PostgresBackend",
@@ -69,6 +71,7 @@ __all__ = [
     "cancel_on_signals",
     "contextualize",
     "current_context",
+    "get_logger",
     "load_config",
     "processors",
     "query",

@@ -1,10 +1,12 @@
 """The bridge from the standard library's `logging` into asynclog.
 
 `AsyncLogHandler` is a `logging.Handler` that feeds records into a `LogManager`: level, logger
-name, the `%`-formatted message, the record's time, `exc_info`/`stack_info` (formatted into
-`entry.exception`) and `extra` (into `fields`). It never blocks the event loop and never
-raises into the caller; it works from the loop's thread, from any other thread, and after the
-loop has stopped (then it writes synchronously). `install()` routes loggers through it.
+name, the `%`-formatted message (its template in `entry.template`), the record's time,
+`exc_info`/`stack_info` (formatted into `entry.exception`) and `extra` (into `fields`). The
+manager's levels by logger name (`Config.levels`) apply to the record's name. It never blocks
+the event loop and never raises into the caller; it works from the loop's thread, from any
+other thread, and after the loop has stopped (then it writes synchronously). `install()` routes
+loggers through it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import sys
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import _registry
@@ -119,15 +121,17 @@ class AsyncLogHandler(logging.Handler):
         location = None
         if intake.capture_location:  # the record's own, found by logging
             location = Location(record.module, record.funcName or "?", record.lineno)
+        args = record.args
         try:
             intake.hand_in(
                 min(max(record.levelno, 1), 100),
-                record.getMessage(),
+                record.msg,  # formatted with args there, at the level of record.name
                 fields,
                 at=record.created,
                 logger=record.name,
                 exception=self._exception_text(record),
                 location=location,
+                args=(args,) if isinstance(args, Mapping) else tuple(args or ()),
             )
         except LogError:
             _to_stderr(record)  # closed between the check and the call
