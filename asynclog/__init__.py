@@ -20,6 +20,7 @@ from ._loading import load_config
 from ._manager import LogManager
 from ._signals import cancel_on_signals
 from ._stats import CloseReport, LogStats
+from ._threaded import ThreadedManager, run_in_thread
 from ._version import __version__
 from .backends import (
     Backend,
@@ -62,11 +63,13 @@ __all__ = [
     "Sink",
     "SyslogBackend",
     "SyslogConfig",
+    "ThreadedManager",
     "__version__",
     "cancel_on_signals",
     "contextualize",
     "current_context",
     "load_config",
     "query",
+    "run_in_thread",
 ]
 
