@@ -26,7 +26,7 @@ from asynclog import (
 )
 from asynclog.stdlib import install
 
-from .conftest import RecordingBackend, assert_settled, read_lines
+from .conftest import GateBackend, RecordingBackend, assert_settled, read_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = 8
@@ -115,22 +115,13 @@ def test_close_is_idempotent_from_several_threads_and_the_with_block_closes() ->
 
 
 def test_close_with_a_timeout_abandons_what_a_stuck_backend_holds() -> None:
-    release = threading.Event()
-
-    class Stuck(RecordingBackend):
-        async def write_batch(self, entries: object) -> None:
-            import asyncio
-
-            while not release.is_set():
-                await asyncio.sleep(0.01)
-
-    logs = run_in_thread(Config(backend=Stuck(), async_mode=True, queue_size=100))
+    backend = GateBackend()  # never released: a backend that hangs forever
+    logs = run_in_thread(Config(backend=backend, async_mode=True, queue_size=100))
     for number in range(50):
         logs.write_log_threadsafe("info", f"m{number}")
     report = logs.close(timeout=0.2)
-    release.set()
     assert (report.written, report.abandoned, report.dropped) == (0, 50, 50)
-    assert not logs.thread.is_alive()
+    assert backend.closed and not logs.thread.is_alive()
 
 
 async def test_it_refuses_to_start_where_a_loop_runs() -> None:
@@ -167,7 +158,7 @@ def test_a_backend_that_cannot_open_raises_here_and_frees_the_name() -> None:
             raise OSError(13, "Permission denied")
 
     before = {thread.name for thread in threading.enumerate()}
-    with pytest.raises(LogError, match="cannot open backend .*Permission denied"):
+    with pytest.raises(LogError, match=r"cannot open backend .*Permission denied"):
         run_in_thread(Config(backend=Unopenable(), name="broken"))
     assert {thread.name for thread in threading.enumerate()} == before
     logs = run_in_thread(Config(backend=RecordingBackend(), name="broken"))
