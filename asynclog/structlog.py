@@ -20,6 +20,7 @@ import it.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, NamedTuple
 
@@ -37,6 +38,9 @@ from ._levels import LEVEL_NAMES, Level, parse_level
 from ._manager import LogManager
 from ._threaded import ThreadedManager
 from ._tracebacks import format_exc_info
+
+_CALLING_FRAME = getattr(structlog.contextvars, "_ASYNC_CALLING_STACK", None)
+"""structlog's (private) variable holding the frame a call came from (structlog >= 23.3)."""
 
 __all__ = [
     "BoundLogger",
@@ -227,11 +231,18 @@ class BoundLogger(BoundLoggerBase):
         logger = self._logger
         if isinstance(logger, StructlogLogger) and not logger.is_enabled_for(level):
             return None
+        # structlog's CallsiteParameterAdder and StackInfoRenderer start looking for the
+        # caller's frame from this context variable (set as structlog's own async methods do),
+        # then skip frames of modules named structlog*: ours are asynclog.structlog.
+        token = _CALLING_FRAME.set(sys._getframe(3)) if _CALLING_FRAME is not None else None
         try:
             message = _interpolate(event, args)
             return self._process_event(_method_name(level), message, kw)  # type: ignore[arg-type]
         except DropEvent:
             return None
+        finally:
+            if token is not None:
+                _CALLING_FRAME.reset(token)  # type: ignore[union-attr]
 
     def _log(self, level: int, event: object, args: tuple[Any, ...], kw: dict[str, Any]) -> bool:
         prepared = self._prepare(level, event, args, kw)
