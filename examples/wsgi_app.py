@@ -11,6 +11,7 @@ entry is handed to the manager's thread. At worker exit the manager drains itsel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -68,7 +69,5 @@ if __name__ == "__main__":
 
     with logs, make_server("127.0.0.1", int(os.environ.get("APP_PORT", "8000")), app) as server:
         print(f"serving on http://127.0.0.1:{server.server_port}/", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
-        except KeyboardInterrupt:
-            pass
