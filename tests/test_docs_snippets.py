@@ -45,6 +45,7 @@ DOCS = [
     "postgres.md",
     "otlp.md",
     "file-backend.md",
+    "sync-programs.md",
 ]
 TIMEOUT = 60
 WORKDIR = "/srv/app"
