@@ -1,6 +1,6 @@
 """asynclog: asyncio-native logging that never stalls the loop and never loses what it accepted."""
 
-from ._bound import BoundLogger
+from ._bound import BoundLogger, Logger, NoWait
 from ._config import (
     Config,
     ConsoleConfig,
@@ -51,7 +51,9 @@ __all__ = [
     "LogError",
     "LogManager",
     "LogStats",
+    "Logger",
     "ManagerClosedError",
+    "NoWait",
     "OTLPBackend",
     "OTLPConfig",
     "PostgresBackend",

@@ -1,4 +1,5 @@
-"""`BoundLogger`: a view of a manager whose entries all carry some fields."""
+"""The views of a manager: `Logger` (named loggers and `bind()` views: a logger name, bound
+fields and the level of that name) and `NoWait` (the same calls as plain functions)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,53 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ._levels import Level
+from ._levels import Gate, Level, level_name
 
 if TYPE_CHECKING:
+    from ._intake import Intake
     from ._manager import LogManager
 
+_DEBUG, _INFO, _WARNING, _ERROR, _CRITICAL = (
+    Level.DEBUG,
+    Level.INFO,
+    Level.WARNING,
+    Level.ERROR,
+    Level.CRITICAL,
+)
 
-class BoundLogger:
-    """Returned by `LogManager.bind(**fields)`: the same logging methods, the same pipeline,
-    plus the bound fields on every entry. Binding again returns a new view with the fields
-    added; the original is unchanged."""
 
-    __slots__ = ("_fields", "_manager")
+class Logger:
+    """A view of a manager: `lm.get_logger("app.db")` (entries carry `logger="app.db"`) or
+    `lm.bind(**fields)` / `logger.bind(**fields)` (entries carry the bound fields). The same
+    methods as `LogManager` and the same pipeline. The level is that of the view's logger name
+    (`Config.levels`, `LogManager.set_level`), read once per call from a gate shared by every
+    view of the name: a call below it returns False at once, formatting nothing."""
 
-    def __init__(self, manager: LogManager, fields: Mapping[str, Any]) -> None:
+    __slots__ = ("_fields", "_gate", "_intake", "_logger", "_manager", "_nowait")
+
+    def __init__(
+        self,
+        manager: LogManager,
+        logger: str | None,
+        fields: Mapping[str, Any],
+        gate: Gate,
+    ) -> None:
         self._manager = manager
+        self._intake: Intake = manager._intake  # the package-internal intake: see LogManager
+        self._logger = logger
         self._fields = fields
+        self._gate = gate
+        self._nowait: NoWait | None = None
+
+    @property
+    def name(self) -> str:
+        """The logger name this view's entries carry."""
+        return self._manager.name if self._logger is None else self._logger
+
+    @property
+    def level(self) -> int:
+        """The level below which this view's calls are discarded (as it is now)."""
+        return self._gate.level
 
     @property
     def fields(self) -> Mapping[str, Any]:
@@ -33,50 +65,145 @@ class BoundLogger:
         """The manager this view writes through."""
         return self._manager
 
-    def bind(self, **fields: Any) -> BoundLogger:
-        """A new view with `fields` added to (and overriding) the bound ones."""
-        return BoundLogger(self._manager, MappingProxyType({**self._fields, **fields}))
+    @property
+    def nowait(self) -> NoWait:
+        """This view's calls as plain functions that never wait (see `LogManager.nowait`)."""
+        nowait = self._nowait
+        if nowait is None:
+            nowait = self._nowait = NoWait(self._intake, self._logger, self._fields)
+        return nowait
 
-    async def write_log(self, level: Level | int | str, message: object, /, **fields: Any) -> bool:
-        """`LogManager.write_log` with the bound fields; True when accepted (see there)."""
-        intake = self._manager._intake  # the package-internal intake: see LogManager
-        pending = intake.accept(level, message, fields, bound=self._fields)
+    def bind(self, **fields: Any) -> Logger:
+        """A new view with `fields` added to (and overriding) the bound ones."""
+        merged = MappingProxyType({**self._fields, **fields})
+        return Logger(self._manager, self._logger, merged, self._gate)
+
+    async def write_log(
+        self, level: Level | int | str, message: object, /, *args: Any, **fields: Any
+    ) -> bool:
+        """`LogManager.write_log` through this view; True when accepted (see there)."""
+        intake = self._intake
+        pending = intake.accept(
+            level, message, fields, None, self._logger, self._fields, args=args
+        )
         if pending is None:
             return True
         if pending is False:
             return False
         return await intake.settle_call(pending)
 
-    async def debug(self, message: object, /, **fields: Any) -> bool:
+    async def debug(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.DEBUG, ...)`."""
-        return await self.write_log(Level.DEBUG, message, **fields)
+        if self._gate.level > _DEBUG:
+            self._intake.filtered += 1
+            return False
+        return await self.write_log(_DEBUG, message, *args, **fields)
 
-    async def info(self, message: object, /, **fields: Any) -> bool:
+    async def info(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.INFO, ...)`."""
-        return await self.write_log(Level.INFO, message, **fields)
+        if self._gate.level > _INFO:
+            self._intake.filtered += 1
+            return False
+        return await self.write_log(_INFO, message, *args, **fields)
 
-    async def warning(self, message: object, /, **fields: Any) -> bool:
+    async def warning(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.WARNING, ...)`."""
-        return await self.write_log(Level.WARNING, message, **fields)
+        if self._gate.level > _WARNING:
+            self._intake.filtered += 1
+            return False
+        return await self.write_log(_WARNING, message, *args, **fields)
 
-    async def error(self, message: object, /, **fields: Any) -> bool:
+    async def error(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.ERROR, ...)`."""
-        return await self.write_log(Level.ERROR, message, **fields)
+        if self._gate.level > _ERROR:
+            self._intake.filtered += 1
+            return False
+        return await self.write_log(_ERROR, message, *args, **fields)
 
-    async def critical(self, message: object, /, **fields: Any) -> bool:
+    async def critical(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.CRITICAL, ...)`."""
-        return await self.write_log(Level.CRITICAL, message, **fields)
+        if self._gate.level > _CRITICAL:
+            self._intake.filtered += 1
+            return False
+        return await self.write_log(_CRITICAL, message, *args, **fields)
 
-    async def exception(self, message: object, /, **fields: Any) -> bool:
+    async def exception(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`error(...)` with the traceback of the exception being handled."""
         fields.setdefault("exc_info", True)
-        return await self.write_log(Level.ERROR, message, **fields)
+        return await self.write_log(_ERROR, message, *args, **fields)
 
     def write_log_threadsafe(
-        self, level: Level | int | str, message: object, /, **fields: Any
+        self, level: Level | int | str, message: object, /, *args: Any, **fields: Any
     ) -> None:
-        """`LogManager.write_log_threadsafe` with the bound fields."""
-        self._manager._intake.hand_in(level, message, fields, bound=self._fields)
+        """`LogManager.write_log_threadsafe` through this view."""
+        self._intake.hand_in(
+            level, message, fields, logger=self._logger, bound=self._fields, args=args
+        )
 
     def __repr__(self) -> str:
-        return f"<BoundLogger of {self._manager!r} {dict(self._fields)!r}>"
+        bound = f" {dict(self._fields)!r}" if self._fields else ""
+        return f"<Logger {self.name!r} {level_name(self._gate.level)}{bound} of {self._manager!r}>"
+
+
+BoundLogger = Logger
+"""The former name of `Logger` (what `bind()` returns)."""
+
+
+class NoWait:
+    """`lm.nowait`, `logger.nowait`: the logging calls as plain functions that never wait, for
+    code on the loop's thread that is not a coroutine (a callback, a sync function called
+    from a coroutine). They return what the awaited calls return: True when the entry was
+    queued, written or handed to the pipeline, False when it was filtered out or dropped.
+
+    On the loop's thread, in async mode, a full queue drops the entry at once (counted in
+    `dropped` and reported as every drop is; `QueueFullError` with `raise_errors=True`), as
+    `overflow="drop_newest"` does (`"drop_oldest"` evicts, which never waits either); a
+    priority entry takes the reserve, and once that is full it waits in the backlog (it is
+    never dropped for lack of room). In sync mode the entry is written before the call
+    returns when the backend can write without awaiting (the file and console backends, no
+    handlers, no write in progress); otherwise it joins the backlog, written in order by the
+    pipeline's task. From another thread, a call hands the entry in as
+    `write_log_threadsafe` does and returns True."""
+
+    __slots__ = ("_fields", "_intake", "_logger")
+
+    def __init__(
+        self, intake: Intake, logger: str | None, fields: Mapping[str, Any] | None
+    ) -> None:
+        self._intake = intake
+        self._logger = logger
+        self._fields = fields
+
+    def write_log(
+        self, level: Level | int | str, message: object, /, *args: Any, **fields: Any
+    ) -> bool:
+        """Log `message` (`% args`) at `level` with `fields`, without waiting."""
+        return self._intake.log_now(level, message, args, fields, self._logger, self._fields)
+
+    def debug(self, message: object, /, *args: Any, **fields: Any) -> bool:
+        """`write_log(Level.DEBUG, ...)`."""
+        return self._intake.log_now(_DEBUG, message, args, fields, self._logger, self._fields)
+
+    def info(self, message: object, /, *args: Any, **fields: Any) -> bool:
+        """`write_log(Level.INFO, ...)`."""
+        return self._intake.log_now(_INFO, message, args, fields, self._logger, self._fields)
+
+    def warning(self, message: object, /, *args: Any, **fields: Any) -> bool:
+        """`write_log(Level.WARNING, ...)`."""
+        return self._intake.log_now(_WARNING, message, args, fields, self._logger, self._fields)
+
+    def error(self, message: object, /, *args: Any, **fields: Any) -> bool:
+        """`write_log(Level.ERROR, ...)`."""
+        return self._intake.log_now(_ERROR, message, args, fields, self._logger, self._fields)
+
+    def critical(self, message: object, /, *args: Any, **fields: Any) -> bool:
+        """`write_log(Level.CRITICAL, ...)`."""
+        return self._intake.log_now(_CRITICAL, message, args, fields, self._logger, self._fields)
+
+    def exception(self, message: object, /, *args: Any, **fields: Any) -> bool:
+        """`error(...)` with the traceback of the exception being handled."""
+        fields.setdefault("exc_info", True)
+        return self._intake.log_now(_ERROR, message, args, fields, self._logger, self._fields)
+
+    def __repr__(self) -> str:
+        return f"<NoWait of {self._intake.name!r} logger={self._logger!r}>"

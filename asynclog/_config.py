@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, NamedTuple, cast
 
 from . import _config_data
@@ -41,8 +42,6 @@ from ._validate import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from ._validate import StrPath
     from .backends.base import Backend
 
@@ -99,6 +98,8 @@ class SinkSpec(NamedTuple):
     name: str
     target: BackendSpec | Backend
     min_level: int
+    own_level: int | None = None
+    """The backend's own level, if it has one (`min_level` also counts `Config`'s levels)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,10 @@ class Config:
     """Entries below this level are discarded at the call."""
     name: str = "asynclog"
     """The logger name every entry carries."""
+    levels: Mapping[str, Level | int | str] | None = None
+    """Levels by logger name (`lm.get_logger(name)`, stdlib records): `{"app": "INFO",
+    "app.db": "DEBUG"}`. The longest dotted prefix of a name wins (`"app"` covers `"app.db"`,
+    not `"apple"`); names it does not cover are at `level`."""
     batch_size: int = 1000
     """Async mode: the most entries the worker hands to the backend in one write."""
     overflow: Overflow = "timeout"
@@ -149,6 +154,10 @@ class Config:
     """Where a batch goes when the retries fail: `"auto"` (a JSON-lines dead-letter file beside
     the primary, or stderr when the primary has no path), `"stderr"`, `"none"`, or a Backend."""
     min_level: int = field(init=False, repr=False, compare=False, default=0)
+    level_map: Mapping[str, int] = field(
+        init=False, repr=False, compare=False, default_factory=lambda: MappingProxyType({})
+    )
+    """`levels`, validated: level numbers by logger name (read-only)."""
     priority_min: int = field(init=False, repr=False, compare=False, default=0)
     sinks: tuple[SinkSpec, ...] = field(init=False, repr=False, compare=False, default=())
     """The validated destinations, in order (one for `backend=`)."""
@@ -184,6 +193,7 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f"level: {exc}", "level") from None
         object.__setattr__(self, "min_level", min_level)
+        object.__setattr__(self, "level_map", _level_map(self.levels))
         self._check_reliability()
         object.__setattr__(self, "sinks", self._resolve_sinks())
 
@@ -266,7 +276,7 @@ class Config:
                     "backend_config must be None when backend is a Backend object",
                     "backend_config",
                 )
-            return SinkSpec(type(backend).__name__, backend, self.min_level)
+            return self._spec(type(backend).__name__, backend, None)
         expected = settings_class(backend)
         if expected is None:
             raise ConfigError(
@@ -310,7 +320,30 @@ class Config:
                 f"a backend's name must be a non-empty str, got {shown(name)}", "name"
             )
         own = optional_level("backend", "level", level)
-        return SinkSpec(name, target, self.min_level if own is None else max(own, self.min_level))
+        lowest = min([self.min_level, *self.level_map.values()])  # the lowest any name has
+        return SinkSpec(name, target, lowest if own is None else max(own, lowest), own)
+
+
+def _level_map(levels: object) -> Mapping[str, int]:
+    """`Config.levels` checked: non-empty str names (no empty dotted component), levels."""
+    if levels is None:
+        return MappingProxyType({})
+    if not isinstance(levels, Mapping):
+        raise ConfigError(
+            f"levels must be a mapping of logger names to levels, got {shown(levels)}", "levels"
+        )
+    checked: dict[str, int] = {}
+    for name, level in levels.items():
+        if not isinstance(name, str) or not name or "" in name.split("."):
+            raise ConfigError(
+                f"levels: a logger name must be a non-empty dotted str, got {shown(name)}",
+                "levels",
+            )
+        try:
+            checked[name] = level_number(level)
+        except ValueError as exc:
+            raise ConfigError(f"levels[{name!r}]: {exc}", "levels") from None
+    return MappingProxyType(checked)
 
 
 def _unique_names(specs: list[SinkSpec], given: list[str | None]) -> tuple[SinkSpec, ...]:

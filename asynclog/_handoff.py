@@ -28,7 +28,8 @@ YIELD_EVERY = 64
 """The settler gives the loop a turn after this many entries (sync writes never suspend)."""
 
 HandInArgs = tuple[Any, ...]
-"""`(level, message, fields, at, logger, bound, exception)` of one handed-in entry."""
+"""`(level, message, fields, at, logger, bound, exception, template)` of one handed-in entry
+(its message formatted already when it had `%` arguments: `template` is then the template)."""
 
 
 class Owner(Protocol):
@@ -153,6 +154,17 @@ class Handoff:
         self._join(Waiting(pending, held, since, None), start=not anywhere)
 
     # ---- the backlog (the loop's thread)---------------------------------------------------
+
+    def join(self, pending: Pending) -> bool:
+        """An accepted entry that could not be settled without waiting (a `nowait` call) joins
+        the backlog; the settler settles it in its turn. False: the backlog is full, the
+        entry is counted dropped."""
+        assert self._loop is not None
+        if len(self._waiting) >= self._limit:
+            self._owner.count_dropped(pending)
+            return False
+        self._join(Waiting(pending, True, self._loop.time(), None))
+        return True
 
     def _join(self, waiting: Waiting, start: bool = True) -> None:
         self._waiting.append(waiting)

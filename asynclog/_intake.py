@@ -10,7 +10,7 @@ to settle". It is the one place that decides an entry's fate before the sinks ta
 It also owns the state of the manager (`State`) and the cache the level shortcuts read
 (`thread`, `counters`, `put`), rebuilt by `refresh()` whenever the state changes.
 
-Package-internal: `LogManager` and its views (`BoundLogger`, the stdlib bridge) use it through
+Package-internal: `LogManager` and its views (`Logger`, `NoWait`, the stdlib bridge) use it through
 `LogManager._intake`, a documented shared private.
 """
 
@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._context import CONTEXT
 from ._entry import EMPTY_FIELDS, LEVEL, Entry, as_log_entry
-from ._errors import LogError, ManagerClosedError
+from ._errors import LogError, ManagerClosedError, QueueFullError
+from ._format import format_message
 from ._handoff import HandInArgs, Handoff
-from ._levels import Level, parse_level
+from ._levels import Gate, Level, level_of_name, parse_level
 from ._overflow import NotTaken
 from ._registry import CAPTURES
 from ._report import BurstReporter
@@ -70,12 +71,21 @@ class Intake:
         backlog_limit: int,
         reporter: BurstReporter,
         raise_errors: bool = False,
+        level: int = Level.DEBUG,
+        levels: Mapping[str, int] | None = None,
     ) -> None:
         self.name = name
         self.sinks = sinks
         self.sync = sync
-        # Below every sink's own level an entry goes nowhere: discard it at the call.
-        self.min_level = min(sink.min_level for sink in sinks)
+        self.default_level = level
+        self.levels: dict[str, int] = dict(levels or {})
+        """Levels by logger name (`Config.levels`, then `set_level`)."""
+        self.gates: dict[str, Gate] = {}
+        """The gate of each logger name asked for (views, stdlib records), shared by views."""
+        self.own_gate = self.gate(name)
+        self.min_level = self.own_gate.level
+        """The level of the manager's own calls (`lm.info`): its name's, and not below the
+        lowest sink's (below every sink's level an entry goes nowhere)."""
         self.max_entry_bytes = max_entry_bytes
         self.quick_text_limit = max_entry_bytes // 4  # 4 bytes per char at most
         self.filtered = 0
@@ -97,6 +107,32 @@ class Intake:
         self.thread = -1
         self.counters = self.only.counters if self.only is not None else None
         self.put: Callable[[Entry], bool] = self.only.put if self.only is not None else never_queued
+
+    # ---- levels by logger name -------------------------------------------------------------
+
+    def gate(self, logger: str) -> Gate:
+        """The gate of `logger` (created on first use): the level of its name by
+        `levels` (the longest dotted prefix), never below the lowest sink's."""
+        gate = self.gates.get(logger)
+        if gate is None:
+            gate = self.gates[logger] = Gate(self._level_of(logger))
+        return gate
+
+    def _level_of(self, logger: str) -> int:
+        floor = min(sink.min_level for sink in self.sinks)
+        return max(floor, level_of_name(logger, self.levels, self.default_level))
+
+    def set_level(self, logger: str, level: int) -> None:
+        """From now on, `logger` and the names under it that have no level of their own are
+        at `level`: the sinks' levels, every gate and the shortcuts' cache follow."""
+        self.levels[logger] = level
+        lowest = min([self.default_level, *self.levels.values()])
+        for sink in self.sinks:
+            sink.follow_levels(lowest)
+        for name, gate in self.gates.items():
+            gate.level = self._level_of(name)
+        self.min_level = self.own_gate.level
+        self.refresh()
 
     def refresh(self) -> None:
         """Rebuild what the level shortcuts read from the state: `thread` is the loop's
@@ -130,11 +166,15 @@ class Intake:
         exception: str | None = None,
         anywhere: bool = False,
         queue_now: bool = True,
+        args: tuple[Any, ...] = (),
+        template: str | None = None,
     ) -> Pending | Literal[False] | None:
         """The synchronous part of every call. `at`: the call's time when it was taken
         elsewhere (a thread, a stdlib record); `logger` overrides the manager's name; `bound`
         are a view's fields; `anywhere`: the caller may be on any thread; `queue_now`: False
-        when the entry must not be queued past entries waiting in the backlog.
+        when the entry must not be queued past entries waiting in the backlog; `args`: the
+        `%` arguments of `message` (formatted here, once the level let it through);
+        `template`: the template of a message formatted already (by `hand_in`).
 
         Returns None when the entry is queued everywhere, False when it is filtered out, else
         the pending entry for `settle`."""
@@ -143,13 +183,17 @@ class Intake:
         if get_ident() != self.loop_thread and not anywhere:  # 4x cheaper than the loop check
             raise self.wrong_thread_error()
         number = level if level.__class__ is Level else parse_level(level)
-        if number < self.min_level:
+        if number < (self.min_level if logger is None else self.gate(logger).level):
             self.filtered += 1
             return False
         if type(message) is not str:  # not __class__: a property can fake that
             message = exact_str(message)
+        if args:
+            template, message = message, format_message(message, args)
         if len(message) > self.quick_text_limit:
             message = truncate(message, self.max_entry_bytes)
+        if template is not None and len(template) > self.quick_text_limit:
+            template = truncate(template, self.max_entry_bytes)
         context = self.context_get()
         if fields or context or bound or exception:
             frozen, exception = self._merged(fields, context, bound, exception)
@@ -162,7 +206,7 @@ class Intake:
             self.name if logger is None else logger,
             frozen,
             exception,
-            None,
+            template,
             None,
         )
         if CAPTURES:
@@ -175,6 +219,55 @@ class Intake:
             self.sinks[0].owed += 1
             return (entry, self.sinks)
         return self._fan_out(entry, number, queue_now)
+
+    def log_now(
+        self,
+        level: Level | int | str,
+        message: object,
+        args: tuple[Any, ...],
+        fields: dict[str, Any],
+        logger: str | None = None,
+        bound: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """A `nowait` call: never waits. On the loop's thread, `accept` and `settle_now`;
+        from another thread, `hand_in` (True once handed in)."""
+        if get_ident() != self.loop_thread:
+            self.hand_in(level, message, fields, logger=logger, bound=bound, args=args)
+            return True
+        pending = self.accept(level, message, fields, None, logger, bound, args=args)
+        if pending is None:
+            return True
+        if pending is False:
+            return False
+        return self.settle_now(pending)
+
+    def settle_now(self, pending: Pending) -> bool:
+        """Settle `pending` without waiting: each sink queues it (a priority entry in the
+        reserve), writes it directly (sync mode, when that needs no awaiting) or drops it (a
+        full queue); what would have to wait joins the backlog (sync mode behind entries
+        already there, a priority entry once the reserve is full). True unless a sink
+        dropped it (then `QueueFullError` with `raise_errors`)."""
+        entry, sinks = pending
+        if self.holding:  # sync mode: not written past the entries in the backlog
+            return self.handoff.join(pending)
+        later: list[SinkRunner] = []
+        dropped: list[str] = []
+        for sink in sinks:
+            sink.owed -= 1
+            outcome = sink.settle_now(entry)
+            if outcome is None:
+                sink.owed += 1
+                later.append(sink)
+            elif not outcome:
+                dropped.append(sink.name)
+        if later and not self.handoff.join((entry, tuple(later))):
+            dropped.extend(sink.name for sink in later)
+        if not dropped:
+            return True
+        if self.raise_errors:
+            names = ", ".join(repr(name) for name in dropped)
+            raise QueueFullError(f"log queue full (backend {names}): a nowait call does not wait")
+        return False
 
     def _fan_out(self, entry: Entry, level: int, queue_now: bool) -> Pending | None:
         """Several sinks: each at or below `level` accepts the entry; those that could not
@@ -311,27 +404,44 @@ class Intake:
         logger: str | None = None,
         bound: Mapping[str, Any] | None = None,
         exception: str | None = None,
+        args: tuple[Any, ...] = (),
     ) -> None:
-        """`write_log_threadsafe`'s work: take the time and the traceback here, then hand the
-        entry to the loop (or write it now, with what is left, when the loop has closed)."""
+        """`write_log_threadsafe`'s work: take the time and the traceback here, and format
+        the message with `args` (they may change once this returns), then hand the entry to
+        the loop (or write it now, with what is left, when the loop has closed)."""
         number = level if level.__class__ is Level else parse_level(level)
         loop = self.loop
         if loop is None or self.state is not State.RUNNING:
             raise self.not_accepting_error()
         if "exc_info" in fields:  # the traceback dies with the caller's frame: format it here
             exception = format_exc_info(fields.pop("exc_info")) or exception
-        args = (number, message, fields, time() if at is None else at, logger, bound, exception)
-        if not self.handoff.hand_in(args, on_loop=_running_loop() is loop):
+        template = None
+        gate = self.min_level if logger is None else self.gate(logger).level
+        if args and number >= gate:  # filtered out: nothing is formatted
+            template = message if type(message) is str else exact_str(message)
+            message = format_message(template, args)
+        at = time() if at is None else at
+        handed = (number, message, fields, at, logger, bound, exception, template)
+        if not self.handoff.hand_in(handed, on_loop=_running_loop() is loop):
             with self.direct_lock:  # the loop has closed: write it (and what is left) now
-                self.write_leftovers_now(self.take_leftovers(args))
+                self.write_leftovers_now(self.take_leftovers(handed))
 
     def accept_handed_in(
         self, args: HandInArgs, anywhere: bool, hold: bool
     ) -> Pending | Literal[False] | None:
         """`accept` for an entry handed in; `hold`: it must not be queued past the backlog."""
-        level, message, fields, at, logger, bound, exception = args
+        level, message, fields, at, logger, bound, exception, template = args
         return self.accept(
-            level, message, fields, at, logger, bound, exception, anywhere, queue_now=not hold
+            level,
+            message,
+            fields,
+            at,
+            logger,
+            bound,
+            exception,
+            anywhere,
+            queue_now=not hold,
+            template=template,
         )
 
     def count_dropped(self, pending: Pending) -> None:
@@ -441,7 +551,7 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
     """
 
     def replace(stub: _Method) -> _Method:
-        async def log(self: LogManager, message: object, /, **fields: Any) -> bool:
+        async def log(self: LogManager, message: object, /, *args: Any, **fields: Any) -> bool:
             intake = self._intake
             counters = intake.counters
             if (
@@ -449,12 +559,13 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
                 or level < intake.min_level
                 or type(message) is not str
                 or len(message) > intake.quick_text_limit
+                or args
                 or fields
                 or counters is None  # several sinks
                 or CAPTURES
                 or intake.context_get()
             ):
-                pending = intake.accept(level, message, fields)
+                pending = intake.accept(level, message, fields, args=args)
                 if pending is None:
                     return True
                 if pending is False:

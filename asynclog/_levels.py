@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 
 class Level(enum.IntEnum):
@@ -49,3 +50,29 @@ def parse_level(value: object) -> int:
             + ", ".join(level.name.lower() for level in Level)
         )
     raise ValueError(f"level must be a Level, an int or a level name, got {value!r}")
+
+
+def level_of_name(name: str, levels: Mapping[str, int], default: int) -> int:
+    """The level `levels` gives the logger `name`: that of its longest dotted prefix by whole
+    components (`"app"` covers `"app"` and `"app.db"`, not `"apple"`), else `default`."""
+    while True:
+        found = levels.get(name)
+        if found is not None:
+            return found
+        dot = name.rfind(".")
+        if dot < 0:
+            return default
+        name = name[:dot]
+
+
+class Gate:
+    """The level below which the entries of one logger name are discarded at the call. Every
+    view of that name reads the same gate, so `LogManager.set_level` changes them all."""
+
+    __slots__ = ("level",)
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+
+    def __repr__(self) -> str:
+        return f"<Gate {level_name(self.level)}>"

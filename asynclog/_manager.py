@@ -13,13 +13,13 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 from . import _registry
-from ._bound import BoundLogger
+from ._bound import Logger, NoWait
 from ._config import Config, SinkSpec
 from ._entry import LogEntry
 from ._errors import LogError, ManagerClosedError
 from ._handlers import HandlerLike, HandlerSet
 from ._intake import BACKLOG_LIMIT, Intake, State, level_method
-from ._levels import Level
+from ._levels import Level, parse_level
 from ._report import BurstReporter
 from ._sink import CLOSE_GRACE_SECONDS, SinkRunner
 from ._stats import CloseReport, Counters, LogStats
@@ -33,7 +33,7 @@ class LogManager:
     Use it as `async with LogManager(config) as lm:`; leaving the block writes every accepted
     entry and closes the backends. `LogManager(config)` validates the config (`ConfigError`).
 
-    `_intake` is a documented shared private: the package's views (`BoundLogger`, the stdlib
+    `_intake` is a documented shared private: the package's views (`Logger`, `NoWait`, the stdlib
     bridge) write through it.
     """
 
@@ -62,7 +62,11 @@ class LogManager:
             backlog_limit=max(BACKLOG_LIMIT, 10 * config.queue_size),
             reporter=self._reporter,
             raise_errors=config.raise_errors,
+            level=config.min_level,
+            levels=config.level_map,
         )
+        self._loggers: dict[str, Logger] = {}
+        self._nowait = NoWait(self._intake, None, None)
         self._closing: asyncio.Future[CloseReport] | None = None
         self._opening: asyncio.Future[None] | None = None  # while start() opens the backends
         self._opened: list[SinkRunner] = []
@@ -85,7 +89,9 @@ class LogManager:
             retry_attempts=config.retry_attempts,
             retry_backoff=config.retry_backoff,
         )
-        return SinkRunner(spec.name, spec.min_level, writer, self._reporter, config, self._name)
+        return SinkRunner(
+            spec.name, spec.min_level, writer, self._reporter, config, self._name, spec.own_level
+        )
 
     def _report_drops(self, sink: str, count: int) -> None:
         """The first drop of a burst, on stderr; the in-band report (the next write) ends it."""
@@ -290,9 +296,16 @@ class LogManager:
 
     # ---- writing ---------------------------------------------------------------------------
 
-    async def write_log(self, level: Level | int | str, message: object, /, **fields: Any) -> bool:
+    async def write_log(
+        self, level: Level | int | str, message: object, /, *args: Any, **fields: Any
+    ) -> bool:
         """Log `message` at `level` with `fields`; True when the entry was accepted (async mode:
         queued) or written (sync mode), False when it was not.
+
+        With `args`, the message is `message % args` (as the standard library's), formatted at
+        the call once the level let the entry through; the entry keeps `message` as its
+        `template`. A single non-empty mapping formats `%(name)s`. A format error never loses
+        the entry: it is written with the template, a marker and the arguments' reprs.
 
         Async mode: queue the entry and return (about a microsecond); when the queue is full,
         apply `Config.overflow` (by default: wait up to `put_timeout`, then drop it). Sync mode:
@@ -303,7 +316,7 @@ class LogManager:
         raise: `ManagerClosedError` before `start()` and after `close()`, `ValueError` for an
         unknown level, `LogError` from another thread.
         """
-        pending = self._intake.accept(level, message, fields)
+        pending = self._intake.accept(level, message, fields, args=args)
         if pending is None:
             return True
         if pending is False:
@@ -311,7 +324,7 @@ class LogManager:
         return await self._intake.settle_call(pending)
 
     def write_log_threadsafe(
-        self, level: Level | int | str, message: object, /, **fields: Any
+        self, level: Level | int | str, message: object, /, *args: Any, **fields: Any
     ) -> None:
         """Log from any thread (a thread pool, `run_in_executor`, a plain thread, the loop's own
         thread outside a coroutine); returns at once and never blocks the loop. The time, the
@@ -321,44 +334,69 @@ class LogManager:
         is counted dropped, not raised here. When the loop has stopped or closed while the
         manager is still open, the entry (after everything still queued) is written at once.
         Raises `ValueError` for an unknown level and `ManagerClosedError` when not running."""
-        self._intake.hand_in(level, message, fields)
+        self._intake.hand_in(level, message, fields, args=args)
 
     @level_method(Level.DEBUG)
-    async def debug(self, message: object, /, **fields: Any) -> bool:
+    async def debug(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.DEBUG, ...)`."""
         raise NotImplementedError  # the body is the shortcut that level_method builds
 
     @level_method(Level.INFO)
-    async def info(self, message: object, /, **fields: Any) -> bool:
+    async def info(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.INFO, ...)`."""
         raise NotImplementedError  # the body is the shortcut that level_method builds
 
     @level_method(Level.WARNING)
-    async def warning(self, message: object, /, **fields: Any) -> bool:
+    async def warning(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.WARNING, ...)`."""
         raise NotImplementedError  # the body is the shortcut that level_method builds
 
     @level_method(Level.ERROR)
-    async def error(self, message: object, /, **fields: Any) -> bool:
+    async def error(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.ERROR, ...)`."""
         raise NotImplementedError  # the body is the shortcut that level_method builds
 
     @level_method(Level.CRITICAL)
-    async def critical(self, message: object, /, **fields: Any) -> bool:
+    async def critical(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.CRITICAL, ...)`."""
         raise NotImplementedError  # the body is the shortcut that level_method builds
 
-    async def exception(self, message: object, /, **fields: Any) -> bool:
+    async def exception(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.ERROR, ...)` with the traceback of the exception being handled
         (call it inside `except`); `exc_info=` may name another exception."""
         fields.setdefault("exc_info", True)
-        return await self.write_log(Level.ERROR, message, **fields)
+        return await self.write_log(Level.ERROR, message, *args, **fields)
 
-    def bind(self, **fields: Any) -> BoundLogger:
+    @property
+    def nowait(self) -> NoWait:
+        """The logging calls as plain functions that never wait (`lm.nowait.info("x")`), for
+        code on the loop's thread that is not a coroutine; from another thread they hand the
+        entry in as `write_log_threadsafe` does. See `NoWait`."""
+        return self._nowait
+
+    def bind(self, **fields: Any) -> Logger:
         """A light view of this manager whose entries all carry `fields` (the manager itself is
         unchanged). Fields given to a call win over `contextualize` fields, which win over
         bound ones."""
-        return BoundLogger(self, MappingProxyType(dict(fields)))
+        return Logger(self, None, MappingProxyType(dict(fields)), self._intake.own_gate)
+
+    def get_logger(self, name: str) -> Logger:
+        """The view whose entries carry `logger=name` (the same object for the same name), at
+        the level `Config.levels` gives that name; with `.bind()` and `.nowait`."""
+        logger = self._loggers.get(name)
+        if logger is None:
+            _check_logger_name(name)
+            logger = Logger(self, name, MappingProxyType({}), self._intake.gate(name))
+            self._loggers[name] = logger
+        return logger
+
+    def set_level(self, name: str, level: Level | int | str) -> None:
+        """Set the level of the logger `name` and of the names under it that have none of
+        their own (`Config.levels`), from now on, for the views that exist already too (and
+        for this manager's own calls when `name` covers its name). `ValueError` for an
+        unknown level."""
+        _check_logger_name(name)
+        self._intake.set_level(name, parse_level(level))
 
     # ---- handlers and stats ----------------------------------------------------------------
 
@@ -433,6 +471,11 @@ class LogManager:
     def __repr__(self) -> str:
         mode = "async" if self._config.async_mode else "sync"
         return f"<LogManager {self._name!r} {mode} {self._intake.state.value}>"
+
+
+def _check_logger_name(name: object) -> None:
+    if not isinstance(name, str) or not name or "" in name.split("."):
+        raise ValueError(f"a logger name must be a non-empty dotted str, got {name!r}")
 
 
 def _remaining(deadline: float | None) -> float | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import _overflow
 from ._config import Config
-from ._entry import Entry, LogEntry
+from ._entry import LEVEL, Entry, LogEntry
 from ._errors import LogError, ManagerClosedError, QueueFullError
 from ._levels import Level
 from ._overflow import HandedOver, NotTaken, resumable
@@ -107,9 +107,13 @@ class SinkRunner:
         reporter: BurstReporter,
         config: Config,
         owner: str,
+        own_level: int | None = None,
     ) -> None:
         self.name = name
         self.min_level = min_level
+        """Below this level the sink takes nothing: its own level, not below the lowest
+        level any logger name has (an entry of a name below that is discarded at the call)."""
+        self.own_level = own_level
         self.writer = writer
         self.counters: Counters = writer.counters
         self._reporter = reporter
@@ -133,6 +137,11 @@ class SinkRunner:
         """The worker was cancelled from outside: entries are written directly from now on."""
         self.worker_failure: BaseException | None = None
         """What killed the worker, if a bug did before `stop()`."""
+
+    def follow_levels(self, lowest: int) -> None:
+        """The lowest level of any logger name is now `lowest` (`set_level`)."""
+        own = self.own_level
+        self.min_level = lowest if own is None else max(own, lowest)
 
     def start(self) -> None:
         """Async mode: create the queue and start the worker on the running loop."""
@@ -165,6 +174,50 @@ class SinkRunner:
         if queue is None or self.worker_gone:
             return self._write_now(entry)
         return self._when_full(queue, entry, waited)
+
+    def settle_now(self, entry: Entry) -> bool | None:
+        """`settle` without waiting, for a `nowait` call on the loop's thread: True when the
+        entry is queued or written (or its write goes on in a task after a failure), False
+        when it is dropped (counted), None when it cannot be done without waiting (the
+        caller hands it to the backlog). A full queue drops it, as `drop_newest` (or evicts
+        as `drop_oldest`, which never waits either); a priority entry takes the reserve."""
+        queue = self.queue
+        if queue is None or self.worker_gone:
+            return self._write_without_waiting(entry)
+        if self.worker_failure is not None:
+            self.counters.drop(1)
+            return False
+        config = self._config
+        if entry[LEVEL] >= config.priority_min:
+            return True if queue.try_put_reserved(entry) else None
+        if config.overflow == "drop_oldest":
+            priority_min = config.priority_min
+            evicted, appended = queue.replace_oldest(
+                entry, lambda queued: queued[LEVEL] < priority_min
+            )
+            self.counters.drop(evicted + (0 if appended else 1))
+            return appended
+        self.counters.drop(1)
+        return False
+
+    def _write_without_waiting(self, entry: Entry) -> bool | None:
+        """A direct write that needs no awaiting: a blocking backend, no handlers, nobody
+        holding or waiting for the delivery lock, no drop report to write first. None when
+        that is not the case, or when the backend declined (`WouldBlock`) or failed (the
+        awaited way retries it, with the backoff)."""
+        writer = self.writer
+        if (
+            not writer.immediate
+            or self.lock.users
+            or writer.backend_closed
+            or self.counters.unreported_drops
+        ):
+            return None
+        try:
+            error = writer.write_immediately((entry,))
+        except WouldBlock:
+            return None
+        return True if error is None else None
 
     async def _when_full(self, queue: FairQueue[Entry], entry: Entry, waited: float) -> bool:
         in_worker = self._task is not None and asyncio.current_task() is self._task

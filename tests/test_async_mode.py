@@ -296,5 +296,5 @@ def test_level_shortcuts_keep_their_names_signatures_and_docs() -> None:
         assert method.__qualname__ == f"LogManager.{name}"
         assert method.__doc__ == f"`write_log(Level.{name.upper()}, ...)`."
         assert inspect.iscoroutinefunction(method)
-        signature = "(self, message: 'object', /, **fields: 'Any') -> 'bool'"
+        signature = "(self, message: 'object', /, *args: 'Any', **fields: 'Any') -> 'bool'"
         assert str(inspect.signature(method)) == signature
