@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from . import _registry
-from ._bound import BoundLogger
+from ._bound import Logger, NoWait
 from ._config import Config
 from ._errors import LogError
 from ._levels import Level
@@ -34,8 +34,9 @@ class ThreadedManager:
     """A started `LogManager` running on its own event loop in a daemon thread, returned by
     `asynclog.run_in_thread(config)`.
 
-    Every method here is synchronous and safe from any thread. Log with
-    `write_log_threadsafe` (or the manager's views); leave with `close()` or a `with` block.
+    Every method here is synchronous and safe from any thread. Log through `nowait`
+    (`logs.nowait.info(...)`), named loggers' and bound views' `.nowait`, or
+    `write_log_threadsafe`; leave with `close()` or a `with` block.
     What is still pending at interpreter exit is drained then (bounded, see
     `EXIT_CLOSE_SECONDS`).
     """
@@ -76,15 +77,25 @@ class ThreadedManager:
         """True until `close()` begins (False in a forked child)."""
         return self._manager.running and os.getpid() == self._pid
 
+    @property
+    def nowait(self) -> NoWait:
+        """`LogManager.nowait`: `logs.nowait.info("x")` from any thread hands the entry to the
+        manager's loop and returns at once."""
+        return self._manager.nowait
+
+    def get_logger(self, name: str) -> Logger:
+        """`LogManager.get_logger`: the view named `name` (log through its `.nowait`)."""
+        return self._manager.get_logger(name)
+
+    def bind(self, **fields: Any) -> Logger:
+        """`LogManager.bind`: a view whose entries carry `fields` (log through its `.nowait`)."""
+        return self._manager.bind(**fields)
+
     def write_log_threadsafe(
-        self, level: Level | int | str, message: object, /, **fields: Any
+        self, level: Level | int | str, message: object, /, *args: Any, **fields: Any
     ) -> None:
         """`LogManager.write_log_threadsafe`: hand the entry to the manager's loop; never waits."""
-        self._manager.write_log_threadsafe(level, message, **fields)
-
-    def bind(self, **fields: Any) -> BoundLogger:
-        """`LogManager.bind`: a view whose entries carry `fields`."""
-        return self._manager.bind(**fields)
+        self._manager.write_log_threadsafe(level, message, *args, **fields)
 
     def get_stats(self) -> LogStats:
         """`LogManager.get_stats()` (a snapshot, safe from any thread)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from threading import get_ident
 from typing import Any, NamedTuple
 
 try:
@@ -34,8 +35,10 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in the t
         "asynclog.structlog needs structlog: pip install 'asynclog[structlog]'"
     ) from exc
 
-from ._levels import LEVEL_NAMES, Level, parse_level
+from ._format import format_message
+from ._levels import LEVEL_NAMES, Gate, Level, parse_level
 from ._manager import LogManager
+from ._sanitize import exact_str
 from ._threaded import ThreadedManager
 from ._tracebacks import format_exc_info
 
@@ -115,24 +118,37 @@ class StructlogLogger:
         self.manager = manager
         self.name = name if name is not None else manager.name
         """The logger name of the entries (read by structlog's `add_logger_name`)."""
+        self._gate: Gate | None = None
 
     def is_enabled_for(self, level: int) -> bool:
-        """False when the manager discards `level` anyway (checked before the processors)."""
-        return level >= self.manager._intake.min_level  # the package-internal intake
+        """False when the manager discards `level` for this logger name anyway (its
+        `Config.levels` entry, the backends' levels): checked before the processors run."""
+        gate = self._gate
+        if gate is None:
+            gate = self._gate = self.manager._intake.gate(self.name)  # the shared intake
+        return level >= gate.level
 
     def write(self, level: int, *args: Any, **kwargs: Any) -> bool:
-        """Log without waiting (from any thread): the entry is handed to the manager's loop.
-        `args` is `(EntryParts,)` from `render_entry`, or a rendered string from another
-        final processor; `kwargs` an event dict when the chain ended without a renderer."""
+        """Log without waiting, as `LogManager.nowait` does: on the manager's loop thread a
+        full queue drops the entry (False); from any other thread the entry is handed to the
+        loop (True). `args` is `(EntryParts,)` from `render_entry`, or a rendered string from
+        another final processor; `kwargs` an event dict when the chain ended without one."""
         parts = _parts(args, kwargs)
-        self.manager._intake.hand_in(  # the package-internal intake: see LogManager
-            level,
-            parts.message,
-            parts.fields,
-            logger=parts.logger or self.name,
-            exception=parts.exception,
+        intake = self.manager._intake  # the package-internal intake: see LogManager
+        logger = parts.logger or self.name
+        if get_ident() != intake.loop_thread:
+            intake.hand_in(
+                level, parts.message, parts.fields, logger=logger, exception=parts.exception
+            )
+            return True
+        pending = intake.accept(
+            level, parts.message, parts.fields, logger=logger, exception=parts.exception
         )
-        return True
+        if pending is None:
+            return True
+        if pending is False:
+            return False
+        return intake.settle_now(pending)
 
     async def awrite(self, level: int, *args: Any, **kwargs: Any) -> bool:
         """`write`, awaited: `LogManager.write_log`'s path (its overflow policy; written when
@@ -201,13 +217,12 @@ class LoggerFactory:
 
 
 def _interpolate(event: object, args: tuple[Any, ...]) -> object:
-    """`log.info("user %s", uid)`: `%`-formatting as structlog's own loggers do it (a single
-    mapping argument formats by key)."""
+    """`log.info("user %s", uid)`: `%`-formatting before the processors run, as structlog's
+    own loggers do (a single mapping argument formats by key); a format error does not raise
+    but writes the template, a marker and the arguments, as asynclog's own calls do."""
     if not args:
         return event
-    if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
-        return str(event) % args[0]
-    return str(event) % args
+    return format_message(event if type(event) is str else exact_str(event), args)
 
 
 def _method_name(level: int) -> str:
@@ -216,12 +231,14 @@ def _method_name(level: int) -> str:
 
 
 class BoundLogger(BoundLoggerBase):
-    """structlog's `wrapper_class` for asynclog: `info()` & co. never wait (the entry is
-    handed to the manager's loop); `await ainfo()` & co. take `LogManager.write_log`'s path.
-    Both return True when the entry was accepted (False: below the level, or dropped by a
-    processor raising `DropEvent`). Positional arguments `%`-format the event, as in
-    structlog's own loggers; `exception()` logs at error level with the current traceback.
-    Levels below the manager's are discarded before the processors run."""
+    """structlog's `wrapper_class` for asynclog: `info()` & co. never wait (as
+    `LogManager.nowait`: from another thread the entry is handed to the manager's loop, on the
+    loop's thread a full queue drops it); `await ainfo()` & co. take `LogManager.write_log`'s
+    path. Both return True when the entry was accepted (False: below the level, dropped, or
+    dropped by a processor raising `DropEvent`). Positional arguments `%`-format the event
+    before the processors run, as in structlog's own loggers; `exception()` logs at error
+    level with the current traceback. Levels below the logger name's are discarded before
+    the processors run."""
 
     _logger: StructlogLogger
 
