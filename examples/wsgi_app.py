@@ -45,7 +45,7 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     request_id = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
     path = environ.get("PATH_INFO", "/")
     with contextualize(request_id=request_id):
-        logs.write_log_threadsafe("info", "request", path=path, pid=os.getpid())
+        logs.nowait.info("request", path=path, pid=os.getpid())  # returns at once
         if path == "/boom":
             try:
                 raise RuntimeError("boom")

@@ -62,23 +62,28 @@ def test_threads_log_through_it_and_close_drains_everything(
 ) -> None:
     logs = run_in_thread(
         Config(
-            backend_config=FileConfig(file_path=log_path, format="json"), async_mode=async_mode
+            backend_config=FileConfig(file_path=log_path, format="json"),
+            async_mode=async_mode,
+            queue_size=THREADS * PER_THREAD * 5,  # room for all: this test counts exactly
         )
     )
     assert isinstance(logs, ThreadedManager) and logs.running and logs.thread.daemon
     install(logs, level="INFO", loggers=["worker"])
     stdlib_log = logging.getLogger("worker")
     view = logs.bind(component="jobs")
+    named = logs.get_logger("jobs.mail")
 
     def work(index: int) -> None:
         for number in range(PER_THREAD):
-            logs.write_log_threadsafe("info", f"direct {index}-{number}", n=number)
-            view.write_log_threadsafe("warning", f"bound {index}-{number}")
+            assert logs.nowait.info(f"direct {index}-{number}", n=number) is True
+            assert view.nowait.warning(f"bound {index}-{number}") is True
+            assert named.nowait.error("named %d-%d", index, number) is True
+            logs.write_log_threadsafe("debug", f"threadsafe {index}-{number}")
             stdlib_log.info("stdlib %d-%d", index, number)
 
     in_threads(THREADS, work)
     report = logs.close()
-    total = THREADS * PER_THREAD * 3
+    total = THREADS * PER_THREAD * 5
     assert report == CloseReport(written=total, dropped=0, abandoned=0, dead_lettered=0)
     assert not logs.running and not logs.thread.is_alive() and logs.loop.is_closed()
     entries = [json.loads(line) for line in read_lines(log_path)]
@@ -88,12 +93,15 @@ def test_threads_log_through_it_and_close_drains_everything(
         for number in range(PER_THREAD):
             assert {f"direct {index}-{number}", f"bound {index}-{number}"} <= messages
             assert f"stdlib {index}-{number}" in messages
+            assert {f"named {index}-{number}", f"threadsafe {index}-{number}"} <= messages
     # each thread's entries stay in the order it logged them
     for index in range(THREADS):
         mine = [e["message"] for e in entries if e["message"].startswith(f"direct {index}-")]
         assert mine == [f"direct {index}-{number}" for number in range(PER_THREAD)]
     bound = next(e for e in entries if e["message"] == "bound 3-7")
     assert (bound["level"], bound["fields"]) == ("WARNING", {"component": "jobs"})
+    named_entry = next(e for e in entries if e["message"] == "named 5-1")
+    assert (named_entry["logger"], named_entry["level"]) == ("jobs.mail", "ERROR")
     stdlib_entry = next(e for e in entries if e["message"] == "stdlib 2-9")
     assert stdlib_entry["logger"] == "worker"
     assert logging.getLogger("worker").handlers == [], "close() undid install()"

@@ -18,7 +18,7 @@ import asynclog.structlog
 from asynclog import Config, FileConfig, Level, LogError, LogManager, contextualize, run_in_thread
 from asynclog.structlog import BoundLogger, LoggerFactory, render_entry
 
-from .conftest import read_lines
+from .conftest import GateBackend, read_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -324,3 +324,43 @@ def test_factory_and_import_errors() -> None:
         cwd=ROOT,
         check=True,
     ).stdout
+
+
+async def test_levels_by_logger_name_apply_before_the_processors(log_path: Path) -> None:
+    seen: list[str] = []
+
+    def spy(logger: object, method_name: str, event_dict: Any) -> Any:
+        seen.append(f"{event_dict['event']}")
+        return event_dict
+
+    config = json_config(log_path, level="DEBUG", levels={"noisy": "WARNING"})
+    async with LogManager(config) as lm:
+        asynclog.structlog.configure(lm, processors=[spy])
+        noisy, quiet = structlog.get_logger("noisy.db"), structlog.get_logger("app.web")
+        assert noisy.info("chatter") is False and await noisy.ainfo("more chatter") is False
+        assert noisy.warning("matters") is True
+        assert quiet.debug("details") is True
+        lm.set_level("noisy", "DEBUG")
+        assert noisy.debug("now wanted") is True
+    assert seen == ["matters", "details", "now wanted"]
+    assert [(e["logger"], e["message"]) for e in entries_of(log_path)] == [
+        ("noisy.db", "matters"),
+        ("app.web", "details"),
+        ("noisy.db", "now wanted"),
+    ]
+
+
+async def test_a_sync_call_on_the_loop_drops_when_the_queue_is_full() -> None:
+    backend = GateBackend()  # stalled: the queue fills
+    async with LogManager(Config(backend=backend, async_mode=True, queue_size=10)) as lm:
+        asynclog.structlog.configure(lm)
+        log = structlog.get_logger("burst")
+        try:
+            outcomes = [log.info("entry %d", number) for number in range(15)]
+            dropped = lm.get_stats().dropped
+        finally:
+            backend.release()
+    assert outcomes == [True] * 10 + [False] * 5  # nothing yielded: the worker took none
+    assert dropped == 5
+    assert backend.messages[0].startswith("asynclog dropped 5 entries between ")  # in-band
+    assert backend.messages[1:] == [f"entry {number}" for number in range(10)]
