@@ -17,7 +17,7 @@ from ._errors import BackendWriteError, ConfigError, LogError, ManagerClosedErro
 from ._handlers import Handler
 from ._levels import Level
 from ._loading import load_config
-from ._manager import LogManager
+from ._manager import LogManager, get_logger
 from ._signals import cancel_on_signals
 from ._stats import CloseReport, LogStats
 from ._threaded import ThreadedManager, run_in_thread
@@ -70,6 +70,7 @@ __all__ = [
     "cancel_on_signals",
     "contextualize",
     "current_context",
+    "get_logger",
     "load_config",
     "query",
     "run_in_thread",

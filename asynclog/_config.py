@@ -134,6 +134,9 @@ class Config:
     """Levels by logger name (`lm.get_logger(name)`, stdlib records): `{"app": "INFO",
     "app.db": "DEBUG"}`. The longest dotted prefix of a name wins (`"app"` covers `"app.db"`,
     not `"apple"`); names it does not cover are at `level`."""
+    default: bool = False
+    """This manager is the one `asynclog.get_logger(name)` uses (only one such manager may be
+    alive and not closed at a time: a second raises `ConfigError` at construction)."""
     batch_size: int = 1000
     """Async mode: the most entries the worker hands to the backend in one write."""
     overflow: Overflow = "timeout"
@@ -179,6 +182,8 @@ class Config:
             raise ConfigError(
                 f"raise_errors must be a bool, got {self.raise_errors!r}", "raise_errors"
             )
+        if not isinstance(self.default, bool):
+            raise ConfigError(f"default must be a bool, got {shown(self.default)}", "default")
         if not isinstance(self.async_mode, bool):
             raise ConfigError(
                 f"async_mode must be a bool, got {shown(self.async_mode)}", "async_mode"

@@ -157,10 +157,25 @@ def _config_kwargs(
         kwargs["backend_config"] = _backend_config(backend, data["backend_config"], base_dir)
     if "backends" in data:
         kwargs["backends"] = _backends(data["backends"], base_dir)
+    if isinstance(data.get("levels"), Mapping):
+        kwargs["levels"] = _flat_levels(data["levels"])  # type: ignore[arg-type]
     priority = data.get("priority_level")
     if isinstance(priority, str) and priority.strip().lower() == "none":
         kwargs["priority_level"] = None  # TOML has no null
     return kwargs
+
+
+def _flat_levels(levels: Mapping[str, object], prefix: str = "") -> dict[str, object]:
+    """`[levels]` with its nested tables flattened: in TOML, an unquoted `app.db = "DEBUG"`
+    is the table `{"app": {"db": "DEBUG"}}`, meant as the logger name `"app.db"`."""
+    flat: dict[str, object] = {}
+    for name, value in levels.items():
+        full = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            flat.update(_flat_levels(value, f"{full}."))
+        else:
+            flat[full] = value
+    return flat
 
 
 def _backend_config(backend: object, value: object, base_dir: StrPath | None) -> object:

@@ -70,6 +70,8 @@ class LogManager:
         self._closing: asyncio.Future[CloseReport] | None = None
         self._opening: asyncio.Future[None] | None = None  # while start() opens the backends
         self._opened: list[SinkRunner] = []
+        if config.default:
+            _registry.claim_default(self)
         _registry.add_manager(self, self._intake.forked)
 
     def _sink_for(self, spec: SinkSpec, runs_handlers: bool) -> SinkRunner:
@@ -471,6 +473,14 @@ class LogManager:
     def __repr__(self) -> str:
         mode = "async" if self._config.async_mode else "sync"
         return f"<LogManager {self._name!r} {mode} {self._intake.state.value}>"
+
+
+def get_logger(name: str) -> Logger:
+    """`lm.get_logger(name)` of the default manager: the one built with `Config(default=True)`
+    (it may not be started yet: its calls then raise `ManagerClosedError` until it is), else
+    the only one running. `LogError` when there is none, or several and none is the default.
+    The one-line migration from `logging.getLogger(__name__)`."""
+    return _registry.default_manager().get_logger(name)
 
 
 def _check_logger_name(name: object) -> None:

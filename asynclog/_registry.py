@@ -3,6 +3,7 @@
 - `CAPTURES`: the open `asynclog.testing.capture_logs()` lists; every accepted entry is
   appended to each.
 - `live_managers()`: every manager alive (the stdlib bridge finds managers by name here).
+- `claim_default()` / `default_manager()`: the manager `asynclog.get_logger(name)` uses.
 - `on_start` / `on_close` hooks: the stdlib bridge releases held records when a manager
   starts, and undoes `install()` when it closes.
 - The exit flush: a started manager registers a callable that writes its pending entries
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._entry import LogEntry
+from ._errors import ConfigError, LogError
 
 if TYPE_CHECKING:
     from ._manager import LogManager
@@ -42,6 +44,7 @@ _close_hooks: dict[int, list[Callable[[], object]]] = {}
 _exit_writers: dict[int, Callable[[], None]] = {}
 _lock = threading.Lock()
 _exit_hook_installed = False
+_default: weakref.ref[LogManager] | None = None
 
 
 # ---- live managers -----------------------------------------------------------------------
@@ -53,6 +56,44 @@ def add_manager(manager: LogManager, forked: Callable[[], None]) -> None:
     with _lock:
         _managers.add(manager)
         _fork_hooks[manager] = forked
+
+
+def claim_default(manager: LogManager) -> None:
+    """Make `manager` (built with `Config(default=True)`) the default one; `ConfigError` when
+    another default manager is alive and not closed."""
+    global _default
+    with _lock:
+        current = _default() if _default is not None else None
+        if current is not None and current is not manager and not current.closed:
+            raise ConfigError(
+                f"Config(default=True): LogManager {current.name!r} is the default already "
+                "(close it first, or leave default=False on one of them)",
+                "default",
+            )
+        _default = weakref.ref(manager)
+
+
+def default_manager() -> LogManager:
+    """The manager `asynclog.get_logger(name)` uses: the one built with `Config(default=True)`
+    (unless closed), else the only one running. `LogError` saying what to do otherwise."""
+    with _lock:
+        chosen = _default() if _default is not None else None
+        managers = list(_managers)
+    if chosen is not None and not chosen.closed:
+        return chosen
+    running = [manager for manager in managers if manager.running]
+    if len(running) == 1:
+        return running[0]
+    if not running:
+        raise LogError(
+            "asynclog.get_logger: no LogManager is running; start one first "
+            "(`async with LogManager(config)`), or build it with Config(default=True)"
+        )
+    names = ", ".join(sorted(repr(manager.name) for manager in running))
+    raise LogError(
+        f"asynclog.get_logger: several LogManagers are running ({names}); mark the one to "
+        "use with Config(default=True), or call lm.get_logger(name) on it"
+    )
 
 
 def live_managers() -> list[LogManager]:

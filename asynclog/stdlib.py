@@ -1,10 +1,12 @@
 """The bridge from the standard library's `logging` into asynclog.
 
 `AsyncLogHandler` is a `logging.Handler` that feeds records into a `LogManager`: level, logger
-name, the `%`-formatted message, the record's time, `exc_info`/`stack_info` (formatted into
-`entry.exception`) and `extra` (into `fields`). It never blocks the event loop and never
-raises into the caller; it works from the loop's thread, from any other thread, and after the
-loop has stopped (then it writes synchronously). `install()` routes loggers through it.
+name, the `%`-formatted message (its template in `entry.template`), the record's time,
+`exc_info`/`stack_info` (formatted into `entry.exception`) and `extra` (into `fields`). The
+manager's levels by logger name (`Config.levels`) apply to the record's name. It never blocks
+the event loop and never raises into the caller; it works from the loop's thread, from any
+other thread, and after the loop has stopped (then it writes synchronously). `install()` routes
+loggers through it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import sys
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import _registry
@@ -118,14 +120,16 @@ class AsyncLogHandler(logging.Handler):
             for key, value in record.__dict__.items()
             if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
         }
+        args = record.args
         try:
             manager._intake.hand_in(  # the package-internal intake: see LogManager
                 min(max(record.levelno, 1), 100),
-                record.getMessage(),
+                record.msg,  # formatted with args there, at the level of record.name
                 fields,
                 at=record.created,
                 logger=record.name,
                 exception=self._exception_text(record),
+                args=(args,) if isinstance(args, Mapping) else tuple(args or ()),
             )
         except LogError:
             _to_stderr(record)  # closed between the check and the call

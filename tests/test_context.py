@@ -136,10 +136,12 @@ async def test_a_bound_view_shares_the_managers_pipeline_level_and_stats(
         for index in range(20):
             await bound.info(f"bound {index}")
             await lm.info(f"plain {index}")
-            await bound.debug("filtered")  # below the manager's level
+            assert await bound.debug("filtered") is False  # below the manager's level
+            await bound.write_log("DEBUG", "filtered")
     expected = [message for i in range(20) for message in (f"bound {i}", f"plain {i}")]
     assert backend.messages == handled == expected
     stats = lm.get_stats()
+    # A view's level method below its level is a no-op (not counted); write_log is counted.
     assert (stats.accepted, stats.written, stats.filtered) == (40, 40, 20)
     assert_settled(stats)
 
