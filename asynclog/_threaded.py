@@ -157,9 +157,14 @@ class ThreadedManager:
         return f"<ThreadedManager {self._manager!r} in {self._thread.name}>"
 
 
-def run_in_thread(config: Config | LogManager | None = None) -> ThreadedManager:
+def run_in_thread(
+    config: Config | LogManager | None = None,
+    *,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> ThreadedManager:
     """Start a `LogManager` (from `config`, or the unstarted manager given) on an event loop
     of its own in a daemon thread, and return once it runs (its backends are open).
+    `loop_factory` makes that loop (`uvloop.new_event_loop`, say; default: asyncio's).
 
     For programs without an event loop: any thread then logs through it without waiting for
     I/O, and `close()` or interpreter exit writes everything accepted. Raises `LogError` when
@@ -174,7 +179,7 @@ def run_in_thread(config: Config | LogManager | None = None) -> ThreadedManager:
     manager = config if isinstance(config, LogManager) else LogManager(config)
     if manager.running or manager.closed:
         raise LogError(f"{manager!r} was already started; run_in_thread() needs a new one")
-    loop = asyncio.new_event_loop()
+    loop = (loop_factory or asyncio.new_event_loop)()
     started: concurrent.futures.Future[None] = concurrent.futures.Future()
     thread = threading.Thread(
         target=_serve, args=(loop, manager, started), name=f"asynclog-{manager.name}", daemon=True

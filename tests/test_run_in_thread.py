@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import json
 import logging
 import subprocess
@@ -305,3 +307,34 @@ def test_a_forked_child_does_not_inherit_a_working_manager(tmp_path: Path) -> No
         "child on its own manager"
     ]
 
+
+
+def test_asynclog_get_logger_finds_it_and_a_loop_factory_makes_its_loop(log_path: Path) -> None:
+    made: list[asyncio.AbstractEventLoop] = []
+
+    def factory() -> asyncio.AbstractEventLoop:
+        made.append(asyncio.new_event_loop())
+        return made[-1]
+
+    logs = run_in_thread(json_config(log_path, name="svc"), loop_factory=factory)
+    assert made == [logs.loop]
+    log = asynclog.get_logger("svc.jobs")  # the only manager running: this one
+    assert log.manager is logs.manager
+    in_threads(2, lambda index: log.nowait.info("from thread %d", index))
+    logs.close()
+    assert sorted((e["logger"], e["message"]) for e in map(json.loads, read_lines(log_path))) == [
+        ("svc.jobs", "from thread 0"),
+        ("svc.jobs", "from thread 1"),
+    ]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop not installed")
+def test_uvloop_as_the_loop(log_path: Path) -> None:
+    import uvloop
+
+    with run_in_thread(json_config(log_path), loop_factory=uvloop.new_event_loop) as logs:
+        assert isinstance(logs.loop, uvloop.Loop)
+        in_threads(4, lambda index: logs.nowait.warning("uv %d", index))
+    assert sorted(json.loads(line)["message"] for line in read_lines(log_path)) == [
+        f"uv {index}" for index in range(4)
+    ]
