@@ -246,7 +246,12 @@ class BoundLogger(BoundLoggerBase):
         self, level: int, event: object, args: tuple[Any, ...], kw: dict[str, Any]
     ) -> tuple[Sequence[Any], Mapping[str, Any]] | None:
         logger = self._logger
-        if isinstance(logger, StructlogLogger) and not logger.is_enabled_for(level):
+        if not isinstance(logger, StructlogLogger):
+            raise TypeError(
+                "asynclog.structlog.BoundLogger writes through the loggers of "
+                f"asynclog.structlog.LoggerFactory(manager), got {logger!r}"
+            )
+        if not logger.is_enabled_for(level):
             return None
         # structlog's CallsiteParameterAdder and StackInfoRenderer start looking for the
         # caller's frame from this context variable (set as structlog's own async methods do),

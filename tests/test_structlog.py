@@ -304,6 +304,11 @@ def test_a_sync_program_logs_through_run_in_thread(log_path: Path) -> None:
 def test_factory_and_import_errors() -> None:
     with pytest.raises(TypeError, match="LoggerFactory needs a LogManager, got 'app'"):
         LoggerFactory("app")  # type: ignore[arg-type]
+    structlog.configure(
+        wrapper_class=BoundLogger, logger_factory=structlog.PrintLoggerFactory()
+    )
+    with pytest.raises(TypeError, match=r"writes through the loggers of asynclog\.structlog"):
+        structlog.get_logger().info("where to?")
     code = (
         "import sys; sys.modules['structlog'] = None\n"
         "import asynclog\n"
