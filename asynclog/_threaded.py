@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -221,7 +222,9 @@ def _serve(
         started.set_result(None)
         loop.run_forever()
         loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.run_until_complete(loop.shutdown_default_executor())
+        # It starts a thread: refused while the interpreter shuts down (3.12+), harmless then.
+        with contextlib.suppress(RuntimeError):
+            loop.run_until_complete(loop.shutdown_default_executor())
     finally:
         loop.close()
 
