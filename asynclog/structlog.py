@@ -89,8 +89,9 @@ def render_entry(
     """The final processor: the `event` key becomes the message; `exc_info` (as given to the
     call: True, an exception, a `sys.exc_info()` tuple) or an `exception` string (from
     structlog's `format_exc_info`) the traceback, with a `stack` string (from
-    `StackInfoRenderer`) after it; `logger_name` or `logger` the logger name; `level` (from
-    `add_log_level`) is dropped, the entry has its own. Every other key is a field."""
+    `StackInfoRenderer`) after it; `logger_name` or `logger` the logger name; a `level` that
+    names a level (from `add_log_level`) is dropped, the entry has its own. Every other key is
+    a field."""
     fields = dict(event_dict)
     message = fields.pop("event", "")
     exception = format_exc_info(fields.pop("exc_info", None))
@@ -104,9 +105,15 @@ def render_entry(
         if isinstance(fields.get(key), str):
             name = name or fields[key]
             del fields[key]
-    if isinstance(fields.get("level"), str):
-        del fields["level"]
+    level = fields.get("level")
+    if isinstance(level, str) and _is_level_name(level):
+        del fields["level"]  # add_log_level's: the entry has its own level
     return (EntryParts(message, fields, exception, name),), {}
+
+
+def _is_level_name(value: str) -> bool:
+    lowered = value.lower()
+    return lowered in METHOD_LEVELS or lowered.startswith("level ") or lowered == "notset"
 
 
 class StructlogLogger:

@@ -182,10 +182,12 @@ async def test_add_logger_name_and_callsite_fields(log_path: Path) -> None:
         )
         structlog.get_logger("named").info("hello")
         await structlog.get_logger("named").ainfo("awaited")
+        structlog.get_logger("named").info("own level", level="high")  # not a level name
     here = {"func_name": "test_add_logger_name_and_callsite_fields"}
     assert entries_of(log_path) == [
         entry("INFO", "hello", here, "named"),
         entry("INFO", "awaited", here, "named"),
+        entry("INFO", "own level", {"level": "high", **here}, "named"),
     ]
 
 
