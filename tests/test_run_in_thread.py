@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import logging
+import logging.config
 import subprocess
 import sys
 import textwrap
@@ -338,3 +339,25 @@ def test_uvloop_as_the_loop(log_path: Path) -> None:
     assert sorted(json.loads(line)["message"] for line in read_lines(log_path)) == [
         f"uv {index}" for index in range(4)
     ]
+
+
+def test_dictconfig_by_name_before_it_starts_as_django_settings_do(
+    log_path: Path, clean_logging: None
+) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {
+                "asynclog": {"class": "asynclog.stdlib.AsyncLogHandler", "manager": "site"}
+            },
+            "root": {"handlers": ["asynclog"], "level": "INFO"},
+        }
+    )
+    logging.getLogger("site.boot").info("settings loaded")  # no manager yet: held
+    logs = run_in_thread(json_config(log_path, name="site"))
+    in_threads(3, lambda index: logging.getLogger("site.views").info("view %d", index))
+    logs.close()
+    entries = [json.loads(line) for line in read_lines(log_path)]
+    assert (entries[0]["logger"], entries[0]["message"]) == ("site.boot", "settings loaded")
+    assert sorted(e["message"] for e in entries[1:]) == [f"view {index}" for index in range(3)]
