@@ -7,6 +7,7 @@ import importlib.util
 import json
 import logging
 import logging.config
+import signal
 import subprocess
 import sys
 import textwrap
@@ -361,3 +362,37 @@ def test_dictconfig_by_name_before_it_starts_as_django_settings_do(
     entries = [json.loads(line) for line in read_lines(log_path)]
     assert (entries[0]["logger"], entries[0]["message"]) == ("site.boot", "settings loaded")
     assert sorted(e["message"] for e in entries[1:]) == [f"view {index}" for index in range(3)]
+
+
+SIGTERMED = """
+    import signal, sys, threading, time
+    import asynclog
+    from asynclog import Config, FileConfig
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    logs = asynclog.run_in_thread(
+        Config(backend_config=FileConfig(file_path=sys.argv[1]), queue_size=100000)
+    )
+    for number in range(5000):
+        logs.nowait.info("entry %d", number)
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_script_that_turns_sigterm_into_an_exit_is_drained(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    script = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(SIGTERMED), str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert script.stdout is not None and script.stdout.readline() == "ready\n"
+    script.send_signal(signal.SIGTERM)
+    _, stderr = script.communicate(timeout=30)
+    assert script.returncode == 0, stderr
+    assert [line.split(" ", 3)[3] for line in read_lines(path)] == [
+        f"entry {number}" for number in range(5000)
+    ]
