@@ -405,17 +405,18 @@ class Intake:
         bound: Mapping[str, Any] | None = None,
         exception: str | None = None,
         args: tuple[Any, ...] = (),
+        template: str | None = None,
     ) -> None:
         """`write_log_threadsafe`'s work: take the time and the traceback here, and format
         the message with `args` (they may change once this returns), then hand the entry to
-        the loop (or write it now, with what is left, when the loop has closed)."""
+        the loop (or write it now, with what is left, when the loop has closed). `template`:
+        the template of a message formatted already (asynclog.structlog)."""
         number = level if level.__class__ is Level else parse_level(level)
         loop = self.loop
         if loop is None or self.state is not State.RUNNING:
             raise self.not_accepting_error()
         if "exc_info" in fields:  # the traceback dies with the caller's frame: format it here
             exception = format_exc_info(fields.pop("exc_info")) or exception
-        template = None
         gate = self.min_level if logger is None else self.gate(logger).level
         if args and number >= gate:  # filtered out: nothing is formatted
             template = message if type(message) is str else exact_str(message)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping
 from threading import get_ident
 from typing import Any, NamedTuple
 
@@ -140,16 +140,25 @@ class StructlogLogger:
         full queue drops the entry (False); from any other thread the entry is handed to the
         loop (True). `args` is `(EntryParts,)` from `render_entry`, or a rendered string from
         another final processor; `kwargs` an event dict when the chain ended without one."""
-        parts = _parts(args, kwargs)
+        return self.send(level, _parts(args, kwargs))
+
+    async def awrite(self, level: int, *args: Any, **kwargs: Any) -> bool:
+        """`write`, awaited: `LogManager.write_log`'s path (its overflow policy; written when
+        it returns in sync mode). On the manager's loop thread only."""
+        return await self.asend(level, _parts(args, kwargs))
+
+    def send(self, level: int, parts: EntryParts, template: str | None = None) -> bool:
+        """`write` for parts made already; `template`: that of a `%`-formatted message."""
         intake = self.manager._intake  # the package-internal intake: see LogManager
+        message, fields, exception = parts.message, parts.fields, parts.exception
         logger = parts.logger or self.name
         if get_ident() != intake.loop_thread:
             intake.hand_in(
-                level, parts.message, parts.fields, logger=logger, exception=parts.exception
+                level, message, fields, logger=logger, exception=exception, template=template
             )
             return True
         pending = intake.accept(
-            level, parts.message, parts.fields, logger=logger, exception=parts.exception
+            level, message, fields, logger=logger, exception=exception, template=template
         )
         if pending is None:
             return True
@@ -157,10 +166,8 @@ class StructlogLogger:
             return False
         return intake.settle_now(pending)
 
-    async def awrite(self, level: int, *args: Any, **kwargs: Any) -> bool:
-        """`write`, awaited: `LogManager.write_log`'s path (its overflow policy; written when
-        it returns in sync mode). On the manager's loop thread only."""
-        parts = _parts(args, kwargs)
+    async def asend(self, level: int, parts: EntryParts, template: str | None = None) -> bool:
+        """`awrite` for parts made already; `template`: that of a `%`-formatted message."""
         intake = self.manager._intake  # the package-internal intake: see LogManager
         pending = intake.accept(
             level,
@@ -168,6 +175,7 @@ class StructlogLogger:
             parts.fields,
             logger=parts.logger or self.name,
             exception=parts.exception,
+            template=template,
         )
         if pending is None:
             return True
@@ -223,15 +231,6 @@ class LoggerFactory:
         return StructlogLogger(self.manager, name)
 
 
-def _interpolate(event: object, args: tuple[Any, ...]) -> object:
-    """`log.info("user %s", uid)`: `%`-formatting before the processors run, as structlog's
-    own loggers do (a single mapping argument formats by key); a format error does not raise
-    but writes the template, a marker and the arguments, as asynclog's own calls do."""
-    if not args:
-        return event
-    return format_message(event if type(event) is str else exact_str(event), args)
-
-
 def _method_name(level: int) -> str:
     name = LEVEL_NAMES.get(level)
     return name.lower() if name is not None else logging.getLevelName(level).lower()
@@ -243,7 +242,9 @@ class BoundLogger(BoundLoggerBase):
     loop's thread a full queue drops it); `await ainfo()` & co. take `LogManager.write_log`'s
     path. Both return True when the entry was accepted (False: below the level, dropped, or
     dropped by a processor raising `DropEvent`). Positional arguments `%`-format the event
-    before the processors run, as in structlog's own loggers; `exception()` logs at error
+    before the processors run, as in structlog's own loggers (a format error writes the
+    template, a marker and the arguments, as asynclog's own calls do; the entry keeps the
+    template unless a processor changed the message); `exception()` logs at error
     level with the current traceback. Levels below the logger name's are discarded before
     the processors run."""
 
@@ -251,7 +252,10 @@ class BoundLogger(BoundLoggerBase):
 
     def _prepare(
         self, level: int, event: object, args: tuple[Any, ...], kw: dict[str, Any]
-    ) -> tuple[Sequence[Any], Mapping[str, Any]] | None:
+    ) -> tuple[EntryParts, str | None] | None:
+        """The processors' entry for this call and the template of its message (None when
+        there were no `%` arguments, or a processor rewrote the formatted event); None when
+        the level or a processor (`DropEvent`) discards it."""
         logger = self._logger
         if not isinstance(logger, StructlogLogger):
             raise TypeError(
@@ -260,24 +264,31 @@ class BoundLogger(BoundLoggerBase):
             )
         if not logger.is_enabled_for(level):
             return None
+        template = None
+        if args:
+            template = event if type(event) is str else exact_str(event)
+            event = format_message(template, args)
         # structlog's CallsiteParameterAdder and StackInfoRenderer start looking for the
         # caller's frame from this context variable (set as structlog's own async methods do),
         # then skip frames of modules named structlog*: ours are asynclog.structlog.
         token = _CALLING_FRAME.set(sys._getframe(3)) if _CALLING_FRAME is not None else None
         try:
-            message = _interpolate(event, args)
-            return self._process_event(_method_name(level), message, kw)  # type: ignore[arg-type]
+            processed = self._process_event(_method_name(level), event, kw)  # type: ignore[arg-type]
         except DropEvent:
             return None
         finally:
             if token is not None:
                 _CALLING_FRAME.reset(token)  # type: ignore[union-attr]
+        parts = _parts(tuple(processed[0]), dict(processed[1]))
+        if template is not None and parts.message != event:
+            template = None  # a processor changed the message: the template is not its own
+        return parts, template
 
     def _log(self, level: int, event: object, args: tuple[Any, ...], kw: dict[str, Any]) -> bool:
         prepared = self._prepare(level, event, args, kw)
         if prepared is None:
             return False
-        return bool(self._logger.write(level, *prepared[0], **prepared[1]))
+        return self._logger.send(level, *prepared)
 
     async def _alog(
         self, level: int, event: object, args: tuple[Any, ...], kw: dict[str, Any]
@@ -285,7 +296,7 @@ class BoundLogger(BoundLoggerBase):
         prepared = self._prepare(level, event, args, kw)
         if prepared is None:
             return False
-        return await self._logger.awrite(level, *prepared[0], **prepared[1])
+        return await self._logger.asend(level, *prepared)
 
     def debug(self, event: object = None, *args: Any, **kw: Any) -> bool:
         """Log at DEBUG without waiting."""

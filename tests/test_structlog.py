@@ -18,7 +18,7 @@ import asynclog.structlog
 from asynclog import Config, FileConfig, Level, LogError, LogManager, contextualize, run_in_thread
 from asynclog.structlog import BoundLogger, LoggerFactory, render_entry
 
-from .conftest import GateBackend, read_lines
+from .conftest import GateBackend, RecordingBackend, read_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -371,3 +371,27 @@ async def test_a_sync_call_on_the_loop_drops_when_the_queue_is_full() -> None:
     assert dropped == 5
     assert backend.messages[0].startswith("asynclog dropped 5 entries between ")  # in-band
     assert backend.messages[1:] == [f"entry {number}" for number in range(10)]
+
+
+async def test_entries_keep_the_template_of_their_arguments() -> None:
+    def shout(logger: object, method_name: str, event_dict: Any) -> Any:
+        if event_dict.get("shout"):
+            event_dict["event"] = event_dict["event"].upper()
+        return event_dict
+
+    backend = RecordingBackend()
+    async with LogManager(Config(backend=backend, async_mode=True)) as lm:
+        asynclog.structlog.configure(lm, processors=[shout])
+        log = structlog.get_logger()
+        log.info("user %s", "ada")
+        await log.ainfo("order %(id)s", {"id": 7})
+        await asyncio.to_thread(log.warning, "from thread %d", 3)
+        log.info("changed %s", "by a processor", shout=True)
+        log.info("no arguments")
+    assert [(entry.message, entry.template) for entry in backend.entries] == [
+        ("user ada", "user %s"),
+        ("order 7", "order %(id)s"),
+        ("from thread 3", "from thread %d"),
+        ("CHANGED BY A PROCESSOR", None),
+        ("no arguments", None),
+    ]
