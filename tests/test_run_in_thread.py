@@ -318,15 +318,19 @@ def test_asynclog_get_logger_finds_it_and_a_loop_factory_makes_its_loop(log_path
         made.append(asyncio.new_event_loop())
         return made[-1]
 
-    logs = run_in_thread(json_config(log_path, name="svc"), loop_factory=factory)
-    assert made == [logs.loop]
-    log = asynclog.get_logger("svc.jobs")  # the only manager running: this one
-    assert log.manager is logs.manager
-    in_threads(2, lambda index: log.nowait.info("from thread %d", index))
-    logs.close()
+    # default=True: other tests of the suite may leave managers running
+    config = json_config(log_path, name="threaded-default", default=True)
+    logs = run_in_thread(config, loop_factory=factory)
+    try:
+        assert made == [logs.loop]
+        log = asynclog.get_logger("jobs")
+        assert log.manager is logs.manager
+        in_threads(2, lambda index: log.nowait.info("from thread %d", index))
+    finally:
+        logs.close()
     assert sorted((e["logger"], e["message"]) for e in map(json.loads, read_lines(log_path))) == [
-        ("svc.jobs", "from thread 0"),
-        ("svc.jobs", "from thread 1"),
+        ("jobs", "from thread 0"),
+        ("jobs", "from thread 1"),
     ]
 
 
