@@ -16,6 +16,7 @@ from asynclog import (
     ManagerClosedError,
     NoWait,
     QueueFullError,
+    Sink,
 )
 
 from .conftest import GateBackend, RecordingBackend, assert_settled, message_of, read_lines
@@ -238,4 +239,40 @@ async def test_sync_mode_an_awaited_backend_gets_it_from_the_pipeline_in_order()
         assert lm.get_stats().pending == 2
         await lm.info("third")  # a coroutine's sync write waits behind them
         assert backend.messages == ["first", "second", "third"]
+    assert_settled(lm.get_stats())
+
+
+async def test_with_several_backends_only_the_full_one_drops() -> None:
+    slow, fast = GateBackend(), RecordingBackend()
+    config = Config(
+        backends=[Sink(slow, name="slow"), Sink(fast, name="fast")],
+        async_mode=True,
+        queue_size=2,
+    )
+    async with LogManager(config) as lm:
+        await lm.info("in flight")
+        await slow.writing.wait()
+        try:
+            assert [lm.nowait.info("m0"), lm.nowait.info("m1")] == [True, True]
+            for _ in range(3):
+                await asyncio.sleep(0)  # the fast worker empties its queue; the slow one cannot
+            assert lm.nowait.info("m2") is False  # dropped by one backend: False
+            stats = lm.get_stats()
+            assert (stats.backends["slow"].dropped, stats.backends["fast"].dropped) == (1, 0)
+        finally:
+            slow.release()
+    assert _kept(slow.messages) == ["in flight", "m0", "m1"]
+    assert fast.messages == ["in flight", "m0", "m1", "m2"]
+    assert_settled(lm.get_stats())
+
+
+async def test_sync_mode_with_a_handler_the_pipeline_writes_it_and_runs_the_handler() -> None:
+    backend = RecordingBackend()
+    handled: list[str] = []
+    async with LogManager(Config(backend=backend, async_mode=False)) as lm:
+        lm.register_handler(lambda entry: handled.append(entry.message))
+        assert lm.nowait.warning("handled %s", "later") is True
+        assert handled == []
+        await lm.info("after")
+    assert handled == backend.messages == ["handled later", "after"]
     assert_settled(lm.get_stats())
