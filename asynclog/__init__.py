@@ -22,6 +22,7 @@ from ._manager import LogManager, get_logger
 from ._processing import Processor
 from ._signals import cancel_on_signals
 from ._stats import CloseReport, LogStats
+from ._threaded import ThreadedManager, run_in_thread
 from ._version import __version__
 from .backends import (
     Backend,
@@ -67,6 +68,7 @@ __all__ = [
     "Sink",
     "SyslogBackend",
     "SyslogConfig",
+    "ThreadedManager",
     "__version__",
     "cancel_on_signals",
     "contextualize",
@@ -75,5 +77,6 @@ __all__ = [
     "load_config",
     "processors",
     "query",
+    "run_in_thread",
 ]
 

@@ -589,11 +589,13 @@ class Intake:
         exception: str | None = None,
         location: Location | None = None,
         args: tuple[Any, ...] = (),
+        template: str | None = None,
     ) -> None:
         """`write_log_threadsafe`'s work: take the time, the frozen values, the traceback and
         the call site here, and format the message with `args` (they may change once this
         returns), then hand the entry to the loop (or write it now, with what is left, when
-        the loop has closed). `location`: the call's, when known (a stdlib record)."""
+        the loop has closed). `location`: the call's, when known (a stdlib record);
+        `template`: the template of a message formatted already (asynclog.structlog)."""
         number = level if level.__class__ is Level else parse_level(level)
         loop = self.loop
         if loop is None or self.state is not State.RUNNING:
@@ -603,7 +605,6 @@ class Intake:
             exception = format_exc_info(fields.pop("exc_info")) or exception
         if "stack_info" in fields or "stacklevel" in fields or self.capture_location:
             exception, location = self._call_site(fields, exception, location)
-        template = None
         gate = self.min_level if logger is None else self.gate(logger).level
         if args and number >= gate:  # filtered out: nothing is formatted
             template = message if type(message) is str else exact_str(message)

@@ -178,6 +178,13 @@ def write_at_exit(manager: LogManager, writer: Callable[[], None]) -> None:
             _exit_hook_installed = True
 
 
+def exit_writer(manager: LogManager) -> Callable[[], None] | None:
+    """The writer `write_at_exit` registered for `manager` (None if none is): `run_in_thread`
+    wraps it, so that a manager whose loop thread still runs at exit is closed on that loop."""
+    with _lock:
+        return _exit_writers.get(id(manager))
+
+
 def forget_at_exit(manager: LogManager) -> None:
     """`manager` closed properly: nothing to write for it at exit."""
     with _lock:

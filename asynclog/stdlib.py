@@ -26,6 +26,7 @@ from ._entry import Location
 from ._errors import LogError
 from ._freeze import freeze_fields
 from ._manager import LogManager
+from ._threaded import ThreadedManager
 
 __all__ = ["AsyncLogHandler", "Installation", "install"]
 
@@ -250,19 +251,22 @@ def _level_number(level: int | str) -> int:
 
 
 def install(
-    manager: LogManager,
+    manager: LogManager | ThreadedManager,
     level: int | str | None = logging.INFO,
     loggers: Iterable[str] | None = None,
     *,
     replace: bool = False,
     **handler_options: Any,
 ) -> Installation:
-    """Route the root logger (or the loggers named in `loggers`) through `manager`.
+    """Route the root logger (or the loggers named in `loggers`) through `manager` (a
+    `LogManager`, or the `ThreadedManager` that `asynclog.run_in_thread` returned).
 
     `level` is set on those loggers (None leaves their levels alone); `replace=True` detaches
     their existing handlers meanwhile (for example uvicorn's own). Everything is undone when
     the manager closes, or by `Installation.undo()`.
     """
+    if isinstance(manager, ThreadedManager):
+        manager = manager.manager
     handler = AsyncLogHandler(manager, **handler_options)
     installation = Installation(handler)
     numeric = _level_number(level) if level is not None else None

@@ -46,6 +46,7 @@ DOCS = [
     "otlp.md",
     "file-backend.md",
     "processors.md",
+    "sync-programs.md",
 ]
 TIMEOUT = 60
 WORKDIR = "/srv/app"
