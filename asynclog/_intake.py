@@ -39,7 +39,7 @@ from ._overflow import NotTaken
 from ._processing import Chain
 from ._registry import CAPTURES
 from ._report import BurstReporter
-from ._sanitize import bound_fields, exact_str, truncate
+from ._sanitize import bound_fields, exact_str, quick_fields, truncate
 from ._sink import Pending, SinkRunner, never_queued
 from ._tracebacks import format_exc_info
 
@@ -292,6 +292,30 @@ class Intake:
             names = ", ".join(repr(name) for name in dropped)
             raise QueueFullError(f"log queue full (backend {names}): a nowait call does not wait")
         return False
+
+    def accept_quickly(
+        self, level: int, message: str, args: tuple[Any, ...], fields: dict[str, Any]
+    ) -> Pending | Literal[False] | None:
+        """The shortcuts' way in for a call with `%` args or fields that is on their terms
+        otherwise (see `level_method`): scalar fields are taken as they are and the message is
+        formatted here; anything else goes to `accept`, which does the full job."""
+        frozen = EMPTY_FIELDS
+        if fields:
+            quick = quick_fields(fields, self.max_entry_bytes)
+            if quick is None:
+                return self.accept(level, message, fields, args=args)
+            frozen = quick
+        template = None
+        if args:
+            template, message = message, format_message(message, args)
+            if len(message) > self.quick_text_limit:
+                message = truncate(message, self.max_entry_bytes)
+        entry: Entry = (time(), level, message, self.name, frozen, None, template, None)
+        self.sinks[0].counters.accepted += 1
+        if self.put(entry):
+            return None
+        self.sinks[0].owed += 1
+        return (entry, self.sinks)
 
     def _fan_out(self, entry: Entry, level: int, queue_now: bool) -> Pending | None:
         """Several sinks: each at or below `level` accepts the entry; those that could not
@@ -759,17 +783,13 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
                 or level < intake.min_level
                 or type(message) is not str
                 or len(message) > intake.quick_text_limit
-                or args
-                or fields
                 or counters is None  # several sinks
                 or CAPTURES
                 or intake.context_get()
             ):
                 pending = intake.accept(level, message, fields, args=args)
-                if pending is None:
-                    return True
-                if pending is False:
-                    return False
+            elif args or fields:
+                pending = intake.accept_quickly(level, message, args, fields)
             else:
                 entry: Entry = (time(), level, message, intake.name, EMPTY_FIELDS, None, None, None)
                 counters.accepted += 1
@@ -777,6 +797,10 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
                     return True
                 intake.sinks[0].owed += 1
                 pending = (entry, intake.sinks)
+            if pending is None:
+                return True
+            if pending is False:
+                return False
             return await intake.settle_call(pending)
 
         log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__

@@ -9,7 +9,7 @@ import json
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
-from types import NoneType
+from types import MappingProxyType, NoneType
 from typing import Any, cast
 
 from ._entry import EXCEPTION, FIELDS, MESSAGE, Entry
@@ -130,6 +130,30 @@ def bound_fields(fields: Mapping[str, Any], max_bytes: int) -> Mapping[str, Any]
     if chars * 4 + extra <= max_bytes:  # then every bound holds
         return None
     return _bounded(fields, max_bytes)
+
+
+_QUICK_SCALARS = frozenset({int, float, bool, NoneType})
+_STDLIB_KEYWORDS = frozenset(("exc_info", "stack_info", "stacklevel", "extra"))
+
+
+def quick_fields(fields: dict[str, Any], max_bytes: int) -> Mapping[str, Any] | None:
+    """The level shortcuts' fields: `fields` read-only when they hold only str, small int,
+    float, bool and None values within `bound_fields`' bounds, and none of the stdlib
+    keywords; None when `Intake.accept` must do the full job (freeze, keywords, bounds)."""
+    chars = 0  # at most 4 UTF-8 bytes each
+    extra = FIELD_SEPARATORS * len(fields)
+    for key, value in fields.items():  # keyword names: always exact str
+        kind = type(value)
+        if kind is str:
+            chars += len(key) + len(value)
+        elif kind in _QUICK_SCALARS and (kind is not int or -_SMALL_INT < value < _SMALL_INT):
+            chars += len(key)
+            extra += _SCALAR_ROOM
+        else:
+            return None
+    if chars * 4 + extra > max_bytes or not _STDLIB_KEYWORDS.isdisjoint(fields):
+        return None
+    return MappingProxyType(fields)
 
 
 def _container_size(value: Any, max_bytes: int, depth: int = 0) -> int | None:

@@ -241,6 +241,11 @@ def render(cells: report.Cells, env: dict[str, str], scenarios: list[str]) -> st
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["calls"]:
+        from . import calls
+
+        calls.main(argv[1:])
+        return
     if argv[:1] == ["app"]:
         from . import app_bench
 

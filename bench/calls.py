@@ -1,0 +1,201 @@
+"""`python -m bench calls`: what one log call costs the caller, by the shape of the call.
+
+Every case runs in this one process, interleaved (for each rep: each case), so that the
+ratios come from the same run. A case times `--calls` calls in a row, in async mode, into a
+queue with room for all of them: nothing waits, so the time is the caller's own (the worker
+writes the batch afterwards, untimed). Each case gives wall ns and CPU ns per call (medians
+over the reps), and the ratio the issue's target is stated in.
+
+    python -m bench calls [--reps 7] [--calls 20000] [--write]
+
+`--write` puts the table in docs/benchmarks.md, between the `calls` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asynclog
+from asynclog import Config, FileConfig, LogManager
+from asynclog.processors import redact
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- bench calls: begin -->", "<!-- bench calls: end -->"
+
+Call = Callable[[], Awaitable[object] | object]
+
+
+@dataclass(frozen=True)
+class Target:
+    """`case` costs at most `limit` x `base` (the issue's speed targets)."""
+
+    case: str
+    base: str
+    limit: float | None  # None: reported, no target
+
+
+TARGETS = (
+    Target("info, one int field", "info, plain", 2.0),
+    Target("info, %-arg", "info, plain", 1.5),
+    Target("named logger, filtered out", "await no-op coroutine", 1.2),
+    Target("nowait.info, plain", "info, plain", 0.5),
+    Target("info, capture_location", "info, plain", None),
+    Target("info, 2 fields, one redact processor", "info, 2 fields", None),
+    Target("info, a 10-element list field", "info, one int field", None),
+)
+
+
+async def _noop(message: object, /, *args: Any, **fields: Any) -> bool:
+    """The bar for a filtered call: a coroutine of the same signature that does nothing."""
+    return False
+
+
+def _managers(directory: Path, calls: int) -> dict[str, LogManager]:
+    def config(name: str, **options: Any) -> Config:
+        return Config(
+            name=name,
+            async_mode=True,
+            queue_size=calls + 16,
+            backend_config=FileConfig(file_path=str(directory / f"{name}.log")),
+            levels={"bench.quiet": "WARNING"},
+            **options,
+        )
+
+    return {
+        "plain": LogManager(config("plain")),
+        "location": LogManager(config("location", capture_location=True)),
+        "redact": LogManager(config("redact", processors=[redact(keys=["password"])])),
+    }
+
+
+def _cases(managers: dict[str, LogManager]) -> dict[str, Callable[[], Call]]:
+    lm = managers["plain"]
+    quiet = lm.get_logger("bench.quiet")
+    items = list(range(10))
+    located, redacting = managers["location"], managers["redact"]
+    return {
+        "await no-op coroutine": lambda: lambda: _noop("not written"),
+        "info, plain": lambda: lambda: lm.info("request handled"),
+        "info, one int field": lambda: lambda: lm.info("request handled", status=200),
+        "info, 2 fields": lambda: lambda: lm.info("login", user="ada", password="hunter2"),
+        "info, %-arg": lambda: lambda: lm.info("user %s logged in", 1234),
+        "named logger, filtered out": lambda: lambda: quiet.debug("not written"),
+        "nowait.info, plain": lambda: lm.nowait.info,  # called with the message below
+        "info, capture_location": lambda: lambda: located.info("request handled"),
+        "info, 2 fields, one redact processor": lambda: lambda: redacting.info(
+            "login", user="ada", password="hunter2"
+        ),
+        "info, a 10-element list field": lambda: lambda: lm.info("request handled", items=items),
+    }
+
+
+async def _time_awaited(call: Callable[[], Awaitable[object]], calls: int) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        await call()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _time_plain(call: Callable[[str], object], calls: int) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        call("request handled")
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def _drain(managers: dict[str, LogManager]) -> None:
+    """Let the workers write what the last case queued (untimed)."""
+    while any(lm.get_stats().pending for lm in managers.values()):  # noqa: ASYNC110 (polls stats)
+        await asyncio.sleep(0.005)
+
+
+async def measure(reps: int, calls: int) -> dict[str, tuple[list[float], list[float]]]:
+    """ns per call, wall and CPU, for every case and rep."""
+    results: dict[str, tuple[list[float], list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="asynclog-bench-calls-") as tmp:
+        managers = _managers(Path(tmp), calls)
+        for lm in managers.values():
+            await lm.start()
+        try:
+            cases = _cases(managers)
+            for _ in range(reps):
+                for name, make in cases.items():
+                    call = make()
+                    if name.startswith("nowait"):
+                        wall, cpu = _time_plain(call, calls)  # type: ignore[arg-type]
+                    else:
+                        wall, cpu = await _time_awaited(call, calls)  # type: ignore[arg-type]
+                    walls, cpus = results.setdefault(name, ([], []))
+                    walls.append(wall / calls * 1e9)
+                    cpus.append(cpu / calls * 1e9)
+                    await _drain(managers)
+        finally:
+            for lm in managers.values():
+                await lm.close()
+    return results
+
+
+def render(results: dict[str, tuple[list[float], list[float]]], reps: int, calls: int) -> str:
+    """The two tables: cost per case, then each target's ratio."""
+    median = {name: statistics.median(walls) for name, (walls, _) in results.items()}
+    lines = [
+        f"`python -m bench calls --reps {reps} --calls {calls}`, Python "
+        f"{sys.version.split()[0]}, asynclog {asynclog.__version__}, {calls:,} calls a case "
+        "per rep, reps interleaved; medians (min-max) in ns per call.",
+        "",
+        "| call | wall ns | CPU ns |",
+        "|---|---|---|",
+    ]
+    for name, (walls, cpus) in results.items():
+        lines.append(
+            f"| {name} | {median[name]:.0f} ({min(walls):.0f}-{max(walls):.0f}) | "
+            f"{statistics.median(cpus):.0f} |"
+        )
+    lines += ["", "| ratio | measured | target |", "|---|---|---|"]
+    for target in TARGETS:
+        ratio = median[target.case] / median[target.base]
+        goal = "-"
+        if target.limit is not None:
+            verdict = "met" if ratio <= target.limit else "not met"
+            goal = f"at most {target.limit}x ({verdict})"
+        lines.append(f"| {target.case} / {target.base} | {ratio:.2f}x | {goal} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(table: str) -> None:
+    """Replace the text between the markers in docs/benchmarks.md (appended when absent)."""
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text(encoding="utf-8")
+    block = f"{BEGIN}\n{table}{END}"
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## The cost of one call, by its shape\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench calls", description=__doc__)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    results = asyncio.run(measure(args.reps, args.calls))
+    table = render(results, args.reps, args.calls)
+    print(table)
+    if args.write:
+        write_docs(table)
+
+
+if __name__ == "__main__":
+    main()
