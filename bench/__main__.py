@@ -180,6 +180,14 @@ its speed. Cells show the median over the reps and the min-max range.
   yields every 1000 attempts. Checks accepted + dropped = attempted and accepted ≤ queue + one
   batch; reports the growth of peak RSS over the attempts (VmHWM, reset through
   /proc/self/clear_refs first, minus VmRSS before). The process exits without closing.
+- **shared_1proc / shared_4proc**: asynclog writing one file with `FileConfig(shared=True)`
+  (each batch under an exclusive `flock`) from 1 process, or from 4 processes with a quarter of
+  the 100 tasks each (`bench/shared_worker.py`); every process opens its logger, then all get
+  the start signal at once; entries/s = all entries / (last process's end - first one's start),
+  aggregate over the processes. CPU is the sum over the processes.
+- **CPU µs/entry** (µs/call for caller1k, µs/attempt for stalled): `time.process_time()` delta
+  of the run's process (every thread: a listener, loguru's or aiosqlite's thread included) over
+  the same window as the wall time, divided by the entries (calls, attempts) in it.
 - **peak RSS**: `ru_maxrss` of the run's process, taken before the output is read back.
 - **ratio to limit**: the contender's median ÷ the limit's (limit-sqlite for SQLite contenders,
   limit-file otherwise). For entries/s above 1 beats the limit; for µs/call below 1 does.
