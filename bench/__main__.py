@@ -6,6 +6,8 @@ docs/img/bench.png (not in --quick mode unless --write is given).
 
 `python -m bench app [--quick] ...` is the real-service benchmark instead (bench/app_bench.py:
 a Starlette app under uvicorn driven by wrk; `python -m bench app --help`).
+`python -m bench protocols [--quick] ...` measures the network backends against their
+protocols' limits (bench/protocols.py; `python -m bench protocols --help`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -216,6 +219,21 @@ REAL_SERVICE = (
 )
 
 
+def kept_sections(old: str) -> str:
+    """The sections other commands write into docs/benchmarks.md (`python -m bench protocols`,
+    between its `<!-- bench ... start/end -->` markers), kept when this one rewrites the file."""
+    kept = re.findall(r"<!-- bench (.+?): start -->.*?<!-- bench \1: end -->", old, re.S)
+    blocks = [
+        re.search(
+            rf"<!-- bench {re.escape(key)}: start -->.*?<!-- bench {re.escape(key)}: end -->",
+            old,
+            re.S,
+        )
+        for key in kept
+    ]
+    return "".join("\n" + block.group(0) + "\n" for block in blocks if block is not None)
+
+
 def render(cells: report.Cells, env: dict[str, str], scenarios: list[str]) -> str:
     lines = [
         "# Benchmarks",
@@ -254,6 +272,11 @@ def main(argv: list[str] | None = None) -> None:
 
         app_bench.main(argv[1:])
         return
+    if argv[:1] == ["protocols"]:
+        from . import protocols
+
+        protocols.main(argv[1:])
+        return
     args = parse_args(argv)
     plan = [
         (c, s) for c in args.only for s in args.scenarios if SCENARIOS[s].applies_to(CONTENDERS[c])
@@ -274,7 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"({len(runs)} runs in {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     if args.write:
         docs = ROOT / "docs"
-        (docs / "benchmarks.md").write_text(text, encoding="utf-8")
+        target = docs / "benchmarks.md"
+        old = target.read_text(encoding="utf-8") if target.exists() else ""
+        target.write_text(text + kept_sections(old), encoding="utf-8")
         title = (
             f"asynclog vs peers: bars = median of {args.reps} reps, whiskers = min{DASH}max "
             f"({env['python']}, nproc {os.cpu_count()}, {env['date'][:10]})"
