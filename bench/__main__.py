@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -219,19 +218,24 @@ REAL_SERVICE = (
 )
 
 
-def kept_sections(old: str) -> str:
-    """The sections other commands write into docs/benchmarks.md (`python -m bench protocols`,
-    between its `<!-- bench ... start/end -->` markers), kept when this one rewrites the file."""
-    kept = re.findall(r"<!-- bench (.+?): start -->.*?<!-- bench \1: end -->", old, re.S)
-    blocks = [
-        re.search(
-            rf"<!-- bench {re.escape(key)}: start -->.*?<!-- bench {re.escape(key)}: end -->",
-            old,
-            re.S,
-        )
-        for key in kept
-    ]
-    return "".join("\n" + block.group(0) + "\n" for block in blocks if block is not None)
+MAIN_PYTHON = sys.version_info[:2] == (3, 11)
+"""The project's main Python: its run owns docs/benchmarks.md and the chart; a run on another
+Python writes its tables into a section of its own (`<!-- bench micro 3.13: ... -->`)."""
+
+
+def write_docs(path: Path, text: str) -> None:
+    """Write the micro bench's page, keeping the sections other commands and Pythons wrote."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if MAIN_PYTHON:
+        path.write_text(text + report.sections(old), encoding="utf-8")
+        return
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    body = text.replace("# Benchmarks", f"## Micro benchmarks on Python {python}", 1)
+    body = body.replace("\n## ", "\n### ").split("\n### How it is measured")[0]
+    body += "\nMeasured as the Python 3.11 tables above (see How it is measured).\n"
+    body = body.replace("![entries/s and caller cost per contender](img/bench.png)\n\n", "")
+    body = body.replace(REAL_SERVICE + "\n\n", "")
+    path.write_text(report.replace_section(old, f"micro {python}", body), encoding="utf-8")
 
 
 def render(cells: report.Cells, env: dict[str, str], scenarios: list[str]) -> str:
@@ -297,17 +301,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"({len(runs)} runs in {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     if args.write:
         docs = ROOT / "docs"
-        target = docs / "benchmarks.md"
-        old = target.read_text(encoding="utf-8") if target.exists() else ""
-        target.write_text(text + kept_sections(old), encoding="utf-8")
+        write_docs(docs / "benchmarks.md", text)
         title = (
             f"asynclog vs peers: bars = median of {args.reps} reps, whiskers = min{DASH}max "
             f"({env['python']}, nproc {os.cpu_count()}, {env['date'][:10]})"
         )
         p = args.params
         e2e_title = f"end to end: {p.tasks} tasks x {p.per_task:,} entries, until written"
-        report.chart(cells, docs / "img" / "bench.png", title, e2e_title)
-        print(f"wrote {docs / 'benchmarks.md'} and {docs / 'img' / 'bench.png'}", file=sys.stderr)
+        if MAIN_PYTHON:
+            report.chart(cells, docs / "img" / "bench.png", title, e2e_title)
+        print(f"wrote {docs / 'benchmarks.md'} (and the chart on 3.11)", file=sys.stderr)
 
 
 if __name__ == "__main__":

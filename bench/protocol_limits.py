@@ -138,8 +138,10 @@ class Rfc5424:
         self.after_time = f" {host} {LOGGER} {os.getpid()} - ".encode()
 
     def encode(self, ts: float, msg: str, fields: Mapping[str, Any]) -> bytes:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
-        micros = int(ts % 1 * 1e6)
+        total = int(ts * 1_000_000 + 0.5)  # microseconds, rounded
+        second = total // 1_000_000
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        micros = total - second * 1_000_000
         if fields:
             params = " ".join(f'{k}="{_sd_value(v)}"' for k, v in fields.items())
             sd = f"[fields@32473 {params}]"

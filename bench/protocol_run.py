@@ -2,6 +2,7 @@
 async mode) sends `entries` entries over one protocol, in this process; prints one JSON line.
 
     python -m bench.protocol_run PROTOCOL CONTENDER --target JSON [--entries N --tasks T]
+                                 [--no-fields]
 
 `--target` says where the receiver is: `{"dsn": ...}` (postgres), `{"host", "port",
 "output"}` (tcp, relp: rsyslogd's output file), `{"host", "port"}` (otlp). The time and the
@@ -162,8 +163,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     per_task = args.entries // args.tasks
 
     async def produce(t: int) -> None:
-        for i in range(per_task):
-            await log(f"task {t} msg {i}", task=t, seq=i)
+        if args.fields:
+            for i in range(per_task):
+                await log(f"task {t} msg {i}", task=t, seq=i)
+        else:
+            for i in range(per_task):
+                await log(f"task {t} msg {i}")
 
     cpu = time.process_time()
     start = time.perf_counter()
@@ -194,6 +199,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", required=True, help="JSON: where the receiver is")
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument(
+        "--fields",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="each entry carries two fields, task=t and seq=i (default: yes)",
+    )
     args = parser.parse_args(argv)
     try:
         result = asyncio.run(run(args))

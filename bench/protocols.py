@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .protocol_run import CONTENDERS, PROTOCOLS
-from .report import DASH, num, times
+from .report import DASH, num, replace_section, times
 from .run_one import RESULT_MARK
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,10 +197,12 @@ class Row:
 
 
 def run_once(
-    protocol: str, contender: str, target: dict[str, Any], entries: int, timeout: float
+    protocol: str, contender: str, target: dict[str, Any], args: argparse.Namespace
 ) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.protocol_run", protocol, contender]
-    command += ["--target", json.dumps(target), "--entries", str(entries)]
+    command += ["--target", json.dumps(target), "--entries", str(args.entries)]
+    command += [] if args.fields else ["--no-fields"]
+    timeout = args.timeout
     failed: dict[str, Any] = {"protocol": protocol, "contender": contender, "ok": False}
     try:
         done = subprocess.run(
@@ -229,6 +231,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 5000 entries, 1 rep")
     parser.add_argument(
         "--only", default=",".join(PROTOCOLS), help=f"comma-separated, of {', '.join(PROTOCOLS)}"
+    )
+    parser.add_argument(
+        "--fields",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log(msg, task=t, seq=i): two fields per entry (default); --no-fields: msg only",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
     parser.add_argument(
@@ -373,19 +381,6 @@ opentelemetry-proto's classes and POSTed over a kept-alive HTTP/1.1 connection (
 target is asynclog ≥ 0.8 times the limit; it is reported, not asserted.
 """
 
-SECTION_START = "<!-- bench protocols {python}: start -->"
-SECTION_END = "<!-- bench protocols {python}: end -->"
-
-
-def replace_section(text: str, python: str, body: str) -> str:
-    """`text` with the section of this Python version replaced (or appended)."""
-    start, end = SECTION_START.format(python=python), SECTION_END.format(python=python)
-    block = f"{start}\n{body}\n{end}"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        return before + block + rest.split(end, 1)[1]
-    return text.rstrip("\n") + "\n\n" + block + "\n"
-
 
 def _revision() -> str:
     try:
@@ -412,7 +407,7 @@ def main(argv: list[str]) -> None:
             for protocol in [p for p in args.only if p in found]:
                 for contender in order:
                     began = time.perf_counter()
-                    run = run_once(protocol, contender, found[protocol], args.entries, args.timeout)
+                    run = run_once(protocol, contender, found[protocol], args)
                     run["rep"] = rep
                     runs.append(run)
                     row = rows.setdefault((protocol, contender), Row(protocol, contender))
@@ -439,7 +434,10 @@ def main(argv: list[str]) -> None:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "machine": f"{platform.system()} {platform.machine()}, nproc {os.cpu_count()}",
         "revision": _revision(),
-        "sizes": f"reps: {args.reps}; {args.entries:,} entries per run (100 tasks)",
+        "sizes": (
+            f"reps: {args.reps}; {args.entries:,} entries per run (100 tasks), "
+            + ("each with two fields (task, seq)" if args.fields else "without fields")
+        ),
     }
     table = render(rows, skipped, env)
     print("\n".join(table))
@@ -447,9 +445,11 @@ def main(argv: list[str]) -> None:
     if args.json is not None:
         args.json.write_text(json.dumps({"runs": runs, "skipped": skipped}, indent=1))
     if args.write:
-        heading = f"## Network backends against their protocols' limits (Python {python})"
+        kind = "" if args.fields else ", entries without fields"
+        heading = f"## Network backends against their protocols' limits (Python {python}{kind})"
         body = "\n".join([heading, "", *table, ""])
-        if python == "3.11":
+        if python == "3.11" and args.fields:
             body += "\n### How the protocol benchmark is measured\n\n" + METHOD
-        DOCS.write_text(replace_section(DOCS.read_text(encoding="utf-8"), python, body))
+        key = f"protocols {python}" + ("" if args.fields else " no-fields")
+        DOCS.write_text(replace_section(DOCS.read_text(encoding="utf-8"), key, body))
         print(f"wrote the Python {python} section of {DOCS}", file=sys.stderr)

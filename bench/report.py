@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -258,6 +259,27 @@ def ratio_lines(cells: Cells) -> list[str]:
             f"{num(got.median)} MiB"
         )
     return ["- " + line for line in out]
+
+
+# ---- sections of docs/benchmarks.md written by other commands ------------------------------
+
+_SECTION = re.compile(r"<!-- bench (.+?): start -->.*?<!-- bench \1: end -->", re.S)
+
+
+def replace_section(text: str, key: str, body: str) -> str:
+    """`text` with its `<!-- bench KEY: start/end -->` section replaced by `body` (or that
+    section appended)."""
+    start, end = f"<!-- bench {key}: start -->", f"<!-- bench {key}: end -->"
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        return before + block + rest.split(end, 1)[1]
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def sections(text: str) -> str:
+    """Every marked section of `text`, in order (to keep them when the file is rewritten)."""
+    return "".join("\n" + found.group(0) + "\n" for found in _SECTION.finditer(text))
 
 
 # ---- the chart -------------------------------------------------------------------------------
