@@ -19,7 +19,7 @@ from asynclog.backends._rfc5424 import Encoder
 from bench.protocol_limits import LOGGER, RelpError, Rfc5424, parse_frames
 from bench.protocol_run import CONTENDERS, PROTOCOLS
 from bench.protocols import LABELS, rsyslogd_missing
-from bench.report import replace_section, sections
+from bench.report import TIMES, replace_section, sections
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,13 +64,13 @@ def test_bench_protocols_quick(tmp_path: Path) -> None:
         for name in ("limit", "asynclog (async mode)"):
             row = re.search(
                 rf"^\| {re.escape(LABELS[protocol])} \| {re.escape(name)} \| \*\*([\d,]+)\*\* \|"
-                r".*\| ([\d.,]+)× \| ([\d.]+) \|",
+                rf".*\| ([\d.,]+){TIMES} \| ([\d.]+) \|",
                 done.stdout,
                 re.M,
             )
             assert row is not None, (protocol, name, done.stdout)
         summary = re.search(
-            rf"^- {protocol}: asynclog = ([\d.]+)× limit .*CPU ([\d.]+) µs/entry vs limit "
+            rf"^- {protocol}: asynclog = ([\d.]+){TIMES} limit .*CPU ([\d.]+) µs/entry vs limit "
             r"([\d.]+) µs/entry$",
             done.stdout,
             re.M,
