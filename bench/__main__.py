@@ -234,8 +234,15 @@ def write_docs(path: Path, text: str) -> None:
     body = body.replace("\n## ", "\n### ").split("\n### How it is measured")[0]
     body += "\nMeasured as the Python 3.11 tables above (see How it is measured).\n"
     body = body.replace("![entries/s and caller cost per contender](img/bench.png)\n\n", "")
-    body = body.replace(REAL_SERVICE + "\n\n", "")
+    body = body.replace(REAL_SERVICE + "\n\n", "").replace(PROTOCOLS_NOTE + "\n\n", "")
     path.write_text(report.replace_section(old, f"micro {python}", body), encoding="utf-8")
+
+
+PROTOCOLS_NOTE = (
+    "The network backends (PostgreSQL, syslog over TCP and RELP, OTLP/HTTP) against the "
+    "simplest correct client of each protocol are measured by `python -m bench protocols`: "
+    "their tables are the sections after the micro benchmarks below."
+)
 
 
 def render(cells: report.Cells, env: dict[str, str], scenarios: list[str]) -> str:
@@ -248,6 +255,8 @@ def render(cells: report.Cells, env: dict[str, str], scenarios: list[str]) -> st
         "![entries/s and caller cost per contender](img/bench.png)",
         "",
         REAL_SERVICE,
+        "",
+        PROTOCOLS_NOTE,
         "",
         "## Ratios",
         "",
