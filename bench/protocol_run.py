@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .protocol_limits import LimitOtlp, LimitPostgres, LimitRelp, LimitTcpSyslog
 from .run_one import RESULT_MARK
@@ -51,7 +51,8 @@ async def asynclog_client(protocol: str, target: dict[str, Any], table: str) -> 
         backend, settings = "postgres", PostgresConfig(dsn=target["dsn"], table=table)
     elif protocol in ("tcp", "relp"):
         backend = "syslog"
-        settings = SyslogConfig(host=target["host"], port=target["port"], transport=protocol)
+        transport: Literal["tcp", "relp"] = "tcp" if protocol == "tcp" else "relp"
+        settings = SyslogConfig(host=target["host"], port=target["port"], transport=transport)
     else:
         backend = "otlp"
         settings = OTLPConfig(endpoint=f"http://{target['host']}:{target['port']}/v1/logs")
