@@ -6,6 +6,8 @@ docs/img/bench.png (not in --quick mode unless --write is given).
 
 `python -m bench app [--quick] ...` is the real-service benchmark instead (bench/app_bench.py:
 a Starlette app under uvicorn driven by wrk; `python -m bench app --help`).
+`python -m bench protocols [--quick] ...` measures the network backends against their
+protocols' limits (bench/protocols.py; `python -m bench protocols --help`).
 """
 
 from __future__ import annotations
@@ -180,6 +182,14 @@ its speed. Cells show the median over the reps and the min-max range.
   yields every 1000 attempts. Checks accepted + dropped = attempted and accepted ≤ queue + one
   batch; reports the growth of peak RSS over the attempts (VmHWM, reset through
   /proc/self/clear_refs first, minus VmRSS before). The process exits without closing.
+- **shared_1proc / shared_4proc**: asynclog writing one file with `FileConfig(shared=True)`
+  (each batch under an exclusive `flock`) from 1 process, or from 4 processes with a quarter of
+  the 100 tasks each (`bench/shared_worker.py`); every process opens its logger, then all get
+  the start signal at once; entries/s = all entries / (last process's end - first one's start),
+  aggregate over the processes. CPU is the sum over the processes.
+- **CPU µs/entry** (µs/call for caller1k, µs/attempt for stalled): `time.process_time()` delta
+  of the run's process (every thread: a listener, loguru's or aiosqlite's thread included) over
+  the same window as the wall time, divided by the entries (calls, attempts) in it.
 - **peak RSS**: `ru_maxrss` of the run's process, taken before the output is read back.
 - **ratio to limit**: the contender's median ÷ the limit's (limit-sqlite for SQLite contenders,
   limit-file otherwise). For entries/s above 1 beats the limit; for µs/call below 1 does.
@@ -208,6 +218,33 @@ REAL_SERVICE = (
 )
 
 
+MAIN_PYTHON = sys.version_info[:2] == (3, 11)
+"""The project's main Python: its run owns docs/benchmarks.md and the chart; a run on another
+Python writes its tables into a section of its own (`<!-- bench micro 3.13: ... -->`)."""
+
+
+def write_docs(path: Path, text: str) -> None:
+    """Write the micro bench's page, keeping the sections other commands and Pythons wrote."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if MAIN_PYTHON:
+        path.write_text(text + report.sections(old), encoding="utf-8")
+        return
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    body = text.replace("# Benchmarks", f"## Micro benchmarks on Python {python}", 1)
+    body = body.replace("\n## ", "\n### ").split("\n### How it is measured")[0]
+    body += "\nMeasured as the Python 3.11 tables above (see How it is measured).\n"
+    body = body.replace("![entries/s and caller cost per contender](img/bench.png)\n\n", "")
+    body = body.replace(REAL_SERVICE + "\n\n", "").replace(PROTOCOLS_NOTE + "\n\n", "")
+    path.write_text(report.replace_section(old, f"micro {python}", body), encoding="utf-8")
+
+
+PROTOCOLS_NOTE = (
+    "The network backends (PostgreSQL, syslog over TCP and RELP, OTLP/HTTP) against the "
+    "simplest correct client of each protocol are measured by `python -m bench protocols`: "
+    "their tables are the sections after the micro benchmarks below."
+)
+
+
 def render(cells: report.Cells, env: dict[str, str], scenarios: list[str]) -> str:
     lines = [
         "# Benchmarks",
@@ -218,6 +255,8 @@ def render(cells: report.Cells, env: dict[str, str], scenarios: list[str]) -> st
         "![entries/s and caller cost per contender](img/bench.png)",
         "",
         REAL_SERVICE,
+        "",
+        PROTOCOLS_NOTE,
         "",
         "## Ratios",
         "",
@@ -251,6 +290,11 @@ def main(argv: list[str] | None = None) -> None:
 
         app_bench.main(argv[1:])
         return
+    if argv[:1] == ["protocols"]:
+        from . import protocols
+
+        protocols.main(argv[1:])
+        return
     args = parse_args(argv)
     plan = [
         (c, s) for c in args.only for s in args.scenarios if SCENARIOS[s].applies_to(CONTENDERS[c])
@@ -271,15 +315,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"({len(runs)} runs in {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     if args.write:
         docs = ROOT / "docs"
-        (docs / "benchmarks.md").write_text(text, encoding="utf-8")
+        write_docs(docs / "benchmarks.md", text)
         title = (
             f"asynclog vs peers: bars = median of {args.reps} reps, whiskers = min{DASH}max "
             f"({env['python']}, nproc {os.cpu_count()}, {env['date'][:10]})"
         )
         p = args.params
         e2e_title = f"end to end: {p.tasks} tasks x {p.per_task:,} entries, until written"
-        report.chart(cells, docs / "img" / "bench.png", title, e2e_title)
-        print(f"wrote {docs / 'benchmarks.md'} and {docs / 'img' / 'bench.png'}", file=sys.stderr)
+        if MAIN_PYTHON:
+            report.chart(cells, docs / "img" / "bench.png", title, e2e_title)
+        print(f"wrote {docs / 'benchmarks.md'} (and the chart on 3.11)", file=sys.stderr)
 
 
 if __name__ == "__main__":

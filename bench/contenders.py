@@ -64,6 +64,17 @@ class Attempter(Protocol):
 
 
 @dataclass(frozen=True)
+class SharedFile:
+    """How a contender runs in the `shared_*` scenarios (several `bench.shared_worker`
+    processes writing one file with `FileConfig(shared=True)`)."""
+
+    async_mode: bool
+
+    def output(self, path: Path) -> Output:
+        return Output("file", path, head_fields=3)  # asynclog's text format
+
+
+@dataclass(frozen=True)
 class Contender:
     name: str
     label: str
@@ -71,6 +82,7 @@ class Contender:
     limit: str  # the limit contender its ratios are quoted against
     make: Callable[[Path], Awaitable[Sink]]
     make_stuck: Callable[[], Awaitable[Attempter]] | None = None
+    shared: SharedFile | None = None
 
 
 # ---- asynclog --------------------------------------------------------------------------------
@@ -147,10 +159,10 @@ class _StuckAsynclog:
 
     async def attempt(self, msg: str) -> bool:
         try:
-            await self._lm.info(msg)
+            # False: refused (counted dropped); raises instead with raise_errors=True.
+            return bool(await self._lm.info(msg))
         except self._full:
             return False
-        return True
 
 
 async def _stuck_asynclog() -> Attempter:
@@ -333,6 +345,7 @@ CONTENDERS: dict[str, Contender] = {
             "limit-file",
             _asynclog_maker("file", True),
             _stuck_asynclog,
+            SharedFile(async_mode=True),
         ),
         Contender(
             "asynclog-async-sqlite",
@@ -347,6 +360,7 @@ CONTENDERS: dict[str, Contender] = {
             "asynclog",
             "limit-file",
             _asynclog_maker("file", False),
+            shared=SharedFile(async_mode=False),
         ),
         Contender(
             "asynclog-sync-sqlite",

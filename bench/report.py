@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -103,6 +104,11 @@ def _ratio(cells: Cells, cell: Cell) -> float | None:
     return cell.median / limit.median
 
 
+def cpu_heading(scenario: Scenario) -> str:
+    """Process CPU (all threads) per unit of work: per call for caller1k, else per entry."""
+    return "CPU µs/call" if scenario.unit == "µs/call" else "CPU µs/entry"
+
+
 def scenario_table(cells: Cells, scenario: Scenario) -> list[str]:
     rows = [c for c in cells.values() if c.scenario is scenario]
     rows.sort(key=lambda c: list(CONTENDERS).index(c.contender.name))
@@ -114,11 +120,12 @@ def scenario_table(cells: Cells, scenario: Scenario) -> list[str]:
             "accepted",
             "dropped",
             "µs/attempt",
+            "CPU µs/attempt",
             "peak RSS MiB",
             "verified",
         ]
     else:
-        head = ["contender", scenario.unit, "min-max", "ratio to limit"]
+        head = ["contender", scenario.unit, "min-max", "ratio to limit", cpu_heading(scenario)]
         if scenario.name == "e2e100k_yield":
             head += ["lag p99 ms", "lag max ms"]
         head += ["peak RSS MiB", "verified"]
@@ -136,10 +143,12 @@ def scenario_table(cells: Cells, scenario: Scenario) -> list[str]:
                 num(cell.extra("accepted"), "entries/s"),
                 num(cell.extra("dropped"), "entries/s"),
                 num(cell.extra("us_per_attempt")),
+                num(cell.extra("cpu_us")),
             ]
         else:
             ratio = _ratio(cells, cell)
             row.append("—" if ratio is None else f"{times(ratio)} {cell.contender.limit}")
+            row.append(num(cell.extra("cpu_us")))
             if scenario.name == "e2e100k_yield":
                 row += [num(cell.extra("lag_p99_ms")), num(cell.extra("lag_max_ms"))]
         row += [num(max(cell.rss)) if cell.rss else "—", _verified(cell)]
@@ -164,6 +173,7 @@ def ratio_lines(cells: Cells) -> list[str]:
             out.append(f"caller1k {contender.label} = FAILED")
             continue
         text = f"caller1k {contender.label} = {num(got.median)} µs/call"
+        text += f" (CPU {num(got.extra('cpu_us'))} µs)"
         if contender.name.startswith("asynclog-async"):
             met = "met" if got.median is not None and got.median <= CALLER_TARGET_US else "MISSED"
             text += f" (target ≤ {CALLER_TARGET_US} µs: {met})"
@@ -206,6 +216,10 @@ def ratio_lines(cells: Cells) -> list[str]:
                         f"({worst.contender.label})"
                     )
             text = f"{contender.label} {scenario} = " + ", ".join(parts)
+            limit_cell = cell(contender.limit, scenario)
+            text += f"; CPU {num(got.extra('cpu_us'))} µs/entry"
+            if limit_cell is not None and limit_cell.ok:
+                text += f" ({contender.limit}: {num(limit_cell.extra('cpu_us'))})"
             if scenario == "e2e100k_yield":
                 text += (
                     f"; loop lag p99 {num(got.extra('lag_p99_ms'))} ms, "
@@ -218,6 +232,19 @@ def ratio_lines(cells: Cells) -> list[str]:
                         f"{num(limit.extra('lag_max_ms'))} ms)"
                     )
             out.append(text)
+    for contender in ours:
+        one, four = cell(contender.name, "shared_1proc"), cell(contender.name, "shared_4proc")
+        if one is None or four is None:
+            continue
+        if not (one.ok and four.ok) or not one.median:
+            out.append(f"shared file {contender.label}: FAILED")
+            continue
+        out.append(
+            f"shared file {contender.label}: 4 processes = {num(four.median, 'entries/s')} "
+            f"entries/s together = {times((four.median or 0) / one.median)} one process "
+            f"({num(one.median, 'entries/s')}); CPU {num(four.extra('cpu_us'))} vs "
+            f"{num(one.extra('cpu_us'))} µs/entry"
+        )
     for contender in CONTENDERS.values():
         got = cell(contender.name, "stalled")
         if got is None:
@@ -232,6 +259,27 @@ def ratio_lines(cells: Cells) -> list[str]:
             f"{num(got.median)} MiB"
         )
     return ["- " + line for line in out]
+
+
+# ---- sections of docs/benchmarks.md written by other commands ------------------------------
+
+_SECTION = re.compile(r"<!-- bench (.+?): start -->.*?<!-- bench \1: end -->", re.S)
+
+
+def replace_section(text: str, key: str, body: str) -> str:
+    """`text` with its `<!-- bench KEY: start/end -->` section replaced by `body` (or that
+    section appended)."""
+    start, end = f"<!-- bench {key}: start -->", f"<!-- bench {key}: end -->"
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        return before + block + rest.split(end, 1)[1]
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def sections(text: str) -> str:
+    """Every marked section of `text`, in order (to keep them when the file is rewritten)."""
+    return "".join("\n" + found.group(0) + "\n" for found in _SECTION.finditer(text))
 
 
 # ---- the chart -------------------------------------------------------------------------------

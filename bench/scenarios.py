@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import resource
 import statistics
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import Any
 
 from .contenders import Contender, Sink
@@ -41,9 +43,14 @@ class Scenario:
     higher_is_better: bool
     run: Callable[[Contender, Path, Params], Awaitable[Result]]
     stuck: bool = False  # uses `Contender.make_stuck`; the process is abandoned, not closed
+    processes: int = 0  # >0: `shared_worker` processes writing one file (`Contender.shared`)
 
     def applies_to(self, contender: Contender) -> bool:
-        return contender.make_stuck is not None if self.stuck else True
+        if self.stuck:
+            return contender.make_stuck is not None
+        if self.processes:
+            return contender.shared is not None
+        return True
 
 
 def peak_rss_kib() -> int:
@@ -95,19 +102,24 @@ async def caller1k(contender: Contender, directory: Path, p: Params) -> Result:
     sink = await contender.make(directory)
     log = sink.log
     samples: list[float] = []
+    cpu_samples: list[float] = []
     for round_ in range(p.rounds + 1):
         messages = [message(round_, i) for i in range(p.calls)]
+        cpu = process_time()
         start = perf_counter()
         for text in messages:
             await log(text)
         elapsed = perf_counter() - start
+        cpu = process_time() - cpu
         if round_:
             samples.append(elapsed / p.calls * 1e6)
+            cpu_samples.append(cpu / p.calls * 1e6)
         await sink.settle((round_ + 1) * p.calls)
     await sink.close()
     rss = peak_rss_mib()
     error = _verify(sink, p.rounds + 1, p.calls)
-    return Result(statistics.median(samples), error, {"rounds_us": samples}, rss)
+    extra = {"rounds_us": samples, "cpu_us": statistics.median(cpu_samples)}
+    return Result(statistics.median(samples), error, extra, rss)
 
 
 async def _ticker(lags: list[float]) -> None:
@@ -131,6 +143,7 @@ async def _e2e(contender: Contender, directory: Path, p: Params, yield_each: boo
 
     lags: list[float] = []
     ticker = asyncio.get_running_loop().create_task(_ticker(lags)) if yield_each else None
+    cpu = process_time()
     start = perf_counter()
     await asyncio.gather(*(produce(t) for t in range(p.tasks)))
     if ticker is not None:  # lag is measured while producing, not during close
@@ -139,9 +152,15 @@ async def _e2e(contender: Contender, directory: Path, p: Params, yield_each: boo
             await ticker
     await sink.close()
     elapsed = perf_counter() - start
+    cpu = process_time() - cpu
     rss = peak_rss_mib()
     error = _verify(sink, p.tasks, p.per_task)
-    extra: dict[str, Any] = {"seconds": elapsed, "entries": p.tasks * p.per_task}
+    entries = p.tasks * p.per_task
+    extra: dict[str, Any] = {
+        "seconds": elapsed,
+        "entries": entries,
+        "cpu_us": cpu / entries * 1e6,
+    }
     if yield_each:
         ms = sorted(lag * 1000 for lag in lags) or [0.0]
         extra |= {
@@ -171,6 +190,7 @@ async def stalled(contender: Contender, directory: Path, p: Params) -> Result:
     logger = await contender.make_stuck()
     before = start_rss_window()
     accepted = 0
+    cpu = process_time()
     start = perf_counter()
     for n in range(p.attempts):
         if await logger.attempt(f"task 0 msg {n}"):
@@ -178,6 +198,7 @@ async def stalled(contender: Contender, directory: Path, p: Params) -> Result:
         if n % 1000 == 999:
             await asyncio.sleep(0)
     elapsed = perf_counter() - start
+    cpu = process_time() - cpu
     growth = (rss_window_peak() - before) / 1024
     dropped = logger.dropped()
     bound = 2 * QUEUE_SIZE  # the queue plus the batch stuck in the worker
@@ -191,8 +212,73 @@ async def stalled(contender: Contender, directory: Path, p: Params) -> Result:
         "accepted": accepted,
         "dropped": dropped,
         "us_per_attempt": elapsed / p.attempts * 1e6,
+        "cpu_us": cpu / p.attempts * 1e6,
     }
     return Result(growth, "; ".join(problems) or None, extra, peak_rss_mib())
+
+
+async def _start_worker(
+    path: Path, first_task: int, tasks: int, per_task: int, async_mode: bool
+) -> asyncio.subprocess.Process:
+    command = [sys.executable, "-m", "bench.shared_worker", "--path", str(path)]
+    command += ["--first-task", str(first_task), "--tasks", str(tasks)]
+    command += ["--per-task", str(per_task)] + (["--async-mode"] if async_mode else [])
+    worker = await asyncio.create_subprocess_exec(
+        *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert worker.stdout is not None
+    ready = await worker.stdout.readline()
+    if ready.strip() != b"READY":
+        raise RuntimeError(f"shared_worker did not start (said {ready[:200]!r})")
+    return worker
+
+
+async def _shared(contender: Contender, directory: Path, p: Params, processes: int) -> Result:
+    """`processes` processes (each asynclog, `FileConfig(shared=True)`) split the tasks and
+    write one file; entries/s = all entries / (last end - first start), once all are ready."""
+    assert contender.shared is not None
+    if p.tasks % processes:
+        raise ValueError(f"{p.tasks} tasks do not split over {processes} processes")
+    path = directory / "shared.log"
+    share = p.tasks // processes
+    workers = [
+        await _start_worker(path, k * share, share, p.per_task, contender.shared.async_mode)
+        for k in range(processes)
+    ]
+    for worker in workers:  # the start signal, as close together as the pipes allow
+        assert worker.stdin is not None
+        worker.stdin.write(b"GO\n")
+    outputs = await asyncio.gather(*(worker.communicate() for worker in workers))
+    runs = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+    seconds = max(run["end"] for run in runs) - min(run["start"] for run in runs)
+    entries = p.tasks * p.per_task
+    problems = [
+        f"process {k}: written={run['written']} dropped={run['dropped']} "
+        f"write_errors={run['write_errors']}, expected {share * p.per_task}"
+        for k, run in enumerate(runs)
+        if (run["written"], run["dropped"], run["write_errors"]) != (share * p.per_task, 0, 0)
+    ]
+    found = verify(contender.shared.output(path), p.tasks, p.per_task)
+    if found is not None:
+        problems.append(found)
+    extra = {
+        "seconds": seconds,
+        "entries": entries,
+        "processes": processes,
+        "cpu_us": sum(run["cpu"] for run in runs) / entries * 1e6,
+    }
+    rss = max(run["rss_mib"] for run in runs)
+    return Result(entries / seconds, "; ".join(problems) or None, extra, rss)
+
+
+async def shared_1proc(contender: Contender, directory: Path, p: Params) -> Result:
+    """One process writes every entry to a `shared=True` file (the baseline for 4)."""
+    return await _shared(contender, directory, p, 1)
+
+
+async def shared_4proc(contender: Contender, directory: Path, p: Params) -> Result:
+    """Four processes, a quarter of the tasks each, write one `shared=True` file."""
+    return await _shared(contender, directory, p, 4)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -202,5 +288,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("e2e100k", "entries/s", True, e2e100k),
         Scenario("e2e100k_yield", "entries/s", True, e2e100k_yield),
         Scenario("stalled", "MiB RSS growth", False, stalled, stuck=True),
+        Scenario("shared_1proc", "entries/s", True, shared_1proc, processes=1),
+        Scenario("shared_4proc", "entries/s", True, shared_4proc, processes=4),
     ]
 }
