@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._freeze import frozen_mapping
+from ._intake import nowait_method
 from ._levels import Gate, Level, level_name
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ class NoWait:
     pipeline's task. From another thread, a call hands the entry in as
     `write_log_threadsafe` does and returns True."""
 
-    __slots__ = ("_fields", "_intake", "_logger")
+    __slots__ = ("_fields", "_intake", "_logger", "_plain")
 
     def __init__(
         self, intake: Intake, logger: str | None, fields: Mapping[str, Any] | None
@@ -171,6 +172,8 @@ class NoWait:
         self._intake = intake
         self._logger = logger
         self._fields = fields
+        self._plain = logger is None and not fields
+        """The manager's own: the level shortcuts apply (see `nowait_method`)."""
 
     def write_log(
         self, level: Level | int | str, message: object, /, *args: Any, **fields: Any
@@ -178,25 +181,30 @@ class NoWait:
         """Log `message` (`% args`) at `level` with `fields`, without waiting."""
         return self._intake.log_now(level, message, args, fields, self._logger, self._fields)
 
+    @nowait_method(Level.DEBUG)
     def debug(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.DEBUG, ...)`."""
-        return self._intake.log_now(_DEBUG, message, args, fields, self._logger, self._fields)
+        raise NotImplementedError  # the body is the shortcut that nowait_method builds
 
+    @nowait_method(Level.INFO)
     def info(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.INFO, ...)`."""
-        return self._intake.log_now(_INFO, message, args, fields, self._logger, self._fields)
+        raise NotImplementedError  # the body is the shortcut that nowait_method builds
 
+    @nowait_method(Level.WARNING)
     def warning(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.WARNING, ...)`."""
-        return self._intake.log_now(_WARNING, message, args, fields, self._logger, self._fields)
+        raise NotImplementedError  # the body is the shortcut that nowait_method builds
 
+    @nowait_method(Level.ERROR)
     def error(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.ERROR, ...)`."""
-        return self._intake.log_now(_ERROR, message, args, fields, self._logger, self._fields)
+        raise NotImplementedError  # the body is the shortcut that nowait_method builds
 
+    @nowait_method(Level.CRITICAL)
     def critical(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`write_log(Level.CRITICAL, ...)`."""
-        return self._intake.log_now(_CRITICAL, message, args, fields, self._logger, self._fields)
+        raise NotImplementedError  # the body is the shortcut that nowait_method builds
 
     def exception(self, message: object, /, *args: Any, **fields: Any) -> bool:
         """`error(...)` with the traceback of the exception being handled."""

@@ -8,8 +8,8 @@ from typing import Any
 
 from .formatters import safe_repr, safe_str
 
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-"""Argument kinds that are no mapping (skips the slower `isinstance(x, Mapping)`)."""
+PLAIN_ARGS = frozenset({str, int, float, bool, type(None)})
+"""Argument kinds that are no mapping: `Intake.accept_quickly` formats those itself."""
 
 FORMAT_ERROR_MARKER = "<asynclog: format error"
 """The start of what a message says when its template and arguments did not format."""
@@ -20,7 +20,7 @@ def format_message(template: str, args: tuple[Any, ...]) -> str:
     (as stdlib). When that raises (a wrong count, a bad directive, a raising `__str__`), the
     template, the marker and the arguments' reprs instead."""
     values: Any = args
-    if len(args) == 1 and type(args[0]) not in _PLAIN and isinstance(args[0], Mapping) and args[0]:
+    if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
         values = args[0]
     try:
         formatted = template % values

@@ -31,7 +31,7 @@ from ._callsite import caller_frame, checked_stacklevel, location_of, stack_text
 from ._context import CONTEXT
 from ._entry import EMPTY_FIELDS, LEVEL, Entry, Location, as_log_entry
 from ._errors import LogError, ManagerClosedError, QueueFullError
-from ._format import format_message
+from ._format import PLAIN_ARGS, format_message
 from ._freeze import IMMUTABLE, freeze_fields
 from ._handoff import HandInArgs, Handoff
 from ._levels import Gate, Level, level_of_name, parse_level
@@ -44,6 +44,7 @@ from ._sink import Pending, SinkRunner, never_queued
 from ._tracebacks import format_exc_info
 
 if TYPE_CHECKING:
+    from ._bound import NoWait
     from ._manager import LogManager
 
 BACKLOG_LIMIT = 10_000
@@ -307,7 +308,16 @@ class Intake:
             frozen = quick
         template = None
         if args:
-            template, message = message, format_message(message, args)
+            template = message
+            if len(args) == 1 and type(args[0]) not in PLAIN_ARGS:  # maybe a mapping
+                message = format_message(template, args)
+            else:  # format_message's common case, inline
+                try:
+                    message = message % args
+                except Exception:
+                    message = format_message(template, args)  # the marker
+            if type(message) is not str:
+                message = str.__str__(message)
             if len(message) > self.quick_text_limit:
                 message = truncate(message, self.max_entry_bytes)
         entry: Entry = (time(), level, message, self.name, frozen, None, template, None)
@@ -809,3 +819,47 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
 
     return replace
 
+
+_Plain = TypeVar("_Plain", bound=Callable[..., bool])
+
+
+def nowait_method(level: Level) -> Callable[[_Plain], _Plain]:
+    """`level_method` for `NoWait`: the same shortcut in a plain function, whose entry, when
+    it cannot be queued at once, is settled without waiting (`settle_now`). Only the
+    manager's own `nowait` takes it (a view's has a logger name or bound fields)."""
+
+    def replace(stub: _Plain) -> _Plain:
+        def log(self: NoWait, message: object, /, *args: Any, **fields: Any) -> bool:
+            intake = self._intake
+            counters = intake.counters
+            if (
+                get_ident() != intake.thread  # not running (-1), or another thread
+                or not self._plain  # a view's
+                or level < intake.min_level
+                or type(message) is not str
+                or len(message) > intake.quick_text_limit
+                or counters is None  # several sinks
+                or CAPTURES
+                or intake.context_get()
+            ):
+                return intake.log_now(level, message, args, fields, self._logger, self._fields)
+            if args or fields:
+                pending = intake.accept_quickly(level, message, args, fields)
+                if pending is None:
+                    return True
+                if pending is False:
+                    return False
+            else:
+                entry: Entry = (time(), level, message, intake.name, EMPTY_FIELDS, None, None, None)
+                counters.accepted += 1
+                if intake.put(entry):
+                    return True
+                intake.sinks[0].owed += 1
+                pending = (entry, intake.sinks)
+            return intake.settle_now(pending)
+
+        log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__
+        log.__doc__, log.__annotations__ = stub.__doc__, stub.__annotations__
+        return log  # type: ignore[return-value]
+
+    return replace

@@ -10,7 +10,7 @@ import functools
 import warnings
 from collections.abc import Callable, Sequence
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, Final
 
 from . import _registry
 from ._bound import Logger, NoWait
@@ -70,7 +70,11 @@ class LogManager:
             levels=config.level_map,
         )
         self._loggers: dict[str, Logger] = {}
-        self._nowait = NoWait(self._intake, None, None)
+        self.nowait: Final = NoWait(self._intake, None, None)
+        """The logging calls as plain functions that never wait (`lm.nowait.info("x")`), for
+        code on the loop's thread that is not a coroutine; from another thread they hand the
+        entry in as `write_log_threadsafe` does. See `NoWait`. (An attribute, not a property:
+        one lookup less on every call.)"""
         self._closing: asyncio.Future[CloseReport] | None = None
         self._opening: asyncio.Future[None] | None = None  # while start() opens the backends
         self._opened: list[SinkRunner] = []
@@ -379,13 +383,6 @@ class LogManager:
         (call it inside `except`); `exc_info=` may name another exception."""
         fields.setdefault("exc_info", True)
         return await self.write_log(Level.ERROR, message, *args, **fields)
-
-    @property
-    def nowait(self) -> NoWait:
-        """The logging calls as plain functions that never wait (`lm.nowait.info("x")`), for
-        code on the loop's thread that is not a coroutine; from another thread they hand the
-        entry in as `write_log_threadsafe` does. See `NoWait`."""
-        return self._nowait
 
     def bind(self, **fields: Any) -> Logger:
         """A light view of this manager whose entries all carry `fields` (the manager itself is
