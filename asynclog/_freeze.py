@@ -59,9 +59,12 @@ IMMUTABLE = frozenset(
 )
 """Exactly these types pass untouched."""
 
-_IMMUTABLE_KINDS = (enum.Enum, str, int, float, pathlib.PurePath)
-"""Instances of these (subclasses too) pass untouched: enum members, str/int/float
-subclasses (written as their own value) and paths."""
+_IMMUTABLE_KINDS = (enum.Enum, pathlib.PurePath)
+"""Instances of these (subclasses too) pass untouched: enum members and paths."""
+
+_PLAIN_KINDS = (str, int, float)
+"""Subclasses of these become their plain value: what the JSON formats write for them (their
+own `__str__` could read state that changes after the call)."""
 
 
 class Rendered(str):
@@ -125,6 +128,8 @@ def _frozen_value(value: Any) -> object:
         return _frozen_item(value, 0, set())
     if isinstance(value, _IMMUTABLE_KINDS):
         return value
+    if isinstance(value, _PLAIN_KINDS):
+        return _plain(value)
     if issubclass(kind, tuple):
         return _frozen_item(value, 0, set())
     return safe_str(value)
@@ -140,6 +145,8 @@ def _frozen_item(value: object, depth: int, path: set[int]) -> object:
             return _shallow_copy(value, kind)
     elif isinstance(value, _IMMUTABLE_KINDS):
         return value
+    elif isinstance(value, _PLAIN_KINDS):
+        return _plain(value)
     elif not issubclass(kind, tuple):
         return Rendered(safe_repr(value))
     if id(value) in path:  # a container inside itself: what repr() writes for it
@@ -151,6 +158,15 @@ def _frozen_item(value: object, depth: int, path: set[int]) -> object:
         return _CONTAINERS.get(kind, _copy_tuple_subclass)(value, depth + 1, path)
     finally:
         path.discard(id(value))
+
+
+def _plain(value: str | int | float) -> object:
+    """A str, int or float subclass's value as the plain type."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    return float.__float__(value)
 
 
 def _flat(value: Any, kind: type) -> bool:

@@ -365,9 +365,14 @@ def _one_pattern(patterns: object) -> re.Pattern[str] | None:
         else:
             raise TypeError(f"redact: a pattern must be a str or re.Pattern, got {pattern!r}")
         try:
-            re.compile(source)
+            compiled = re.compile(source)
         except re.error as exc:
             raise ValueError(f"redact: invalid pattern {source!r}: {exc}") from None
+        if compiled.match("") is not None:
+            raise ValueError(
+                f"redact: pattern {source!r} matches the empty string: it would put the "
+                "replacement between every two characters"
+            )
         sources.append(f"(?:{source})")
     return re.compile("|".join(sources)) if sources else None
 
@@ -384,4 +389,3 @@ def _positive(value: object) -> bool:
         and math.isfinite(value)
         and value > 0
     )
-

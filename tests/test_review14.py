@@ -1,0 +1,170 @@
+"""Issue 14 review: hostile input to `%`-args, freezing and processors, each a defect found."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from asynclog import Config, FileConfig, LogEntry, LogManager
+from asynclog.processors import redact
+
+from .conftest import RecordingBackend, assert_settled, read_lines
+
+
+class LenRaises(Mapping[str, object]):
+    """A mapping whose `__len__` (so its truth value) raises."""
+
+    def __getitem__(self, key: str) -> object:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        raise RuntimeError("len boom")
+
+    def __repr__(self) -> str:
+        return "<LenRaises>"
+
+
+async def test_a_mapping_argument_whose_len_raises_is_a_format_error_not_a_raise() -> None:
+    backend = RecordingBackend()
+    async with LogManager(Config(backend=backend)) as lm:
+        assert await lm.info("got %s", LenRaises()) is True
+        assert lm.nowait.info("now %s", LenRaises()) is True
+    assert [entry.message for entry in backend.entries] == [
+        "got %s <asynclog: format error: RuntimeError: len boom> args: (<LenRaises>)",
+        "now %s <asynclog: format error: RuntimeError: len boom> args: (<LenRaises>)",
+    ]
+    assert_settled(lm.get_stats())
+
+
+class Counted(int):
+    """An int whose `str()` reads state that changes after the call."""
+
+    state = "at the call"
+
+    def __str__(self) -> str:
+        return f"{int(self)} {self.state}"
+
+    __repr__ = __str__
+
+
+class Tagged(str):
+    state = "at the call"
+
+    def __str__(self) -> str:
+        return f"tagged {self.state}"
+
+    __repr__ = __str__
+
+
+@pytest.mark.parametrize("fmt", ["text", "logfmt", "json"])
+async def test_a_str_or_int_subclass_is_frozen_as_its_plain_value(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "app.log"
+    handled: list[LogEntry] = []
+    number, text = Counted(5), Tagged("abc")
+    async with LogManager(
+        Config(backends=[FileConfig(file_path=path, format=fmt)], async_mode=True)
+    ) as lm:
+        lm.register_handler(handled.append)
+        await lm.info("m", n=number, t=text, items=[number, text])
+        number.state = text.state = "after"  # type: ignore[misc]
+    (line,) = read_lines(path)
+    assert "after" not in line and "at the call" not in line and "tagged" not in line
+    fields = dict(handled[0].fields)
+    assert fields == {"n": 5, "t": "abc", "items": [5, "abc"]}
+    assert [type(value) for value in (fields["n"], fields["t"], *fields["items"])] == [
+        int,
+        str,
+        int,
+        str,
+    ]
+
+
+def _level_as_text(entry: LogEntry) -> LogEntry:
+    return entry._replace(level="WARNING")
+
+
+def _message_as_int(entry: LogEntry) -> LogEntry:
+    return entry._replace(message=12345)
+
+
+def _fields_as_list(entry: LogEntry) -> list[LogEntry]:
+    return [entry._replace(fields=[("a", 1)])]
+
+
+@pytest.mark.parametrize(
+    ("processor", "what"),
+    [
+        (_level_as_text, "level is of type str"),
+        (_message_as_int, "message is of type int"),
+        (_fields_as_list, "fields is of type list"),
+    ],
+)
+@pytest.mark.parametrize("async_mode", [False, True])
+async def test_an_entry_of_the_wrong_shape_from_a_processor_goes_on_unprocessed(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    processor: object,
+    what: str,
+    async_mode: bool,
+) -> None:
+    path = tmp_path / "app.log"
+    config = Config(
+        backends=[FileConfig(file_path=path, format="json")],
+        processors=[processor],
+        async_mode=async_mode,
+    )
+    async with LogManager(config) as lm:
+        assert await lm.info("kept", user="ann") is True
+    assert [line.count('"message": "kept"') for line in read_lines(path)] == [1]
+    stats = lm.get_stats()
+    assert (stats.accepted, stats.written, stats.dropped, stats.write_errors) == (1, 1, 0, 0)
+    assert_settled(stats)
+    name = getattr(processor, "__name__", "")
+    assert f"processor {name!r} failed: it returned an entry whose {what}" in (
+        capsys.readouterr().err
+    )
+
+
+async def test_an_entry_a_processor_makes_is_held_to_max_entry_bytes() -> None:
+    def inflate(entry: LogEntry) -> LogEntry:
+        return entry._replace(
+            message="m" * 100_000, exception="e" * 100_000, fields={"big": "b" * 100_000}
+        )
+
+    backend = RecordingBackend()
+    async with LogManager(
+        Config(backend=backend, processors=[inflate], max_entry_bytes=1000)
+    ) as lm:
+        await lm.info("small")
+    (entry,) = backend.entries
+    assert len(entry.message) <= 1000 and entry.message.endswith("bytes]")
+    assert entry.exception is not None and len(entry.exception) <= 1000
+    assert len(str(entry.fields["big"])) <= 1000
+    assert type(entry.fields) is MappingProxyType
+    assert_settled(lm.get_stats())
+
+
+async def test_a_processor_s_fields_dict_changed_later_does_not_change_the_entry() -> None:
+    kept: dict[str, object] = {"user": "ann"}
+
+    def with_kept(entry: LogEntry) -> LogEntry:
+        return entry._replace(fields=kept)
+
+    backend = RecordingBackend()
+    async with LogManager(Config(backend=backend, processors=[with_kept], async_mode=True)) as lm:
+        await lm.info("m")
+        kept["user"] = "eve"
+    assert [dict(entry.fields) for entry in backend.entries] == [{"user": "ann"}]
+
+
+@pytest.mark.parametrize("pattern", ["", r"\d*", "a|", re.compile("x?")])
+def test_redact_refuses_a_pattern_that_matches_the_empty_string(pattern: object) -> None:
+    with pytest.raises(ValueError, match="matches the empty string"):
+        redact(patterns=[pattern])  # type: ignore[list-item]
