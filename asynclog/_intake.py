@@ -606,9 +606,11 @@ class Intake:
         if "stack_info" in fields or "stacklevel" in fields or self.capture_location:
             exception, location = self._call_site(fields, exception, location)
         gate = self.min_level if logger is None else self.gate(logger).level
-        if args and number >= gate:  # filtered out: nothing is formatted
-            template = message if type(message) is str else exact_str(message)
-            message = format_message(template, args)
+        if number >= gate:  # filtered out: nothing is formatted
+            if type(message) is not str:  # its __str__ may read what changes once we return
+                message = exact_str(message)
+            if args:
+                template, message = message, format_message(message, args)
         at = time() if at is None else at
         handed = (number, message, fields, at, logger, bound, exception, template, location)
         if not self.handoff.hand_in(handed, on_loop=_running_loop() is loop):

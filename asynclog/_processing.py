@@ -185,8 +185,9 @@ class Chain:
             exception = _bounded_text(exception, limit)
         if template is not None:
             template = _bounded_text(template, limit)
-        if fields.__class__ is not MappingProxyType or bound_fields(fields, limit) is not None:
-            fields = MappingProxyType(dict(bound_fields(fields, limit) or fields))
+        bounded = bound_fields(fields, limit)
+        if bounded is not None or fields.__class__ is not MappingProxyType:
+            fields = MappingProxyType(dict(fields if bounded is None else bounded))
         return LogEntry(timestamp, level, message, logger, fields, exception, template, location)
 
     def _recovered(self, name: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -168,3 +169,37 @@ async def test_a_processor_s_fields_dict_changed_later_does_not_change_the_entry
 def test_redact_refuses_a_pattern_that_matches_the_empty_string(pattern: object) -> None:
     with pytest.raises(ValueError, match="matches the empty string"):
         redact(patterns=[pattern])  # type: ignore[list-item]
+
+
+class Changing:
+    """A message object whose `str()` reads state that changes after the call."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.state = name, "at the call"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.state}"
+
+
+async def test_a_message_object_from_a_thread_is_rendered_in_that_thread() -> None:
+    backend = RecordingBackend()
+    messages = [Changing("nowait"), Changing("threadsafe"), Changing("named"), Changing("args %s")]
+
+    def from_a_thread() -> None:
+        lm.nowait.info(messages[0])
+        lm.write_log_threadsafe("INFO", messages[1])
+        lm.get_logger("app.db").nowait.info(messages[2])
+        lm.nowait.info(messages[3], 1)
+        for message in messages:
+            message.state = "after"
+
+    async with LogManager(Config(backend=backend, async_mode=True)) as lm:
+        await asyncio.to_thread(from_a_thread)
+    assert backend.messages == [
+        "nowait at the call",
+        "threadsafe at the call",
+        "named at the call",
+        "args 1 at the call",
+    ]
+    assert [entry.template for entry in backend.entries] == [None, None, None, "args %s at the call"]
+    assert_settled(lm.get_stats())
