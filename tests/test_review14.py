@@ -201,5 +201,10 @@ async def test_a_message_object_from_a_thread_is_rendered_in_that_thread() -> No
         "named at the call",
         "args 1 at the call",
     ]
-    assert [entry.template for entry in backend.entries] == [None, None, None, "args %s at the call"]
+    assert [entry.template for entry in backend.entries] == [
+        None,
+        None,
+        None,
+        "args %s at the call",
+    ]
     assert_settled(lm.get_stats())
