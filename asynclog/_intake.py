@@ -50,6 +50,7 @@ BACKLOG_LIMIT = 10_000
 """Handed-in entries (from threads, stdlib records) waiting for room: at least this many
 (or ten queues' worth) are kept; more are counted dropped at once."""
 
+
 class State(enum.Enum):
     """The manager's life: every "is it open?" question reads this."""
 
@@ -98,6 +99,8 @@ class Intake:
         """Levels by logger name (`Config.levels`, then `set_level`)."""
         self.gates: dict[str, Gate] = {}
         """The gate of each logger name asked for (views, stdlib records), shared by views."""
+        self.levels_lock = threading.Lock()
+        """A gate made in a thread while `set_level` runs in another gets the new level."""
         self.own_gate = self.gate(name)
         self.min_level = self.own_gate.level
         """The level of the manager's own calls (`lm.info`): its name's, and not below the
@@ -130,8 +133,11 @@ class Intake:
         """The gate of `logger` (created on first use): the level of its name by
         `levels` (the longest dotted prefix), never below the lowest sink's."""
         gate = self.gates.get(logger)
-        if gate is None:  # setdefault: a thread's hand_in may ask for the same name meanwhile
-            gate = self.gates.setdefault(logger, Gate(self._level_of(logger)))
+        if gate is None:
+            with self.levels_lock:  # a thread's hand_in may ask for the same name meanwhile
+                gate = self.gates.get(logger)
+                if gate is None:
+                    gate = self.gates[logger] = Gate(self._level_of(logger))
         return gate
 
     def _level_of(self, logger: str) -> int:
@@ -141,13 +147,14 @@ class Intake:
     def set_level(self, logger: str, level: int) -> None:
         """From now on, `logger` and the names under it that have no level of their own are
         at `level`: the sinks' levels, every gate and the shortcuts' cache follow."""
-        self.levels[logger] = level
-        lowest = min([self.default_level, *self.levels.values()])
-        for sink in self.sinks:
-            sink.follow_levels(lowest)
-        for name, gate in list(self.gates.items()):  # threads may add gates meanwhile
-            gate.level = self._level_of(name)
-        self.min_level = self.own_gate.level
+        with self.levels_lock:
+            self.levels[logger] = level
+            lowest = min([self.default_level, *self.levels.values()])
+            for sink in self.sinks:
+                sink.follow_levels(lowest)
+            for name, gate in self.gates.items():
+                gate.level = self._level_of(name)
+            self.min_level = self.own_gate.level
         self.refresh()
 
     def refresh(self) -> None:
@@ -786,4 +793,3 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
         return log  # type: ignore[return-value]
 
     return replace
-

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
-from asynclog import Config, FileConfig, LogEntry, LogManager
+from asynclog import Config, FileConfig, Level, LogEntry, LogManager
 from asynclog.processors import redact
 
 from .conftest import RecordingBackend, assert_settled, read_lines
@@ -208,3 +210,30 @@ async def test_a_message_object_from_a_thread_is_rendered_in_that_thread() -> No
         "args %s at the call",
     ]
     assert_settled(lm.get_stats())
+
+
+async def test_views_made_in_threads_while_set_level_runs_get_the_new_level() -> None:
+    """A view's gate made in a thread while `set_level` runs must not keep the old level."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    stale: list[str] = []
+    try:
+        async with LogManager(Config(backend=RecordingBackend(), levels={"app": "INFO"})) as lm:
+            for round_ in range(30):
+                names = [f"app.r{round_}.n{index}" for index in range(300)]
+
+                def make(chunk: list[str]) -> None:
+                    for name in chunk:
+                        lm.get_logger(name)
+
+                threads = [threading.Thread(target=make, args=(names[k::4],)) for k in range(4)]
+                for thread in threads:
+                    thread.start()
+                wanted = Level.ERROR if round_ % 2 else Level.DEBUG
+                lm.set_level("app", wanted)
+                for thread in threads:
+                    thread.join()
+                stale.extend(name for name in names if lm.get_logger(name).level != wanted)
+    finally:
+        sys.setswitchinterval(interval)
+    assert stale == []
