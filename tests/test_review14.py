@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sys
 import threading
@@ -14,6 +15,7 @@ import pytest
 
 from asynclog import Config, FileConfig, Level, LogEntry, LogManager
 from asynclog.processors import redact
+from asynclog.stdlib import AsyncLogHandler
 
 from .conftest import RecordingBackend, assert_settled, read_lines
 
@@ -237,3 +239,28 @@ async def test_views_made_in_threads_while_set_level_runs_get_the_new_level() ->
     finally:
         sys.setswitchinterval(interval)
     assert stale == []
+
+
+async def test_a_record_held_before_its_manager_starts_keeps_its_args_as_they_were() -> None:
+    handler = AsyncLogHandler("review14-held")
+    log = logging.getLogger("review14.held")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    items = ["a"]
+    user = Changing("user")
+    try:
+        log.info("items %s, %s", items, user)  # no manager of that name yet: held
+        log.info("%(n)d left", {"n": 3})
+        items.append("b")
+        user.state = "after"
+        backend = RecordingBackend()
+        async with LogManager(Config(backend=backend, name="review14-held")) as lm:
+            pass
+    finally:
+        log.removeHandler(handler)
+    assert [(entry.message, entry.template, dict(entry.fields)) for entry in backend.entries] == [
+        ("items ['a'], user at the call", "items %s, %s", {}),
+        ("3 left", "%(n)d left", {}),
+    ]
+    assert_settled(lm.get_stats())
