@@ -278,9 +278,23 @@ class Intake:
         full queue); what would have to wait joins the backlog (sync mode behind entries
         already there, a priority entry once the reserve is full). True unless a sink
         dropped it (then `QueueFullError` with `raise_errors`)."""
-        entry, sinks = pending
         if self.holding:  # sync mode: not written past the entries in the backlog
             return self.handoff.join(pending)
+        dropped: list[str] = []
+        if self.preceding and id(pending) in self.preceding:  # processors made several
+            for earlier in self.preceding.pop(id(pending)):
+                dropped.extend(self._settled_now(earlier))
+        dropped.extend(self._settled_now(pending))
+        if not dropped:
+            return True
+        if self.raise_errors:
+            names = ", ".join(repr(name) for name in dict.fromkeys(dropped))
+            raise QueueFullError(f"log queue full (backend {names}): a nowait call does not wait")
+        return False
+
+    def _settled_now(self, pending: Pending) -> list[str]:
+        """`settle_now` for one pending entry: the names of the sinks that dropped it."""
+        entry, sinks = pending
         later: list[SinkRunner] = []
         dropped: list[str] = []
         for sink in sinks:
@@ -293,12 +307,7 @@ class Intake:
                 dropped.append(sink.name)
         if later and not self.handoff.join((entry, tuple(later))):
             dropped.extend(sink.name for sink in later)
-        if not dropped:
-            return True
-        if self.raise_errors:
-            names = ", ".join(repr(name) for name in dropped)
-            raise QueueFullError(f"log queue full (backend {names}): a nowait call does not wait")
-        return False
+        return dropped
 
     def _fan_out(self, entry: Entry, level: int, queue_now: bool) -> Pending | None:
         """Several sinks: each at or below `level` accepts the entry; those that could not

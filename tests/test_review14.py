@@ -13,11 +13,11 @@ from types import MappingProxyType
 
 import pytest
 
-from asynclog import Config, FileConfig, Level, LogEntry, LogManager
+from asynclog import Config, FileConfig, Level, LogEntry, LogManager, Sink
 from asynclog.processors import redact
 from asynclog.stdlib import AsyncLogHandler
 
-from .conftest import RecordingBackend, assert_settled, read_lines
+from .conftest import GateBackend, RecordingBackend, assert_settled, read_lines
 
 
 class LenRaises(Mapping[str, object]):
@@ -264,3 +264,29 @@ async def test_a_record_held_before_its_manager_starts_keeps_its_args_as_they_we
         ("3 left", "%(n)d left", {}),
     ]
     assert_settled(lm.get_stats())
+
+
+async def test_nowait_with_a_backend_s_own_processors_settles_every_entry_of_the_call() -> None:
+    """With a backend that has processors and one that has none, a call's entry may wait for
+    both: each is settled (queued or dropped) by `nowait`, none left owed after close."""
+
+    def keep(entry: LogEntry) -> LogEntry:
+        return entry
+
+    stalled, quick = GateBackend(), RecordingBackend()
+    config = Config(
+        backends=[Sink(stalled, name="stalled", processors=[keep]), Sink(quick, name="quick")],
+        async_mode=True,
+        queue_size=2,
+    )
+    async with LogManager(config) as lm:
+        await lm.info("in flight")
+        await stalled.writing.wait()
+        results = [lm.nowait.info("n %d", index) for index in range(10)]
+        stalled.release()
+    stats = lm.get_stats()
+    assert_settled(stats)
+    for name in ("stalled", "quick"):
+        assert_settled(stats.backends[name])
+    assert stats.backends["stalled"].dropped > 0
+    assert False in results
