@@ -16,6 +16,7 @@ import pytest
 from asynclog import Config, FileConfig, Level, LogEntry, LogManager, Sink
 from asynclog.processors import redact
 from asynclog.stdlib import AsyncLogHandler
+from asynclog.testing import capture_logs
 
 from .conftest import GateBackend, RecordingBackend, assert_settled, read_lines
 
@@ -290,3 +291,17 @@ async def test_nowait_with_a_backend_s_own_processors_settles_every_entry_of_the
         assert_settled(stats.backends[name])
     assert stats.backends["stalled"].dropped > 0
     assert False in results
+
+
+async def test_redact_masks_a_pattern_in_the_template_too() -> None:
+    backend = RecordingBackend()
+    handled: list[LogEntry] = []
+    config = Config(backend=backend, processors=[redact(patterns=[r"sk_live_\w+"])])
+    with capture_logs() as captured:
+        async with LogManager(config) as lm:
+            lm.register_handler(handled.append)
+            await lm.info("key sk_live_abc123 used by %s", "ann")
+    for entries in (backend.entries, handled, captured):
+        assert [(entry.message, entry.template) for entry in entries] == [
+            ("key *** used by ann", "key *** used by %s")
+        ]
