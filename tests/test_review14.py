@@ -7,14 +7,14 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
-from asynclog import Config, FileConfig, Level, LogEntry, LogManager, Sink
-from asynclog.processors import redact
+from asynclog import Config, ConfigError, FileConfig, Level, LogEntry, LogManager, Processor, Sink
+from asynclog.processors import dedupe, rate_limit, redact
 from asynclog.stdlib import AsyncLogHandler
 from asynclog.testing import capture_logs
 
@@ -305,3 +305,38 @@ async def test_redact_masks_a_pattern_in_the_template_too() -> None:
         assert [(entry.message, entry.template) for entry in entries] == [
             ("key *** used by ann", "key *** used by %s")
         ]
+
+
+@pytest.mark.parametrize("make", [lambda: dedupe(), lambda: rate_limit(10, 5)])
+def test_one_stateful_processor_in_two_places_of_a_config_is_a_config_error(
+    make: Callable[[], Processor],
+) -> None:
+    shared = make()
+    name = shared.name  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=f"one {name}\\(\\) processor is used twice") as two_sinks:
+        Config(
+            backends=[
+                Sink(RecordingBackend(), name="a", processors=[shared]),
+                Sink(RecordingBackend(), name="b", processors=[shared]),
+            ]
+        )
+    assert "in the processors of backend 'a' and in the processors of backend 'b'" in str(
+        two_sinks.value
+    )
+    with pytest.raises(ConfigError, match=r"in Config\.processors and in Config\.processors"):
+        Config(backend=RecordingBackend(), processors=[shared, shared])
+    Config(backend=RecordingBackend(), processors=[shared])  # once is fine
+
+
+async def test_a_dedupe_per_backend_keeps_each_backend_s_entries() -> None:
+    first, second = RecordingBackend(), RecordingBackend()
+    config = Config(
+        backends=[
+            Sink(first, name="a", processors=[dedupe(60)]),
+            Sink(second, name="b", processors=[dedupe(60)]),
+        ]
+    )
+    async with LogManager(config) as lm:
+        for message in ("x", "x", "y"):
+            await lm.info(message)
+    assert first.messages == second.messages == ["x", "x (repeated 1 time)", "y"]
