@@ -28,6 +28,11 @@ KEYWORDS = frozenset(("exc_info", "stack_info", "stacklevel"))
 MAX_DEPTH = 32
 """Containers nested deeper than this are rendered as their `repr()`."""
 
+MAX_ITEMS = 10_000
+"""A container of more than this many items that are not all immutable scalars is rendered at
+the call (as its `str()`): copying it item by item would stall the event loop, for a value
+that `max_entry_bytes` cuts to its `str()` anyway."""
+
 IMMUTABLE = frozenset(
     {
         str,
@@ -153,6 +158,8 @@ def _frozen_item(value: object, depth: int, path: set[int]) -> object:
         return Rendered("{...}" if kind is dict else "[...]")
     if depth >= MAX_DEPTH:
         return Rendered(safe_repr(value))
+    if kind in _CONTAINERS and len(value) > MAX_ITEMS:  # (a subclass's __len__ may lie)
+        return Rendered(safe_repr(value)) if depth else safe_str(value)
     path.add(id(value))
     try:
         return _CONTAINERS.get(kind, _copy_tuple_subclass)(value, depth + 1, path)
@@ -213,8 +220,9 @@ def _copy_frozenset(value: Any, depth: int, path: set[int]) -> object:
 
 def _copy_tuple_subclass(value: Any, depth: int, path: set[int]) -> object:
     """A named tuple stays itself when everything in it is frozen already, else its repr."""
-    items = [_frozen_item(item, depth, path) for item in value]
-    if all(item is original for item, original in zip(items, value, strict=True)):
+    originals = tuple.__getitem__(value, slice(None))  # not through its own __iter__
+    items = [_frozen_item(item, depth, path) for item in originals]
+    if all(item is original for item, original in zip(items, originals, strict=True)):
         return value
     return Rendered(safe_repr(value))
 

@@ -340,3 +340,46 @@ async def test_a_dedupe_per_backend_keeps_each_backend_s_entries() -> None:
         for message in ("x", "x", "y"):
             await lm.info(message)
     assert first.messages == second.messages == ["x", "x (repeated 1 time)", "y"]
+
+
+MAX_ITEMS = 10_000
+"""Containers with more items (not all scalars) are rendered at the call (see
+docs/context-and-exceptions.md)."""
+
+
+class IterRaises(tuple[object, ...]):
+    """A tuple subclass whose own `__iter__` and `__len__` raise."""
+
+    def __iter__(self) -> Iterator[object]:
+        raise RuntimeError("iter boom")
+
+    def __len__(self) -> int:
+        raise RuntimeError("len boom")
+
+
+async def test_a_tuple_subclass_whose_iter_raises_is_frozen_without_raising() -> None:
+    backend = RecordingBackend()
+    inner = [1]
+    async with LogManager(Config(backend=backend)) as lm:
+        assert await lm.info("m", t=IterRaises((inner, 2)), nested=[IterRaises((3,))]) is True
+        inner.append(99)
+    (entry,) = backend.entries
+    assert entry.fields["t"] == "([1], 2)"
+    assert entry.fields["nested"] == [(3,)]
+
+
+async def test_a_huge_container_of_containers_is_rendered_at_the_call() -> None:
+    """Past `MAX_ITEMS` items (not all scalars), a container is not copied item by item: it
+    is its `str()` at the call, which is what `max_entry_bytes` would cut it to anyway."""
+    rows = [{"id": index} for index in range(MAX_ITEMS + 1)]
+    numbers = list(range(MAX_ITEMS + 1))
+    expected = str(rows)
+    backend = RecordingBackend()
+    async with LogManager(Config(backend=backend, max_entry_bytes=len(expected) * 2)) as lm:
+        await lm.info("m", rows=rows, numbers=numbers, inside={"rows": rows})
+        rows[0]["id"] = -1
+        numbers[0] = -1
+    (entry,) = backend.entries
+    assert entry.fields["rows"] == expected and type(entry.fields["rows"]) is str
+    assert entry.fields["numbers"] == list(range(MAX_ITEMS + 1))  # scalars: copied as a list
+    assert str(entry.fields["inside"]) == "{'rows': " + expected + "}"
