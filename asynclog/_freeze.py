@@ -16,9 +16,9 @@ import fractions
 import ipaddress
 import pathlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from types import NoneType
-from typing import Any
+from typing import Any, cast
 
 from .formatters import safe_repr, safe_str
 
@@ -158,7 +158,7 @@ def _frozen_item(value: object, depth: int, path: set[int]) -> object:
         return Rendered("{...}" if kind is dict else "[...]")
     if depth >= MAX_DEPTH:
         return Rendered(safe_repr(value))
-    if kind in _CONTAINERS and len(value) > MAX_ITEMS:  # (a subclass's __len__ may lie)
+    if kind in _CONTAINERS and len(cast(Sized, value)) > MAX_ITEMS:  # exact types: len is true
         return Rendered(safe_repr(value)) if depth else safe_str(value)
     path.add(id(value))
     try:
