@@ -38,6 +38,10 @@ _RECORD_ATTRIBUTES = frozenset(
         "message",
         "asctime",
         "taskName",
+        # logging's keywords, taken by logging already: as fields, asynclog would take them
+        # for its own (a record with extra={"stacklevel": "x"} was lost to a TypeError).
+        "stacklevel",
+        "extra",
     }
 )
 

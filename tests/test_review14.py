@@ -383,3 +383,23 @@ async def test_a_huge_container_of_containers_is_rendered_at_the_call() -> None:
     assert entry.fields["rows"] == expected and type(entry.fields["rows"]) is str
     assert entry.fields["numbers"] == list(range(MAX_ITEMS + 1))  # scalars: copied as a list
     assert str(entry.fields["inside"]) == "{'rows': " + expected + "}"
+
+
+async def test_a_record_whose_extra_names_a_logging_keyword_is_written() -> None:
+    backend = RecordingBackend()
+    handler = AsyncLogHandler("review14-extra")
+    log = logging.getLogger("review14.extra")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        async with LogManager(Config(backend=backend, name="review14-extra")) as lm:
+            log.info("a", extra={"stacklevel": "x", "user": "ann"})
+            log.info("b", extra={"extra": "not a mapping"})
+    finally:
+        log.removeHandler(handler)
+    assert [(entry.message, dict(entry.fields)) for entry in backend.entries] == [
+        ("a", {"user": "ann"}),
+        ("b", {}),
+    ]
+    assert_settled(lm.get_stats())
