@@ -141,8 +141,12 @@ class Intake:
         return gate
 
     def _level_of(self, logger: str) -> int:
-        floor = min(sink.min_level for sink in self.sinks)
-        return max(floor, level_of_name(logger, self.levels, self.default_level))
+        named = level_of_name(logger, self.levels, self.default_level)
+        return max(self._lowest_sink_level(), named)
+
+    def _lowest_sink_level(self) -> int:
+        """Below this level an entry goes to no sink."""
+        return min(sink.min_level for sink in self.sinks)
 
     def set_level(self, logger: str, level: int) -> None:
         """From now on, `logger` and the names under it that have no level of their own are
@@ -342,10 +346,12 @@ class Intake:
         if CAPTURES:
             _capture(entry)
         level = entry[LEVEL]
-        if level < self.min_level:  # a processor lowered its level below every sink's
+        only = self.only
+        # A processor lowered its level below every sink's (not min_level: the manager's own
+        # name's, above which the levels of other names may be).
+        if level < (only.min_level if only is not None else self._lowest_sink_level()):
             self.filtered += 1
             return False
-        only = self.only
         if only is None:
             return self._fan_out(entry, level, queue_now)
         only.counters.accepted += 1

@@ -403,3 +403,29 @@ async def test_a_record_whose_extra_names_a_logging_keyword_is_written() -> None
         ("b", {}),
     ]
     assert_settled(lm.get_stats())
+
+
+@pytest.mark.parametrize("backends", [1, 2])
+async def test_with_processors_a_named_logger_below_the_manager_s_level_is_kept(
+    backends: int,
+) -> None:
+    def keep(entry: LogEntry) -> LogEntry:
+        return entry
+
+    recorders = [RecordingBackend() for _ in range(backends)]
+    config = Config(
+        backends=[Sink(backend, name=f"b{index}") for index, backend in enumerate(recorders)],
+        level="WARNING",
+        levels={"app.db": "DEBUG"},
+        processors=[keep],
+    )
+    async with LogManager(config) as lm:
+        db = lm.get_logger("app.db")
+        assert await db.debug("db debug") is True
+        assert db.nowait.info("db info") is True
+        assert await lm.info("own info") is False  # the manager's own name: WARNING
+    for backend in recorders:
+        assert backend.messages == ["db debug", "db info"]
+    stats = lm.get_stats()
+    assert dict(stats.filtered_by) == {"level": 1, "keep": 0}
+    assert_settled(stats)
