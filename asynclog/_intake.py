@@ -303,6 +303,8 @@ class Intake:
         dropped: list[str] = []
         for sink in sinks:
             sink.owed -= 1
+            if sink.put(entry):  # held back behind an earlier entry of the call: room now
+                continue
             outcome = sink.settle_now(entry)
             if outcome is None:
                 sink.owed += 1

@@ -429,3 +429,32 @@ async def test_with_processors_a_named_logger_below_the_manager_s_level_is_kept(
     stats = lm.get_stats()
     assert dict(stats.filtered_by) == {"level": 1, "keep": 0}
     assert_settled(stats)
+
+
+async def test_nowait_queues_a_later_entry_of_the_call_where_there_is_room() -> None:
+    """A processor makes two entries; one backend is full, the other has room: `nowait` drops
+    them on the full one only."""
+
+    def twice(entry: LogEntry) -> list[LogEntry]:
+        return [entry, entry._replace(message=f"{entry.message} copy")]
+
+    stalled, quick = GateBackend(), RecordingBackend()
+    config = Config(
+        backends=[Sink(stalled, name="stalled"), Sink(quick, name="quick")],
+        async_mode=True,
+        queue_size=2,
+        processors=[twice],
+    )
+    async with LogManager(config) as lm:
+        await lm.info("first")
+        await stalled.writing.wait()
+        assert lm.nowait.info("fill") is True  # the stalled backend's queue is full now
+        while "fill copy" not in quick.messages:  # noqa: ASYNC110 (its worker writes them)
+            await asyncio.sleep(0)
+        assert lm.nowait.info("x") is False  # dropped by the stalled backend
+        stalled.release()
+    assert quick.messages == ["first", "first copy", "fill", "fill copy", "x", "x copy"]
+    stats = lm.get_stats()
+    assert stats.backends["quick"].dropped == 0
+    assert stats.backends["stalled"].dropped == 2
+    assert_settled(stats)
