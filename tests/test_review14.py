@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -458,3 +460,50 @@ async def test_nowait_queues_a_later_entry_of_the_call_where_there_is_room() -> 
     assert stats.backends["quick"].dropped == 0
     assert stats.backends["stalled"].dropped == 2
     assert_settled(stats)
+
+
+REENTERED = """
+    import linecache, sys
+    import asynclog
+    from asynclog import Config, FileConfig
+
+    logs = asynclog.run_in_thread(Config(backends=[FileConfig(file_path=sys.argv[1])]))
+    fired = []
+
+    def tracer(frame, event, arg):
+        # Logs as a signal handler would, at the worst moment: in the middle of a hand-in.
+        code = frame.f_code
+        if event == "line" and not fired and code.co_filename.endswith("_handoff.py"):
+            if "loop.is_closed()" in linecache.getline(code.co_filename, frame.f_lineno):
+                fired.append(True)
+                logs.nowait.info("from the handler")
+        return tracer
+
+    sys.settrace(tracer)
+    logs.nowait.info("interrupted")
+    sys.settrace(None)
+    print(fired, logs.close())
+"""
+
+
+def test_a_signal_handler_logging_in_the_middle_of_a_hand_in_does_not_hang(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "app.log"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(REENTERED), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=Path(__file__).parent.parent,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the nested log call hung")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[True] CloseReport(written=2,"), done.stdout
+    assert [line.split(" INFO asynclog ")[1] for line in read_lines(path)] == [
+        "from the handler",
+        "interrupted",
+    ]
