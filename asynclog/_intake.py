@@ -99,8 +99,9 @@ class Intake:
         """Levels by logger name (`Config.levels`, then `set_level`)."""
         self.gates: dict[str, Gate] = {}
         """The gate of each logger name asked for (views, stdlib records), shared by views."""
-        self.levels_lock = threading.Lock()
-        """A gate made in a thread while `set_level` runs in another gets the new level."""
+        self.levels_lock = threading.RLock()
+        """A gate made in a thread while `set_level` runs in another gets the new level
+        (reentrant: a signal handler may make a view while its thread holds it)."""
         self.own_gate = self.gate(name)
         self.min_level = self.own_gate.level
         """The level of the manager's own calls (`lm.info`): its name's, and not below the
@@ -137,7 +138,7 @@ class Intake:
             with self.levels_lock:  # a thread's hand_in may ask for the same name meanwhile
                 gate = self.gates.get(logger)
                 if gate is None:
-                    gate = self.gates[logger] = Gate(self._level_of(logger))
+                    gate = self.gates.setdefault(logger, Gate(self._level_of(logger)))
         return gate
 
     def _level_of(self, logger: str) -> int:

@@ -49,7 +49,7 @@ class ThreadedManager:
         self._loop = loop
         self._thread = thread
         self._pid = os.getpid()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: a signal handler may close() in close()
         self._report: CloseReport | None = None
 
     @property
@@ -122,6 +122,8 @@ class ThreadedManager:
             return self._report
 
     def _close_now(self, timeout: float | None) -> CloseReport:
+        if self._report is not None:  # a signal handler's close() ran meanwhile, in this thread
+            return self._report
         try:
             if self._loop.is_closed() or not self._thread.is_alive():
                 raise LogError(f"the thread of the manager {self.name!r} has stopped")

@@ -507,3 +507,45 @@ def test_a_signal_handler_logging_in_the_middle_of_a_hand_in_does_not_hang(
         "from the handler",
         "interrupted",
     ]
+
+
+CLOSED_IN_CLOSE = """
+    import sys
+    import asynclog
+    from asynclog import Config, FileConfig
+
+    logs = asynclog.run_in_thread(Config(backends=[FileConfig(file_path=sys.argv[1])]))
+    logs.nowait.info("before")
+    inner = []
+
+    def tracer(frame, event, arg):
+        # A SIGTERM handler that closes, run while the main thread is closing already.
+        if event == "call" and frame.f_code.co_name == "_close_now" and not inner:
+            inner.append(logs.close())
+        return None
+
+    sys.settrace(tracer)
+    outer = logs.close()
+    sys.settrace(None)
+    print(inner == [outer], outer)
+"""
+
+
+def test_close_called_again_while_close_runs_in_the_same_thread_does_not_hang(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "app.log"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(CLOSED_IN_CLOSE), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=Path(__file__).parent.parent,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the nested close() hung")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("True CloseReport(written=1,"), done.stdout
+    assert len(read_lines(path)) == 1
