@@ -105,7 +105,8 @@ class ThreadedManager:
     def close(self, timeout: float | None = None) -> CloseReport:
         """Stop accepting, write every accepted entry (until `timeout` seconds, if given: what
         is left then is abandoned and counted), close the backends and stop the thread.
-        Blocks until done. Idempotent and safe from several threads: all get the one report.
+        Blocks until done. Idempotent and safe from several threads (and from a signal handler
+        that runs while its thread is in `close()`): all get the one report.
         In a child process forked after `run_in_thread`, it does nothing (returns zeros: the
         parent owns the manager). Raises `LogError` when called from the manager's own thread
         (a handler or a backend), which would wait for itself."""
