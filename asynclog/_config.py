@@ -23,7 +23,7 @@ from ._file_config import FORMAT_NAMES, FileConfig
 from ._levels import Level
 from ._otlp_config import OTLPConfig
 from ._postgres_config import PostgresConfig
-from ._processing import Processor, check_processors
+from ._processing import Processor, check_processors, processor_name
 from ._sqlite_config import SQLiteConfig
 from ._syslog_config import SyslogConfig
 from ._validate import (
@@ -41,6 +41,7 @@ from ._validate import (
     require_format,
     shown,
 )
+from .processors import Dedupe, RateLimit
 
 if TYPE_CHECKING:
     from ._validate import StrPath
@@ -219,6 +220,7 @@ class Config:
         self._check_reliability()
         object.__setattr__(self, "processors", check_processors("Config", self.processors))
         object.__setattr__(self, "sinks", self._resolve_sinks())
+        _check_stateful_processors(self.processors, self.sinks)
 
     def _check_reliability(self) -> None:
         if not isinstance(self.overflow, str) or self.overflow not in OVERFLOW_POLICIES:
@@ -403,6 +405,29 @@ def _unique_names(specs: list[SinkSpec], given: list[str | None]) -> tuple[SinkS
         taken.add(spec.name)
         unique.append(spec)
     return tuple(unique)
+
+
+def _check_stateful_processors(
+    processors: Sequence[Processor], sinks: Sequence[SinkSpec]
+) -> None:
+    """A `dedupe()` or `rate_limit()` keeps the state of one stream of entries: used twice in
+    one Config, it would take the second place's entries for repeats of the first's."""
+    places = [("Config.processors", processors)]
+    places += [(f"the processors of backend {sink.name!r}", sink.processors) for sink in sinks]
+    seen: dict[int, str] = {}
+    for where, chain in places:
+        for processor in chain:
+            if not isinstance(processor, Dedupe | RateLimit):
+                continue
+            first = seen.get(id(processor))
+            if first is not None:
+                name = processor_name(processor)
+                raise ConfigError(
+                    f"one {name}() processor is used twice, in {first} and in {where}: it "
+                    f"keeps the state of one stream of entries; give each place its own {name}()",
+                    "processors",
+                )
+            seen[id(processor)] = where
 
 
 def _check_distinct_targets(specs: list[SinkSpec]) -> None:

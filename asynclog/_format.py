@@ -20,9 +20,9 @@ def format_message(template: str, args: tuple[Any, ...]) -> str:
     (as stdlib). When that raises (a wrong count, a bad directive, a raising `__str__`), the
     template, the marker and the arguments' reprs instead."""
     values: Any = args
-    if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
-        values = args[0]
-    try:
+    try:  # a mapping's __len__ may raise too
+        if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+            values = args[0]
         formatted = template % values
     except Exception as exc:
         return _unformatted(template, args, exc)

@@ -16,9 +16,9 @@ import fractions
 import ipaddress
 import pathlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from types import NoneType
-from typing import Any
+from typing import Any, cast
 
 from .formatters import safe_repr, safe_str
 
@@ -27,6 +27,11 @@ KEYWORDS = frozenset(("exc_info", "stack_info", "stacklevel"))
 
 MAX_DEPTH = 32
 """Containers nested deeper than this are rendered as their `repr()`."""
+
+MAX_ITEMS = 10_000
+"""A container of more than this many items that are not all immutable scalars is rendered at
+the call (as its `str()`): copying it item by item would stall the event loop, for a value
+that `max_entry_bytes` cuts to its `str()` anyway."""
 
 IMMUTABLE = frozenset(
     {
@@ -59,9 +64,12 @@ IMMUTABLE = frozenset(
 )
 """Exactly these types pass untouched."""
 
-_IMMUTABLE_KINDS = (enum.Enum, str, int, float, pathlib.PurePath)
-"""Instances of these (subclasses too) pass untouched: enum members, str/int/float
-subclasses (written as their own value) and paths."""
+_IMMUTABLE_KINDS = (enum.Enum, pathlib.PurePath)
+"""Instances of these (subclasses too) pass untouched: enum members and paths."""
+
+_PLAIN_KINDS = (str, int, float)
+"""Subclasses of these become their plain value: what the JSON formats write for them (their
+own `__str__` could read state that changes after the call)."""
 
 
 class Rendered(str):
@@ -125,6 +133,8 @@ def _frozen_value(value: Any) -> object:
         return _frozen_item(value, 0, set())
     if isinstance(value, _IMMUTABLE_KINDS):
         return value
+    if isinstance(value, _PLAIN_KINDS):
+        return _plain(value)
     if issubclass(kind, tuple):
         return _frozen_item(value, 0, set())
     return safe_str(value)
@@ -140,17 +150,30 @@ def _frozen_item(value: object, depth: int, path: set[int]) -> object:
             return _shallow_copy(value, kind)
     elif isinstance(value, _IMMUTABLE_KINDS):
         return value
+    elif isinstance(value, _PLAIN_KINDS):
+        return _plain(value)
     elif not issubclass(kind, tuple):
         return Rendered(safe_repr(value))
     if id(value) in path:  # a container inside itself: what repr() writes for it
         return Rendered("{...}" if kind is dict else "[...]")
     if depth >= MAX_DEPTH:
         return Rendered(safe_repr(value))
+    if kind in _CONTAINERS and len(cast(Sized, value)) > MAX_ITEMS:  # exact types: len is true
+        return Rendered(safe_repr(value)) if depth else safe_str(value)
     path.add(id(value))
     try:
         return _CONTAINERS.get(kind, _copy_tuple_subclass)(value, depth + 1, path)
     finally:
         path.discard(id(value))
+
+
+def _plain(value: str | int | float) -> object:
+    """A str, int or float subclass's value as the plain type."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    return float.__float__(value)
 
 
 def _flat(value: Any, kind: type) -> bool:
@@ -197,8 +220,9 @@ def _copy_frozenset(value: Any, depth: int, path: set[int]) -> object:
 
 def _copy_tuple_subclass(value: Any, depth: int, path: set[int]) -> object:
     """A named tuple stays itself when everything in it is frozen already, else its repr."""
-    items = [_frozen_item(item, depth, path) for item in value]
-    if all(item is original for item, original in zip(items, value, strict=True)):
+    originals = tuple.__getitem__(value, slice(None))  # not through its own __iter__
+    items = [_frozen_item(item, depth, path) for item in originals]
+    if all(item is original for item, original in zip(items, originals, strict=True)):
         return value
     return Rendered(safe_repr(value))
 

@@ -80,7 +80,9 @@ class Handoff:
         self._limit = limit
         self._name = name
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()  # guards the landing, from any thread
+        # Guards the landing, from any thread. Reentrant: a signal handler that logs runs in a
+        # thread that may be inside it (a plain Lock would hang that thread for good).
+        self._lock = threading.RLock()
         # (the caller's context, the entry, the loop time it was handed in)
         self._landing: collections.deque[tuple[contextvars.Context, HandInArgs, float]] = (
             collections.deque()
@@ -134,8 +136,8 @@ class Handoff:
 
     def _land(self) -> None:
         with self._lock:
-            landed = list(self._landing)
-            self._landing.clear()
+            # One step (no call between): a signal handler's hand-in lands before or after it.
+            landed, self._landing = self._landing, collections.deque()
             self._scheduled = False
         for context, args, since in landed:
             context.run(self._accept, args, since)
@@ -294,8 +296,8 @@ class Handoff:
         loop = self._loop
         assert loop is not None
         with self._lock:
-            landed = [*self._landing, *([] if extra is None else [(None, extra, loop.time())])]
-            self._landing.clear()
+            landing, self._landing = self._landing, collections.deque()
+            landed = [*landing, *([] if extra is None else [(None, extra, loop.time())])]
             self._scheduled = False
         for context, args, since in landed:
             if context is None:

@@ -51,6 +51,7 @@ BACKLOG_LIMIT = 10_000
 """Handed-in entries (from threads, stdlib records) waiting for room: at least this many
 (or ten queues' worth) are kept; more are counted dropped at once."""
 
+
 class State(enum.Enum):
     """The manager's life: every "is it open?" question reads this."""
 
@@ -99,6 +100,9 @@ class Intake:
         """Levels by logger name (`Config.levels`, then `set_level`)."""
         self.gates: dict[str, Gate] = {}
         """The gate of each logger name asked for (views, stdlib records), shared by views."""
+        self.levels_lock = threading.RLock()
+        """A gate made in a thread while `set_level` runs in another gets the new level
+        (reentrant: a signal handler may make a view while its thread holds it)."""
         self.own_gate = self.gate(name)
         self.min_level = self.own_gate.level
         """The level of the manager's own calls (`lm.info`): its name's, and not below the
@@ -131,24 +135,32 @@ class Intake:
         """The gate of `logger` (created on first use): the level of its name by
         `levels` (the longest dotted prefix), never below the lowest sink's."""
         gate = self.gates.get(logger)
-        if gate is None:  # setdefault: a thread's hand_in may ask for the same name meanwhile
-            gate = self.gates.setdefault(logger, Gate(self._level_of(logger)))
+        if gate is None:
+            with self.levels_lock:  # a thread's hand_in may ask for the same name meanwhile
+                gate = self.gates.get(logger)
+                if gate is None:
+                    gate = self.gates.setdefault(logger, Gate(self._level_of(logger)))
         return gate
 
     def _level_of(self, logger: str) -> int:
-        floor = min(sink.min_level for sink in self.sinks)
-        return max(floor, level_of_name(logger, self.levels, self.default_level))
+        named = level_of_name(logger, self.levels, self.default_level)
+        return max(self._lowest_sink_level(), named)
+
+    def _lowest_sink_level(self) -> int:
+        """Below this level an entry goes to no sink."""
+        return min(sink.min_level for sink in self.sinks)
 
     def set_level(self, logger: str, level: int) -> None:
         """From now on, `logger` and the names under it that have no level of their own are
         at `level`: the sinks' levels, every gate and the shortcuts' cache follow."""
-        self.levels[logger] = level
-        lowest = min([self.default_level, *self.levels.values()])
-        for sink in self.sinks:
-            sink.follow_levels(lowest)
-        for name, gate in list(self.gates.items()):  # threads may add gates meanwhile
-            gate.level = self._level_of(name)
-        self.min_level = self.own_gate.level
+        with self.levels_lock:
+            self.levels[logger] = level
+            lowest = min([self.default_level, *self.levels.values()])
+            for sink in self.sinks:
+                sink.follow_levels(lowest)
+            for name, gate in self.gates.items():
+                gate.level = self._level_of(name)
+            self.min_level = self.own_gate.level
         self.refresh()
 
     def refresh(self) -> None:
@@ -272,13 +284,29 @@ class Intake:
         full queue); what would have to wait joins the backlog (sync mode behind entries
         already there, a priority entry once the reserve is full). True unless a sink
         dropped it (then `QueueFullError` with `raise_errors`)."""
-        entry, sinks = pending
         if self.holding:  # sync mode: not written past the entries in the backlog
             return self.handoff.join(pending)
+        dropped: list[str] = []
+        if self.preceding and id(pending) in self.preceding:  # processors made several
+            for earlier in self.preceding.pop(id(pending)):
+                dropped.extend(self._settled_now(earlier))
+        dropped.extend(self._settled_now(pending))
+        if not dropped:
+            return True
+        if self.raise_errors:
+            names = ", ".join(repr(name) for name in dict.fromkeys(dropped))
+            raise QueueFullError(f"log queue full (backend {names}): a nowait call does not wait")
+        return False
+
+    def _settled_now(self, pending: Pending) -> list[str]:
+        """`settle_now` for one pending entry: the names of the sinks that dropped it."""
+        entry, sinks = pending
         later: list[SinkRunner] = []
         dropped: list[str] = []
         for sink in sinks:
             sink.owed -= 1
+            if sink.put(entry):  # held back behind an earlier entry of the call: room now
+                continue
             outcome = sink.settle_now(entry)
             if outcome is None:
                 sink.owed += 1
@@ -287,12 +315,7 @@ class Intake:
                 dropped.append(sink.name)
         if later and not self.handoff.join((entry, tuple(later))):
             dropped.extend(sink.name for sink in later)
-        if not dropped:
-            return True
-        if self.raise_errors:
-            names = ", ".join(repr(name) for name in dropped)
-            raise QueueFullError(f"log queue full (backend {names}): a nowait call does not wait")
-        return False
+        return dropped
 
     def accept_quickly(
         self, level: int, message: str, args: tuple[Any, ...], fields: dict[str, Any]
@@ -360,10 +383,12 @@ class Intake:
         if CAPTURES:
             _capture(entry)
         level = entry[LEVEL]
-        if level < self.min_level:  # a processor lowered its level below every sink's
+        only = self.only
+        # A processor lowered its level below every sink's (not min_level: the manager's own
+        # name's, above which the levels of other names may be).
+        if level < (only.min_level if only is not None else self._lowest_sink_level()):
             self.filtered += 1
             return False
-        only = self.only
         if only is None:
             return self._fan_out(entry, level, queue_now)
         only.counters.accepted += 1
@@ -640,9 +665,11 @@ class Intake:
         if "stack_info" in fields or "stacklevel" in fields or self.capture_location:
             exception, location = self._call_site(fields, exception, location)
         gate = self.min_level if logger is None else self.gate(logger).level
-        if args and number >= gate:  # filtered out: nothing is formatted
-            template = message if type(message) is str else exact_str(message)
-            message = format_message(template, args)
+        if number >= gate:  # filtered out: nothing is formatted
+            if type(message) is not str:  # its __str__ may read what changes once we return
+                message = exact_str(message)
+            if args:
+                template, message = message, format_message(message, args)
         at = time() if at is None else at
         handed = (number, message, fields, at, logger, bound, exception, template, location)
         if not self.handoff.hand_in(handed, on_loop=_running_loop() is loop):

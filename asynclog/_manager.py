@@ -64,7 +64,7 @@ class LogManager:
             backlog_limit=max(BACKLOG_LIMIT, 10 * config.queue_size),
             reporter=self._reporter,
             raise_errors=config.raise_errors,
-            chain=chain_of(config.processors, self._reporter, ""),
+            chain=chain_of(config.processors, self._reporter, "", config.max_entry_bytes),
             capture_location=config.capture_location,
             level=config.min_level,
             levels=config.level_map,
@@ -102,7 +102,9 @@ class LogManager:
         runner = SinkRunner(
             spec.name, spec.min_level, writer, self._reporter, config, self._name, spec.own_level
         )
-        runner.chain = chain_of(spec.processors, self._reporter, f" of backend {spec.name!r}")
+        runner.chain = chain_of(
+            spec.processors, self._reporter, f" of backend {spec.name!r}", config.max_entry_bytes
+        )
         return runner
 
     def _report_drops(self, sink: str, count: int) -> None:

@@ -14,10 +14,12 @@ processors after it too.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 
-from ._entry import LogEntry
+from ._entry import Location, LogEntry
 from ._errors import ConfigError
 from ._report import BurstReporter
+from ._sanitize import bound_fields, truncate
 
 Processor = Callable[[LogEntry], LogEntry | Sequence[LogEntry] | None]
 """A processor: takes an entry, returns it (changed or not), several entries, or None."""
@@ -56,7 +58,13 @@ def check_processors(owner: str, processors: object) -> tuple[Processor, ...]:
 class Chain:
     """Processors run in order over each entry, with the drops counted by processor name."""
 
-    def __init__(self, processors: Sequence[Processor], reporter: BurstReporter, where: str):
+    def __init__(
+        self,
+        processors: Sequence[Processor],
+        reporter: BurstReporter,
+        where: str,
+        max_entry_bytes: int = 1 << 20,
+    ):
         self.steps = tuple((processor, processor_name(processor)) for processor in processors)
         self.filtered = 0
         """Entries a processor dropped (returned None or nothing)."""
@@ -64,6 +72,7 @@ class Chain:
         self._reporter = reporter
         self._where = where  # "" for the manager's, " of sink 'x'" for a sink's
         self._failing: set[str] = set()  # names in a burst of failures, for the "recovered" line
+        self._max_bytes = max_entry_bytes
 
     def run(self, entry: LogEntry) -> list[LogEntry]:
         """What becomes of `entry`: no entries (filtered), itself, or what the processors made."""
@@ -76,6 +85,12 @@ class Chain:
                 self._failed(name, f"it raised {exc!r}")
                 continue
             if result.__class__ is LogEntry:
+                if result is not entry:
+                    try:
+                        result = self._fitted(result)
+                    except TypeError as wrong:
+                        self._failed(name, str(wrong))
+                        continue
                 if self._failing and name in self._failing:
                     self._recovered(name)
                 entry = result
@@ -136,15 +151,44 @@ class Chain:
     def _entries(self, result: object) -> list[LogEntry]:
         """A processor's result as a list of entries; a `TypeError` saying what was wrong."""
         if isinstance(result, LogEntry):
-            return [result]
+            return [self._fitted(result)]
         if isinstance(result, list | tuple):
             bad = [item for item in result if not isinstance(item, LogEntry)]
             if not bad:
-                return list(result)
+                return [self._fitted(item) for item in result]
             raise TypeError(f"it returned a sequence holding a {type(bad[0]).__name__}")
         raise TypeError(
             f"it returned a {type(result).__name__}, not a LogEntry, a list of them or None"
         )
+
+    def _fitted(self, entry: LogEntry) -> LogEntry:
+        """An entry a processor made, as the call would have made it: a `TypeError` naming a
+        field of the wrong type; texts and fields cut to `max_entry_bytes`; fields read-only."""
+        timestamp, level, message, logger, fields, exception, template, location = entry
+        for what, value, kinds in (
+            ("timestamp", timestamp, (int, float)),
+            ("level", level, int),
+            ("message", message, str),
+            ("logger", logger, str),
+            ("fields", fields, Mapping),
+            ("exception", exception, (str, type(None))),
+            ("template", template, (str, type(None))),
+            ("location", location, (Location, type(None))),
+        ):
+            if not isinstance(value, kinds) or value.__class__ is bool:
+                raise TypeError(
+                    f"it returned an entry whose {what} is of type {type(value).__name__}"
+                )
+        limit = self._max_bytes
+        message = _bounded_text(message, limit)
+        if exception is not None:
+            exception = _bounded_text(exception, limit)
+        if template is not None:
+            template = _bounded_text(template, limit)
+        bounded = bound_fields(fields, limit)
+        if bounded is not None or fields.__class__ is not MappingProxyType:
+            fields = MappingProxyType(dict(fields if bounded is None else bounded))
+        return LogEntry(timestamp, level, message, logger, fields, exception, template, location)
 
     def _recovered(self, name: str) -> None:
         self._failing.discard(name)
@@ -158,11 +202,17 @@ class Chain:
         return f"processor {name!r}{self._where}"
 
 
+def _bounded_text(text: str, max_bytes: int) -> str:
+    """`text` as an exact `str` of at most about `max_bytes` UTF-8 bytes."""
+    text = text if text.__class__ is str else str.__str__(text)
+    return text if len(text) <= max_bytes // 4 else truncate(text, max_bytes)
+
+
 def chain_of(
-    processors: Sequence[Processor], reporter: BurstReporter, where: str
+    processors: Sequence[Processor], reporter: BurstReporter, where: str, max_entry_bytes: int
 ) -> Chain | None:
     """A `Chain` of `processors`, or None when there are none (nothing to run at the call)."""
-    return Chain(processors, reporter, where) if processors else None
+    return Chain(processors, reporter, where, max_entry_bytes) if processors else None
 
 
 def merged_counts(*counts: Mapping[str, int]) -> dict[str, int]:
@@ -172,4 +222,3 @@ def merged_counts(*counts: Mapping[str, int]) -> dict[str, int]:
         for name, count in part.items():
             total[name] = total.get(name, 0) + count
     return total
-

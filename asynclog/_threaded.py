@@ -49,7 +49,7 @@ class ThreadedManager:
         self._loop = loop
         self._thread = thread
         self._pid = os.getpid()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: a signal handler may close() in close()
         self._report: CloseReport | None = None
 
     @property
@@ -105,7 +105,8 @@ class ThreadedManager:
     def close(self, timeout: float | None = None) -> CloseReport:
         """Stop accepting, write every accepted entry (until `timeout` seconds, if given: what
         is left then is abandoned and counted), close the backends and stop the thread.
-        Blocks until done. Idempotent and safe from several threads: all get the one report.
+        Blocks until done. Idempotent and safe from several threads (and from a signal handler
+        that runs while its thread is in `close()`): all get the one report.
         In a child process forked after `run_in_thread`, it does nothing (returns zeros: the
         parent owns the manager). Raises `LogError` when called from the manager's own thread
         (a handler or a backend), which would wait for itself."""
@@ -122,6 +123,8 @@ class ThreadedManager:
             return self._report
 
     def _close_now(self, timeout: float | None) -> CloseReport:
+        if self._report is not None:  # a signal handler's close() ran meanwhile, in this thread
+            return self._report
         try:
             if self._loop.is_closed() or not self._thread.is_alive():
                 raise LogError(f"the thread of the manager {self.name!r} has stopped")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ._entry import EXCEPTION, FIELDS, LOGGER, MESSAGE, LogEntry
+from ._entry import EXCEPTION, FIELDS, LOCATION, LOGGER, MESSAGE, TEMPLATE, LogEntry
 from ._levels import Level
 from ._processing import Processor
 from ._validate import level_number
@@ -49,7 +49,8 @@ _new_tuple = tuple.__new__
 
 class Redact:
     """Masks the values of fields whose key matches (case-insensitive, in nested mappings and
-    in lists of them) and regex matches in the message and the exception text. Built by
+    in lists of them) and regex matches in the message, the template and the exception text.
+    Built by
     `redact()`."""
 
     name = "redact"
@@ -67,6 +68,7 @@ class Redact:
         fields = entry[FIELDS]
         message = entry[MESSAGE]
         exception = entry[EXCEPTION]
+        template = entry[TEMPLATE]
         pattern = self._pattern
         changed = False
         if fields and self._keys:
@@ -82,11 +84,23 @@ class Redact:
                 masked = pattern.sub(self._replacement, exception)
                 if masked != exception:
                     exception, changed = masked, True
+            if template is not None:  # handlers and captures see it too
+                masked = pattern.sub(self._replacement, template)
+                if masked != template:
+                    template, changed = masked, True
         if not changed:
             return entry
         return _new_tuple(
             LogEntry,
-            (*entry[:MESSAGE], message, entry[LOGGER], fields, exception, *entry[EXCEPTION + 1 :]),
+            (
+                *entry[:MESSAGE],
+                message,
+                entry[LOGGER],
+                fields,
+                exception,
+                template,
+                entry[LOCATION],
+            ),
         )
 
     def _masked(self, mapping: Mapping[Any, Any]) -> dict[Any, Any] | None:
@@ -129,8 +143,8 @@ def redact(
 ) -> Redact:
     """A processor that replaces by `replacement` the value of every field whose key is one of
     `keys` (compared case-insensitively, at any depth of nested mappings and lists of them),
-    and every match of the regular expressions `patterns` in the message and the exception
-    text. Compiled once, here: a bad pattern raises `ValueError` naming it."""
+    and every match of the regular expressions `patterns` in the message, the template and the
+    exception text. Compiled once, here: a bad pattern raises `ValueError` naming it."""
     return Redact(keys, patterns, replacement)
 
 
@@ -365,9 +379,14 @@ def _one_pattern(patterns: object) -> re.Pattern[str] | None:
         else:
             raise TypeError(f"redact: a pattern must be a str or re.Pattern, got {pattern!r}")
         try:
-            re.compile(source)
+            compiled = re.compile(source)
         except re.error as exc:
             raise ValueError(f"redact: invalid pattern {source!r}: {exc}") from None
+        if compiled.match("") is not None:
+            raise ValueError(
+                f"redact: pattern {source!r} matches the empty string: it would put the "
+                "replacement between every two characters"
+            )
         sources.append(f"(?:{source})")
     return re.compile("|".join(sources)) if sources else None
 
@@ -384,4 +403,3 @@ def _positive(value: object) -> bool:
         and math.isfinite(value)
         and value > 0
     )
-

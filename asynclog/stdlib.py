@@ -24,8 +24,10 @@ from typing import Any
 from . import _registry
 from ._entry import Location
 from ._errors import LogError
+from ._format import format_message
 from ._freeze import freeze_fields
 from ._manager import LogManager
+from ._sanitize import exact_str
 from ._threaded import ThreadedManager
 
 __all__ = ["AsyncLogHandler", "Installation", "install"]
@@ -36,6 +38,10 @@ _RECORD_ATTRIBUTES = frozenset(
         "message",
         "asctime",
         "taskName",
+        # logging's keywords, taken by logging already: as fields, asynclog would take them
+        # for its own (a record with extra={"stacklevel": "x"} was lost to a TypeError).
+        "stacklevel",
+        "extra",
     }
 )
 
@@ -133,6 +139,7 @@ class AsyncLogHandler(logging.Handler):
                 exception=self._exception_text(record),
                 location=location,
                 args=(args,) if isinstance(args, Mapping) else tuple(args or ()),
+                template=record.__dict__.get(_TEMPLATE),
             )
         except LogError:
             _to_stderr(record)  # closed between the check and the call
@@ -155,6 +162,7 @@ class AsyncLogHandler(logging.Handler):
             record.exc_text = self._exception_text(record)  # the traceback dies with the frame
             record.exc_info = None
             record.__dict__.update(freeze_fields(_extra_fields(record)))  # as they are now
+            _format_now(record)
             self._pending.append(record)
             _waiting_handlers.add(self)
         else:
@@ -167,6 +175,22 @@ class AsyncLogHandler(logging.Handler):
 
 
 _DEFAULT_FORMATTER = logging.Formatter()
+
+
+_TEMPLATE = "_asynclog_template"
+"""A held record's attribute: its `msg` before `_format_now` formatted it with its args."""
+
+
+def _format_now(record: logging.LogRecord) -> None:
+    """Format a record held for later with its args now: they may change once `emit` returns."""
+    template = record.msg if type(record.msg) is str else exact_str(record.msg)
+    args = record.args
+    if args:
+        record.msg = format_message(template, (args,) if isinstance(args, Mapping) else tuple(args))
+        record.args = None
+        record.__dict__[_TEMPLATE] = template
+    else:
+        record.msg = template
 
 
 def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
