@@ -8,6 +8,9 @@ import decimal
 import enum
 import json
 import math
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from types import MappingProxyType
@@ -19,7 +22,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from asynclog import Location, LogEntry
-from asynclog.formatters import fast_json_used, fields_to_json, json_format, use_fast_json
+from asynclog.formatters import (
+    FAST_JSON_VARIABLE,
+    fast_json_used,
+    fields_to_json,
+    json_format,
+    use_fast_json,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -171,6 +180,9 @@ def test_plain_fields_encode_the_same_both_ways(fields: dict[str, Any]) -> None:
         ({"nested": {"a": [1, 2.5, "x"]}}, '{"nested": {"a": [1, 2.5, "x"]}}'),
         ({"t": (1, 2), "e": [], "d": {}}, '{"t": [1, 2], "e": [], "d": {}}'),
         ({"url": "http://h:1/a,b"}, '{"url": "http://h:1/a,b"}'),
+        ({"k:1,": 1, "n": [",", {"a:": "b"}]}, '{"k:1,": 1, "n": [",", {"a:": "b"}]}'),
+        ({"nl": "a\nb", "q": '"\\'}, '{"nl": "a\\nb", "q": "\\"\\\\"}'),
+        ({"tiny": 1e-5, "l": [1e-5, 0.0001]}, '{"tiny": 1e-05, "l": [1e-05, 0.0001]}'),
         ({"small": 1e-05, "big": 1e16, "neg": -0.0}, '{"small": 1e-05, "big": 1e+16, "neg": -0.0}'),
         ({"nan": math.nan}, '{"nan": "nan"}'),
         ({"big": 2**64, "huge": 10**30}, f'{{"big": {2**64}, "huge": {10**30}}}'),
@@ -225,10 +237,24 @@ def test_typical_fields_are_encoded_by_orjson(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(orjson, "dumps", counted)
     use_fast_json(True)
-    fields = {"user": "alice", "status": 200, "ms": 12.5, "tags": ["a", "b"], "ok": True}
-    assert fields_to_json(fields) == json.dumps(fields, ensure_ascii=False)
-    assert calls == [fields]
+    flat = {"user": "alice", "status": 200, "ms": 12.5, "ok": True, "url": "http://h:80/a,b"}
+    nested = {"user": "alice", "tags": ["a", "b"], "client": {"port": 5}, "none": None}
+    for fields in (flat, nested):
+        assert fields_to_json(fields) == json.dumps(fields, ensure_ascii=False)
+    assert calls == [flat, nested]
     use_fast_json(False)
-    assert fields_to_json(fields) == json.dumps(fields, ensure_ascii=False)
-    assert calls == [fields]
+    assert fields_to_json(flat) == json.dumps(flat, ensure_ascii=False)
+    assert calls == [flat, nested]
     assert not fast_json_used()
+
+
+@pytest.mark.parametrize(("setting", "used"), [(None, True), ("1", True), ("0", False)])
+def test_the_environment_variable_turns_orjson_off(setting: str | None, used: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if k != FAST_JSON_VARIABLE}
+    if setting is not None:
+        env[FAST_JSON_VARIABLE] = setting
+    code = "from asynclog.formatters import fast_json_used; print(fast_json_used())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(used)
