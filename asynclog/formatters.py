@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+from . import _fastjson
 from ._entry import LOCATION, MESSAGE, Entry, Location, LogEntry, as_log_entry
 from ._levels import LEVEL_NAMES, level_name
 
@@ -203,12 +205,39 @@ _encode_fields = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=s
 _encode_text = json.encoder.encode_basestring  # a str as JSON with ensure_ascii=False
 
 
+FAST_JSON_VARIABLE = "ASYNCLOG_FAST_JSON"
+"""Set to `0` in the environment to keep the JSON format off orjson (read at import)."""
+
+_encode_fast: Callable[[dict[str, Any]], str | None] | None = None
+
+
+def use_fast_json(enabled: bool = True) -> bool:
+    """Encode the JSON format's fields with orjson (when the `fastjson` extra is installed) or
+    not; returns whether it is now used. The text written is the same either way."""
+    global _encode_fast
+    _encode_fast = _fastjson.encode_fields if enabled and _fastjson.AVAILABLE else None
+    return _encode_fast is not None
+
+
+def fast_json_used() -> bool:
+    """Whether the JSON format's fields are encoded with orjson."""
+    return _encode_fast is not None
+
+
+use_fast_json(os.environ.get(FAST_JSON_VARIABLE, "1") != "0")
+
+
 def fields_to_json(fields: Mapping[str, Any]) -> str:
     """Encode fields as a JSON object; values JSON cannot hold are stored as their `repr`."""
     if not fields:
         return "{}"
     try:
-        return _encode_fields(dict(fields))
+        plain = dict(fields)
+        if _encode_fast is not None:
+            text = _encode_fast(plain)
+            if text is not None:
+                return text
+        return _encode_fields(plain)
     except Exception:
         cleaned = {safe_str(k): _jsonable(v) for k, v in fields.items()}
         return json.dumps(cleaned, ensure_ascii=False, default=safe_repr)

@@ -8,7 +8,7 @@ over the reps), and the ratio the issue's target is stated in.
 
     python -m bench calls [--reps 7] [--calls 20000] [--write]
 
-`--write` puts the table in docs/benchmarks.md, between the `calls` markers.
+`--write` puts the tables in docs/benchmarks.md, in the section marked `calls`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ import asynclog
 from asynclog import Config, FileConfig, LogManager
 from asynclog.processors import redact
 
+from .report import replace_section
+
 ROOT = Path(__file__).resolve().parent.parent
-BEGIN, END = "<!-- bench calls: begin -->", "<!-- bench calls: end -->"
 
 @dataclass(frozen=True)
 class Target:
@@ -205,16 +206,11 @@ def render(results: dict[str, tuple[list[float], list[float]]], reps: int, calls
 
 
 def write_docs(table: str) -> None:
-    """Replace the text between the markers in docs/benchmarks.md (appended when absent)."""
+    """Replace this command's section of docs/benchmarks.md (appended when absent; `python
+    -m bench` keeps it when it rewrites the page)."""
     path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text(encoding="utf-8")
-    block = f"{BEGIN}\n{table}{END}"
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## The cost of one call, by its shape\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
+    body = "## The cost of one call, by its shape\n\n" + table
+    path.write_text(replace_section(path.read_text(encoding="utf-8"), "calls", body), "utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
