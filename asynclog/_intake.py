@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from threading import get_ident
 from time import time
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from ._callsite import caller_frame, checked_stacklevel, location_of, stack_text
 from ._context import CONTEXT
@@ -42,9 +42,6 @@ from ._report import BurstReporter
 from ._sanitize import bound_fields, exact_str, truncate
 from ._sink import Pending, SinkRunner, never_queued
 from ._tracebacks import format_exc_info
-
-if TYPE_CHECKING:
-    from ._manager import LogManager
 
 BACKLOG_LIMIT = 10_000
 """Handed-in entries (from threads, stdlib records) waiting for room: at least this many
@@ -739,6 +736,75 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 _Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, bool]])
 
+QUICK_LEVELS: dict[int, Level] = {int(level): level for level in Level}
+"""The levels `write_log` takes inline (the others, and names, go through `accept`)."""
+
+# The shortcut's one source, compiled twice: for the level methods (`{level}` is the method's
+# own constant) and for `write_log` (the level is an argument, checked on the quick path).
+# One source, so the two cannot drift apart; generated, so neither pays a call into the other.
+_SHORTCUT = """
+async def shortcut(self, {level_parameter}message, /, *args, **fields):
+    intake = self._intake
+    counters = intake.counters
+    if (
+        get_ident() != intake.thread  # not running (-1), or another thread
+        {level_check}
+        or {level} < intake.min_level
+        or type(message) is not str
+        or len(message) > intake.quick_text_limit
+        or args
+        or fields
+        or counters is None  # several sinks
+        or CAPTURES
+        or intake.context_get()
+    ):
+        pending = intake.accept(level, message, fields, args=args)
+        if pending is None:
+            return True
+        if pending is False:
+            return False
+    else:
+        entry = (time(), {level}, message, intake.name, EMPTY_FIELDS, None, None, None)
+        counters.accepted += 1
+        if intake.put(entry):
+            return True
+        intake.sinks[0].owed += 1
+        pending = (entry, intake.sinks)
+    return await intake.settle_call(pending)
+"""
+
+# `write_log`'s level: a `Level`, or an int of a standard level (a bool, a float equal to one
+# or a custom number is parsed by `accept`, which also raises for bad ones).
+_WRITE_LOG_LEVEL_CHECK = (
+    "or level.__class__ not in QUICK_LEVEL_CLASSES or (number := QUICK_LEVELS.get(level)) is None"
+)
+
+
+def _shortcut(stub: _Method, level: Level | None) -> _Method:
+    """Compile `_SHORTCUT` for `level` (None: `write_log`, the level is the first argument)
+    and give it the stub's name, signature and docstring (what users see)."""
+    if level is None:
+        source = _SHORTCUT.format(
+            level_parameter="level, ", level_check=_WRITE_LOG_LEVEL_CHECK, level="number"
+        )
+    else:
+        source = _SHORTCUT.format(level_parameter="", level_check="", level="level")
+    namespace: dict[str, Any] = {
+        "get_ident": get_ident,
+        "time": time,
+        "EMPTY_FIELDS": EMPTY_FIELDS,
+        "CAPTURES": CAPTURES,
+        "QUICK_LEVELS": QUICK_LEVELS,
+        "QUICK_LEVEL_CLASSES": (Level, int),
+        "level": level,
+    }
+    exec(compile(source, f"<asynclog shortcut {stub.__qualname__}>", "exec"), namespace)
+    log = namespace["shortcut"]
+    log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__
+    log.__doc__, log.__annotations__ = stub.__doc__, stub.__annotations__
+    log.__module__ = stub.__module__
+    return cast(_Method, log)
+
 
 def level_method(level: Level) -> Callable[[_Method], _Method]:
     """Replace the decorated stub of `LogManager` (its signature and docstring are what users
@@ -751,37 +817,12 @@ def level_method(level: Level) -> Callable[[_Method], _Method]:
     """
 
     def replace(stub: _Method) -> _Method:
-        async def log(self: LogManager, message: object, /, *args: Any, **fields: Any) -> bool:
-            intake = self._intake
-            counters = intake.counters
-            if (
-                get_ident() != intake.thread  # not running (-1), or another thread
-                or level < intake.min_level
-                or type(message) is not str
-                or len(message) > intake.quick_text_limit
-                or args
-                or fields
-                or counters is None  # several sinks
-                or CAPTURES
-                or intake.context_get()
-            ):
-                pending = intake.accept(level, message, fields, args=args)
-                if pending is None:
-                    return True
-                if pending is False:
-                    return False
-            else:
-                entry: Entry = (time(), level, message, intake.name, EMPTY_FIELDS, None, None, None)
-                counters.accepted += 1
-                if intake.put(entry):
-                    return True
-                intake.sinks[0].owed += 1
-                pending = (entry, intake.sinks)
-            return await intake.settle_call(pending)
-
-        log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__
-        log.__doc__, log.__annotations__ = stub.__doc__, stub.__annotations__
-        return log  # type: ignore[return-value]
+        return _shortcut(stub, level)
 
     return replace
 
+
+def write_log_method(stub: _Method) -> _Method:
+    """Replace the stub of `LogManager.write_log` by the same shortcut as the level methods',
+    with the level checked on the quick path (a `Level` or a standard level's int)."""
+    return _shortcut(stub, None)
