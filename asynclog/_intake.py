@@ -790,6 +790,7 @@ def _shortcut(stub: _Method, level: Level | None) -> _Method:
     else:
         source = _SHORTCUT.format(level_parameter="", level_check="", level="level")
     namespace: dict[str, Any] = {
+        "__name__": __name__,
         "get_ident": get_ident,
         "time": time,
         "EMPTY_FIELDS": EMPTY_FIELDS,
@@ -798,7 +799,9 @@ def _shortcut(stub: _Method, level: Level | None) -> _Method:
         "QUICK_LEVEL_CLASSES": (Level, int),
         "level": level,
     }
-    exec(compile(source, f"<asynclog shortcut {stub.__qualname__}>", "exec"), namespace)
+    # Named after this file: `_callsite` tells asynclog's own frames by their file name.
+    filename = f"{__file__} (the shortcut of {stub.__qualname__})"
+    exec(compile(source, filename, "exec"), namespace)
     log = namespace["shortcut"]
     log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__
     log.__doc__, log.__annotations__ = stub.__doc__, stub.__annotations__
