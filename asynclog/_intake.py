@@ -47,6 +47,7 @@ BACKLOG_LIMIT = 10_000
 """Handed-in entries (from threads, stdlib records) waiting for room: at least this many
 (or ten queues' worth) are kept; more are counted dropped at once."""
 
+
 class State(enum.Enum):
     """The manager's life: every "is it open?" question reads this."""
 
