@@ -43,6 +43,11 @@ from ._sanitize import bound_fields, exact_str, truncate
 from ._sink import Pending, SinkRunner, never_queued
 from ._tracebacks import format_exc_info
 
+QUICK_LEVELS: dict[int, Level] = {int(level): level for level in Level}
+"""The standard levels by number: `write_log` takes these inline, `hand_in` without parsing."""
+QUICK_CLASSES = (Level, int)
+"""The classes of a level looked up in `QUICK_LEVELS` (a bool or a float is parsed, and refused)."""
+
 BACKLOG_LIMIT = 10_000
 """Handed-in entries (from threads, stdlib records) waiting for room: at least this many
 (or ten queues' worth) are kept; more are counted dropped at once."""
@@ -594,7 +599,9 @@ class Intake:
         returns), then hand the entry to the loop (or write it now, with what is left, when
         the loop has closed). `location`: the call's, when known (a stdlib record);
         `template`: the template of a message formatted already (asynclog.structlog)."""
-        number = level if level.__class__ is Level else parse_level(level)
+        # A `Level`, or stdlib's levelno: a dict look-up, no parsing.
+        quick: int | None = QUICK_LEVELS.get(level) if level.__class__ in QUICK_CLASSES else None
+        number = quick if quick is not None else parse_level(level)
         loop = self.loop
         if loop is None or self.state is not State.RUNNING:
             raise self.not_accepting_error()
@@ -737,8 +744,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 _Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, bool]])
 
-QUICK_LEVELS: dict[int, Level] = {int(level): level for level in Level}
-"""The levels `write_log` takes inline (the others, and names, go through `accept`)."""
 
 # The shortcut's one source, compiled twice: for the level methods (`{level}` is the method's
 # own constant) and for `write_log` (the level is an argument, checked on the quick path).
@@ -797,7 +802,7 @@ def _shortcut(stub: _Method, level: Level | None) -> _Method:
         "EMPTY_FIELDS": EMPTY_FIELDS,
         "CAPTURES": CAPTURES,
         "QUICK_LEVELS": QUICK_LEVELS,
-        "QUICK_LEVEL_CLASSES": (Level, int),
+        "QUICK_LEVEL_CLASSES": QUICK_CLASSES,
         "level": level,
     }
     # Named after this file: `_callsite` tells asynclog's own frames by their file name.
