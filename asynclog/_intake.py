@@ -749,40 +749,42 @@ _Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, bool]])
 # own constant) and for `write_log` (the level is an argument, checked on the quick path).
 # One source, so the two cannot drift apart; generated, so neither pays a call into the other.
 _SHORTCUT = """
-async def shortcut(self, {level_parameter}message, /, *args, **fields):
-    intake = self._intake
-    counters = intake.counters
-    if (
-        get_ident() != intake.thread  # not running (-1), or another thread
-        {level_check}
-        or {level} < intake.min_level
-        or type(message) is not str
-        or len(message) > intake.quick_text_limit
-        or args
-        or fields
-        or counters is None  # several sinks
-        or CAPTURES
-        or intake.context_get()
-    ):
-        pending = intake.accept(level, message, fields, args=args)
-        if pending is None:
-            return True
-        if pending is False:
-            return False
-    else:
-        entry = (time(), {level}, message, intake.name, EMPTY_FIELDS, None, None, None)
-        counters.accepted += 1
-        if intake.put(entry):
-            return True
-        intake.sinks[0].owed += 1
-        pending = (entry, intake.sinks)
-    return await intake.settle_call(pending)
+def make_shortcut(level):
+    async def shortcut(self, {level_parameter}message, /, *args, **fields):
+        intake = self._intake
+        counters = intake.counters
+        if (
+            get_ident() != intake.thread  # not running (-1), or another thread
+            {level_check}
+            or {level} < intake.min_level
+            or type(message) is not str
+            or len(message) > intake.quick_text_limit
+            or args
+            or fields
+            or counters is None  # several sinks
+            or CAPTURES
+            or intake.context_get()
+        ):
+            pending = intake.accept(level, message, fields, args=args)
+            if pending is None:
+                return True
+            if pending is False:
+                return False
+        else:
+            entry = (time(), {level}, message, intake.name, EMPTY_FIELDS, None, None, None)
+            counters.accepted += 1
+            if intake.put(entry):
+                return True
+            intake.sinks[0].owed += 1
+            pending = (entry, intake.sinks)
+        return await intake.settle_call(pending)
+    return shortcut
 """
 
 # `write_log`'s level: a `Level`, or an int of a standard level (a bool, a float equal to one
 # or a custom number is parsed by `accept`, which also raises for bad ones).
 _WRITE_LOG_LEVEL_CHECK = (
-    "or level.__class__ not in QUICK_LEVEL_CLASSES or (number := QUICK_LEVELS.get(level)) is None"
+    "or level.__class__ not in QUICK_CLASSES or (number := QUICK_LEVELS.get(level)) is None"
 )
 
 
@@ -795,20 +797,13 @@ def _shortcut(stub: _Method, level: Level | None) -> _Method:
         )
     else:
         source = _SHORTCUT.format(level_parameter="", level_check="", level="level")
-    namespace: dict[str, Any] = {
-        "__name__": __name__,
-        "get_ident": get_ident,
-        "time": time,
-        "EMPTY_FIELDS": EMPTY_FIELDS,
-        "CAPTURES": CAPTURES,
-        "QUICK_LEVELS": QUICK_LEVELS,
-        "QUICK_LEVEL_CLASSES": QUICK_CLASSES,
-        "level": level,
-    }
-    # Named after this file: `_callsite` tells asynclog's own frames by their file name.
+    # Compiled against this module's globals (a test or a debugger patching `_intake.time`
+    # reaches the shortcut too), under this file's name (`_callsite` tells asynclog's own
+    # frames by their file name); `level` is a closure cell, as in a hand-written one.
     filename = f"{__file__} (the shortcut of {stub.__qualname__})"
-    exec(compile(source, filename, "exec"), namespace)
-    log = namespace["shortcut"]
+    made: dict[str, Any] = {}
+    exec(compile(source, filename, "exec"), globals(), made)
+    log = made["make_shortcut"](level)
     log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__
     log.__doc__, log.__annotations__ = stub.__doc__, stub.__annotations__
     log.__module__ = stub.__module__
