@@ -150,9 +150,12 @@ def plain_rows(logger: str, entries: Sequence[Entry]) -> list[PlainRow]:
     # Indexing instead of unpacking a slice, and the ASCII check inline: this runs on the
     # loop for every entry, while the writer thread waits for the rows.
     for entry in entries:
-        if entry[FIELDS] or entry[EXCEPTION] is not None or entry[LOGGER] != logger:
-            raise _NotPlain
-        if entry[LOCATION]:
+        if (
+            entry[FIELDS]
+            or entry[EXCEPTION] is not None
+            or entry[LOGGER] != logger
+            or entry[LOCATION]
+        ):
             raise _NotPlain
         message = entry[MESSAGE]
         if not message.isascii():
@@ -613,11 +616,8 @@ MAX_CHUNK_ROWS = 1024
 
 
 @functools.lru_cache(maxsize=64)
-@functools.lru_cache(maxsize=64)
 def _multi_row(insert: str, rows: int) -> str:
-    """`insert` (one row: `... VALUES (...)`) made to insert `rows` rows at once. Cached: the
-    same str object each time keeps its hash, so sqlite3's statement cache finds the prepared
-    statement without hashing and joining tens of kilobytes of SQL per batch again."""
+    """`insert` (one row: `... VALUES (...)`) made to insert `rows` rows at once."""
     head, values = insert.split(" VALUES ", 1)
     return f"{head} VALUES {', '.join([values] * rows)}"
 
