@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from threading import get_ident
 from time import time
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from ._callsite import caller_frame, checked_stacklevel, location_of, stack_text
 from ._context import CONTEXT
@@ -43,9 +43,10 @@ from ._sanitize import bound_fields, exact_str, quick_fields, truncate
 from ._sink import Pending, SinkRunner, never_queued
 from ._tracebacks import format_exc_info
 
-if TYPE_CHECKING:
-    from ._bound import NoWait
-    from ._manager import LogManager
+QUICK_LEVELS: dict[int, Level] = {int(level): level for level in Level}
+"""The standard levels by number: `write_log` takes these inline, `hand_in` without parsing."""
+QUICK_CLASSES = (Level, int)
+"""The classes of a level looked up in `QUICK_LEVELS` (a bool or a float is parsed, and refused)."""
 
 BACKLOG_LIMIT = 10_000
 """Handed-in entries (from threads, stdlib records) waiting for room: at least this many
@@ -655,7 +656,9 @@ class Intake:
         returns), then hand the entry to the loop (or write it now, with what is left, when
         the loop has closed). `location`: the call's, when known (a stdlib record);
         `template`: the template of a message formatted already (asynclog.structlog)."""
-        number = level if level.__class__ is Level else parse_level(level)
+        # A `Level`, or stdlib's levelno: a dict look-up, no parsing.
+        quick: int | None = QUICK_LEVELS.get(level) if level.__class__ in QUICK_CLASSES else None
+        number = quick if quick is not None else parse_level(level)
         loop = self.loop
         if loop is None or self.state is not State.RUNNING:
             raise self.not_accepting_error()
@@ -801,92 +804,130 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 _Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, bool]])
 
 
+# The shortcut's one source, compiled for each kind of call: the level methods (`{level}` is
+# the method's own constant), `write_log` (the level is an argument, checked on the quick
+# path) and `NoWait`'s level methods (a plain function: no await, the slow way is `log_now`).
+# One source, so they cannot drift apart; generated, so none pays a call into another.
+_SHORTCUT = """
+def make_shortcut(level):
+    {kind}def shortcut(self, {level_parameter}message, /, *args, **fields):
+        intake = self._intake
+        counters = intake.counters
+        if (
+            get_ident() != intake.thread  # not running (-1), or another thread
+            {level_check}
+            or {level} < intake.min_level
+            or type(message) is not str
+            or len(message) > intake.quick_text_limit
+            or counters is None  # several sinks
+            or CAPTURES
+            or intake.context_get()
+        ):
+            {slow_way}
+        elif args or fields:  # the quick way for `%` args and scalar fields, else accept
+            pending = intake.accept_quickly({level}, message, args, fields)
+            if pending is None:
+                return True
+            if pending is False:
+                return False
+        else:
+            entry = (time(), {level}, message, intake.name, EMPTY_FIELDS, None, None, None)
+            counters.accepted += 1
+            if intake.put(entry):
+                return True
+            intake.sinks[0].owed += 1
+            pending = (entry, intake.sinks)
+        return {settle}(pending)
+    return shortcut
+"""
+
+_ACCEPT = """pending = intake.accept(level, message, fields, args=args)
+            if pending is None:
+                return True
+            if pending is False:
+                return False"""
+
+# `write_log`'s level: a `Level`, or an int of a standard level (a bool, a float equal to one
+# or a custom number is parsed by `accept`, which also raises for bad ones).
+_WRITE_LOG_LEVEL_CHECK = (
+    "or level.__class__ not in QUICK_CLASSES or (number := QUICK_LEVELS.get(level)) is None"
+)
+
+
+_Stub = TypeVar("_Stub", bound=Callable[..., Any])
+
+
+def _shortcut(stub: _Stub, level: Level | None, nowait: bool = False) -> _Stub:
+    """Compile `_SHORTCUT` for `level` (None: `write_log`, the level is the first argument;
+    `nowait`: `NoWait`'s plain function) and give it the stub's name, signature and docstring
+    (what users see)."""
+    if nowait:
+        parts = {
+            "kind": "",
+            "level_parameter": "",
+            "level_check": "or not self._plain  # a view's",
+            "level": "level",
+            "slow_way": (
+                "return intake.log_now(level, message, args, fields, self._logger, self._fields)"
+            ),
+            "settle": "intake.settle_now",
+        }
+    else:
+        parts = {
+            "kind": "async ",
+            "level_parameter": "" if level is not None else "level, ",
+            "level_check": "" if level is not None else _WRITE_LOG_LEVEL_CHECK,
+            "level": "level" if level is not None else "number",
+            "slow_way": _ACCEPT,
+            "settle": "await intake.settle_call",
+        }
+    source = _SHORTCUT.format(**parts)
+    # Compiled against this module's globals (a test or a debugger patching `_intake.time`
+    # reaches the shortcut too), under this file's name (`_callsite` tells asynclog's own
+    # frames by their file name); `level` is a closure cell, as in a hand-written one.
+    filename = f"{__file__} (the shortcut of {stub.__qualname__})"
+    made: dict[str, Any] = {}
+    exec(compile(source, filename, "exec"), globals(), made)
+    log = made["make_shortcut"](level)
+    log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__
+    log.__doc__, log.__annotations__ = stub.__doc__, stub.__annotations__
+    log.__module__ = stub.__module__
+    return cast(_Stub, log)
+
+
 def level_method(level: Level) -> Callable[[_Method], _Method]:
     """Replace the decorated stub of `LogManager` (its signature and docstring are what users
     see) by the shortcut for `level`: `write_log`'s work with the common case inlined.
 
     A plain entry (a str message, no fields, no context, no capture, one sink whose queue has
     room) is built and queued right here, with `SinkRunner.accept` inlined: a call to
-    `Intake.accept` as well would cost a quarter more per call. Everything else goes through
-    `Intake.accept`, which does the full job.
+    `Intake.accept` as well would cost a quarter more per call. `%` args and scalar fields go
+    through `Intake.accept_quickly`; everything else through `Intake.accept`, which does the
+    full job. The code is `_SHORTCUT`.
     """
 
     def replace(stub: _Method) -> _Method:
-        async def log(self: LogManager, message: object, /, *args: Any, **fields: Any) -> bool:
-            intake = self._intake
-            counters = intake.counters
-            if (
-                get_ident() != intake.thread  # not running (-1), or another thread
-                or level < intake.min_level
-                or type(message) is not str
-                or len(message) > intake.quick_text_limit
-                or counters is None  # several sinks
-                or CAPTURES
-                or intake.context_get()
-            ):
-                pending = intake.accept(level, message, fields, args=args)
-            elif args or fields:
-                pending = intake.accept_quickly(level, message, args, fields)
-            else:
-                entry: Entry = (time(), level, message, intake.name, EMPTY_FIELDS, None, None, None)
-                counters.accepted += 1
-                if intake.put(entry):
-                    return True
-                intake.sinks[0].owed += 1
-                pending = (entry, intake.sinks)
-            if pending is None:
-                return True
-            if pending is False:
-                return False
-            return await intake.settle_call(pending)
-
-        log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__
-        log.__doc__, log.__annotations__ = stub.__doc__, stub.__annotations__
-        return log  # type: ignore[return-value]
+        return _shortcut(stub, level)
 
     return replace
+
+
+def write_log_method(stub: _Method) -> _Method:
+    """Replace the stub of `LogManager.write_log` by the same shortcut as the level methods',
+    with the level checked on the quick path (a `Level` or a standard level's int)."""
+    return _shortcut(stub, None)
 
 
 _Plain = TypeVar("_Plain", bound=Callable[..., bool])
 
 
 def nowait_method(level: Level) -> Callable[[_Plain], _Plain]:
-    """`level_method` for `NoWait`: the same shortcut in a plain function, whose entry, when
-    it cannot be queued at once, is settled without waiting (`settle_now`). Only the
-    manager's own `nowait` takes it (a view's has a logger name or bound fields)."""
+    """Replace the decorated stub of `NoWait` by the same shortcut in a plain function: an
+    entry that cannot be queued at once is settled without waiting (`settle_now`), and the
+    slow way is `Intake.log_now`. Only the manager's own `nowait` takes the inline path (a
+    view's has a logger name or bound fields)."""
 
     def replace(stub: _Plain) -> _Plain:
-        def log(self: NoWait, message: object, /, *args: Any, **fields: Any) -> bool:
-            intake = self._intake
-            counters = intake.counters
-            if (
-                get_ident() != intake.thread  # not running (-1), or another thread
-                or not self._plain  # a view's
-                or level < intake.min_level
-                or type(message) is not str
-                or len(message) > intake.quick_text_limit
-                or counters is None  # several sinks
-                or CAPTURES
-                or intake.context_get()
-            ):
-                return intake.log_now(level, message, args, fields, self._logger, self._fields)
-            if args or fields:
-                pending = intake.accept_quickly(level, message, args, fields)
-                if pending is None:
-                    return True
-                if pending is False:
-                    return False
-            else:
-                entry: Entry = (time(), level, message, intake.name, EMPTY_FIELDS, None, None, None)
-                counters.accepted += 1
-                if intake.put(entry):
-                    return True
-                intake.sinks[0].owed += 1
-                pending = (entry, intake.sinks)
-            return intake.settle_now(pending)
-
-        log.__name__, log.__qualname__ = stub.__name__, stub.__qualname__
-        log.__doc__, log.__annotations__ = stub.__doc__, stub.__annotations__
-        return log  # type: ignore[return-value]
+        return _shortcut(stub, level, nowait=True)
 
     return replace

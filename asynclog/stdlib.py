@@ -195,9 +195,12 @@ def _format_now(record: logging.LogRecord) -> None:
 
 def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The record's attributes that are not `LogRecord`'s own: its `extra=` fields."""
+    attributes = record.__dict__
+    if attributes.keys() <= _RECORD_ATTRIBUTES:  # the common case, one C-level set check
+        return {}
     return {
         key: value
-        for key, value in record.__dict__.items()
+        for key, value in attributes.items()
         if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
     }
 

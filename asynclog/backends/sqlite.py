@@ -21,7 +21,7 @@ import aiosqlite
 
 from .._backend_registry import register_backend
 from .._config import SQLiteConfig
-from .._entry import LOCATION, LOGGER, Entry
+from .._entry import EXCEPTION, FIELDS, LEVEL, LOCATION, LOGGER, MESSAGE, TIME, Entry
 from .._errors import LogError
 from ..formatters import fields_to_json, utf8_safe
 from ._slices import convert_in_slices, map_in_slices
@@ -147,12 +147,67 @@ def plain_rows(logger: str, entries: Sequence[Entry]) -> list[PlainRow]:
     `_NotPlain` at the first other entry."""
     rows: list[PlainRow] = []
     append = rows.append
+    # Indexing instead of unpacking a slice, and the ASCII check inline: this runs on the
+    # loop for every entry, while the writer thread waits for the rows.
     for entry in entries:
-        ts, level, message, entry_logger, fields, exception = entry[:6]
-        if fields or exception is not None or entry_logger != logger or entry[LOCATION]:
+        if (
+            entry[FIELDS]
+            or entry[EXCEPTION] is not None
+            or entry[LOGGER] != logger
+            or entry[LOCATION]
+        ):
             raise _NotPlain
-        append((ts, int(level), sqlite_text(message)))
+        message = entry[MESSAGE]
+        if not message.isascii():
+            message = sqlite_text(message)
+        append((entry[TIME], int(entry[LEVEL]), message))
     return rows
+
+
+def lean_rows(entries: Sequence[Entry], exceptions: bool, locations: bool) -> list[tuple[Any, ...]]:
+    """The rows of `lean_insert`: (ts, level, logger, message, fields), then the exception
+    when `exceptions`, then module, function and line when `locations`."""
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    for entry in entries:
+        fields = entry[FIELDS]
+        row: tuple[Any, ...] = (
+            entry[TIME],
+            int(entry[LEVEL]),
+            sqlite_text(entry[LOGGER]),
+            sqlite_text(entry[MESSAGE]),
+            sqlite_text(fields_to_json(fields)) if fields else "{}",
+        )
+        if exceptions:
+            exception = entry[EXCEPTION]
+            row += (None if exception is None else sqlite_text(exception),)
+        if locations:
+            location = entry[LOCATION]
+            row += (
+                (None, None, None)
+                if location is None
+                else (sqlite_text(location[0]), sqlite_text(location[1]), int(location[2]))
+            )
+        append(row)
+    return rows
+
+
+def lean_insert(
+    table: str, host: str | None, pid: int, exceptions: bool, locations: bool
+) -> str | None:
+    """The insert of `lean_rows`: host and pid as literals, and NULL for the exception or the
+    location when no entry of the batch has one. Binding None costs sqlite3 a failed adapter
+    lookup (two attribute errors) per value, more than the rest of the row. None when the
+    host name cannot be a literal."""
+    host_literal = sql_text_literal(host)
+    if host_literal is None:
+        return None
+    exception = "?" if exceptions else "NULL"
+    location = "?, ?, ?" if locations else "NULL, NULL, NULL"
+    return (
+        f'INSERT INTO "{table}" ({COLUMNS}) '
+        f"VALUES (?, ?, ?, ?, ?, {exception}, {host_literal}, {pid}, {location})"
+    )
 
 
 def sql_text_literal(text: str | None) -> str | None:
@@ -444,6 +499,14 @@ class SQLiteBackend:
                 with contextlib.suppress(_NotPlain):
                     convert = functools.partial(plain_rows, logger)
                     return insert, await convert_in_slices(convert, entries)
+            exceptions = any(entry[EXCEPTION] is not None for entry in entries)
+            locations = any(entry[LOCATION] is not None for entry in entries)
+            lean = lean_insert(self.config.table, host, pid, exceptions, locations)
+            if lean is not None:
+                convert_lean = functools.partial(
+                    lean_rows, exceptions=exceptions, locations=locations
+                )
+                return lean, await convert_in_slices(convert_lean, entries)
         rows = await map_in_slices(functools.partial(entry_row, host, pid), entries)
         return self._staging or self._insert, rows
 
