@@ -588,10 +588,10 @@ class OTLPBackend:
 
     async def close(self) -> None:
         """Close the connections (a broken one is just dropped)."""
-        clients, self._clients, self._idle, self._client = self._clients, [], [], None
+        self._idle, self._client = [], None
         self._kept.clear()
         self._reporter.flush()
-        for client in clients:
+        for client in self._clients:  # kept: `connections` still counts them
             await client.close()
 
     def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
