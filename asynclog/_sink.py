@@ -405,9 +405,7 @@ class SinkRunner:
                 raise failure
             self._lane_tasks.discard(task)
 
-    async def _write_in_lane(
-        self, writer: Writer, batch: list[Entry], idle: list[Writer]
-    ) -> None:
+    async def _write_in_lane(self, writer: Writer, batch: list[Entry], idle: list[Writer]) -> None:
         token = object()
         INSIDE.set(token)  # tasks a handler starts for this batch are inside it
         self._lane_tokens.add(token)
