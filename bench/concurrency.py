@@ -103,8 +103,8 @@ async def check_postgres(dsn: str, table: str, count: int) -> None:
         raise SystemExit(f"PostgreSQL has {total} rows ({rows} distinct), not {count}")
 
 
-async def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
+async def measure(args: argparse.Namespace) -> list[dict[Any, Any]]:
+    results: list[dict[Any, Any]] = []
     port = free_port()
     receiver = start_receiver(port, args.delay)
     try:
@@ -133,7 +133,7 @@ async def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
-def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+def table(results: list[dict[Any, Any]], args: argparse.Namespace) -> str:
     lines = [
         f"`python -m bench concurrency` ({platform.python_implementation()} "
         f"{platform.python_version()}, {platform.machine()}; batch_size {args.batch_size}; "
