@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -225,6 +226,45 @@ async def test_a_handler_of_a_lane_may_log_into_a_full_queue(slow_receiver: Rece
         await until(lambda: lm.get_stats().written == 60)  # close() refuses what they log
     assert sorted(seqs_of(slow_receiver)) == [*range(30), *range(1000, 1030)]
     assert counts(lm) == (60, 60, 0, 0, 0)
+
+
+def test_batches_in_flight_when_the_loop_ends_are_sent_again() -> None:
+    """No close(): `asyncio.run` cancels the worker and its lanes with four batches in
+    flight; each is written again before the loop goes (at least once), the counts exact."""
+    receiver = Receiver(delay=0.1)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(receiver.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    managers: list[LogManager] = []
+
+    async def main() -> None:
+        config = Config(
+            backend=otlp(receiver, concurrency=4), async_mode=True, batch_size=10, queue_size=1000
+        )
+        lm = LogManager(config)
+        managers.append(lm)
+        await lm.start()
+        await log_numbered(lm, 200)
+        await until(lambda: receiver.answering == 4)
+
+    try:
+        asyncio.run(main())
+        stats = managers[0].get_stats()
+        assert (stats.written, stats.dropped, stats.pending) == (200, 0, 0)
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.3), loop).result()  # answers land
+        seqs = seqs_of(receiver)
+        assert set(seqs) == set(range(200))
+        assert len(seqs) == 240  # the four batches in flight, sent twice
+    finally:
+        asyncio.run_coroutine_threadsafe(receiver.stop(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        serving = asyncio.all_tasks(loop)  # the receiver's connections
+        for task in serving:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*serving, return_exceptions=True))
+        loop.close()
 
 
 # -- PostgreSQL --------------------------------------------------------------------------
