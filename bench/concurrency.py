@@ -47,9 +47,7 @@ def free_port() -> int:
 
 def start_receiver(port: int, delay: float) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "bench.otlp_receiver", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--delay", str(delay)], cwd=ROOT, stdout=subprocess.PIPE
-    )
+    process = subprocess.Popen([*command, "--delay", str(delay)], cwd=ROOT, stdout=subprocess.PIPE)
     assert process.stdout is not None
     if process.stdout.readline().strip() != b"READY":
         raise SystemExit("the OTLP receiver did not start")
