@@ -63,8 +63,9 @@ class Writer:
         self._write_now_takes_tuples = takes_entry_tuples(backend, "write_batch_blocking")
         self._batch_takes_tuples = takes_entry_tuples(backend, "write_batch")
         self._fallback = fallback
-        self._fallback_opening = asyncio.Lock()
-        self._fallback_opened = [False]  # shared with the lanes: the fallback opens once
+        # Shared with the lanes: the fallback opens once and takes one batch at a time.
+        self._fallback_lock = asyncio.Lock()
+        self._fallback_opened = [False]
         self._retry_attempts = retry_attempts
         self._retry_backoff = retry_backoff
         self.backend_closed = False
@@ -228,11 +229,11 @@ class Writer:
         fallback = self._fallback if not self.backend_closed else None
         if fallback is not None:
             try:
-                async with self._fallback_opening:
+                async with self._fallback_lock:
                     if not self._fallback_opened[0]:
                         await fallback.open()
                         self._fallback_opened[0] = True
-                await taking_entry_tuples(fallback, "write_batch")(entries)
+                    await taking_entry_tuples(fallback, "write_batch")(entries)
             except (Exception, asyncio.CancelledError) as fallback_error:
                 task = asyncio.current_task()
                 if isinstance(fallback_error, asyncio.CancelledError) and (

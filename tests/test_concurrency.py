@@ -5,6 +5,7 @@ retries, the fallback, close and close(timeout) stay exact."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -257,6 +258,8 @@ def test_batches_in_flight_when_the_loop_ends_are_sent_again() -> None:
         assert set(seqs) == set(range(200))
         assert len(seqs) == 240  # the four batches in flight, sent twice
     finally:
+        managers.clear()  # never closed: gone from the running managers once collected
+        gc.collect()
         asyncio.run_coroutine_threadsafe(receiver.stop(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()

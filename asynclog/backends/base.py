@@ -49,8 +49,9 @@ class Backend(Protocol):
     - `concurrency: int`, an attribute read once at `start()`: in async mode, how many
       `write_batch` calls the backend takes at once (default 1). With N > 1 the worker keeps
       up to N batches in flight, each retried, dead-lettered and counted on its own; batches
-      may then complete (and land) out of order. Each call runs in a task of its own: state
-      kept for the retry of a batch belongs to the calling task.
+      may then complete (and land) out of order. Each call runs in a task of its own, and a
+      retry of a batch comes from the same task (the very same sequence), except after a
+      cancellation: then another task writes it again, while the first is still referenced.
     - `takes_entry_tuples = True`, a class attribute: the methods this class defines get each
       entry as the plain tuple of its six fields (index it with `asynclog._entry.TIME` ...
       `EXCEPTION`) instead of a `LogEntry`; a subclass that overrides a method gets `LogEntry`
