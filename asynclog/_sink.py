@@ -33,7 +33,7 @@ from ._report import BurstReporter
 from ._sanitize import approximate_size
 from ._stats import Counters
 from ._writer import Writer
-from .backends.base import WouldBlock
+from .backends.base import WouldBlock, concurrency_of
 from .formatters import iso_utc
 
 CLOSE_GRACE_SECONDS = 0.5
@@ -126,6 +126,11 @@ class SinkRunner:
         """The queue's `try_put` once started in async mode: True when the entry was queued."""
         self.lock = DeliveryLock()
         self._batch_token: object = None  # the INSIDE token of the worker's batch in hand
+        self.lanes: list[Writer] = []
+        """Async mode, a backend with `concurrency` N > 1: N - 1 more writers, each with a batch
+        in flight beside the main writer's (`_drain_in_lanes`)."""
+        self._lane_tasks: set[asyncio.Task[None]] = set()
+        self._lane_tokens: set[object] = set()  # the INSIDE tokens of the lanes' batches
         self.chain: Chain | None = None
         """This sink's own processors (`Sink(processors=...)`), run at the call; None: none."""
         self.owed = 0
@@ -156,6 +161,7 @@ class SinkRunner:
             size_of=approximate_size,
         )
         self.put = self.queue.try_put
+        self.lanes = [self.writer.lane() for _ in range(concurrency_of(self.writer.backend) - 1)]
         self._task = asyncio.get_running_loop().create_task(self._work(), name="asynclog-worker")
         self._task.add_done_callback(self._worker_done)
 
@@ -223,8 +229,7 @@ class SinkRunner:
         return True if error is None else None
 
     async def _when_full(self, queue: FairQueue[Entry], entry: Entry, waited: float) -> bool:
-        in_worker = self._task is not None and asyncio.current_task() is self._task
-        if in_worker and queue.put_past_bound(entry):
+        if self._in_worker() and queue.put_past_bound(entry):
             return True  # a handler in this very worker logs: waiting would wait for itself
         if self.worker_failure is not None:
             self.counters.drop(1)
@@ -328,7 +333,17 @@ class SinkRunner:
                 raise
             await self._drain_orphaned()
 
+    def _in_worker(self) -> bool:
+        task = asyncio.current_task()
+        return task is not None and (task is self._task or task in self._lane_tasks)
+
+    def _writers(self) -> list[Writer]:
+        return [self.writer, *self.lanes]
+
     async def _drain_queue(self) -> None:
+        if self.lanes:
+            await self._drain_in_lanes()
+            return
         queue, write, limit = self.queue, self.writer.write, self._config.batch_size
         assert queue is not None
         while batch := await queue.get_batch(limit):
@@ -339,6 +354,66 @@ class SinkRunner:
         report = self._drop_report()
         if report is not None:
             await write([report])
+
+    async def _drain_in_lanes(self) -> None:
+        """Up to `1 + len(lanes)` batches in flight, each written (handlers, retries, fallback,
+        counts) by a writer of its own in a task of its own; a batch is taken as soon as a
+        writer is free, so batches may complete out of order."""
+        queue, limit = self.queue, self._config.batch_size
+        assert queue is not None
+        idle = self._writers()
+        idle.reverse()  # the main writer first
+        running = self._lane_tasks
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while not idle:
+                    done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    self._finished_lanes(done)
+                batch = await queue.get_batch(limit)
+                if not batch:
+                    break
+                writer = idle.pop()
+                task = loop.create_task(
+                    self._write_in_lane(writer, self._with_drop_report(batch), idle),
+                    name="asynclog-lane",
+                )
+                running.add(task)
+            while running:
+                done, _ = await asyncio.wait(running)
+                self._finished_lanes(done)
+        except BaseException:
+            for task in running:
+                task.cancel()  # their batches stay in their writers' hands: see write_leftovers
+            if running:
+                await asyncio.wait(running)
+            # The tasks stay referenced until their batches are written again: a backend
+            # keeps what a retry needs (a batch id) by the task that wrote it.
+            raise
+        report = self._drop_report()
+        if report is not None:
+            await self.writer.write([report])
+
+    def _finished_lanes(self, done: set[asyncio.Task[None]]) -> None:
+        """A lane cancelled from outside stops the worker, as a cancelled worker would; a bug
+        in one is the worker's."""
+        for task in done:
+            if task.cancelled():
+                raise asyncio.CancelledError()
+            failure = task.exception()
+            if failure is not None:
+                raise failure
+            self._lane_tasks.discard(task)
+
+    async def _write_in_lane(self, writer: Writer, batch: list[Entry], idle: list[Writer]) -> None:
+        token = object()
+        INSIDE.set(token)  # tasks a handler starts for this batch are inside it
+        self._lane_tokens.add(token)
+        try:
+            await writer.write(batch)
+        finally:
+            self._lane_tokens.discard(token)
+        idle.append(writer)  # not after a cancellation: its batch is still in its hands
 
     def _with_drop_report(self, batch: list[Entry]) -> list[Entry]:
         report = self._drop_report()
@@ -365,7 +440,9 @@ class SinkRunner:
     async def write_leftovers(self) -> None:
         """Write the batch a cancelled worker had in hand, then everything still queued.
         The caller holds the delivery lock."""
-        await self.writer.rewrite_interrupted()
+        for writer in self._writers():
+            await writer.rewrite_interrupted()
+        self._lane_tasks.clear()
         assert self.queue is not None
         while batch := self.queue.take(self._config.batch_size):
             await self.writer.write(self._with_drop_report(batch))
@@ -438,15 +515,18 @@ class SinkRunner:
         assert self.queue is not None
         abandoned = len(self.queue.clear())
         if include_in_flight:
-            abandoned += len(self.writer.in_flight)
-            self.writer.in_flight = ()
+            for writer in self._writers():
+                abandoned += len(writer.in_flight)
+                writer.in_flight = ()
         self.counters.drop(abandoned)
         return abandoned
 
     def leftovers(self) -> list[Entry]:
         """No running loop: the batch in the worker's hands and everything queued, emptied."""
-        entries = list(self.writer.in_flight)
-        self.writer.in_flight = ()
+        entries: list[Entry] = []
+        for writer in self._writers():
+            entries.extend(writer.in_flight)
+            writer.in_flight = ()
         for waiting in self._waiting_writes.values():  # direct writes waiting for the lock
             entries.extend(waiting)
         self._waiting_writes.clear()
@@ -462,13 +542,16 @@ class SinkRunner:
         token = INSIDE.get()
         return (
             (token is not None and (token is self._batch_token or token is self.lock.token))
+            or (token is not None and token in self._lane_tokens)
             or (task is not None and asyncio.current_task() is task)
+            or self._in_worker()
             or self.lock.held_by_current_task()
         )
 
     def forget_queued(self) -> None:
         """In a child process after `fork()`: what is queued is the parent's to write."""
-        self.writer.in_flight = ()
+        for writer in self._writers():
+            writer.in_flight = ()
         self._waiting_writes.clear()
         if self.queue is not None:
             self.queue.clear()
@@ -486,6 +569,8 @@ class SinkRunner:
             + writer.detached
             + sum(map(len, self._waiting_writes.values()))
         )
+        for lane in self.lanes:
+            in_flight += len(lane.in_flight) + lane.detached
         if queue is None:
             return in_flight
         return len(queue) + queue.waiting_producers + in_flight

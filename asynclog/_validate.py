@@ -21,6 +21,8 @@ MAX_SECONDS = 86400.0
 """The most any timeout or interval may be: one day. (SQLite keeps its busy timeout in
 milliseconds in a C int; PostgreSQL its idle timeout; a wait longer than a day is a typo.)"""
 MAX_ATTEMPTS = 100
+MAX_CONCURRENCY = 64
+"""The most batches a network backend may have in flight at once (`concurrency`)."""
 """The most retries (or reconnections) a setting may ask for."""
 MAX_BACKOFF = 30.0
 """The most seconds a first retry (or reconnection) may wait."""

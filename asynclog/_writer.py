@@ -9,6 +9,7 @@ Override points, in order: `write` (the whole job) -> `handlers.dispatch` -> `_a
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import cast
@@ -62,7 +63,9 @@ class Writer:
         self._write_now_takes_tuples = takes_entry_tuples(backend, "write_batch_blocking")
         self._batch_takes_tuples = takes_entry_tuples(backend, "write_batch")
         self._fallback = fallback
-        self._fallback_opened = False
+        # Shared with the lanes: the fallback opens once and takes one batch at a time.
+        self._fallback_lock = asyncio.Lock()
+        self._fallback_opened = [False]
         self._retry_attempts = retry_attempts
         self._retry_backoff = retry_backoff
         self.backend_closed = False
@@ -74,6 +77,15 @@ class Writer:
         self.in_flight: Sequence[Entry] = ()
         """The batch being handled, written or retried (abandoned if the worker is cancelled)."""
         self._converted: tuple[Sequence[Entry], Sequence[LogEntry]] = ((), ())
+
+    def lane(self) -> Writer:
+        """A writer for one more batch in flight at once (a backend's `concurrency`): the same
+        backend, handlers, counters, observers and fallback, its own batch in hand."""
+        lane = copy.copy(self)
+        lane.detached = 0
+        lane.in_flight = ()
+        lane._converted = ((), ())
+        return lane
 
     def _public(self, entries: Sequence[Entry]) -> Sequence[LogEntry]:
         """The batch as `LogEntry` objects, converted once: handlers, the backend and the
@@ -217,10 +229,11 @@ class Writer:
         fallback = self._fallback if not self.backend_closed else None
         if fallback is not None:
             try:
-                if not self._fallback_opened:
-                    await fallback.open()
-                    self._fallback_opened = True
-                await taking_entry_tuples(fallback, "write_batch")(entries)
+                async with self._fallback_lock:
+                    if not self._fallback_opened[0]:
+                        await fallback.open()
+                        self._fallback_opened[0] = True
+                    await taking_entry_tuples(fallback, "write_batch")(entries)
             except (Exception, asyncio.CancelledError) as fallback_error:
                 task = asyncio.current_task()
                 if isinstance(fallback_error, asyncio.CancelledError) and (
@@ -268,6 +281,6 @@ class Writer:
     async def close_fallback(self) -> None:
         """Close the fallback if it was ever opened; it is not reopened afterwards."""
         self.backend_closed = True
-        if self._fallback is not None and self._fallback_opened:
-            self._fallback_opened = False
+        if self._fallback is not None and self._fallback_opened[0]:
+            self._fallback_opened[0] = False
             await self._fallback.close()

@@ -8,6 +8,8 @@ docs/img/bench.png (not in --quick mode unless --write is given).
 a Starlette app under uvicorn driven by wrk; `python -m bench app --help`).
 `python -m bench protocols [--quick] ...` measures the network backends against their
 protocols' limits (bench/protocols.py; `python -m bench protocols --help`).
+`python -m bench concurrency` measures `concurrency=1` against 4 batches in flight with a
+collector that answers after 20 ms (bench/concurrency.py).
 """
 
 from __future__ import annotations
@@ -294,6 +296,11 @@ def main(argv: list[str] | None = None) -> None:
         from . import protocols
 
         protocols.main(argv[1:])
+        return
+    if argv[:1] == ["concurrency"]:
+        from . import concurrency
+
+        concurrency.main(argv[1:])
         return
     args = parse_args(argv)
     plan = [

@@ -1,11 +1,12 @@
 """A tiny OTLP/HTTP receiver for `python -m bench protocols`, run as its own process.
 
-    python -m bench.otlp_receiver --port PORT
+    python -m bench.otlp_receiver --port PORT [--delay SECONDS]
 
 `POST /v1/logs` decodes the `ExportLogsServiceRequest` and keeps each record's body, then
 answers 200 with an empty `ExportLogsServiceResponse` (which serializes to no bytes) over a
 kept-alive HTTP/1.1 connection. `GET /messages` answers the bodies received since the last
-`GET /messages` as a JSON list (and forgets them). Prints `READY` once it listens.
+`GET /messages` as a JSON list (and forgets them). Prints `READY` once it listens. With
+`--delay`, each POST is answered that many seconds after it arrived (a distant collector).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.bodies: list[str] = []
+        self.delay = delay
 
     def take(self, body: bytes) -> None:
         request = ExportLogsServiceRequest.FromString(body)
@@ -48,6 +50,8 @@ class Receiver:
                 body = await reader.readexactly(length) if length else b""
                 if request_line.startswith(b"POST"):
                     self.take(body)
+                    if self.delay:
+                        await asyncio.sleep(self.delay)
                     writer.write(OK)
                 else:
                     answer = json.dumps(self.bodies).encode()
@@ -60,8 +64,8 @@ class Receiver:
         writer.close()
 
 
-async def main(port: int) -> None:
-    receiver = Receiver()
+async def main(port: int, delay: float = 0.0) -> None:
+    receiver = Receiver(delay)
     server = await asyncio.start_server(receiver.serve, "127.0.0.1", port, limit=1 << 20)
     print("READY", flush=True)
     async with server:
@@ -71,4 +75,6 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.otlp_receiver", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    asyncio.run(main(parser.parse_args().port))
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    args = parser.parse_args()
+    asyncio.run(main(args.port, args.delay))

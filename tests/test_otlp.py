@@ -88,6 +88,12 @@ class Receiver:
     silent: bool = False
     """Read requests and never answer (a hung collector)."""
     chunked: bool = False
+    delay: float = 0.0
+    """Seconds to wait before answering each request (a distant collector)."""
+    answering: int = 0
+    """Requests read and not answered yet."""
+    most_at_once: int = 0
+    """The most requests waiting for their answer at any moment."""
     connections: int = 0
     port: int = 0
     ssl_context: ssl.SSLContext | None = None
@@ -125,6 +131,12 @@ class Receiver:
                 body = await reader.readexactly(int(headers["content-length"]))
                 if self.silent:
                     await asyncio.sleep(3600)
+                self.answering += 1
+                self.most_at_once = max(self.most_at_once, self.answering)
+                try:
+                    await asyncio.sleep(self.delay)
+                finally:
+                    self.answering -= 1
                 status, reply_headers, reply = self.plan.pop(0) if self.plan else self.ok_reply
                 raw = gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body
                 decoded = ExportLogsServiceRequest.FromString(raw)  # raises if malformed

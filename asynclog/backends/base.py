@@ -30,9 +30,9 @@ class Backend(Protocol):
     """Where entries end up.
 
     The manager calls `open()` once from `start()`, then `write_batch()` never concurrently
-    (one worker in async mode, a lock in sync mode), then `close()` once. `write_batch` should
-    write the whole batch or raise; the manager counts a raising batch as failed (retried, then
-    the fallback).
+    (one worker in async mode, a lock in sync mode; see `concurrency` below), then `close()`
+    once. `write_batch` should write the whole batch or raise; the manager counts a raising
+    batch as failed (retried, then the fallback).
 
     Optional hooks, found by name (none is required; the built-in backends show each one):
 
@@ -46,6 +46,12 @@ class Backend(Protocol):
       within a few seconds. Without it, such entries are counted dropped.
     - `WriteContinues(outcome)`: raise it from `write_batch` when cancelled while a thread
       still finishes the batch, so that the entries are counted as what happened to them.
+    - `concurrency: int`, an attribute read once at `start()`: in async mode, how many
+      `write_batch` calls the backend takes at once (default 1). With N > 1 the worker keeps
+      up to N batches in flight, each retried, dead-lettered and counted on its own; batches
+      may then complete (and land) out of order. Each call runs in a task of its own, and a
+      retry of a batch comes from the same task (the very same sequence), except after a
+      cancellation: then another task writes it again, while the first is still referenced.
     - `takes_entry_tuples = True`, a class attribute: the methods this class defines get each
       entry as the plain tuple of its six fields (index it with `asynclog._entry.TIME` ...
       `EXCEPTION`) instead of a `LogEntry`; a subclass that overrides a method gets `LogEntry`
@@ -63,6 +69,14 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Flush and release everything `open()` acquired."""
         ...
+
+
+def concurrency_of(backend: object) -> int:
+    """The backend's `concurrency`: a positive int, else 1."""
+    value = getattr(backend, "concurrency", 1)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 1:
+        return value
+    return 1
 
 
 def takes_entry_tuples(backend: object, method: str) -> bool:

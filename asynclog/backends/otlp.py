@@ -9,12 +9,14 @@ The encoding (`_otlp_encode`) needs `opentelemetry-proto`, imported at `open()`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import gzip
 import random
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import SplitResult, quote
 
@@ -179,7 +181,8 @@ class _Connection(NamedTuple):
 
 class HTTPClient:
     """POSTs to one URL over one kept-alive HTTP/1.1 connection, opened when needed and
-    dropped after any failure. Not for concurrent use (the manager writes one batch at a time)."""
+    dropped after any failure. Not for concurrent use (the backend gives each request in
+    flight a client of its own)."""
 
     def __init__(
         self,
@@ -360,6 +363,17 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class _Kept:
+    """A batch kept while the manager may retry it: its body is reused, its retry deadline
+    kept, and a refused one is not sent again."""
+
+    __slots__ = ("body", "deadline", "entries", "refusal", "size")
+
+    def __init__(self, entries: Sequence[LogEntry], body: bytes, deadline: float) -> None:
+        self.entries, self.size, self.body, self.deadline = entries, len(entries), body, deadline
+        self.refusal: ExportError | None = None
+
+
 def load_codec() -> type[Codec]:
     """The encoder, or a `LogError` saying how to install what it needs."""
     try:
@@ -382,15 +396,18 @@ class OTLPBackend:
         self.config = config
         self.endpoint = config.endpoint
         self._codec: Codec | None = None
+        self.concurrency = config.concurrency
+        """Requests in flight at once (the manager keeps as many batches in flight)."""
         self._client: HTTPClient | None = None
+        """The first client, and the model of the others."""
+        self._clients: list[HTTPClient] = []
+        self._idle: list[HTTPClient] = []
+        self._free: asyncio.Semaphore | None = None
         self._reporter = BurstReporter(config.name or "otlp")
-        self._batch: Sequence[LogEntry] | None = None
-        """The batch last written, kept while the manager may retry it: its body is reused,
-        its retry deadline kept, and a refused one is not sent again."""
-        self._batch_size = 0
-        self._body = b""
-        self._deadline = 0.0
-        self._refusal: ExportError | None = None
+        self._kept: weakref.WeakKeyDictionary[asyncio.Task[object], _Kept] = (
+            weakref.WeakKeyDictionary()
+        )
+        """By the task writing it (one batch at a time each): the batch last written."""
         self._not_before = 0.0
         """`time.monotonic()` before which no request is sent (a `Retry-After`)."""
         self.exported = 0
@@ -422,6 +439,29 @@ class OTLPBackend:
         self._client = HTTPClient(
             config.url, headers, timeout=config.timeout, ssl_context=ssl_context
         )
+        self._clients = [self._client]
+        self._idle = [self._client]
+        self._free = asyncio.Semaphore(config.concurrency)
+
+    @property
+    def connections(self) -> int:
+        """Connections opened so far, by every client."""
+        return sum(client.connections for client in self._clients)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[HTTPClient]:
+        """An idle client (a new one while fewer than `concurrency` exist), for one request."""
+        assert self._free is not None and self._client is not None
+        async with self._free:
+            if self._idle:
+                client = self._idle.pop()
+            else:
+                client = self._client.copy(self._client.timeout)
+                self._clients.append(client)
+            try:
+                yield client
+            finally:
+                self._idle.append(client)
 
     def _ssl_context(self) -> ssl.SSLContext:
         config = self.config
@@ -441,39 +481,49 @@ class OTLPBackend:
     async def write_batch(self, entries: Sequence[LogEntry]) -> None:
         """Export `entries` in one request; retry 429/502/503/504 and connection failures
         until `max_retry_time` has passed for this batch, then raise `ExportError`."""
-        client, codec = self._client, self._codec
-        if client is None or codec is None:
+        codec = self._codec
+        if self._client is None or codec is None:
             raise LogError(f"OTLP backend for {self.endpoint} is not open")
         if not entries:
             return
-        if entries is self._batch and len(entries) == self._batch_size:  # a manager retry
-            if self._refusal is not None:
-                raise self._refusal  # refused for good: not sent again
-            body = self._body
+        task = asyncio.current_task()
+        assert task is not None
+        kept = self._kept.get(task)
+        if kept is None or kept.entries is not entries:
+            # A batch interrupted by a cancellation is delivered again from another task.
+            kept = next((k for k in self._kept.values() if k.entries is entries), kept)
+        if kept is not None and kept.entries is entries and kept.size == len(entries):
+            self._kept[task] = kept
+            if kept.refusal is not None:  # a manager retry of a batch refused for good
+                raise kept.refusal
         else:
-            self._batch, self._refusal = None, None
+            self._kept.pop(task, None)
             body = await self._encode(codec, entries)
-            self._batch, self._batch_size, self._body = entries, len(entries), body
-            self._deadline = time.monotonic() + self.config.max_retry_time
+            kept = _Kept(entries, body, time.monotonic() + self.config.max_retry_time)
+            self._kept[task] = kept
+        await self._export(codec, kept, task)
+
+    async def _export(self, codec: Codec, kept: _Kept, task: asyncio.Task[object]) -> None:
         attempt = 0
         while True:
             wait = self._not_before - time.monotonic()
             if wait > 0:
-                if time.monotonic() + wait > self._deadline:
+                if time.monotonic() + wait > kept.deadline:
                     raise ExportError(
-                        f"OTLP export of {len(entries)} log records to {self.endpoint} not "
+                        f"OTLP export of {kept.size} log records to {self.endpoint} not "
                         f"tried: the collector asked to wait {wait:.1f} s more, beyond "
                         "OTLPConfig.max_retry_time",
                         retryable=True,
                     )
                 await asyncio.sleep(wait)
-            error, retry_after = await self._send(client, codec, body, len(entries))
+            async with self._connection() as client:
+                error, retry_after = await self._send(client, codec, kept.body, kept.size)
             if error is None:
-                self._batch, self._body = None, b""
+                self._kept.pop(task, None)
                 return
             if not error.retryable:
                 self.refused += 1
-                self._refusal = error
+                kept.refusal = error
                 raise error
             now = time.monotonic()
             step = min(self.config.retry_backoff * 2.0 ** min(attempt, 32), MAX_BACKOFF)
@@ -483,7 +533,7 @@ class OTLPBackend:
                 # backoff (a collector answering "Retry-After: 0" must not be hammered).
                 self._not_before = now + min(retry_after, self.config.max_retry_time)
                 delay = max(delay, retry_after)
-            if now + delay > self._deadline:
+            if now + delay > kept.deadline:
                 raise error
             await asyncio.sleep(delay)
             self.retries += 1
@@ -537,11 +587,11 @@ class OTLPBackend:
         )
 
     async def close(self) -> None:
-        """Close the connection (a broken one is just dropped)."""
-        client, self._client = self._client, None
-        self._batch, self._body, self._refusal = None, b"", None
+        """Close the connections (a broken one is just dropped)."""
+        self._idle, self._client = [], None
+        self._kept.clear()
         self._reporter.flush()
-        if client is not None:
+        for client in self._clients:  # kept: `connections` still counts them
             await client.close()
 
     def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:

@@ -8,12 +8,14 @@ The design is in docs/postgres.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+import weakref
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Protocol
@@ -222,10 +224,19 @@ class PostgresBackend:
         self.config = config
         self.host = pg_text(socket.gethostname())
         self._driver: ModuleType | None = None
-        self._conn: Connection | None = None
+        self.concurrency = config.concurrency
+        """Batches written at once, each on a connection of its own."""
+        self._conns: list[Connection | None] = [None] * config.concurrency
+        """One connection per batch in flight, each opened when first needed."""
+        self._connected: set[int] = set()  # the slots of `_conns` that have had a connection
+        self._idle_slots: list[int] = []
+        self._free: asyncio.Semaphore | None = None
         self._opened = False
-        self._pending: _Batch | None = None
-        """The last batch whose write failed: a retry of it reuses its id and checks first."""
+        self._pending: weakref.WeakKeyDictionary[asyncio.Task[object], _Batch] = (
+            weakref.WeakKeyDictionary()
+        )
+        """By the task writing it (one batch at a time each): the last batch whose write
+        failed; a retry of it reuses its id and checks first."""
         table = config.qualified_table
         self._exists = f"SELECT EXISTS (SELECT 1 FROM {table} WHERE ts = $1 AND batch_id = $2)"
         self._probe = f"SELECT {', '.join(COLUMNS)} FROM {table} LIMIT 0"
@@ -235,6 +246,15 @@ class PostgresBackend:
         """Connections re-established after a failure (for tests and curiosity)."""
         self.skipped_batches = 0
         """Retried batches found already committed, so not copied again."""
+
+    @property
+    def _conn(self) -> Connection | None:
+        """The first connection (the only one with `concurrency=1`)."""
+        return self._conns[0]
+
+    @_conn.setter
+    def _conn(self, conn: Connection | None) -> None:
+        self._conns[0] = conn
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.config.qualified_table} at {self.config.masked_dsn})"
@@ -273,6 +293,9 @@ class PostgresBackend:
                 ) from self._cause(exc)
             raise
         self._conn = conn
+        self._connected = {0}
+        self._idle_slots = list(range(self.config.concurrency - 1, -1, -1))
+        self._free = asyncio.Semaphore(self.config.concurrency)
         self._opened = True
 
     async def _connect(self) -> Connection:
@@ -340,16 +363,38 @@ class PostgresBackend:
             raise LogError(f"PostgreSQL backend for {self._where} is not open")
         if not entries:
             return
-        batch = await self._batch_for(entries)
+        task = asyncio.current_task()
+        assert task is not None
+        batch = await self._batch_for(entries, task)
+        async with self._slot() as slot:
+            await self._write_in(slot, batch)
+        self._pending.pop(task, None)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[int]:
+        """The index in `_conns` of a connection no other batch is using (the lowest free)."""
+        assert self._free is not None
+        async with self._free:
+            slot = self._idle_slots.pop()
+            try:
+                yield slot
+            finally:
+                self._idle_slots.append(slot)
+                self._idle_slots.sort(reverse=True)
+
+    async def _write_in(self, slot: int, batch: _Batch) -> None:
         config = self.config
+        entries = batch.entries
         attempt = 0
         recreated = False
         while True:
             try:
-                conn = self._conn
+                conn = self._conns[slot]
                 if conn is None:
-                    conn = self._conn = await self._connect()
-                    self.reconnects += 1
+                    conn = self._conns[slot] = await self._connect()
+                    if slot in self._connected:
+                        self.reconnects += 1
+                    self._connected.add(slot)
                     if recreated:
                         await self._set_up(conn)
                 await self._write(conn, batch)
@@ -362,14 +407,14 @@ class PostgresBackend:
                     # The table was dropped while running: recreate it, on a new connection
                     # (the old one's cached statements name the dropped table).
                     recreated = True
-                    self._drop_connection()
+                    self._drop_connection(slot)
                     continue
                 if not is_transient(exc):
                     raise LogError(
                         f"PostgreSQL write of {len(entries)} entries to {self._where} "
                         f"failed: {self._describe(exc)}"
                     ) from self._cause(exc)
-                self._drop_connection()
+                self._drop_connection(slot)
                 if attempt >= config.reconnect_attempts:
                     raise LogError(
                         f"PostgreSQL write of {len(entries)} entries to {self._where} failed "
@@ -379,20 +424,23 @@ class PostgresBackend:
                 await asyncio.sleep(min(30.0, config.reconnect_backoff * 2.0 ** min(attempt, 32)))
                 attempt += 1
             else:
-                self._pending = None
                 return
 
-    async def _batch_for(self, entries: Sequence[Entry]) -> _Batch:
+    async def _batch_for(self, entries: Sequence[Entry], task: asyncio.Task[object]) -> _Batch:
         """The batch being retried (the manager retries the very same sequence), else a new
         one with a fresh id. A pending batch that is not retried was given up by the manager
         (to the fallback, or dropped), so it is forgotten."""
-        pending = self._pending
+        pending = self._pending.get(task)
+        if pending is None or pending.entries is not entries:
+            # A batch interrupted by a cancellation is delivered again from another task.
+            pending = next((p for p in self._pending.values() if p.entries is entries), None)
         if pending is not None and pending.entries is entries and len(pending.rows) == len(entries):
+            self._pending[task] = pending
             return pending
         batch_id = uuid.uuid4()
         convert = functools.partial(entry_row, self.host, os.getpid(), batch_id, self.located)
         batch = _Batch(entries, batch_id, await map_in_slices(convert, entries))
-        self._pending = batch
+        self._pending[task] = batch
         return batch
 
     async def _write(self, conn: Connection, batch: _Batch) -> None:
@@ -431,27 +479,29 @@ class PostgresBackend:
                 return
             except Exception:
                 pass
-        if conn is self._conn:
-            self._conn = None
+        for slot, held in enumerate(self._conns):
+            if held is conn:
+                self._conns[slot] = None
         if not conn.is_closed():
             conn.terminate()
 
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
+    def _drop_connection(self, slot: int) -> None:
+        conn, self._conns[slot] = self._conns[slot], None
         if conn is not None and not conn.is_closed():
             conn.terminate()
 
     async def close(self) -> None:
-        """Close the connection (a broken one is just dropped)."""
+        """Close the connections (a broken one is just dropped)."""
         self._opened = False
-        self._pending = None
-        conn, self._conn = self._conn, None
-        if conn is None or conn.is_closed():
-            return
-        try:
-            await conn.close(timeout=self.config.connect_timeout)
-        except Exception:
-            conn.terminate()
+        self._pending.clear()
+        conns, self._conns = self._conns, [None] * self.config.concurrency
+        for conn in conns:
+            if conn is None or conn.is_closed():
+                continue
+            try:
+                await conn.close(timeout=self.config.connect_timeout)
+            except Exception:
+                conn.terminate()
 
 
 register_backend("postgres", PostgresConfig, PostgresBackend)
