@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import sys
 import tempfile
@@ -167,6 +168,7 @@ async def measure(reps: int, calls: int) -> dict[str, tuple[list[float], list[fl
             cases = _cases(managers)
             for _ in range(reps):
                 for name, timed in cases.items():
+                    gc.collect()  # every case starts from the same heap (untimed)
                     wall, cpu = await timed(calls)
                     walls, cpus = results.setdefault(name, ([], []))
                     walls.append(wall / calls * 1e9)
