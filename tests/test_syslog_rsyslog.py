@@ -83,8 +83,8 @@ def kill_when(server: Rsyslog, condition: Callable[[], bool]) -> None:
     server.kill()
 
 
-async def write_numbered(manager: LogManager, count: int) -> None:
-    for i in range(count):
+async def write_numbered(manager: LogManager, count: int, start: int = 0) -> None:
+    for i in range(start, count):
         await manager.info(f"entry {i}", i=i, tag=TAG)
 
 
@@ -180,8 +180,11 @@ async def test_tcp_rsyslog_killed_and_restarted_loses_at_most_the_window(
                batch_size=500, retry_attempts=5, retry_backoff=0.2)
     )  # fmt: skip
     await manager.start()
-    producer = asyncio.create_task(write_numbered(manager, count))
+    # The first third is sent before the kill and the rest after it (a producer running
+    # alongside could send everything before the kill lands, and nothing would reconnect).
+    await write_numbered(manager, count // 3)
     await asyncio.to_thread(kill_when, rsyslog, lambda: backend.stats().sent >= count // 3)
+    producer = asyncio.create_task(write_numbered(manager, count, start=count // 3))
     await asyncio.sleep(0.3)
     await asyncio.to_thread(rsyslog.start)
     await producer
