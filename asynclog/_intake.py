@@ -112,10 +112,10 @@ class Intake:
         self.quick_text_limit = max_entry_bytes // 4  # 4 bytes per char at most
         self.filtered = 0
         self.raise_errors = raise_errors
+        """False: a call whose entry is dropped returns False; True: it raises."""
         self.settling = 0
         """Calls between the start and the end of `settle` (close() waits for them)."""
         self._idle: asyncio.Event | None = None
-        """False: a call whose entry is dropped returns False; True: it raises."""
         self.state = State.NEW
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread = -1
@@ -166,8 +166,9 @@ class Intake:
 
     def refresh(self) -> None:
         """Rebuild what the level shortcuts read from the state: `thread` is the loop's
-        thread while running (else -1, which no thread has); `put` the one sink's quick way
-        in; `counters` its counters (None with several sinks: every call fans out)."""
+        thread while running and no processor or location needs `accept` (else -1, which no
+        thread has); `put` the one sink's quick way in. (`counters`, the one sink's counters
+        or None with several sinks, never changes.)"""
         running = self.state is State.RUNNING
         # Processors and caller location need every call to go through accept.
         shortcut = running and not self.processing and not self.capture_location
@@ -392,8 +393,7 @@ class Intake:
             return False
         if only is None:
             return self._fan_out(entry, level, queue_now)
-        only.counters.accepted += 1
-        if queue_now and only.put(entry):
+        if only.accept(entry, queue_now):
             return None
         only.owed += 1
         return (entry, self.sinks)
