@@ -202,6 +202,7 @@ def run_once(
     command = [sys.executable, "-m", "bench.protocol_run", protocol, contender]
     command += ["--target", json.dumps(target), "--entries", str(args.entries)]
     command += [] if args.fields else ["--no-fields"]
+    command += ["--otlp-client", args.otlp_client]
     timeout = args.timeout
     failed: dict[str, Any] = {"protocol": protocol, "contender": contender, "ok": False}
     try:
@@ -246,6 +247,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="write the section of docs/benchmarks.md (default: yes, except with --quick)",
     )
     parser.add_argument("--json", type=Path, help="also write every run's result here")
+    parser.add_argument(
+        "--otlp-client",
+        choices=("builtin", "httpx"),
+        default="builtin",
+        help="the OTLP backend's HTTP client (OTLPConfig.http_client; default builtin)",
+    )
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in only if name not in PROTOCOLS]
