@@ -194,8 +194,21 @@ class OTLPConfig:
     """The backend's name in the stats; default `"otlp"`."""
 
     def __post_init__(self) -> None:
+        sources = self._fill_from_environment(os.environ)
+        try:
+            self._check()
+        except ConfigError as exc:
+            variable = sources.get(exc.key or "")
+            if variable is None:
+                raise
+            detail = f"{exc} (set by the environment variable {variable})"
+            raise ConfigError(detail, exc.key) from None
+        if self.proxy is None:
+            object.__setattr__(self, "proxy", _otlp_env.proxy_for(str(self.endpoint), os.environ))
+        self._check_proxy()
+
+    def _check(self) -> None:
         owner = "OTLPConfig"
-        self._fill_from_environment(os.environ)
         split_endpoint(self.endpoint)
         headers = _frozen_mapping("headers", self.headers)
         _check_headers(headers)
@@ -206,7 +219,6 @@ class OTLPConfig:
         require_choice(owner, "compression", self.compression, COMPRESSIONS)
         require_positive_number(owner, "timeout", self.timeout, MAX_SECONDS)
         require_choice(owner, "http_client", self.http_client, HTTP_CLIENTS)
-        self._check_proxy()
         number_at_least(owner, "max_retry_time", self.max_retry_time, 0, MAX_SECONDS)
         number_at_least(owner, "retry_backoff", self.retry_backoff, 0, MAX_BACKOFF)
         for name in ("ca_file", "cert_file", "key_file"):
@@ -221,31 +233,32 @@ class OTLPConfig:
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
             raise _owner_error("name", f"must be a non-empty str or None, got {shown(self.name)}")
 
-    def _fill_from_environment(self, env: Mapping[str, str]) -> None:
+    def _fill_from_environment(self, env: Mapping[str, str]) -> dict[str, str]:
         """Each field left None (and the resource) from the OTEL_* variables, else its
         default; the proxy from the proxy variables. Read here, once: the config says what
-        the backend will do."""
-        given = self.endpoint is not None
-        if not given:
+        the backend will do. Returns the variable each field was read from."""
+        if self.endpoint is None:
             _otlp_env.protocol(env)
-        readers: dict[str, Callable[[], object]] = {
-            "endpoint": lambda: _otlp_env.endpoint(env) or DEFAULT_ENDPOINT,
-            "headers": lambda: _otlp_env.headers(env) or {},
-            "compression": lambda: _otlp_env.compression(env) or "none",
-            "timeout": lambda: _otlp_env.timeout(env) or DEFAULT_TIMEOUT,
-            "ca_file": lambda: _otlp_env.path(env, "CERTIFICATE"),
-            "cert_file": lambda: _otlp_env.path(env, "CLIENT_CERTIFICATE"),
-            "key_file": lambda: _otlp_env.path(env, "CLIENT_KEY"),
+        readers: dict[str, tuple[str, Callable[[], object]]] = {
+            "endpoint": ("ENDPOINT", lambda: _otlp_env.endpoint(env) or DEFAULT_ENDPOINT),
+            "headers": ("HEADERS", lambda: _otlp_env.headers(env) or {}),
+            "compression": ("COMPRESSION", lambda: _otlp_env.compression(env) or "none"),
+            "timeout": ("TIMEOUT", lambda: _otlp_env.timeout(env) or DEFAULT_TIMEOUT),
+            "ca_file": ("CERTIFICATE", lambda: _otlp_env.path(env, "CERTIFICATE")),
+            "cert_file": ("CLIENT_CERTIFICATE", lambda: _otlp_env.path(env, "CLIENT_CERTIFICATE")),
+            "key_file": ("CLIENT_KEY", lambda: _otlp_env.path(env, "CLIENT_KEY")),
         }
-        for name, read in readers.items():
+        sources: dict[str, str] = {}
+        for name, (suffix, read) in readers.items():
             if getattr(self, name) is None:  # not given: the environment's, else the default
                 object.__setattr__(self, name, read())
+                found = _otlp_env.lookup(env, suffix)
+                if found is not None:
+                    sources[name] = found[0]
         resource = _frozen_mapping("resource", self.resource)
         merged = {"service.name": DEFAULT_SERVICE_NAME, **_otlp_env.resource(env), **resource}
         object.__setattr__(self, "resource", merged)
-        if self.proxy is None and isinstance(self.endpoint, str):
-            split_endpoint(self.endpoint)
-            object.__setattr__(self, "proxy", _otlp_env.proxy_for(self.endpoint, env))
+        return sources
 
     def _check_proxy(self) -> None:
         proxy = self.proxy

@@ -169,8 +169,12 @@ def test_client_key_with_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_client_key_without_a_certificate_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(LOGS + "CLIENT_KEY", "/etc/logs.key")
-    with pytest.raises(ConfigError, match=r"OTLPConfig.key_file needs cert_file"):
+    with pytest.raises(ConfigError) as caught:
         OTLPConfig()
+    assert str(caught.value) == (
+        "OTLPConfig.key_file needs cert_file (set by the environment variable "
+        "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY)"
+    )
 
 
 # -- protocol ----------------------------------------------------------------------------
@@ -298,13 +302,32 @@ def test_malformed_values_name_the_variable_and_the_value(
     assert str(caught.value) == message
 
 
-def test_a_bad_header_name_from_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_values_the_config_refuses_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(LOGS + "HEADERS", "bad name=x")
-    with pytest.raises(ConfigError, match=r"headers has an invalid header name 'bad name'"):
+    with pytest.raises(ConfigError) as caught:
         OTLPConfig()
+    assert str(caught.value) == (
+        "OTLPConfig.headers has an invalid header name 'bad name' (set by the environment "
+        "variable OTEL_EXPORTER_OTLP_LOGS_HEADERS)"
+    )
     monkeypatch.setenv(LOGS + "HEADERS", "Content-Type=text/plain")
-    with pytest.raises(ConfigError, match=r"may not set 'Content-Type'"):
+    with pytest.raises(ConfigError, match=r"may not set 'Content-Type'.*LOGS_HEADERS\)$"):
         OTLPConfig()
+    monkeypatch.setenv(GENERIC + "ENDPOINT", "http://b\u00fccher.example")
+    with pytest.raises(ConfigError) as caught:
+        OTLPConfig(headers={})
+    assert str(caught.value) == (
+        "OTLPConfig.endpoint must be ASCII (punycode the host, percent-encode the path): "
+        "'http://b\u00fccher.example/v1/logs' (set by the environment variable "
+        "OTEL_EXPORTER_OTLP_ENDPOINT)"
+    )
+
+
+def test_an_argument_error_does_not_blame_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(GENERIC + "TIMEOUT", "1000")
+    with pytest.raises(ConfigError) as caught:
+        OTLPConfig(timeout=-1)
+    assert "environment" not in str(caught.value)
 
 
 def test_a_malformed_variable_is_not_read_when_the_field_is_given(
