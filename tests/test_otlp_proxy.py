@@ -200,6 +200,20 @@ async def test_concurrency_lanes_through_the_proxy(
     assert len(tinyproxy.requests()) == len(receiver.requests)
 
 
+@needs_tinyproxy
+async def test_the_exit_flush_goes_through_the_proxy(
+    monkeypatch: pytest.MonkeyPatch, tinyproxy: Tinyproxy, receiver: Receiver
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", tinyproxy.url)
+    backend = OTLPBackend(OTLPConfig(endpoint=receiver.url))
+    await backend.open()
+    await backend.write_batch([entry("before")])
+    await asyncio.to_thread(backend.flush_at_exit, [entry("at exit")])  # a loop of its own
+    await backend.close()
+    assert bodies(receiver) == ["before", "at exit"]
+    assert len(tinyproxy.requests()) == 2
+
+
 async def test_a_proxy_that_is_down_is_a_retryable_failure(
     monkeypatch: pytest.MonkeyPatch, receiver: Receiver
 ) -> None:
@@ -325,4 +339,3 @@ async def test_httpx_client_reads_refusals_and_retry_after(receiver: Receiver) -
     assert (caught.value.status, caught.value.retryable) == (400, False)
     assert str(caught.value).endswith("refused: 400 Status400: bad batch")
     assert backend.retries == 1 and backend.refused == 1
-    await asyncio.sleep(0)
