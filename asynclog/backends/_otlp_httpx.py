@@ -15,7 +15,7 @@ from urllib.parse import SplitResult
 
 import httpx
 
-from .otlp import CLOSE_TIMEOUT, MAX_RESPONSE_BYTES, HTTPProtocolError, HTTPResponse
+from ._otlp_http import CLOSE_TIMEOUT, MAX_RESPONSE_BYTES, HTTPProtocolError, HTTPResponse
 
 _CONNECTED = "connection.connect_tcp.complete"
 

@@ -17,7 +17,7 @@ import ssl
 import time
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import SplitResult, quote
 
 from .._backend_registry import register_backend
@@ -25,6 +25,13 @@ from .._entry import LogEntry
 from .._errors import LogError
 from .._otlp_config import OTLPConfig
 from .._report import BurstReporter
+from ._otlp_http import (
+    CLOSE_TIMEOUT,
+    MAX_RESPONSE_BYTES,
+    HTTPProtocolError,
+    HTTPResponse,
+    PostClient,
+)
 
 if TYPE_CHECKING:
     from ._otlp_encode import Codec
@@ -34,15 +41,11 @@ RETRYABLE_STATUSES = frozenset((429, 502, 503, 504))
 """The statuses OTLP/HTTP says to retry; every other 4xx and 5xx refuses the batch for good."""
 MAX_BACKOFF = 8.0
 """The longest wait between two retries that no `Retry-After` asked for."""
-MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-"""A response body longer than this is a protocol error (a collector answers a few bytes)."""
 MAX_HEADERS = 100
 GZIP_IN_THREAD_BYTES = 256 * 1024
 """Bodies at least this long are gzipped in a thread (zlib releases the GIL), not the loop."""
 EXIT_FLUSH_TIMEOUT = 4.0
 """At interpreter exit: the most one request may take (asynclog gives the flush 5 s)."""
-CLOSE_TIMEOUT = 1.0
-"""Seconds `close()` waits for the connection (a TLS goodbye) to finish closing."""
 
 
 class ExportError(LogError):
@@ -55,20 +58,8 @@ class ExportError(LogError):
         self.retryable = retryable
 
 
-class HTTPProtocolError(Exception):
-    """The peer's answer is not HTTP/1.x as this client reads it."""
-
-
 class _ClosedBeforeResponse(ConnectionError):
     """The connection closed before the first byte of a response."""
-
-
-class HTTPResponse(NamedTuple):
-    status: int
-    reason: str
-    headers: Mapping[str, str]
-    """Lower-case names; repeated headers joined with `", "`."""
-    body: bytes
 
 
 # -- a small HTTP/1.1 client --------------------------------------------------------------
@@ -275,20 +266,6 @@ class HTTPClient:
                 await conn.writer.wait_closed()
         except (OSError, TimeoutError, ssl.SSLError):
             conn.writer.transport.abort()
-
-
-class PostClient(Protocol):
-    """What the backend needs of an HTTP client: `HTTPClient`, or `HttpxClient` (through a
-    proxy)."""
-
-    timeout: float
-    connections: int
-
-    def copy(self, timeout: float) -> PostClient: ...
-
-    async def post(self, body: bytes) -> HTTPResponse: ...
-
-    async def close(self) -> None: ...
 
 
 def load_httpx_client() -> type[HttpxClient]:
