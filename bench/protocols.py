@@ -251,7 +251,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--otlp-client",
         choices=("builtin", "httpx"),
         default="builtin",
-        help="the OTLP backend's HTTP client (OTLPConfig.http_client; default builtin)",
+        help="the OTLP backend's HTTP client (OTLPConfig.http_client; default builtin); "
+        "httpx runs are compared in docs/otlp.md, never written into docs/benchmarks.md",
     )
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -263,6 +264,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.entries = args.entries or (5_000 if args.quick else 100_000)
     if args.entries < 100 or args.entries % 100:
         parser.error(f"--entries must be a multiple of 100 (100 tasks), got {args.entries}")
+    if args.otlp_client != "builtin":
+        if args.write:
+            parser.error("--otlp-client httpx runs are a comparison, never written: --no-write")
+        args.write = False
     args.write = (not args.quick) if args.write is None else args.write
     return args
 
