@@ -314,7 +314,10 @@ def test_bad_proxy_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 async def test_http_client_httpx_without_a_proxy(receiver: Receiver) -> None:
-    backend = OTLPBackend(OTLPConfig(endpoint=receiver.url, http_client="httpx"))
+    config = OTLPConfig(
+        endpoint=receiver.url, http_client="httpx", compression="gzip", headers={"x-tenant": "7"}
+    )
+    backend = OTLPBackend(config)
     assert backend.http_client == "httpx"
     await backend.open()
     await backend.write_batch([entry("one"), entry("two")])
@@ -322,6 +325,10 @@ async def test_http_client_httpx_without_a_proxy(receiver: Receiver) -> None:
     await backend.close()
     assert bodies(receiver) == ["one", "two", "three"]
     assert backend.exported == 3 and backend.connections == 1 == receiver.connections
+    headers = receiver.requests[0].headers
+    assert (headers["content-encoding"], headers["x-tenant"]) == ("gzip", "7")
+    assert headers["content-type"] == "application/x-protobuf"
+    assert headers["user-agent"].startswith("asynclog/")
 
 
 async def test_httpx_client_reads_refusals_and_retry_after(receiver: Receiver) -> None:
