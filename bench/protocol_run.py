@@ -42,7 +42,9 @@ class Client:
     check: Callable[[int], str | None] = lambda expected: None  # its own counters, after close
 
 
-async def asynclog_client(protocol: str, target: dict[str, Any], table: str) -> Client:
+async def asynclog_client(
+    protocol: str, target: dict[str, Any], table: str, otlp_client: str = "builtin"
+) -> Client:
     from asynclog import Config, LogManager, OTLPConfig, PostgresConfig, SyslogConfig
 
     backend: str
@@ -55,7 +57,11 @@ async def asynclog_client(protocol: str, target: dict[str, Any], table: str) -> 
         settings = SyslogConfig(host=target["host"], port=target["port"], transport=transport)
     else:
         backend = "otlp"
-        settings = OTLPConfig(endpoint=f"http://{target['host']}:{target['port']}/v1/logs")
+        settings = OTLPConfig(
+            endpoint=f"http://{target['host']}:{target['port']}/v1/logs",
+            proxy="",
+            http_client="httpx" if otlp_client == "httpx" else "builtin",
+        )
     config = Config(
         backend=backend,
         backend_config=settings,
@@ -158,8 +164,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     table = f"bench_{args.contender}_{os.getpid()}"
     received = Received(args.protocol, target, table)
     await received.prepare()
-    make = limit_client if args.contender == "limit" else asynclog_client
-    client = await make(args.protocol, target, table)
+    if args.contender == "limit":
+        client = await limit_client(args.protocol, target, table)
+    else:
+        client = await asynclog_client(args.protocol, target, table, args.otlp_client)
     log = client.log
     per_task = args.entries // args.tasks
 
@@ -205,6 +213,12 @@ def main(argv: list[str] | None = None) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="each entry carries two fields, task=t and seq=i (default: yes)",
+    )
+    parser.add_argument(
+        "--otlp-client",
+        choices=("builtin", "httpx"),
+        default="builtin",
+        help="the OTLP backend's HTTP client (OTLPConfig.http_client)",
     )
     args = parser.parse_args(argv)
     try:

@@ -202,6 +202,7 @@ def run_once(
     command = [sys.executable, "-m", "bench.protocol_run", protocol, contender]
     command += ["--target", json.dumps(target), "--entries", str(args.entries)]
     command += [] if args.fields else ["--no-fields"]
+    command += ["--otlp-client", args.otlp_client]
     timeout = args.timeout
     failed: dict[str, Any] = {"protocol": protocol, "contender": contender, "ok": False}
     try:
@@ -246,6 +247,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="write the section of docs/benchmarks.md (default: yes, except with --quick)",
     )
     parser.add_argument("--json", type=Path, help="also write every run's result here")
+    parser.add_argument(
+        "--otlp-client",
+        choices=("builtin", "httpx"),
+        default="builtin",
+        help="the OTLP backend's HTTP client (OTLPConfig.http_client; default builtin); "
+        "httpx runs are compared in docs/otlp.md, never written into docs/benchmarks.md",
+    )
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in only if name not in PROTOCOLS]
@@ -256,6 +264,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.entries = args.entries or (5_000 if args.quick else 100_000)
     if args.entries < 100 or args.entries % 100:
         parser.error(f"--entries must be a multiple of 100 (100 tasks), got {args.entries}")
+    if args.otlp_client != "builtin":
+        if args.write:
+            parser.error("--otlp-client httpx runs are a comparison, never written: --no-write")
+        args.write = False
     args.write = (not args.quick) if args.write is None else args.write
     return args
 

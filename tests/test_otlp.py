@@ -147,9 +147,12 @@ class Receiver:
                         for scope_logs in resource_logs.scope_logs:
                             for record in scope_logs.log_records:
                                 self.records.append((scope_logs.scope.name, record))
+                closing = headers.get("connection", "").lower() == "close"  # e.g. from a proxy
+                if closing:
+                    reply_headers = {**reply_headers, "Connection": "close"}
                 writer.write(self._response(status, reply_headers, reply))
                 await writer.drain()
-                if self.close_after_reply:
+                if self.close_after_reply or closing:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             return

@@ -25,23 +25,27 @@ from .._entry import LogEntry
 from .._errors import LogError
 from .._otlp_config import OTLPConfig
 from .._report import BurstReporter
+from ._otlp_http import (
+    CLOSE_TIMEOUT,
+    MAX_RESPONSE_BYTES,
+    HTTPProtocolError,
+    HTTPResponse,
+    PostClient,
+)
 
 if TYPE_CHECKING:
     from ._otlp_encode import Codec
+    from ._otlp_httpx import HttpxClient
 
 RETRYABLE_STATUSES = frozenset((429, 502, 503, 504))
 """The statuses OTLP/HTTP says to retry; every other 4xx and 5xx refuses the batch for good."""
 MAX_BACKOFF = 8.0
 """The longest wait between two retries that no `Retry-After` asked for."""
-MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-"""A response body longer than this is a protocol error (a collector answers a few bytes)."""
 MAX_HEADERS = 100
 GZIP_IN_THREAD_BYTES = 256 * 1024
 """Bodies at least this long are gzipped in a thread (zlib releases the GIL), not the loop."""
 EXIT_FLUSH_TIMEOUT = 4.0
 """At interpreter exit: the most one request may take (asynclog gives the flush 5 s)."""
-CLOSE_TIMEOUT = 1.0
-"""Seconds `close()` waits for the connection (a TLS goodbye) to finish closing."""
 
 
 class ExportError(LogError):
@@ -54,20 +58,8 @@ class ExportError(LogError):
         self.retryable = retryable
 
 
-class HTTPProtocolError(Exception):
-    """The peer's answer is not HTTP/1.x as this client reads it."""
-
-
 class _ClosedBeforeResponse(ConnectionError):
     """The connection closed before the first byte of a response."""
-
-
-class HTTPResponse(NamedTuple):
-    status: int
-    reason: str
-    headers: Mapping[str, str]
-    """Lower-case names; repeated headers joined with `", "`."""
-    body: bytes
 
 
 # -- a small HTTP/1.1 client --------------------------------------------------------------
@@ -276,6 +268,18 @@ class HTTPClient:
             conn.writer.transport.abort()
 
 
+def load_httpx_client() -> type[HttpxClient]:
+    """The httpx client, or a `LogError` saying how to install httpx."""
+    try:
+        from ._otlp_httpx import HttpxClient
+    except ImportError as exc:
+        raise LogError(
+            "the OTLP backend needs httpx to go through a proxy (or with http_client='httpx'): "
+            f"pip install 'asynclog[otlp]' ({exc})"
+        ) from exc
+    return HttpxClient
+
+
 # -- the backend ------------------------------------------------------------------------
 
 
@@ -394,14 +398,15 @@ class OTLPBackend:
         if not isinstance(config, OTLPConfig):
             raise TypeError(f"OTLPBackend needs an OTLPConfig, got {type(config).__name__}")
         self.config = config
+        assert config.endpoint is not None  # OTLPConfig fills every field it is not given
         self.endpoint = config.endpoint
         self._codec: Codec | None = None
         self.concurrency = config.concurrency
         """Requests in flight at once (the manager keeps as many batches in flight)."""
-        self._client: HTTPClient | None = None
+        self._client: PostClient | None = None
         """The first client, and the model of the others."""
-        self._clients: list[HTTPClient] = []
-        self._idle: list[HTTPClient] = []
+        self._clients: list[PostClient] = []
+        self._idle: list[PostClient] = []
         self._free: asyncio.Semaphore | None = None
         self._reporter = BurstReporter(config.name or "otlp")
         self._kept: weakref.WeakKeyDictionary[asyncio.Task[object], _Kept] = (
@@ -434,14 +439,33 @@ class OTLPBackend:
         }
         if config.compression == "gzip":
             headers["Content-Encoding"] = "gzip"
+        assert config.headers is not None and config.timeout is not None
         headers.update(config.headers)
         self._codec = codec_class(config.resource)
-        self._client = HTTPClient(
-            config.url, headers, timeout=config.timeout, ssl_context=ssl_context
-        )
+        self._client = self._make_client(headers, config.timeout, ssl_context)
         self._clients = [self._client]
         self._idle = [self._client]
         self._free = asyncio.Semaphore(config.concurrency)
+
+    @property
+    def http_client(self) -> str:
+        """`"builtin"` or `"httpx"`: the client `open()` chose (see `OTLPConfig.http_client`)."""
+        config = self.config
+        return "httpx" if config.http_client == "httpx" or config.proxy else "builtin"
+
+    def _make_client(
+        self, headers: Mapping[str, str], timeout: float, ssl_context: ssl.SSLContext | None
+    ) -> PostClient:
+        if self.http_client == "httpx":
+            client_class = load_httpx_client()
+            return client_class(
+                self.config.url,
+                headers,
+                timeout=timeout,
+                ssl_context=ssl_context,
+                proxy=self.config.proxy,
+            )
+        return HTTPClient(self.config.url, headers, timeout=timeout, ssl_context=ssl_context)
 
     @property
     def connections(self) -> int:
@@ -449,7 +473,7 @@ class OTLPBackend:
         return sum(client.connections for client in self._clients)
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[HTTPClient]:
+    async def _connection(self) -> AsyncIterator[PostClient]:
         """An idle client (a new one while fewer than `concurrency` exist), for one request."""
         assert self._free is not None and self._client is not None
         async with self._free:
@@ -548,7 +572,7 @@ class OTLPBackend:
         return body
 
     async def _send(
-        self, client: HTTPClient, codec: Codec, body: bytes, count: int
+        self, client: PostClient, codec: Codec, body: bytes, count: int
     ) -> tuple[ExportError | None, float | None]:
         """One request: `(None, None)` if the collector took it, else the error and the
         `Retry-After` seconds of a retryable status, if it said."""
@@ -609,7 +633,7 @@ class OTLPBackend:
             body = gzip.compress(body, 6, mtime=0)
         asyncio.run(self._export_at_exit(client, codec, body, len(entries)))
 
-    async def _export_at_exit(self, old: HTTPClient, codec: Codec, body: bytes, count: int) -> None:
+    async def _export_at_exit(self, old: PostClient, codec: Codec, body: bytes, count: int) -> None:
         client = old.copy(min(old.timeout, EXIT_FLUSH_TIMEOUT))
         try:
             error, _ = await self._send(client, codec, body, count)
