@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from asynclog import Config, FileConfig, LogEntry, LogManager
+from asynclog.metrics import PrometheusCollector
 
 from .conftest import read_lines
 
@@ -53,6 +54,13 @@ async def test_rotations_past_max_backups_are_counted(tmp_path: Path, async_mode
         await write(lm, 30)  # 10 files' worth: 9 rotations, the first 2 fill .1 and .2
     stats = lm.get_stats()
     assert (stats.rotated_files_deleted, stats.backends["file"].rotated_files_deleted) == (7, 7)
+    samples = [
+        (sample.labels["backend"], sample.value)
+        for family in PrometheusCollector(lm, registry=None).collect()
+        if family.name == "asynclog_rotated_files_deleted"
+        for sample in family.samples
+    ]
+    assert samples == [("file", 7.0)]
     assert sorted(os.listdir(tmp_path)) == ["app.log", "app.log.1", "app.log.2"]
     assert messages(tmp_path / "app.log.2") == ["m21", "m22", "m23"]
     assert messages(tmp_path / "app.log.1") == ["m24", "m25", "m26"]
