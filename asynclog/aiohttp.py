@@ -37,7 +37,9 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in the t
 from ._context import contextualize
 
 __all__ = [
+    "MAX_REQUEST_ID",
     "AccessLogger",
+    "new_request_id",
     "request_fields",
     "request_id",
     "request_id_middleware",
@@ -102,7 +104,9 @@ def request_id_middleware(
       streamed response).
     - An exception that escapes the handler (not an `HTTPException`, which is a response) is
       logged with its traceback on `error_logger` (default `aiohttp.server`, the logger aiohttp
-      itself would use) inside the request's context, and answered with a plain 500.
+      itself would use) inside the request's context, and answered with a plain 500. When
+      the response had begun already (a stream), no other answer is possible: the exception
+      goes on to aiohttp, which closes the connection and logs it too (without the id).
     """
     if not isinstance(header, str) or not header:
         raise ValueError(f"header must be a non-empty str, got {header!r}")
@@ -125,6 +129,8 @@ def request_id_middleware(
                 raise
             except Exception:
                 errors.exception("Error handling request %s %s", request.method, request.path)
+                if request.writer.output_size > 0:
+                    raise  # the response has begun: aiohttp closes the connection (and logs)
                 raise web.HTTPInternalServerError(
                     headers={header: identifier} if echo else None
                 ) from None

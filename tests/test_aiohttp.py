@@ -249,3 +249,30 @@ def test_valid_request_ids() -> None:
     assert not valid("a b")
     assert not valid("a\nb")
     assert not valid("é")
+
+
+async def test_a_stream_that_fails_midway_is_cut_not_answered_twice(tmp_path: Path) -> None:
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"partial")
+        raise RuntimeError("mid-stream")
+
+    path = tmp_path / "x.log"
+    async with LogManager(Config(backends=[FileConfig(file_path=str(path), format="json")])) as lm:
+        asynclog.stdlib.install(lm, loggers=["aiohttp"])
+        app = web.Application(middlewares=[asynclog.aiohttp.request_id_middleware()])
+        app.router.add_get("/stream", stream)
+        async with (
+            serving(app) as port,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+        ):
+            with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+                await client.get("/stream", headers={"X-Request-ID": "s-1"})
+    entries = [json.loads(line) for line in read_lines(path)]
+    # Ours with the id; aiohttp's own (it closes the connection) after the context ended.
+    assert [(e["logger"], e["message"], e["fields"].get("request_id")) for e in entries] == [
+        ("aiohttp.server", "Error handling request GET /stream", "s-1"),
+        ("aiohttp.server", "Error handling request from 127.0.0.1", None),
+    ]
+    assert all(e["exception"].rstrip().endswith("RuntimeError: mid-stream") for e in entries)
