@@ -465,6 +465,7 @@ class LogManager:
             pending=sum(part.pending for part in parts),
             retries=sum(part.retries for part in parts),
             queue_bytes=sum(part.queue_bytes for part in parts),
+            rotated_files_deleted=sum(part.rotated_files_deleted for part in parts),
             backends=MappingProxyType(per_sink),
         )
 
@@ -486,6 +487,7 @@ class LogManager:
             pending=sink.pending + sink.owed,
             retries=counters.retries,
             queue_bytes=sink.queue.approximate_bytes if sink.queue is not None else 0,
+            rotated_files_deleted=_reported_count(sink.writer.backend, "rotated_files_deleted"),
         )
 
     def __repr__(self) -> str:
@@ -515,3 +517,12 @@ def _remaining(deadline: float | None) -> float | None:
 def _retrieve(task: asyncio.Future[None]) -> None:
     if not task.cancelled():
         task.exception()  # a late failure is not "never retrieved"
+
+
+def _reported_count(backend: object, name: str) -> int:
+    """A count a backend reports as an attribute (`Backend`'s optional hooks); 0 without one,
+    or when it is not a non-negative int."""
+    value = getattr(backend, name, 0)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return 0

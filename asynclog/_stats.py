@@ -106,6 +106,11 @@ class LogStats:
     """`filtered` by cause: `"level"` (the level filter) and each processor's name (`"sample"`,
     `"rate_limit"`, `"dedupe"`, `"redact"`, or a callable's `__name__`), with 0 for those that
     dropped nothing. A backend's own figures count its own processors only."""
+    rotated_files_deleted: int = 0
+    """Rotated files the backends deleted: the oldest pushed out past `max_backups` by a
+    rotation, and those removed by retention (the file backend's; any backend with a
+    `rotated_files_deleted` attribute reports it). A file deleted while the service still
+    writes more than the rotation holds is history lost: see getting-started's sizing."""
     backends: Mapping[str, LogStats] = field(default_factory=lambda: MappingProxyType({}))
     """Each backend's own figures, by its name (`"file"`, `"sqlite"`, ...). With several
     backends the totals add them up: an entry sent to two backends counts twice in

@@ -202,6 +202,7 @@ class PrometheusCollector(Collector):
                 f.dead_lettered.add_metric(labels, part.dead_lettered)
                 f.write_errors.add_metric(labels, part.write_errors)
                 f.retries.add_metric(labels, part.retries)
+                f.rotated_files_deleted.add_metric(labels, part.rotated_files_deleted)
             # Handlers run once per entry for the whole manager; the filter is the manager's.
             f.handler_errors.add_metric([manager], stats.handler_errors)
             f.filtered.add_metric([manager], stats.filtered)
@@ -266,6 +267,11 @@ class _Families:
         self.retries = CounterMetricFamily(
             f"{p}retries", "Batch writes retried after a failure.", labels=by_backend
         )
+        self.rotated_files_deleted = CounterMetricFamily(
+            f"{p}rotated_files_deleted",
+            "Rotated log files the backend deleted (past max_backups, or by retention).",
+            labels=by_backend,
+        )
         self.handler_errors = CounterMetricFamily(
             f"{p}handler_errors", "Handler calls that raised.", labels=("manager",)
         )
@@ -306,6 +312,7 @@ class _Families:
             self.dead_lettered,
             self.write_errors,
             self.retries,
+            self.rotated_files_deleted,
             self.handler_errors,
             self.filtered,
             self.filtered_by,

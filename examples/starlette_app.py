@@ -44,8 +44,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ],
     )
     async with LogManager(config) as log:  # leaving the block writes every entry
-        # uvicorn's loggers (and ours) through asynclog until the manager closes. Not
-        # "uvicorn.error": it propagates to "uvicorn", so listing it would log each record twice.
+        # uvicorn's loggers (and ours) through asynclog until the manager closes. "uvicorn"
+        # covers "uvicorn.error" here; under gunicorn's UvicornWorker name it too (recipes.md).
         asynclog.stdlib.install(
             log, level="INFO", loggers=["uvicorn", "uvicorn.access", "app"], replace=True
         )

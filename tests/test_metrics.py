@@ -453,6 +453,7 @@ def test_describe_names_every_family_without_samples() -> None:
             "asynclog_entries_dead_lettered",
             "asynclog_write_errors",
             "asynclog_retries",
+            "asynclog_rotated_files_deleted",
             "asynclog_handler_errors",
             "asynclog_entries_filtered",
             "asynclog_entries_filtered_by_cause",

@@ -82,6 +82,9 @@ class Backups:
         """Held for every rename and deletion; the file backend holds it while rotating."""
         self.abort = threading.Event()
         """Set to make a compression in progress give up (its original stays)."""
+        self.deleted = 0
+        """Rotated files this object deleted: pushed out past `max_backups`, or by retention
+        (written under the lock, from whichever thread rotates or tidies)."""
         directory, name = os.path.split(path)
         self._directory = directory or "."
         self._pattern = re.compile(re.escape(name) + r"\.([1-9][0-9]*)(\.gz|\.gz\.tmp)?")
@@ -93,7 +96,7 @@ class Backups:
     def rotate(self) -> None:
         """Move the live file to `.1`, shifting the others; the oldest past `max_backups` goes."""
         with self.lock:
-            rotate_files(self.path, self.max_backups)
+            self.deleted += rotate_files(self.path, self.max_backups)
 
     def _scan(self) -> list[tuple[int, str, str]]:
         """(number, suffix, path) of every rotated file of this log, in any form."""
@@ -304,8 +307,9 @@ class Backups:
                     continue
                 try:
                     os.remove(backup.path)
+                    self.deleted += 1
                 except FileNotFoundError:
-                    pass
+                    pass  # another process's retention was first
                 except OSError as exc:
                     warn(f"cannot delete {backup.path!r}: {exc}")
                     continue

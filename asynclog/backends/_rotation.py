@@ -102,17 +102,20 @@ def backup_name(path: str, number: int) -> str:
     return f"{path}.{number}"
 
 
-def rotate_files(path: str, max_backups: int) -> None:
+def rotate_files(path: str, max_backups: int) -> int:
     """Shift `path.1`..`path.N-1` up by one, drop the oldest, move `path` to `path.1`.
 
     Each number moves in every form it exists in (`.N`, `.N.gz`, `.N.gz.tmp`). With
-    `max_backups == 0` the full file is simply deleted. Blocking: run it off the loop.
+    `max_backups == 0` the full file is simply deleted. Returns how many log files were
+    deleted (`.N` and `.N.gz`, or the full file; not a compression's `.gz.tmp`). Blocking:
+    run it off the loop.
     """
     if max_backups == 0:
-        _remove_if_present(path)
-        return
+        return int(_remove_if_present(path))
+    deleted = 0
     for suffix in BACKUP_SUFFIXES:
-        _remove_if_present(backup_name(path, max_backups) + suffix)
+        if _remove_if_present(backup_name(path, max_backups) + suffix) and suffix != ".gz.tmp":
+            deleted += 1
     for number in range(max_backups - 1, 0, -1):
         for suffix in BACKUP_SUFFIXES:
             older = backup_name(path, number) + suffix
@@ -120,11 +123,15 @@ def rotate_files(path: str, max_backups: int) -> None:
                 os.replace(older, backup_name(path, number + 1) + suffix)
     if os.path.exists(path):
         os.replace(path, backup_name(path, 1))
+    return deleted
 
 
-def _remove_if_present(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
+def _remove_if_present(path: str) -> bool:
+    try:
         os.remove(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def lock_name(path: str) -> str:

@@ -52,6 +52,8 @@ class Backend(Protocol):
       may then complete (and land) out of order. Each call runs in a task of its own, and a
       retry of a batch comes from the same task (the very same sequence), except after a
       cancellation: then another task writes it again, while the first is still referenced.
+    - `rotated_files_deleted: int`, an attribute (or property) read by `get_stats()`: the
+      files the backend deleted to keep its history bounded (`LogStats.rotated_files_deleted`).
     - `takes_entry_tuples = True`, a class attribute: the methods this class defines get each
       entry as the plain tuple of its six fields (index it with `asynclog._entry.TIME` ...
       `EXCEPTION`) instead of a `LogEntry`; a subclass that overrides a method gets `LogEntry`

@@ -132,6 +132,13 @@ class FileBackend:
             else None
         )
 
+    @property
+    def rotated_files_deleted(self) -> int:
+        """Rotated files this backend deleted since it was made: the oldest pushed out past
+        `max_backups` by a rotation, and those removed by retention (`max_age_seconds`,
+        `max_total_bytes`). Reported by `LogManager.get_stats()`."""
+        return self._backups.deleted
+
     async def open(self) -> None:
         try:
             await self._thread.run(self._start_blocking)
