@@ -31,6 +31,7 @@ from asynclog._pretty import (
     rich_available,
     traceback_text,
 )
+from asynclog.backends.console import ConsoleBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -522,3 +523,13 @@ async def test_the_backend_picks_pretty_when_the_stream_is_a_terminal(
         terminal.getvalue(),
     )
     assert re.fullmatch(r"\S+Z INFO web on a pipe n=1\n", pipe.getvalue())
+
+
+def test_the_exit_write_is_pretty_on_a_terminal_too(
+    monkeypatch: pytest.MonkeyPatch, utc: None
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    ConsoleBackend(pretty="tty").flush_at_exit([entry(fields={"n": 1})])
+    assert terminal.getvalue() == "08:00:00.250 INFO     app hello n=1\n"
