@@ -66,13 +66,18 @@ FALLBACK_NAMES = ("auto", "stderr", "none")
 
 Overflow = Literal["timeout", "block", "drop_newest", "drop_oldest"]
 
+CONSOLE_FORMAT_NAMES = (*FORMAT_NAMES, "pretty", "auto")
+"""The console's formats: the file's, and the pretty one (`"auto"`: pretty on a terminal)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ConsoleConfig:
     """Settings of the console backend."""
 
-    format: FormatSpec = "text"
-    """`"text"`, `"json"`, `"logfmt"`, or any callable `(LogEntry) -> str`."""
+    format: FormatSpec = "auto"
+    """`"auto"` (the default: `"pretty"` when the stream is a terminal, else `"text"`),
+    `"pretty"` (colours, for a developer's terminal: docs/console.md), `"text"`, `"json"`,
+    `"logfmt"`, or any callable `(LogEntry) -> str`."""
     stream: Literal["stderr", "stdout"] = "stderr"
     level: Level | int | str | None = None
     """This backend's own minimum level (with several backends); None: the manager's level."""
@@ -80,7 +85,7 @@ class ConsoleConfig:
     """The backend's name in the stats; default `"console"`."""
 
     def __post_init__(self) -> None:
-        require_format("ConsoleConfig", self.format, FORMAT_NAMES)
+        require_format("ConsoleConfig", self.format, CONSOLE_FORMAT_NAMES)
         require_choice("ConsoleConfig", "stream", self.stream, ("stderr", "stdout"))
         optional_level("ConsoleConfig", "level", self.level)
 

@@ -48,6 +48,7 @@ DOCS = [
     "processors.md",
     "sync-programs.md",
     "recipes.md",
+    "console.md",
 ]
 TIMEOUT = 60
 WORKDIR = "/srv/app"
