@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from .conftest import SUMMARY_PREFIX
 
 CHECKOUT = Path(__file__).resolve().parents[1]
