@@ -82,7 +82,9 @@ async def test_several_backends_get_a_row_each_and_a_total(tmp_path: Path) -> No
 
 
 def test_python_m_asynclog_demo_runs_the_full_scenario(tmp_path: Path) -> None:
-    """What `make demo` runs, as a user runs it: 100,000 entries into each backend."""
+    """What `make demo` runs, as a user runs it: 100,000 entries into each backend. (On a
+    loaded machine a full queue may drop a few after its 0.1 s `put_timeout`: then the table,
+    the file and stderr say so, and every entry is still accounted for.)"""
     checkout = str(Path(asynclog.__file__).resolve().parents[1])
     done = subprocess.run(
         [sys.executable, "-m", "asynclog", "demo"],
@@ -90,14 +92,21 @@ def test_python_m_asynclog_demo_runs_the_full_scenario(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": checkout},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
-    assert (done.returncode, done.stderr) == (0, "")
+    assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("asynclog demo: 100 tasks x 1000 entries")
-    assert lines[3].split() == ["file", "100,000", "100,000", *["0"] * 6]
-    assert lines[4] == "  lines in logs/app.log: 100,000"
-    assert lines[7].split() == ["sqlite", "100,000", "100,000", *["0"] * 6]
-    assert lines[8] == "  rows in logs/app.db: 100,000"
-    assert (tmp_path / "logs" / "app.log").exists()
+    for row, kind, count_line, noun in ((3, "file", 4, "lines"), (7, "sqlite", 8, "rows")):
+        name, *counts = lines[row].split()
+        accepted, written, dropped, dead, pending, errors, retries, filtered = (
+            int(count.replace(",", "")) for count in counts
+        )
+        assert name == kind
+        assert (dead, pending, errors, retries, filtered) == (0, 0, 0, 0, 0)
+        assert accepted == written + dropped
+        # the in-band drop reports (one a burst) are entries too: accepted beyond the 100,000
+        assert (accepted > 100_000) == bool(dropped) == (f"to {kind!r} failed" in done.stderr)
+        target = "logs/app.log" if kind == "file" else "logs/app.db"
+        assert lines[count_line] == f"  {noun} in {target}: {written:,}"
