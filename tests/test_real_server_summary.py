@@ -17,7 +17,7 @@ from .conftest import SUMMARY_PREFIX
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
-TINY_TESTS = '''
+TINY_TESTS = """
 import pytest
 
 from tests.conftest import needs_real, skip_real
@@ -52,7 +52,7 @@ def test_c_finds_out_while_running(request: pytest.FixtureRequest) -> None:
 @pytest.mark.skip(reason="an ordinary skip, not a server")
 def test_ordinary_skip() -> None:
     pass
-'''
+"""
 
 
 def run_pytest(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
