@@ -112,9 +112,11 @@ class Config:
 
     backend: str | Backend | None = None
     """`"file"`, `"sqlite"`, `"console"` (stderr), or any object implementing `Backend`;
-    None (the default) means `"file"`, unless `backends` is given."""
+    None (the default) means the backend `backend_config` is the settings of, else `"file"`
+    (unless `backends` is given)."""
     backend_config: BackendSpec | None = None
-    """Settings of a built-in backend; `None` takes that backend's defaults."""
+    """Settings of a registered backend (`SQLiteConfig(...)`: SQLite, even without `backend`);
+    `None` takes that backend's defaults."""
     backends: Sequence[BackendSpec | Sink | Backend] | None = None
     """Several backends at once, each with its own worker and queue (async mode), level and
     format: `[FileConfig(...), SQLiteConfig(...), ConsoleConfig(...), Sink(obj), obj]`.
