@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import needs_real
+# Absolute: this file also runs as a script (the writer processes, PYTHONPATH = the checkout).
+from tests.conftest import needs_real
 
 PG_DSN = os.environ.get("ASYNCLOG_TEST_PG_DSN", "").strip()
 PG_CLUSTER = os.environ.get("ASYNCLOG_TEST_PG_CLUSTER", "").strip()
