@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed-dev
 BENCH_STAMP = $(VENV)/.installed-bench
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast test-uvloop lint typecheck bench clean tools
+.PHONY: demo test test-fast test-uvloop lint typecheck bench clean tools package-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,12 @@ tools:
 test: $(STAMP) tools
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(BIN)/python -m mypy --strict asynclog
-	$(BIN)/python -m ruff check asynclog tests bench examples
+	$(BIN)/python -m ruff check asynclog tests bench examples setup.py .ci
+
+## The release artefacts (CI runs it after `test`): the sdist and the wheel built as a release
+## would, `twine check`ed, LICENSE and py.typed in both, metadata and README links checked.
+package-check: $(STAMP)
+	$(BIN)/python .ci/package_check.py
 
 ## The whole suite again with the async tests on uvloop's event loop (CI runs it after `test`).
 test-uvloop: $(STAMP)
@@ -44,4 +49,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache logs
+	rm -rf $(VENV) .venv-* .mypy_cache .ruff_cache .pytest_cache logs dist build

@@ -116,7 +116,11 @@ def settings_classes() -> tuple[type[Any], ...]:
 
 def backend_name(item: object) -> str | None:
     """The name of the backend whose settings `item` is (an instance of a registered settings
-    class, as `isinstance` says), else None."""
+    class, as `isinstance` says; its own class first, then the earliest registered base),
+    else None."""
+    exact = _names.get(type(item))
+    if exact is not None:
+        return exact
     for settings, name in list(_names.items()):
         if isinstance(item, settings):
             return name

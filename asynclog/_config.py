@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 from . import _config_data
 from ._backend_registry import (
@@ -117,9 +117,11 @@ class Config:
 
     backend: str | Backend | None = None
     """`"file"`, `"sqlite"`, `"console"` (stderr), or any object implementing `Backend`;
-    None (the default) means `"file"`, unless `backends` is given."""
+    None (the default) means the backend `backend_config` is the settings of, else `"file"`
+    (unless `backends` is given)."""
     backend_config: BackendSpec | None = None
-    """Settings of a built-in backend; `None` takes that backend's defaults."""
+    """Settings of a registered backend (`SQLiteConfig(...)`: SQLite, even without `backend`);
+    `None` takes that backend's defaults."""
     backends: Sequence[BackendSpec | Sink | Backend] | None = None
     """Several backends at once, each with its own worker and queue (async mode), level and
     format: `[FileConfig(...), SQLiteConfig(...), ConsoleConfig(...), Sink(obj), obj]`.
@@ -292,7 +294,7 @@ class Config:
     def _single_sink(self) -> SinkSpec:
         backend, options = self.backend, self.backend_config
         if backend is None:  # the backend its settings name (SQLiteConfig: "sqlite"), else file
-            backend = (backend_name(options) if options is not None else None) or "file"
+            backend = "file" if options is None else _inferred_backend(options)
         if not isinstance(backend, str):
             missing = missing_methods(backend)
             if missing:
@@ -316,12 +318,8 @@ class Config:
             )
         if options is None:
             options = expected()
-        elif type(options) is not expected:
-            raise ConfigError(
-                f"backend_config for backend {backend!r} must be {expected.__name__}, "
-                f"got {type(options).__name__}",
-                "backend_config",
-            )
+        elif backend_name(options) != backend:
+            raise ConfigError(_contradiction(backend, expected, options), "backend_config")
         return self._sink_of(options)
 
     def _sink_of(self, item: object) -> SinkSpec:
@@ -459,6 +457,35 @@ def _check_distinct_targets(specs: list[SinkSpec]) -> None:
                 f"backends[{index}]",
             )
         seen[key] = index
+
+
+def _inferred_backend(options: object) -> str:
+    """The backend `backend_config=` names by its type when `backend=` is not given."""
+    name = backend_name(options)
+    if name is not None:
+        return name
+    kinds = ", ".join(settings.__name__ for settings in settings_classes())
+    hint = "; a Backend object goes in backend=" if not missing_methods(options) else ""
+    raise ConfigError(
+        f"backend_config must be a backend's settings ({kinds}), got {type(options).__name__}"
+        + hint,
+        "backend_config",
+    )
+
+
+def _contradiction(backend: str, expected: type[Any], options: object) -> str:
+    """Why `backend=` and `backend_config=` disagree, naming both."""
+    message = (
+        f"backend_config for backend {backend!r} must be {expected.__name__}, "
+        f"got {type(options).__name__}"
+    )
+    own = backend_name(options)
+    if own is None:
+        return message
+    return (
+        f"{message}, the settings of backend {own!r}: leave backend unset (the settings name "
+        f"their backend) or give backend={own!r}"
+    )
 
 
 def _given_name(item: object) -> str | None:

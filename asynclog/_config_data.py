@@ -153,8 +153,9 @@ def _config_kwargs(
         raise _error("backends", "give either backend/backend_config or backends, not both")
     kwargs: dict[str, Any] = dict(data)
     if "backend_config" in data:
-        backend = data.get("backend", "file")
-        kwargs["backend_config"] = _backend_config(backend, data["backend_config"], base_dir)
+        kwargs["backend_config"] = _backend_config(
+            data.get("backend"), data["backend_config"], base_dir
+        )
     if "backends" in data:
         kwargs["backends"] = _backends(data["backends"], base_dir)
     if isinstance(data.get("levels"), Mapping):
@@ -179,22 +180,32 @@ def _flat_levels(levels: Mapping[str, object], prefix: str = "") -> dict[str, ob
 
 
 def _backend_config(backend: object, value: object, base_dir: StrPath | None) -> object:
-    if value is None or not isinstance(backend, str):
-        return value  # Config accepts None, and refuses settings for a Backend object itself
-    spec_class = settings_class(backend)
+    """The settings of `backend_config`: a table's backend is `backend`, else the table's own
+    `type`, else "file"; settings already built name their backend themselves (`Config` checks
+    them against `backend`)."""
+    if value is None or backend_name(value) is not None:
+        return value
+    if backend is not None and not isinstance(backend, str):
+        return value  # Config refuses settings for a Backend object itself
+    kind = value.get("type") if isinstance(value, Mapping) else None
+    if kind is not None and backend is not None and kind != backend:
+        raise _error(
+            "backend_config.type",
+            f"{shown(kind)} contradicts backend = {shown(backend)}; give one of them, or the same",
+        )
+    name = backend if backend is not None else kind if kind is not None else "file"
+    spec_class = settings_class(name)
     if spec_class is None:
         raise _error(
-            "backend",
-            f"unknown backend {shown(backend)}; expected one of {', '.join(BACKEND_NAMES)}",
+            "backend" if backend is not None else "backend_config.type",
+            f"unknown backend {shown(name)}; expected one of {', '.join(BACKEND_NAMES)}",
         )
-    if backend_name(value) is not None:
-        return value  # already built; Config checks it matches the backend
     if not isinstance(value, Mapping):
         raise _error(
             "backend_config",
             f"must be a table of {spec_class.__name__} settings, got {type(value).__name__}",
         )
-    return _spec(spec_class, value, "backend_config", base_dir)
+    return _spec(spec_class, value, "backend_config", base_dir, extra=("type",))
 
 
 def _backends(value: object, base_dir: StrPath | None) -> list[object]:

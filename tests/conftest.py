@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -176,3 +177,75 @@ def make_writer(
         retry_attempts=retry_attempts,
         retry_backoff=retry_backoff,
     )
+
+
+# --- tests that need a real server or program -------------------------------------------------
+#
+# Such a test is marked `@needs_real(group, missing, enable)` (or calls `skip_real(...)` when only
+# running it finds the thing missing). When `missing` says what is absent it skips, and the run
+# ends with ONE line naming every skipped group and the command that provides it, so that a
+# `make test` without PostgreSQL or rsyslog cannot pass for a complete run.
+
+REAL_SERVER_SKIPS = pytest.StashKey[dict[str, "SkippedGroup"]]()
+SUMMARY_PREFIX = "real-server tests skipped:"
+
+
+@dataclass
+class SkippedGroup:
+    """One group of real-server tests that skipped in this run."""
+
+    enable: str
+    """The command that provides what is missing."""
+    reasons: list[str] = field(default_factory=list)
+    """What was missing, each reason once."""
+    tests: int = 0
+
+
+def needs_real(group: str, missing: str | None, enable: str) -> pytest.MarkDecorator:
+    """Mark tests needing a real server or program: `group` names it in the summary, `missing`
+    says what is absent (None: present, the tests run), `enable` is the command providing it."""
+    return pytest.mark.real_server(group, missing=missing, enable=enable)
+
+
+def skip_real(config: pytest.Config, group: str, missing: str, enable: str) -> NoReturn:
+    """Skip the running test as `needs_real` does, counted in the same summary line."""
+    skipped = config.stash.setdefault(REAL_SERVER_SKIPS, {})
+    entry = skipped.setdefault(group, SkippedGroup(enable))
+    entry.tests += 1
+    if missing not in entry.reasons:
+        entry.reasons.append(missing)
+    pytest.skip(f"{missing}: these tests need {group}; to run them: {enable}")
+
+
+def real_server_summary(skipped: Mapping[str, SkippedGroup]) -> str | None:
+    """The one summary line naming each skipped group and its command; None if none skipped."""
+    if not skipped:
+        return None
+    groups = [
+        f"{group}, {entry.tests} test{'s' if entry.tests != 1 else ''} "
+        f"({'; '.join(entry.reasons)}) -> {entry.enable}"
+        for group, entry in skipped.items()
+    ]
+    return f"{SUMMARY_PREFIX} {' | '.join(groups)}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "real_server(group, missing, enable): needs a real server or program (tests/conftest.py "
+        "needs_real); skips when `missing` is set, and the run's summary names the group",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before the fixtures that would start the server
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("real_server"):
+        missing = marker.kwargs["missing"]
+        if missing is not None:
+            skip_real(item.config, marker.args[0], missing, marker.kwargs["enable"])
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    line = real_server_summary(config.stash.get(REAL_SERVER_SKIPS, {}))
+    if line is not None:
+        terminalreporter.write_line(line, yellow=True, bold=True)

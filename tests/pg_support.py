@@ -20,18 +20,29 @@ from typing import Any
 
 import pytest
 
+# Absolute: this file also runs as a script (the writer processes, PYTHONPATH = the checkout).
+from tests.conftest import needs_real
+
 PG_DSN = os.environ.get("ASYNCLOG_TEST_PG_DSN", "").strip()
 PG_CLUSTER = os.environ.get("ASYNCLOG_TEST_PG_CLUSTER", "").strip()
 
-requires_pg = pytest.mark.skipif(
-    not PG_DSN,
-    reason="ASYNCLOG_TEST_PG_DSN is not set: no PostgreSQL server to test against "
-    '(start one with: eval "$(.ci/postgres.sh)")',
+START_PG = 'eval "$(.ci/postgres.sh)"'
+"""Starts a local server and sets both variables (`.ci/run` does it)."""
+
+requires_pg = needs_real(
+    "PostgreSQL",
+    None if PG_DSN else "ASYNCLOG_TEST_PG_DSN is not set",
+    START_PG,
 )
-requires_cluster = pytest.mark.skipif(
-    not PG_DSN or not PG_CLUSTER,
-    reason="ASYNCLOG_TEST_PG_CLUSTER is not set (e.g. '15 main'): the restart test needs to "
-    'know which cluster to restart (eval "$(.ci/postgres.sh)" sets it)',
+requires_cluster = needs_real(
+    "PostgreSQL",
+    None
+    if PG_DSN and PG_CLUSTER
+    else "ASYNCLOG_TEST_PG_DSN is not set"
+    if not PG_DSN
+    else "ASYNCLOG_TEST_PG_CLUSTER is not set (the restart test needs to know which cluster, "
+    "e.g. '15 main')",
+    START_PG,
 )
 
 

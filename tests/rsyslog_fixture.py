@@ -20,13 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
+from .conftest import needs_real
 
 RSYSLOGD = shutil.which("rsyslogd") or next(
     (path for path in ("/usr/sbin/rsyslogd", "/sbin/rsyslogd") if os.access(path, os.X_OK)), None
 )
 MODULE_DIRS = glob.glob("/usr/lib/*/rsyslog") + glob.glob("/usr/lib/rsyslog")
-HOW_TO_RUN = "run .ci/rsyslog.sh (installs rsyslog, rsyslog-relp, rsyslog-gnutls) to run them"
+INSTALL = "bash .ci/rsyslog.sh"
+"""Installs rsyslog, rsyslog-relp, rsyslog-gnutls and openssl (as root; `.ci/run` does it)."""
 
 
 def _has_module(name: str) -> bool:
@@ -45,9 +46,7 @@ def _missing() -> str | None:
 
 
 MISSING = _missing()
-requires_rsyslog = pytest.mark.skipif(
-    MISSING is not None, reason=f"{MISSING}: these tests need a real rsyslogd; {HOW_TO_RUN}"
-)
+requires_rsyslog = needs_real("rsyslogd (syslog over RELP, TCP, TLS, UDP)", MISSING, INSTALL)
 
 # One JSON object per message and line; `:::json` escapes quotes, backslashes and control
 # characters (with escapeControlCharactersOnReceive off, a newline arrives as itself and is

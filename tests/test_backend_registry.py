@@ -154,7 +154,22 @@ async def test_from_dict_and_toml(tmp_path: Path) -> None:
     [
         (
             lambda: Config(backend="memory", backend_config=FileConfig()),
-            "backend_config for backend 'memory' must be MemoryConfig, got FileConfig",
+            "backend_config for backend 'memory' must be MemoryConfig, got FileConfig, the "
+            "settings of backend 'file': leave backend unset (the settings name their backend) "
+            "or give backend='file'",
+        ),
+        (
+            lambda: Config(backend="file", backend_config=MemoryConfig()),
+            "backend_config for backend 'file' must be FileConfig, got MemoryConfig, the "
+            "settings of backend 'memory': leave backend unset (the settings name their "
+            "backend) or give backend='memory'",
+        ),
+        (
+            lambda: Config.from_dict(
+                {"backend": "file", "backend_config": {"type": "memory", "label": "x"}}
+            ),
+            "backend_config.type: 'memory' contradicts backend = 'file'; give one of them, "
+            "or the same",
         ),
         (
             lambda: Config(backends=[MemoryConfig(name="")]),
@@ -174,7 +189,7 @@ async def test_from_dict_and_toml(tmp_path: Path) -> None:
         ),
         (
             lambda: Config.from_dict({"backend": "memory", "backend_config": {"size": 1}}),
-            "backend_config.size: unknown key; expected one of label, level, name",
+            "backend_config.size: unknown key; expected one of type, label, level, name",
         ),
     ],
 )
@@ -200,7 +215,8 @@ def test_errors_listing_the_backends_name_the_registered_one() -> None:
     assert "a backends entry must be a backend config (ConsoleConfig, FileConfig, " in str(
         info.value
     )
-    assert "SyslogConfig, MemoryConfig), a Sink or a Backend; object lacks" in str(info.value)
+    listed = "SyslogConfig, MemoryConfig, LoudMemoryConfig), a Sink or a Backend; object lacks"
+    assert listed in str(info.value)
 
 
 @dataclass(frozen=True)
@@ -235,6 +251,30 @@ def test_a_bad_or_duplicate_registration_is_refused(
     assert dict(BACKEND_CONFIGS) == before
 
 
-def test_the_backend_is_inferred_from_its_settings() -> None:
+def test_the_backend_is_inferred_from_its_settings(tmp_path: Path) -> None:
     config = Config(backend_config=MemoryConfig())  # no backend="memory" needed
     assert [spec.name for spec in config.sinks] == ["memory"]
+    assert Config(backend="memory", backend_config=MemoryConfig()).sinks == config.sinks
+    from_table = Config.from_dict({"backend_config": {"type": "memory", "label": "t"}})
+    assert from_table.sinks[0].target == MemoryConfig(label="t")
+    assert Config.from_dict({"backend_config": MemoryConfig()}).sinks == config.sinks
+    path = tmp_path / "asynclog.toml"
+    path.write_text('[asynclog.backend_config]\ntype = "memory"\nlabel = "toml"\n')
+    assert load_config(path, env={}).sinks[0].target == MemoryConfig(label="toml")
+
+
+@dataclass(frozen=True, slots=True)
+class LoudMemoryConfig(MemoryConfig):
+    """A subclass registered as a backend of its own."""
+
+
+register_backend("loud-memory", LoudMemoryConfig, MemoryBackend)
+
+
+def test_a_registered_subclass_names_its_own_backend_not_its_base() -> None:
+    assert [spec.name for spec in Config(backend_config=LoudMemoryConfig()).sinks] == [
+        "loud-memory"
+    ]
+    assert [spec.name for spec in Config(backends=[LoudMemoryConfig()]).sinks] == ["loud-memory"]
+    with pytest.raises(ConfigError, match="got LoudMemoryConfig, the settings of backend 'loud"):
+        Config(backend="memory", backend_config=LoudMemoryConfig())

@@ -27,7 +27,14 @@ from asynclog import (
     SQLiteConfig,
 )
 
-from .conftest import FailingBackend, RecordingBackend, assert_settled, message_of, read_lines
+from .conftest import (
+    FailingBackend,
+    RecordingBackend,
+    assert_settled,
+    message_of,
+    read_lines,
+    skip_real,
+)
 
 
 class AlwaysFailing(RecordingBackend):
@@ -196,11 +203,16 @@ def _mount_tiny_tmpfs(target: Path) -> bool:
 
 
 async def test_a_really_full_disk_goes_to_the_dead_letter_file_then_recovers(
-    tmp_path: Path,
+    tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     disk = tmp_path / "disk"
-    if not _mount_tiny_tmpfs(disk):
-        pytest.skip("mounting a tmpfs needs root; the injected ENOSPC test covers the logic")
+    if not _mount_tiny_tmpfs(disk):  # (the injected ENOSPC test covers the logic)
+        skip_real(
+            request.config,
+            "a really full disk (a 256 KiB tmpfs)",
+            "mounting a tmpfs failed (it needs root)",
+            "run the tests as root",
+        )
     try:
         ballast = disk / "ballast"
         log_path = disk / "app.log"

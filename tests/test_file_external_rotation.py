@@ -18,7 +18,7 @@ import pytest
 import asynclog.backends.file as file_module
 from asynclog import Config, FileBackend, FileConfig, LogEntry, LogManager
 
-from .conftest import message_of, read_lines
+from .conftest import message_of, needs_real, read_lines
 
 PADDING = "x" * 40
 
@@ -332,10 +332,11 @@ async def test_a_delete_by_another_process_is_followed_by_a_new_file(
 
 # ---- the real logrotate ------------------------------------------------------------------------
 
-needs_logrotate = pytest.mark.skipif(
-    LOGROTATE is None,
-    reason="the logrotate program is not installed (apt-get install logrotate; .ci/run does); "
-    "the same rename and copy+truncate are tested above with a separate Python process",
+# (The same rename and copy+truncate are tested above with a separate Python process.)
+needs_logrotate = needs_real(
+    "logrotate",
+    None if LOGROTATE is not None else "the logrotate program is not installed",
+    "apt-get install logrotate",
 )
 
 

@@ -49,7 +49,7 @@ from asynclog.backends.otlp import (
     rpc_status_message,
 )
 
-from .conftest import RecordingBackend
+from .conftest import RecordingBackend, needs_real
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 SPAN_ID = "b7ad6b7169203331"
@@ -769,7 +769,11 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@needs_real(
+    "openssl (OTLP over HTTPS with a private CA)",
+    None if shutil.which("openssl") else "the openssl command is missing",
+    "apt-get install openssl",
+)
 async def test_https_with_a_private_ca(tmp_path: Path) -> None:
     cert, key = make_certificate(tmp_path)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
