@@ -33,6 +33,8 @@ from asynclog._pretty import (
 )
 from asynclog.backends.console import ConsoleBackend
 
+from .conftest import skip_real
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
@@ -272,9 +274,14 @@ def test_escape_sequences_in_an_entry_reach_the_terminal_escaped(hide_rich: str)
 
 
 @pytest.fixture
-def tmux_server() -> Iterator[list[str]]:
+def tmux_server(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
+        skip_real(
+            request.config,
+            "tmux (the console as a terminal shows it)",
+            "the tmux command is missing",
+            "apt-get install tmux",
+        )
     command = ["tmux", "-L", f"asynclog-test-{uuid.uuid4().hex[:12]}", "-f", "/dev/null"]
     try:
         yield command

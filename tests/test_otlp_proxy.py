@@ -24,11 +24,19 @@ pytest.importorskip("httpx")
 from asynclog import Config, ConfigError, LogManager, OTLPConfig
 from asynclog.backends.otlp import ExportError, OTLPBackend
 
+from .conftest import needs_real
 from .test_otlp import Receiver, entry, make_certificate
 
 TINYPROXY = shutil.which("tinyproxy")
-needs_tinyproxy = pytest.mark.skipif(
-    TINYPROXY is None, reason="needs tinyproxy: apt-get install tinyproxy (.ci/run does)"
+needs_tinyproxy = needs_real(
+    "tinyproxy (OTLP through a real HTTP proxy)",
+    None if TINYPROXY else "the tinyproxy command is missing",
+    "apt-get install tinyproxy",
+)
+needs_openssl = needs_real(
+    "openssl (OTLP over HTTPS with a private CA)",
+    None if shutil.which("openssl") else "the openssl command is missing",
+    "apt-get install openssl",
 )
 
 
@@ -153,7 +161,7 @@ async def test_no_proxy_bypasses_the_proxy(
 
 
 @needs_tinyproxy
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@needs_openssl
 async def test_https_proxy_tunnels_tls_with_connect(
     monkeypatch: pytest.MonkeyPatch, tinyproxy: Tinyproxy, tmp_path: Path
 ) -> None:
