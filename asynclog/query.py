@@ -430,6 +430,19 @@ class LogDB:
         )
         return {int(hour) * 3600: int(count) for hour, count in rows}
 
+    def count_by_minute(self, filters: Filters) -> dict[int, dict[int, int]]:
+        """Entry counts by minute (its start in unix seconds), then by level number."""
+        where = self._where(filters)
+        rows = self._db.execute(
+            f'SELECT CAST(ts / 60 AS INTEGER) AS minute, level, count(*) FROM "{self.table}"'
+            f"{where[0]} GROUP BY minute, level",
+            where[1],
+        )
+        minutes: dict[int, dict[int, int]] = {}
+        for minute, level, count in rows:
+            minutes.setdefault(int(minute) * 60, {})[int(level)] = int(count)
+        return minutes
+
     def _where(self, filters: Filters) -> tuple[str, list[object]]:
         return build_where(self.table, filters, uses_fts(filters, self.has_fts))
 
