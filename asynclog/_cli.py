@@ -553,7 +553,7 @@ def minute_window(minutes: dict[int, dict[int, int]], most: int = MINUTES) -> li
 
 def stacked_bar(counts: dict[int, int], biggest: int, room: int) -> list[tuple[int, int]]:
     """(level, cells) parts of one minute's bar, lowest level first: the whole bar is
-    `total / biggest * room` cells, each level's part by the running total (rounded), and a
+    `total / biggest * room` cells, each level's part by the running total (rounded half up), and a
     level with entries gets at least one cell."""
     parts: list[tuple[int, int]] = []
     running = drawn = 0
@@ -561,7 +561,7 @@ def stacked_bar(counts: dict[int, int], biggest: int, room: int) -> list[tuple[i
         if counts[level] <= 0:
             continue
         running += counts[level]
-        cells = max(1, round(running / biggest * room) - drawn)
+        cells = max(1, int(running / biggest * room + 0.5) - drawn)
         parts.append((level, cells))
         drawn += cells
     return parts

@@ -8,7 +8,6 @@ A line of neither shape is skipped and counted (`LogFiles.malformed`), never an 
 
 from __future__ import annotations
 
-import calendar
 import collections
 import gzip
 import json
@@ -76,24 +75,25 @@ def unescape(text: str) -> str:
 _second_cache: tuple[str, int] = ("", 0)
 
 
-def _utc_seconds(stamp: str) -> int:
-    """`2026-11-27T10:00:00` (UTC) in unix seconds, the last one cached (lines share it)."""
+def _utc_seconds(stamp: str) -> int | None:
+    """`2026-11-27T10:00:00` (UTC) in unix seconds, None for an impossible date or time; the
+    last one is cached (lines share their second)."""
     global _second_cache
     cached, seconds = _second_cache
     if stamp != cached:
-        seconds = calendar.timegm(
-            (
+        try:
+            moment = datetime(
                 int(stamp[0:4]),
                 int(stamp[5:7]),
                 int(stamp[8:10]),
                 int(stamp[11:13]),
                 int(stamp[14:16]),
                 int(stamp[17:19]),
-                0,
-                0,
-                0,
+                tzinfo=UTC,
             )
-        )
+        except ValueError:
+            return None
+        seconds = int(moment.timestamp())
         _second_cache = (stamp, seconds)
     return seconds
 
@@ -138,7 +138,8 @@ def parse_text_record(lines: list[str]) -> LogEntry | None:
         return None
     stamp, micros, level_word, logger, rest = head.groups()
     level = _level_number(level_word)
-    if level is None:
+    seconds = _utc_seconds(stamp)
+    if level is None or seconds is None:
         return None
     rest = rest or ""
     location = None
@@ -155,7 +156,7 @@ def parse_text_record(lines: list[str]) -> LogEntry | None:
     if len(lines) > 1:
         exception = "\n".join(unescape(line[len(CONTINUATION) :]) for line in lines[1:])
     return LogEntry(
-        _utc_seconds(stamp) + int(micros) / 1_000_000,
+        seconds + int(micros) / 1_000_000,
         _LEVELS.get(level, level),
         message,
         unescape(logger),
@@ -195,7 +196,8 @@ def _json_time(value: object) -> float | None:
         return None
     head = _ISO_Z.fullmatch(value)
     if head is not None:
-        return _utc_seconds(head.group(1)) + int(head.group(2)) / 1_000_000
+        seconds = _utc_seconds(head.group(1))
+        return None if seconds is None else seconds + int(head.group(2)) / 1_000_000
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
