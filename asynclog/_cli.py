@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from ._entry import LogEntry
-from ._filelog_read import LogFiles, sniff_log_lines
+from ._filelog_read import LogFiles, RecordSelector, sniff_log_lines
 from ._levels import LEVEL_NAMES, Level, level_name, parse_level
 from ._tail import DbFollower, FileFollower, follow
 from ._version import __version__
 from .formatters import BIDI_CONTROLS, json_format, text_format
-from .query import Filters, LogDB, QueryError, make_filters, parse_time
+from .query import NO_FILTERS, Filters, LogDB, QueryError, make_filters, parse_time
 
 EXIT_ERROR = 2
 """Exit status for a bad command line, a missing file or a log that is not asynclog's."""
@@ -203,23 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     when.add_argument("--until", type=_time_arg, metavar="TIME", help="before this time")
     when.add_argument("--logger", help="this logger and its dotted children")
-    when.add_argument(
+    every = argparse.ArgumentParser(add_help=False)
+    every.add_argument(
         "--all",
         dest="every",
         action="store_true",
         help="a log file: its rotated siblings too (LOG.N, LOG.N.gz ... LOG.1), oldest first",
     )
-
-    q = commands.add_parser(
-        "query",
-        parents=[common, when],
-        help="print the entries of a log that match the filters",
-        description="Print matching entries, oldest first.",
+    select = argparse.ArgumentParser(add_help=False)
+    select.add_argument(
+        "--level", type=_level_arg, help="this level and above (debug ... critical)"
     )
-    q.add_argument("db", metavar="LOG", help=_LOG_HELP)
-    q.add_argument("--level", type=_level_arg, help="this level and above (debug ... critical)")
-    q.add_argument("--grep", metavar="TEXT", help="text in the message (FTS5 when indexed)")
-    q.add_argument(
+    select.add_argument("--grep", metavar="TEXT", help="text in the message (FTS5 when indexed)")
+    select.add_argument(
         "--field",
         type=_field_arg,
         action="append",
@@ -227,12 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a field equal to VALUE (as text, or as a number); repeatable",
     )
+
+    q = commands.add_parser(
+        "query",
+        parents=[common, when, every, select],
+        help="print the entries of a log that match the filters",
+        description="Print matching entries, oldest first.",
+    )
+    q.add_argument("db", metavar="LOG", help=_LOG_HELP)
     q.add_argument("--limit", type=_positive_int, metavar="N", help="the newest N matches only")
     q.add_argument("--json", action="store_true", help="one JSON object per line")
 
     t = commands.add_parser(
         "tail",
-        parents=[common],
+        parents=[common, when, select],
         help="print the last entries of a log file or database; -f follows new ones",
         description="Print the last entries; with -f, follow new ones (and file rotation).",
     )
@@ -253,11 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds between polls with -f (default: 0.5)",
     )
-    t.add_argument("--json", action="store_true", help="database entries as JSON lines")
+    t.add_argument(
+        "--json", action="store_true", help="entries as JSON lines (a file's records are read)"
+    )
 
     s = commands.add_parser(
         "stats",
-        parents=[common, when],
+        parents=[common, when, every],
         help="entry counts by level, per hour and per minute, as bar charts",
         description="Counts by level (all entries, or --since/--until), per hour (last 24 "
         "hours unless --since) and per minute by level (the last minutes with entries), "
@@ -283,17 +289,21 @@ def _write(out: TextIO, text: str) -> None:
     out.write(text + "\n")
 
 
-def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
-    """`asynclog query`."""
-    filters = make_filters(
+def _filters(args: argparse.Namespace) -> Filters:
+    return make_filters(
         level=args.level,
         since=args.since,
         until=args.until,
         text=args.grep,
         logger=args.logger,
         fields=args.field,
-        limit=args.limit,
+        limit=getattr(args, "limit", None),
     )
+
+
+def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
+    """`asynclog query`."""
+    filters = _filters(args)
     render = Renderer(colour=want_colour(args.color, out), as_json=args.json).entry
     with open_log(args.db, args.table, args.every) as log:
         for entry in log.entries(filters):
@@ -375,19 +385,41 @@ def _tail_source(
         database = is_database(args.path)
     except OSError as exc:
         raise QueryError(_file_problem(args.path, exc)) from None
+    filters = _filters(args)
     if database:
-        db_follower = DbFollower(args.path, args.table)
+        db_follower = DbFollower(args.path, args.table, filters)
         first = [renderer.entry(entry) for entry in db_follower.start(args.lines)]
         return first, lambda: [renderer.entry(e) for e in db_follower.poll()], db_follower.close
-    if args.json:
-        raise QueryError(f"{args.path}: --json applies to databases; a file prints as is")
     file_follower = FileFollower(args.path)
+    reading = filters != NO_FILTERS or args.json
     try:
-        records = file_follower.start(args.lines, partial=not args.follow)
+        # To find the last N records that match, every record has to be looked at.
+        records = file_follower.start(
+            sys.maxsize if filters != NO_FILTERS else args.lines, partial=not args.follow
+        )
     except OSError as exc:
         raise QueryError(_file_problem(args.path, exc)) from None
-    first = [renderer.raw(record) for record in records]
-    return first, lambda: [renderer.raw(r) for r in file_follower.poll()], file_follower.close
+    if not reading:
+        first = [renderer.raw(record) for record in records]
+        return first, lambda: [renderer.raw(r) for r in file_follower.poll()], file_follower.close
+    selector = RecordSelector(filters)
+
+    def render(records: list[str]) -> list[str]:
+        return [
+            renderer.entry(entry) if args.json else renderer.raw(record)
+            for record, entry in selector.select(records)
+        ]
+
+    def close() -> None:
+        file_follower.close()
+        if selector.malformed:
+            plural = "line" if selector.malformed == 1 else "lines"
+            note = f"asynclog: note: skipped {selector.malformed} malformed {plural}"
+            print(note, file=sys.stderr)
+
+    first = render(records)
+    first = first[len(first) - args.lines :] if args.lines else []
+    return first, lambda: render(file_follower.poll()), close
 
 
 def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:

@@ -27,6 +27,7 @@ from .query import Filters
 
 __all__ = [
     "LogFiles",
+    "RecordSelector",
     "field_matches",
     "log_files",
     "matches",
@@ -404,6 +405,29 @@ def matches(entry: LogEntry, filters: Filters) -> bool:
         if key not in entry.fields or not field_matches(entry.fields[key], value):
             return False
     return True
+
+
+@dataclass
+class RecordSelector:
+    """Reads records (a line and its continuation lines, as `asynclog tail` hands them out)
+    and keeps those matching `filters`; counts the lines of the malformed ones."""
+
+    filters: Filters
+    malformed: int = 0
+
+    def select(self, records: Iterable[str]) -> list[tuple[str, LogEntry]]:
+        """(record, entry) of each record that reads and matches, in order."""
+        kept: list[tuple[str, LogEntry]] = []
+        for record in records:
+            if not record.strip():
+                continue
+            lines = record.split("\n")
+            entry = parse_record(lines)
+            if entry is None:
+                self.malformed += len(lines)
+            elif matches(entry, self.filters):
+                kept.append((record, entry))
+        return kept
 
 
 # --- the reader ------------------------------------------------------------------------------

@@ -90,6 +90,10 @@ class Filters:
     limit: int | None = None
 
 
+NO_FILTERS = Filters()
+"""No condition at all."""
+
+
 def parse_time(value: TimeSpec, now: float | None = None) -> float:
     """Turn a `TimeSpec` into unix seconds. Raises `ValueError` naming the value."""
     now = time.time() if now is None else now
@@ -385,19 +389,29 @@ class LogDB:
         for row in self._execute(build, filters):
             yield row_entry(row)
 
-    def last(self, count: int) -> list[tuple[int, LogEntry]]:
-        """The last `count` rows by id, oldest first, with their ids."""
-        rows = self._db.execute(
-            f'SELECT {self.columns} FROM "{self.table}" ORDER BY id DESC LIMIT ?', (count,)
-        ).fetchall()
+    def last(self, count: int, filters: Filters = NO_FILTERS) -> list[tuple[int, LogEntry]]:
+        """The last `count` rows by id (of those matching `filters`), oldest first, with
+        their ids."""
+
+        def build(table: str, conditions: Filters, fts: bool) -> tuple[str, list[object]]:
+            where, params = build_where(table, conditions, fts)
+            return (
+                f'SELECT {self.columns} FROM "{table}"{where} ORDER BY id DESC LIMIT ?',
+                [*params, count],
+            )
+
+        rows = self._execute(build, filters).fetchall()
         return [(row[0], row_entry(row)) for row in reversed(rows)]
 
-    def after(self, last_id: int) -> list[tuple[int, LogEntry]]:
-        """The rows whose id is above `last_id`, in id order."""
-        rows = self._db.execute(
-            f'SELECT {self.columns} FROM "{self.table}" WHERE id > ? ORDER BY id', (last_id,)
-        )
-        return [(row[0], row_entry(row)) for row in rows]
+    def after(self, last_id: int, filters: Filters = NO_FILTERS) -> list[tuple[int, LogEntry]]:
+        """The rows whose id is above `last_id` (and that match `filters`), in id order."""
+
+        def build(table: str, conditions: Filters, fts: bool) -> tuple[str, list[object]]:
+            where, params = build_where(table, conditions, fts)
+            where = f"{where} AND id > ?" if where else " WHERE id > ?"
+            return f'SELECT {self.columns} FROM "{table}"{where} ORDER BY id', [*params, last_id]
+
+        return [(row[0], row_entry(row)) for row in self._execute(build, filters)]
 
     def max_id(self) -> int:
         """The highest id (0 when the table is empty)."""

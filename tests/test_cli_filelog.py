@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +43,17 @@ def cli(*argv: object, columns: int = 60) -> tuple[int, str, str]:
         timeout=60,
     )
     return done.returncode, done.stdout, done.stderr
+
+
+def start_cli(*argv: object) -> subprocess.Popen[str]:
+    """`python -m asynclog ARGV` started in a subprocess, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "asynclog", *map(str, argv)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def query(*argv: object) -> list[str]:
@@ -462,3 +474,55 @@ def test_a_file_that_is_no_log_is_an_error(tmp_path: Path) -> None:
 
 def test_version() -> None:
     assert cli("--version") == (0, f"asynclog {asynclog.__version__}\n", "")
+
+
+# --- tail ------------------------------------------------------------------------------------
+
+
+async def test_tail_filters_files_and_databases(logs: dict[str, Path]) -> None:
+    json_lines = logs["json"].read_text().splitlines()
+    for source, shown in (("text", LINES), ("json", json_lines), ("db", LINES)):
+        code, out, err = cli("tail", logs[source], "--level", "warning", "-n", "2")
+        assert (code, err, records(out)) == (0, "", [shown[3], shown[5]]), source
+        out = cli("tail", logs[source], "--logger", "api", "--grep", "o", "-n", "5")[1]
+        assert records(out) == [shown[2], shown[4]], source
+        out = cli("tail", logs[source], "--since", "2026-11-27T12:00", "--level", "info")[1]
+        assert records(out) == shown[5:], source
+    json_tail = cli("tail", logs["json"], "--field", "user_id=42", "--json", "-n", "1")[1]
+    assert json_tail == json_lines[5] + "\n"
+    assert cli("tail", logs["text"], "--field", "user_id=7", "--json")[1] == (
+        '{"timestamp": "2026-11-27T11:00:00.000000Z", "level": "ERROR", "logger": "worker", '
+        '"message": "connection timeout to db1", "fields": {"user_id": "7", "retry": "True"}, '
+        '"exception": null}\n'
+    )
+
+
+async def test_tail_follow_with_a_filter(tmp_path: Path) -> None:
+    path = await write_rows(tmp_path / "app.log", numbered_rows(10))  # entry 009 is a warning
+    process = start_cli("tail", path, "-f", "--interval", "0.02", "--level", "warning", "-n", 1)
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline().endswith(" WARNING app entry 009 seq=9\n")
+        later = [
+            (T0 + 60, 20, "app", "quiet", {}, None),
+            (T0 + 61, 40, "app", "loud", {"n": 1}, "Traceback\n  here"),
+            (T0 + 62, 10, "app", "quiet again", {}, None),
+            (T0 + 63, 30, "app", "last", {}, None),
+        ]
+        await write_rows(path, later)
+        assert [process.stdout.readline() for _ in range(4)] == [
+            "2026-11-27T10:01:01.000000Z ERROR app loud n=1\n",
+            "    Traceback\n",
+            "      here\n",
+            "2026-11-27T10:01:03.000000Z WARNING app last\n",
+        ]
+        with path.open("a") as handle:
+            handle.write("garbage line\n2026-11-27T10:02:00.000000Z ERROR app appended\n")
+        assert process.stdout.readline() == "2026-11-27T10:02:00.000000Z ERROR app appended\n"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        assert process.stderr.read() == "asynclog: note: skipped 1 malformed line\n"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
