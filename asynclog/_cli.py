@@ -618,7 +618,7 @@ def _minute_chart(
     )
     title = "Per minute (UTC), by level" + (f" ({legend})" if legend else "") + ":"
     if window and min(minutes) < window[0]:
-        title = title[:-1] + f", the last {len(window)} minutes with entries:"
+        title = title[:-1] + f", the {len(window)} minutes to {_minute_label(window[-1])}:"
     if not window:
         return [title, "  (none)"]
     biggest = max(sum(minutes.get(minute, {}).values()) for minute in window)

@@ -397,8 +397,8 @@ async def test_stats_minutes_option_and_json_file(tmp_path: Path) -> None:
     code, out, _ = cli("stats", path, "--minutes", "2")
     assert code == 0
     assert out.splitlines()[-3:] == [
-        "Per minute (UTC), by level (I=INFO +=other E=ERROR C=CRITICAL), the last 2 minutes "
-        "with entries:",
+        "Per minute (UTC), by level (I=INFO +=other E=ERROR C=CRITICAL), the 2 minutes to "
+        "2026-11-27 10:03:",
         "  2026-11-27 10:02   0",
         "  2026-11-27 10:03   9  " + "I" * 16 + "+" * 3 + "E" * 12 + "C" * 4,
     ]
