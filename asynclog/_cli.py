@@ -14,7 +14,14 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from ._entry import LogEntry
-from ._filelog_read import LogFiles, RecordSelector, sniff_log_lines
+from ._filelog_read import (
+    DB_SUFFIXES,
+    SQLITE_MAGIC,
+    LogFiles,
+    RecordSelector,
+    kind_of,
+    not_a_log,
+)
 from ._levels import LEVEL_NAMES, Level, level_name, parse_level
 from ._tail import DbFollower, FileFollower, follow
 from ._version import __version__
@@ -311,16 +318,14 @@ def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
 def is_database(path: str) -> bool:
     """SQLite by its header; an empty or foreign `.db`/`.sqlite` file counts too (so that it is
     reported as not an asynclog database rather than printed as text)."""
     with open(path, "rb") as handle:
-        head = handle.read(len(_SQLITE_MAGIC))
-    return head == _SQLITE_MAGIC or path.lower().endswith(_DB_SUFFIXES)
+        head = handle.read(len(SQLITE_MAGIC))
+    return head == SQLITE_MAGIC or path.lower().endswith(DB_SUFFIXES)
 
 
 class FileLog:
@@ -339,32 +344,22 @@ class FileLog:
 
 
 def open_log(path: str, table: str, every: bool) -> LogDB | FileLog:
-    """The reader for `path`, by its content: an SQLite header is a database; a file whose
-    first lines hold asynclog text or JSON records (or none at all) is a log file. Anything
-    else is an error naming the path (a `.db`, `.sqlite` or `.sqlite3` name: "not an SQLite
-    file"). `every` (`--all`) reads a log file's rotated siblings too."""
+    """The reader for `path`, by its content (`_filelog_read.kind_of`): a database or a log
+    file. Anything else is an error naming the path (for a `.db`, `.sqlite` or `.sqlite3`
+    name: "not an SQLite file"). `every` (`--all`) reads a log file's rotated siblings too."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(len(_SQLITE_MAGIC))
-        looks_like_log = None if head == _SQLITE_MAGIC else sniff_log_lines(path)
+        kind = kind_of(path)
     except (OSError, EOFError) as exc:
         raise QueryError(
             _file_problem(path, exc) if isinstance(exc, OSError) else f"{path}: {exc}"
         ) from None
-    if head == _SQLITE_MAGIC:
-        if every:
-            raise QueryError(f"{path}: --all reads rotated log files; this is a database")
-        return LogDB(path, table)
-    if looks_like_log is False or (
-        looks_like_log is None and path.lower().endswith(_DB_SUFFIXES)
-    ):
-        if path.lower().endswith(_DB_SUFFIXES):
-            return LogDB(path, table)  # says why it is not an asynclog database
-        raise QueryError(
-            f"{path}: not an asynclog log: neither an SQLite database nor asynclog's text "
-            "or JSON lines"
-        )
-    return FileLog(LogFiles(path, every))
+    if kind == "log":
+        return FileLog(LogFiles(path, every))
+    if kind == "other" and not path.lower().endswith(DB_SUFFIXES):
+        raise QueryError(not_a_log(path))
+    if every and kind == "sqlite":
+        raise QueryError(f"{path}: --all reads rotated log files; this is a database")
+    return LogDB(path, table)  # for "other": says why it is not an asynclog database
 
 
 def _file_problem(path: str, exc: OSError) -> str:

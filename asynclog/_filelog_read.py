@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from ._entry import EMPTY_FIELDS, Location, LogEntry
 from ._levels import LEVEL_NAMES, Level
@@ -29,6 +29,7 @@ __all__ = [
     "LogFiles",
     "RecordSelector",
     "field_matches",
+    "kind_of",
     "log_files",
     "matches",
     "parse_json_line",
@@ -341,6 +342,32 @@ def sniff_log_lines(path: str) -> bool | None:
         if parse_record(lines) is not None:
             return True
     return None if blank else False
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def kind_of(path: str) -> Literal["sqlite", "log", "other"]:
+    """What `path` holds, by its content: `"sqlite"` (its header), `"log"` (asynclog text or
+    JSON records in its first lines, or nothing at all unless its name says database), or
+    `"other"`. Raises `OSError` when it cannot be read."""
+    with open(path, "rb") as handle:
+        head = handle.read(len(SQLITE_MAGIC))
+    if head == SQLITE_MAGIC:
+        return "sqlite"
+    sniffed = sniff_log_lines(path)
+    if sniffed or (sniffed is None and not path.lower().endswith(DB_SUFFIXES)):
+        return "log"
+    return "other"
+
+
+def not_a_log(path: str) -> str:
+    """The error for a file that is neither a database nor a log of asynclog's."""
+    return (
+        f"{path}: not an asynclog log: neither an SQLite database nor asynclog's text or JSON "
+        "lines"
+    )
 
 
 def _first_lines(path: str, count: int) -> Iterator[str]:

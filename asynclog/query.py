@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import math
 import os
@@ -475,8 +476,13 @@ def query(
     fields: Mapping[str, object] | None = None,
     limit: int | None = None,
     table: str = "logs",
+    rotated: bool = False,
 ) -> AsyncGenerator[LogEntry, None]:
     """Entries of an asynclog SQLite database, oldest first: `async for entry in query(...)`.
+    A log file of the file backend (text or JSON lines, gzipped too; told apart by its content)
+    is read the same way, in the order it was written; with `rotated`, its rotated siblings
+    first (`app.log.N(.gz)` ... `app.log.1`, as `asynclog query --all`). Malformed lines of a
+    file are skipped.
 
     - `level`: that level and above (`"error"`, `Level.ERROR`, `40`).
     - `since` (inclusive) / `until` (exclusive): a `TimeSpec`; naive times are UTC.
@@ -486,8 +492,9 @@ def query(
     - `fields`: `{key: value}`, each compared as text, and as a number when it is one.
     - `limit`: the newest `limit` matching entries, still yielded oldest first.
 
-    Bad arguments raise `ValueError` here; a missing or foreign database raises `QueryError`
-    from the first iteration. The database is opened read-only on aiosqlite's thread.
+    Bad arguments raise `ValueError` here; a missing or foreign file raises `QueryError`
+    from the first iteration. The database is opened read-only on aiosqlite's thread; a file
+    is read on a worker thread (`asyncio.to_thread`), a chunk of entries at a time.
     """
     filters = make_filters(
         level=level,
@@ -498,10 +505,55 @@ def query(
         fields=fields,
         limit=limit,
     )
-    return _query(os.fspath(db_path), check_table(table), filters)
+    if not isinstance(rotated, bool):
+        raise ValueError(f"rotated must be a bool, got {rotated!r}")
+    return _query(os.fspath(db_path), check_table(table), filters, rotated)
 
 
-async def _query(path: str, table: str, filters: Filters) -> AsyncGenerator[LogEntry, None]:
+FILE_CHUNK = 1000
+"""Entries read from a log file per hop to the worker thread."""
+
+
+def _kind(path: str) -> str:
+    from ._filelog_read import kind_of
+
+    try:
+        return kind_of(path)
+    except (OSError, EOFError):
+        return "unreadable"  # the SQLite path says why, in the same words as for a database
+
+
+async def _query_file(
+    path: str, filters: Filters, rotated: bool
+) -> AsyncGenerator[LogEntry, None]:
+    from ._filelog_read import LogFiles
+
+    entries = LogFiles(path, rotated).entries(filters)
+    while True:
+        try:
+            chunk = await asyncio.to_thread(lambda: list(itertools.islice(entries, FILE_CHUNK)))
+        except OSError as exc:
+            raise QueryError(await asyncio.to_thread(_open_problem, path, exc)) from None
+        for entry in chunk:
+            yield entry
+        if len(chunk) < FILE_CHUNK:
+            return
+
+
+async def _query(
+    path: str, table: str, filters: Filters, rotated: bool = False
+) -> AsyncGenerator[LogEntry, None]:
+    kind = await asyncio.to_thread(_kind, path)
+    if kind == "log":
+        async for entry in _query_file(path, filters, rotated):
+            yield entry
+        return
+    if kind == "other" and not path.lower().endswith((".db", ".sqlite", ".sqlite3")):
+        from ._filelog_read import not_a_log
+
+        raise QueryError(not_a_log(path))
+    if rotated and kind == "sqlite":
+        raise QueryError(f"{path}: rotated applies to log files; this is a database")
     try:
         db = await aiosqlite.connect(_uri(path), uri=True, timeout=BUSY_TIMEOUT)
     except sqlite3.Error as exc:

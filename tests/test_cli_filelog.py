@@ -526,3 +526,40 @@ async def test_tail_follow_with_a_filter(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# --- the Python API --------------------------------------------------------------------------
+
+
+async def test_query_api_reads_log_files(logs: dict[str, Path], tmp_path: Path) -> None:
+    from_db = [entry async for entry in asynclog.query(logs["db"], level="warning")]
+    assert len(from_db) == 3
+    assert [entry async for entry in asynclog.query(logs["json"], level="warning")] == from_db
+    from_text = [entry async for entry in asynclog.query(logs["text"], fields={"user_id": 42})]
+    assert [(e.timestamp, e.message, dict(e.fields)) for e in from_text] == [
+        (T0 + 60, "GET /users 200", {"user_id": "42", "ms": "12.5"}),
+        (T0 + 120, "slow query took 1200ms", {"user_id": "42"}),
+        (T0 + 7200, "crash: timeout exceeded", {"user_id": "42"}),
+    ]
+
+    path = tmp_path / "rot.log"
+    await write_rows(path, numbered_rows(120), fmt="json", max_file_size_mb=0.004, compress=True)
+    assert (tmp_path / "rot.log.1.gz").exists()
+    every = [entry.fields["seq"] async for entry in asynclog.query(path, rotated=True)]
+    assert every == list(range(120))
+    live = [entry.fields["seq"] async for entry in asynclog.query(path)]
+    assert live == every[len(every) - len(live) :] and len(live) < 120
+
+    with pytest.raises(asynclog.QueryError, match="rotated applies to log files"):
+        [entry async for entry in asynclog.query(logs["db"], rotated=True)]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("milk\n")
+    with pytest.raises(asynclog.QueryError) as raised:
+        [entry async for entry in asynclog.query(notes)]
+    assert str(raised.value) == (
+        f"{notes}: not an asynclog log: neither an SQLite database nor asynclog's text or JSON "
+        "lines"
+    )
+    with pytest.raises(asynclog.QueryError) as raised:
+        [entry async for entry in asynclog.query(tmp_path / "nope.log")]
+    assert str(raised.value) == f"{tmp_path / 'nope.log'}: no such file"
