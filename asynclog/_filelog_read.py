@@ -23,7 +23,7 @@ from typing import Any, Literal
 from ._entry import EMPTY_FIELDS, Location, LogEntry
 from ._levels import LEVEL_NAMES, Level
 from .backends._rotation import backup_name
-from .query import Filters
+from .query import Filters, QueryError
 
 __all__ = [
     "LogFiles",
@@ -478,16 +478,18 @@ class LogFiles:
         self.files = log_files(self.path, self.every)
 
     def all_entries(self) -> Iterator[LogEntry]:
-        """Every readable entry of every file, oldest file first."""
+        """Every readable entry of every file, oldest file first. The log itself missing or
+        unreadable is a `QueryError`; a sibling that is (rotated away meanwhile, a damaged
+        gzip) is noted in `unreadable` and skipped."""
         for path in self.files:
             try:
                 yield from self._entries_of(path)
             except FileNotFoundError:
                 if path == self.path:
-                    raise
+                    raise QueryError(f"{path}: no such file") from None
             except (OSError, EOFError) as exc:
                 if path == self.path:
-                    raise
+                    raise QueryError(f"{path}: cannot read: {exc}") from None
                 self.unreadable.append(f"{path}: {exc}")
 
     def _entries_of(self, path: str) -> Iterator[LogEntry]:

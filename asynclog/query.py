@@ -530,10 +530,7 @@ async def _query_file(
 
     entries = LogFiles(path, rotated).entries(filters)
     while True:
-        try:
-            chunk = await asyncio.to_thread(lambda: list(itertools.islice(entries, FILE_CHUNK)))
-        except OSError as exc:
-            raise QueryError(await asyncio.to_thread(_open_problem, path, exc)) from None
+        chunk = await asyncio.to_thread(lambda: list(itertools.islice(entries, FILE_CHUNK)))
         for entry in chunk:
             yield entry
         if len(chunk) < FILE_CHUNK:
