@@ -23,10 +23,11 @@ from ._filelog_read import (
     not_a_log,
 )
 from ._levels import LEVEL_NAMES, Level, level_name, parse_level
+from ._read_filters import NO_FILTERS
 from ._tail import DbFollower, FileFollower, follow
 from ._version import __version__
 from .formatters import BIDI_CONTROLS, json_format, text_format
-from .query import NO_FILTERS, Filters, LogDB, QueryError, make_filters, parse_time
+from .query import Filters, LogDB, QueryError, make_filters, parse_time
 
 EXIT_ERROR = 2
 """Exit status for a bad command line, a missing file or a log that is not asynclog's."""

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from ._entry import EMPTY_FIELDS, Location, LogEntry
 from ._levels import LEVEL_NAMES, Level
+from ._read_filters import Filters, QueryError
 from .backends._rotation import backup_name
-from .query import Filters, QueryError
 
 __all__ = [
     "LogFiles",

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
 from ._entry import LogEntry
-from .query import NO_FILTERS, Filters, LogDB, QueryError
+from ._read_filters import NO_FILTERS
+from .query import Filters, LogDB, QueryError
 
 CONTINUATION = b"    "
 _BLOCK = 64 * 1024

@@ -18,7 +18,6 @@ import sqlite3
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -26,8 +25,9 @@ from typing import Any
 import aiosqlite
 
 from ._entry import EMPTY_FIELDS, Location, LogEntry
-from ._errors import LogError
+from ._filelog_read import DB_SUFFIXES, LogFiles, kind_of, not_a_log
 from ._levels import Level, parse_level
+from ._read_filters import NO_FILTERS, Filters, QueryError
 
 __all__ = [
     "Filters",
@@ -68,31 +68,7 @@ _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _INT64 = 2**63
 
 
-class QueryError(LogError):
-    """The logs cannot be read: the file is missing, is not SQLite, or has no asynclog table."""
-
-
 # --- filters ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Validated query conditions; `None` (or empty) means no condition."""
-
-    min_level: int | None = None
-    since: float | None = None
-    """Unix seconds, inclusive."""
-    until: float | None = None
-    """Unix seconds, exclusive."""
-    text: str | None = None
-    logger: str | None = None
-    fields: tuple[tuple[str, str], ...] = ()
-    """(key, value as text) pairs; see `make_filters`."""
-    limit: int | None = None
-
-
-NO_FILTERS = Filters()
-"""No condition at all."""
 
 
 def parse_time(value: TimeSpec, now: float | None = None) -> float:
@@ -515,8 +491,6 @@ FILE_CHUNK = 1000
 
 
 def _kind(path: str) -> str:
-    from ._filelog_read import kind_of
-
     try:
         return kind_of(path)
     except (OSError, EOFError):
@@ -526,8 +500,6 @@ def _kind(path: str) -> str:
 async def _query_file(
     path: str, filters: Filters, rotated: bool
 ) -> AsyncGenerator[LogEntry, None]:
-    from ._filelog_read import LogFiles
-
     entries = LogFiles(path, rotated).entries(filters)
     while True:
         chunk = await asyncio.to_thread(lambda: list(itertools.islice(entries, FILE_CHUNK)))
@@ -545,9 +517,7 @@ async def _query(
         async for entry in _query_file(path, filters, rotated):
             yield entry
         return
-    if kind == "other" and not path.lower().endswith((".db", ".sqlite", ".sqlite3")):
-        from ._filelog_read import not_a_log
-
+    if kind == "other" and not path.lower().endswith(DB_SUFFIXES):
         raise QueryError(not_a_log(path))
     if rotated and kind == "sqlite":
         raise QueryError(f"{path}: rotated applies to log files; this is a database")
