@@ -1,4 +1,5 @@
-"""The `asynclog` command line: `query`, `tail`, `stats` and `demo`."""
+"""The `asynclog` command line: `query`, `tail`, `stats` and `demo`, on an asynclog SQLite
+database or a log file the file backend wrote (text or JSON lines, rotated and gzipped)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,26 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from ._entry import LogEntry
+from ._filelog_read import (
+    DB_SUFFIXES,
+    SQLITE_MAGIC,
+    LogFiles,
+    RecordSelector,
+    kind_of,
+    not_a_log,
+)
 from ._levels import LEVEL_NAMES, Level, level_name, parse_level
+from ._read_filters import NO_FILTERS
 from ._tail import DbFollower, FileFollower, follow
+from ._version import __version__
 from .formatters import BIDI_CONTROLS, json_format, text_format
 from .query import Filters, LogDB, QueryError, make_filters, parse_time
 
 EXIT_ERROR = 2
-"""Exit status for a bad command line, a missing file or a database that is not asynclog's."""
+"""Exit status for a bad command line, a missing file or a log that is not asynclog's."""
+
+MINUTES = 20
+"""How many minutes the per-minute histogram shows by default (`stats --minutes N`)."""
 
 # --- colours ---------------------------------------------------------------------------------
 
@@ -150,6 +164,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _minutes(text: str) -> int:
+    value = _positive_int(text)
+    if value > 24 * 60:
+        raise argparse.ArgumentTypeError(f"expected at most 1440 minutes, got {text!r}")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -160,9 +181,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+_LOG_HELP = (
+    "an asynclog SQLite database, or a log file of the file backend (text or JSON lines, "
+    "gzipped too), told apart by their content"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="asynclog", description="asyncio-native logging")
+    parser.add_argument("--version", action="version", version=f"asynclog {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--table", default="logs", help="the table to read (default: logs)")
@@ -183,17 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     when.add_argument("--until", type=_time_arg, metavar="TIME", help="before this time")
     when.add_argument("--logger", help="this logger and its dotted children")
-
-    q = commands.add_parser(
-        "query",
-        parents=[common, when],
-        help="print the entries of a database that match the filters",
-        description="Print matching entries, oldest first.",
+    every = argparse.ArgumentParser(add_help=False)
+    every.add_argument(
+        "--all",
+        dest="every",
+        action="store_true",
+        help="a log file: its rotated siblings too (LOG.N, LOG.N.gz ... LOG.1), oldest first",
     )
-    q.add_argument("db", help="an asynclog SQLite database")
-    q.add_argument("--level", type=_level_arg, help="this level and above (debug ... critical)")
-    q.add_argument("--grep", metavar="TEXT", help="text in the message (FTS5 when indexed)")
-    q.add_argument(
+    select = argparse.ArgumentParser(add_help=False)
+    select.add_argument(
+        "--level", type=_level_arg, help="this level and above (debug ... critical)"
+    )
+    select.add_argument("--grep", metavar="TEXT", help="text in the message (FTS5 when indexed)")
+    select.add_argument(
         "--field",
         type=_field_arg,
         action="append",
@@ -201,12 +231,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a field equal to VALUE (as text, or as a number); repeatable",
     )
+
+    q = commands.add_parser(
+        "query",
+        parents=[common, when, every, select],
+        help="print the entries of a log that match the filters",
+        description="Print matching entries, oldest first.",
+    )
+    q.add_argument("db", metavar="LOG", help=_LOG_HELP)
     q.add_argument("--limit", type=_positive_int, metavar="N", help="the newest N matches only")
     q.add_argument("--json", action="store_true", help="one JSON object per line")
 
     t = commands.add_parser(
         "tail",
-        parents=[common],
+        parents=[common, when, select],
         help="print the last entries of a log file or database; -f follows new ones",
         description="Print the last entries; with -f, follow new ones (and file rotation).",
     )
@@ -227,16 +265,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds between polls with -f (default: 0.5)",
     )
-    t.add_argument("--json", action="store_true", help="database entries as JSON lines")
+    t.add_argument(
+        "--json", action="store_true", help="entries as JSON lines (a file's records are read)"
+    )
 
     s = commands.add_parser(
         "stats",
-        parents=[common, when],
-        help="entry counts by level and per hour, as bar charts",
-        description="Counts by level (all entries, or --since/--until) and per hour (last 24 "
-        "hours unless --since), drawn as bars.",
+        parents=[common, when, every],
+        help="entry counts by level, per hour and per minute, as bar charts",
+        description="Counts by level (all entries, or --since/--until), per hour (last 24 "
+        "hours unless --since) and per minute by level (the last minutes with entries), "
+        "drawn as bars.",
     )
-    s.add_argument("db", help="an asynclog SQLite database")
+    s.add_argument("db", metavar="LOG", help=_LOG_HELP)
+    s.add_argument(
+        "--minutes",
+        type=_minutes,
+        default=MINUTES,
+        metavar="N",
+        help=f"how many minutes the per-minute histogram shows (default: {MINUTES})",
+    )
 
     commands.add_parser("demo", help="100 tasks x 1000 entries into logs/app.log and logs/app.db")
     return parser
@@ -249,34 +297,70 @@ def _write(out: TextIO, text: str) -> None:
     out.write(text + "\n")
 
 
-def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
-    """`asynclog query`."""
-    filters = make_filters(
+def _filters(args: argparse.Namespace) -> Filters:
+    return make_filters(
         level=args.level,
         since=args.since,
         until=args.until,
         text=args.grep,
         logger=args.logger,
         fields=args.field,
-        limit=args.limit,
+        limit=getattr(args, "limit", None),
     )
+
+
+def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
+    """`asynclog query`."""
+    filters = _filters(args)
     render = Renderer(colour=want_colour(args.color, out), as_json=args.json).entry
-    with LogDB(args.db, args.table) as db:
-        for entry in db.entries(filters):
+    with open_log(args.db, args.table, args.every) as log:
+        for entry in log.entries(filters):
             _write(out, render(entry))
     return 0
 
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
 def is_database(path: str) -> bool:
     """SQLite by its header; an empty or foreign `.db`/`.sqlite` file counts too (so that it is
     reported as not an asynclog database rather than printed as text)."""
     with open(path, "rb") as handle:
-        head = handle.read(len(_SQLITE_MAGIC))
-    return head == _SQLITE_MAGIC or path.lower().endswith(_DB_SUFFIXES)
+        head = handle.read(len(SQLITE_MAGIC))
+    return head == SQLITE_MAGIC or path.lower().endswith(DB_SUFFIXES)
+
+
+class FileLog:
+    """`LogFiles` behind the interface of `LogDB` the commands use; on leaving, says on stderr
+    what it skipped (malformed lines, unreadable siblings)."""
+
+    def __init__(self, files: LogFiles) -> None:
+        self.files = files
+
+    def __enter__(self) -> LogFiles:
+        return self.files
+
+    def __exit__(self, *exc_info: object) -> None:
+        for problem in self.files.problems():
+            print(f"asynclog: note: {problem}", file=sys.stderr)
+
+
+def open_log(path: str, table: str, every: bool) -> LogDB | FileLog:
+    """The reader for `path`, by its content (`_filelog_read.kind_of`): a database or a log
+    file. Anything else is an error naming the path (for a `.db`, `.sqlite` or `.sqlite3`
+    name: "not an SQLite file"). `every` (`--all`) reads a log file's rotated siblings too."""
+    try:
+        kind = kind_of(path)
+    except (OSError, EOFError) as exc:
+        raise QueryError(
+            _file_problem(path, exc) if isinstance(exc, OSError) else f"{path}: {exc}"
+        ) from None
+    if kind == "log":
+        return FileLog(LogFiles(path, every))
+    if kind == "other" and not path.lower().endswith(DB_SUFFIXES):
+        raise QueryError(not_a_log(path))
+    if every and kind == "sqlite":
+        raise QueryError(f"{path}: --all reads rotated log files; this is a database")
+    return LogDB(path, table)  # for "other": says why it is not an asynclog database
 
 
 def _file_problem(path: str, exc: OSError) -> str:
@@ -297,19 +381,41 @@ def _tail_source(
         database = is_database(args.path)
     except OSError as exc:
         raise QueryError(_file_problem(args.path, exc)) from None
+    filters = _filters(args)
     if database:
-        db_follower = DbFollower(args.path, args.table)
+        db_follower = DbFollower(args.path, args.table, filters)
         first = [renderer.entry(entry) for entry in db_follower.start(args.lines)]
         return first, lambda: [renderer.entry(e) for e in db_follower.poll()], db_follower.close
-    if args.json:
-        raise QueryError(f"{args.path}: --json applies to databases; a file prints as is")
     file_follower = FileFollower(args.path)
+    reading = filters != NO_FILTERS or args.json
     try:
-        records = file_follower.start(args.lines, partial=not args.follow)
+        # To find the last N records that match, every record has to be looked at.
+        records = file_follower.start(
+            sys.maxsize if filters != NO_FILTERS else args.lines, partial=not args.follow
+        )
     except OSError as exc:
         raise QueryError(_file_problem(args.path, exc)) from None
-    first = [renderer.raw(record) for record in records]
-    return first, lambda: [renderer.raw(r) for r in file_follower.poll()], file_follower.close
+    if not reading:
+        first = [renderer.raw(record) for record in records]
+        return first, lambda: [renderer.raw(r) for r in file_follower.poll()], file_follower.close
+    selector = RecordSelector(filters)
+
+    def render(records: list[str]) -> list[str]:
+        return [
+            renderer.entry(entry) if args.json else renderer.raw(record)
+            for record, entry in selector.select(records)
+        ]
+
+    def close() -> None:
+        file_follower.close()
+        if selector.malformed:
+            plural = "line" if selector.malformed == 1 else "lines"
+            note = f"asynclog: note: skipped {selector.malformed} malformed {plural}"
+            print(note, file=sys.stderr)
+
+    first = render(records)
+    first = first[len(first) - args.lines :] if args.lines else []
+    return first, lambda: render(file_follower.poll()), close
 
 
 def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
@@ -402,8 +508,11 @@ def render_stats(
     width: int,
     blocks: bool = False,
     colour: bool = False,
+    minutes: dict[int, dict[int, int]] | None = None,
+    minute_count: int = MINUTES,
 ) -> list[str]:
-    """The lines of `asynclog stats` (pure: the numbers come from `LogDB`)."""
+    """The lines of `asynclog stats` (pure: the numbers come from `LogDB` or `LogFiles`);
+    with `minutes` (counts by minute, then level), the per-minute histogram at the end."""
     scope = (f" since {_stamp(since)}" if since is not None else "") + (
         f" until {_stamp(until)}" if until is not None else ""
     )
@@ -426,13 +535,18 @@ def render_stats(
         (time.strftime("%Y-%m-%d %H:00", time.gmtime(hour)), hours.get(hour, 0), None)
         for hour in keys
     ]
-    # Both charts share their columns, so that their bars start at the same place.
-    every = level_rows + hour_rows
+    window = minute_window(minutes or {}, minute_count)
+    minute_rows: list[Row] = [
+        (_minute_label(minute), sum((minutes or {}).get(minute, {}).values()), None)
+        for minute in window
+    ]
+    # The charts share their columns, so that their bars start at the same place.
+    every = level_rows + hour_rows + minute_rows
     label_width = max(len(label) for label, _, _ in every)
     count_width = max(len(f"{count:,}") for _, count, _ in every)
     room = max(10, width - (2 + label_width + 2 + count_width + 2) - 1)
     widths = (label_width, count_width, room)
-    return [
+    lines = [
         head,
         "",
         "By level:",
@@ -441,6 +555,80 @@ def render_stats(
         hours_title,
         *_chart(hour_rows, widths, blocks, colour),
     ]
+    if minutes is not None:
+        lines += ["", *_minute_chart(minutes, window, widths, blocks, colour)]
+    return lines
+
+
+LEVEL_LETTERS = {10: "D", 20: "I", 30: "W", 40: "E", 50: "C"}
+"""The letter a level's part of a per-minute bar is drawn with; other levels get `+`."""
+OTHER_LETTER = "+"
+
+
+def _minute_label(minute: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(minute))
+
+
+def minute_window(minutes: dict[int, dict[int, int]], most: int = MINUTES) -> list[int]:
+    """The minutes to chart: from the first minute with entries to the last, empty ones
+    included, at most the last `most` of them."""
+    if not minutes:
+        return []
+    last = max(minutes)
+    first = max(min(minutes), last - (most - 1) * 60)
+    return list(range(first, last + 60, 60))
+
+
+def stacked_bar(counts: dict[int, int], biggest: int, room: int) -> list[tuple[int, int]]:
+    """(level, cells) parts of one minute's bar, lowest level first: the whole bar is
+    `total / biggest * room` cells, each level's part by the running total (rounded half up), and a
+    level with entries gets at least one cell."""
+    parts: list[tuple[int, int]] = []
+    running = drawn = 0
+    for level in sorted(counts):
+        if counts[level] <= 0:
+            continue
+        running += counts[level]
+        cells = max(1, int(running / biggest * room + 0.5) - drawn)
+        parts.append((level, cells))
+        drawn += cells
+    return parts
+
+
+def _minute_chart(
+    minutes: dict[int, dict[int, int]],
+    window: list[int],
+    widths: tuple[int, int, int],
+    blocks: bool,
+    colour: bool,
+) -> list[str]:
+    label_width, count_width, room = widths
+    present = sorted({level for minute in window for level in minutes.get(minute, {})})
+    legend = " ".join(
+        dict.fromkeys(
+            f"{LEVEL_LETTERS[level]}={level_name(level)}"
+            if level in LEVEL_LETTERS
+            else f"{OTHER_LETTER}=other"
+            for level in present
+        )
+    )
+    title = "Per minute (UTC), by level" + (f" ({legend})" if legend else "") + ":"
+    if window and min(minutes) < window[0]:
+        title = title[:-1] + f", the {len(window)} minutes to {_minute_label(window[-1])}:"
+    if not window:
+        return [title, "  (none)"]
+    biggest = max(sum(minutes.get(minute, {}).values()) for minute in window)
+    lines = [title]
+    for minute in window:
+        counts = minutes.get(minute, {})
+        drawn = ""
+        for level, cells in stacked_bar(counts, biggest, room):
+            letter = LEVEL_LETTERS.get(level, OTHER_LETTER)
+            part = (_FULL if blocks and colour else letter) * cells
+            drawn += paint(part, level) if colour else part
+        label = _minute_label(minute).ljust(label_width)
+        lines.append(f"  {label}  {sum(counts.values()):>{count_width},}  {drawn}".rstrip())
+    return lines
 
 
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
@@ -449,11 +637,12 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     hour_since = args.since
     if hour_since is None:
         hour_since = (args.until if args.until is not None else now) - 24 * 3600
-    with LogDB(args.db, args.table) as db:
+    with open_log(args.db, args.table, args.every) as db:
         scope = Filters(since=args.since, until=args.until, logger=args.logger)
         total, first, last = db.summary(scope)
         levels = db.count_by_level(scope)
         hours = db.count_by_hour(Filters(since=hour_since, until=args.until, logger=args.logger))
+        minutes = db.count_by_minute(scope)
     lines = render_stats(
         total,
         (first, last),
@@ -464,6 +653,8 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
         width=shutil.get_terminal_size().columns,
         blocks=can_draw_blocks(out),
         colour=want_colour(args.color, out),
+        minutes=minutes,
+        minute_count=args.minutes,
     )
     for line in lines:
         _write(out, line)

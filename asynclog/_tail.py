@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
 from ._entry import LogEntry
-from .query import LogDB, QueryError
+from ._read_filters import NO_FILTERS
+from .query import Filters, LogDB, QueryError
 
 CONTINUATION = b"    "
 _BLOCK = 64 * 1024
@@ -195,30 +196,33 @@ class DbFollower:
     """New rows of an asynclog table, by id. Each poll opens the database afresh, so a
     database that was deleted and recreated is followed too (from its first row)."""
 
-    def __init__(self, path: str | os.PathLike[str], table: str = "logs") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], table: str = "logs", filters: Filters = NO_FILTERS
+    ) -> None:
         self.path = os.fspath(path)
         self.table = table
+        self.filters = filters
+        """Only the rows that match (its `limit` is not used)."""
         self._last_id = 0
 
     def start(self, last: int = 10) -> list[LogEntry]:
         """The last `last` entries (raises `QueryError` for a bad database)."""
         with LogDB(self.path, self.table) as db:
-            rows = db.last(last) if last > 0 else []
-            self._last_id = rows[-1][0] if rows else db.max_id()
-        return [entry for _, entry in rows]
+            self._last_id = db.max_id()
+            rows = db.last(last, self.filters) if last > 0 else []
+        return [entry for row_id, entry in rows if row_id <= self._last_id]
 
     def poll(self) -> list[LogEntry]:
         """The entries added since the last call; nothing while the database is unreadable."""
         try:
             with LogDB(self.path, self.table) as db:
-                rows = db.after(self._last_id)
-                if not rows and db.max_id() < self._last_id:  # a new database: start over
+                newest = db.max_id()
+                if newest < self._last_id:  # a new database: start over
                     self._last_id = 0
-                    rows = db.after(0)
+                rows = [row for row in db.after(self._last_id, self.filters) if row[0] <= newest]
         except QueryError:
             return []
-        if rows:
-            self._last_id = rows[-1][0]
+        self._last_id = newest
         return [entry for _, entry in rows]
 
     def close(self) -> None:

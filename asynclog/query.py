@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import math
 import os
@@ -17,7 +18,6 @@ import sqlite3
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -25,8 +25,9 @@ from typing import Any
 import aiosqlite
 
 from ._entry import EMPTY_FIELDS, Location, LogEntry
-from ._errors import LogError
+from ._filelog_read import DB_SUFFIXES, LogFiles, kind_of, not_a_log
 from ._levels import Level, parse_level
+from ._read_filters import NO_FILTERS, Filters, QueryError
 
 __all__ = [
     "Filters",
@@ -67,27 +68,7 @@ _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _INT64 = 2**63
 
 
-class QueryError(LogError):
-    """The logs cannot be read: the file is missing, is not SQLite, or has no asynclog table."""
-
-
 # --- filters ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Validated query conditions; `None` (or empty) means no condition."""
-
-    min_level: int | None = None
-    since: float | None = None
-    """Unix seconds, inclusive."""
-    until: float | None = None
-    """Unix seconds, exclusive."""
-    text: str | None = None
-    logger: str | None = None
-    fields: tuple[tuple[str, str], ...] = ()
-    """(key, value as text) pairs; see `make_filters`."""
-    limit: int | None = None
 
 
 def parse_time(value: TimeSpec, now: float | None = None) -> float:
@@ -385,19 +366,29 @@ class LogDB:
         for row in self._execute(build, filters):
             yield row_entry(row)
 
-    def last(self, count: int) -> list[tuple[int, LogEntry]]:
-        """The last `count` rows by id, oldest first, with their ids."""
-        rows = self._db.execute(
-            f'SELECT {self.columns} FROM "{self.table}" ORDER BY id DESC LIMIT ?', (count,)
-        ).fetchall()
+    def last(self, count: int, filters: Filters = NO_FILTERS) -> list[tuple[int, LogEntry]]:
+        """The last `count` rows by id (of those matching `filters`), oldest first, with
+        their ids."""
+
+        def build(table: str, conditions: Filters, fts: bool) -> tuple[str, list[object]]:
+            where, params = build_where(table, conditions, fts)
+            return (
+                f'SELECT {self.columns} FROM "{table}"{where} ORDER BY id DESC LIMIT ?',
+                [*params, count],
+            )
+
+        rows = self._execute(build, filters).fetchall()
         return [(row[0], row_entry(row)) for row in reversed(rows)]
 
-    def after(self, last_id: int) -> list[tuple[int, LogEntry]]:
-        """The rows whose id is above `last_id`, in id order."""
-        rows = self._db.execute(
-            f'SELECT {self.columns} FROM "{self.table}" WHERE id > ? ORDER BY id', (last_id,)
-        )
-        return [(row[0], row_entry(row)) for row in rows]
+    def after(self, last_id: int, filters: Filters = NO_FILTERS) -> list[tuple[int, LogEntry]]:
+        """The rows whose id is above `last_id` (and that match `filters`), in id order."""
+
+        def build(table: str, conditions: Filters, fts: bool) -> tuple[str, list[object]]:
+            where, params = build_where(table, conditions, fts)
+            where = f"{where} AND id > ?" if where else " WHERE id > ?"
+            return f'SELECT {self.columns} FROM "{table}"{where} ORDER BY id', [*params, last_id]
+
+        return [(row[0], row_entry(row)) for row in self._execute(build, filters)]
 
     def max_id(self) -> int:
         """The highest id (0 when the table is empty)."""
@@ -430,6 +421,19 @@ class LogDB:
         )
         return {int(hour) * 3600: int(count) for hour, count in rows}
 
+    def count_by_minute(self, filters: Filters) -> dict[int, dict[int, int]]:
+        """Entry counts by minute (its start in unix seconds), then by level number."""
+        where = self._where(filters)
+        rows = self._db.execute(
+            f'SELECT CAST(ts / 60 AS INTEGER) AS minute, level, count(*) FROM "{self.table}"'
+            f"{where[0]} GROUP BY minute, level",
+            where[1],
+        )
+        minutes: dict[int, dict[int, int]] = {}
+        for minute, level, count in rows:
+            minutes.setdefault(int(minute) * 60, {})[int(level)] = int(count)
+        return minutes
+
     def _where(self, filters: Filters) -> tuple[str, list[object]]:
         return build_where(self.table, filters, uses_fts(filters, self.has_fts))
 
@@ -448,8 +452,13 @@ def query(
     fields: Mapping[str, object] | None = None,
     limit: int | None = None,
     table: str = "logs",
+    rotated: bool = False,
 ) -> AsyncGenerator[LogEntry, None]:
     """Entries of an asynclog SQLite database, oldest first: `async for entry in query(...)`.
+    A log file of the file backend (text or JSON lines, gzipped too; told apart by its content)
+    is read the same way, in the order it was written; with `rotated`, its rotated siblings
+    first (`app.log.N(.gz)` ... `app.log.1`, as `asynclog query --all`). Malformed lines of a
+    file are skipped.
 
     - `level`: that level and above (`"error"`, `Level.ERROR`, `40`).
     - `since` (inclusive) / `until` (exclusive): a `TimeSpec`; naive times are UTC.
@@ -459,8 +468,9 @@ def query(
     - `fields`: `{key: value}`, each compared as text, and as a number when it is one.
     - `limit`: the newest `limit` matching entries, still yielded oldest first.
 
-    Bad arguments raise `ValueError` here; a missing or foreign database raises `QueryError`
-    from the first iteration. The database is opened read-only on aiosqlite's thread.
+    Bad arguments raise `ValueError` here; a missing or foreign file raises `QueryError`
+    from the first iteration. The database is opened read-only on aiosqlite's thread; a file
+    is read on a worker thread (`asyncio.to_thread`), a chunk of entries at a time.
     """
     filters = make_filters(
         level=level,
@@ -471,10 +481,46 @@ def query(
         fields=fields,
         limit=limit,
     )
-    return _query(os.fspath(db_path), check_table(table), filters)
+    if not isinstance(rotated, bool):
+        raise ValueError(f"rotated must be a bool, got {rotated!r}")
+    return _query(os.fspath(db_path), check_table(table), filters, rotated)
 
 
-async def _query(path: str, table: str, filters: Filters) -> AsyncGenerator[LogEntry, None]:
+FILE_CHUNK = 1000
+"""Entries read from a log file per hop to the worker thread."""
+
+
+def _kind(path: str) -> str:
+    try:
+        return kind_of(path)
+    except (OSError, EOFError):
+        return "unreadable"  # the SQLite path says why, in the same words as for a database
+
+
+async def _query_file(
+    path: str, filters: Filters, rotated: bool
+) -> AsyncGenerator[LogEntry, None]:
+    entries = LogFiles(path, rotated).entries(filters)
+    while True:
+        chunk = await asyncio.to_thread(lambda: list(itertools.islice(entries, FILE_CHUNK)))
+        for entry in chunk:
+            yield entry
+        if len(chunk) < FILE_CHUNK:
+            return
+
+
+async def _query(
+    path: str, table: str, filters: Filters, rotated: bool = False
+) -> AsyncGenerator[LogEntry, None]:
+    kind = await asyncio.to_thread(_kind, path)
+    if kind == "log":
+        async for entry in _query_file(path, filters, rotated):
+            yield entry
+        return
+    if kind == "other" and not path.lower().endswith(DB_SUFFIXES):
+        raise QueryError(not_a_log(path))
+    if rotated and kind == "sqlite":
+        raise QueryError(f"{path}: rotated applies to log files; this is a database")
     try:
         db = await aiosqlite.connect(_uri(path), uri=True, timeout=BUSY_TIMEOUT)
     except sqlite3.Error as exc:

@@ -1,0 +1,562 @@
+"""Reading the file backend's records back: text and JSON lines, plain or gzipped, with the
+rotated siblings (`app.log.3.gz`, ..., `app.log.1`, `app.log`) oldest first.
+
+Each line is read by its shape: a line starting with `{` is a JSON record, any other is a
+text record (its traceback on the continuation lines after it, each indented four spaces).
+A line of neither shape is skipped and counted (`LogFiles.malformed`), never an error.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ._entry import EMPTY_FIELDS, Location, LogEntry
+from ._levels import LEVEL_NAMES, Level
+from ._read_filters import Filters, QueryError
+from .backends._rotation import backup_name
+
+__all__ = [
+    "LogFiles",
+    "RecordSelector",
+    "field_matches",
+    "kind_of",
+    "log_files",
+    "matches",
+    "parse_json_line",
+    "parse_text_record",
+    "sniff_log_lines",
+]
+
+CONTINUATION = "    "
+_LEVELS: dict[int, Level] = {int(level): level for level in Level}
+_LEVEL_NUMBERS = {name: number for number, name in LEVEL_NAMES.items()} | {
+    "WARN": 30,
+    "FATAL": 50,
+}
+
+# --- text ------------------------------------------------------------------------------------
+
+_LEVEL_WORD = "|".join(LEVEL_NAMES.values()) + r"|Level -?\d+"
+_TEXT_HEAD = re.compile(
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})Z (" + _LEVEL_WORD + r") (\S*)(?: (.*))?"
+)
+# `module:function:line ` before the message when the location was captured. A message that
+# itself starts like that is read as a location: the text format cannot tell them apart.
+_LOCATION = re.compile(r"([\w.<>-]+):([\w.<>-]+):(\d+)(?: |$)")
+# One ` key=value` of the fields after the message: a value with a space, `"` or `=` is quoted,
+# its `"` written `\"`.
+_FIELD = re.compile(r' ([^\s="]+)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?= |$)')
+_ESCAPED = re.compile(r'\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(.))', re.DOTALL)
+_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"'}
+
+
+def _unescape_one(found: re.Match[str]) -> str:
+    hex2, hex4, char = found.groups()
+    if hex2 is not None:
+        return chr(int(hex2, 16))
+    if hex4 is not None:
+        return chr(int(hex4, 16))
+    return _SIMPLE_ESCAPES.get(char, "\\" + char)
+
+
+def unescape(text: str) -> str:
+    """Undo `formatters.escape` (and the `\\"` of a quoted value)."""
+    return _ESCAPED.sub(_unescape_one, text) if "\\" in text else text
+
+
+_second_cache: tuple[str, int] = ("", 0)
+
+
+def _utc_seconds(stamp: str) -> int | None:
+    """`2026-11-27T10:00:00` (UTC) in unix seconds, None for an impossible date or time; the
+    last one is cached (lines share their second)."""
+    global _second_cache
+    cached, seconds = _second_cache
+    if stamp != cached:
+        try:
+            moment = datetime(
+                int(stamp[0:4]),
+                int(stamp[5:7]),
+                int(stamp[8:10]),
+                int(stamp[11:13]),
+                int(stamp[14:16]),
+                int(stamp[17:19]),
+                tzinfo=UTC,
+            )
+        except ValueError:
+            return None
+        seconds = int(moment.timestamp())
+        _second_cache = (stamp, seconds)
+    return seconds
+
+
+def _level_number(name: str) -> int | None:
+    number = _LEVEL_NUMBERS.get(name.upper())
+    if number is not None:
+        return number
+    custom = re.fullmatch(r"(?i:level)[ _](-?\d+)", name.strip())
+    return int(custom.group(1)) if custom else None
+
+
+def _split_fields(rest: str) -> tuple[str, dict[str, str]]:
+    """The message, and the trailing ` key=value` pairs after it (the longest such tail)."""
+    tail_start = len(rest)
+    position = 0
+    fields: list[tuple[str, str]] = []
+    while True:
+        space = rest.find(" ", position)
+        if space < 0:
+            break
+        found = _FIELD.match(rest, space)
+        if found is None:
+            fields.clear()
+            tail_start = len(rest)
+            position = space + 1
+            continue
+        if not fields:
+            tail_start = space
+        value = found.group(2)
+        if value.startswith('"'):
+            value = value[1:-1]
+        fields.append((unescape(found.group(1)), unescape(value)))
+        position = found.end()
+    return unescape(rest[:tail_start]), dict(fields)
+
+
+def parse_text_record(lines: list[str]) -> LogEntry | None:
+    """A record of the text format (its first line, then its continuation lines), or None."""
+    head = _TEXT_HEAD.fullmatch(lines[0])
+    if head is None:
+        return None
+    stamp, micros, level_word, logger, rest = head.groups()
+    level = _level_number(level_word)
+    seconds = _utc_seconds(stamp)
+    if level is None or seconds is None:
+        return None
+    rest = rest or ""
+    location = None
+    located = _LOCATION.match(rest)
+    if located is not None:
+        module, function, line = located.groups()
+        location = Location(unescape(module), unescape(function), int(line))
+        rest = rest[located.end() :]
+    # With a space in front, each field, and a message that is empty (`logger  key=value`),
+    # starts at a space; the message is then what follows that first space.
+    message, fields = _split_fields(" " + rest)
+    message = message[1:]
+    exception = None
+    if len(lines) > 1:
+        exception = "\n".join(unescape(line[len(CONTINUATION) :]) for line in lines[1:])
+    return LogEntry(
+        seconds + int(micros) / 1_000_000,
+        _LEVELS.get(level, level),
+        message,
+        unescape(logger),
+        MappingProxyType(fields) if fields else EMPTY_FIELDS,
+        exception,
+        None,
+        location,
+    )
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+# The names each part of an entry goes by in the JSON shapes asynclog writes: the default
+# ("fields" nested), "flat" (the fields at the top level), and the log stacks' own names.
+_TIME_KEYS = ("timestamp", "@timestamp", "time")
+_LEVEL_KEYS = ("level", "log.level", "severity", "severity_text")
+_MESSAGE_KEYS = ("message", "msg", "body")
+_LOGGER_KEYS = ("logger", "log.logger")
+_EXCEPTION_KEYS = ("exception", "error.stack_trace", "traceback")
+_LOCATION_KEYS = ("module", "function", "line")
+_ENTRY_KEYS = frozenset(
+    (*_TIME_KEYS, *_LEVEL_KEYS, *_MESSAGE_KEYS, *_LOGGER_KEYS, *_EXCEPTION_KEYS, "fields")
+)
+
+
+def _first(record: Mapping[str, Any], keys: Iterable[str]) -> tuple[str | None, Any]:
+    for key in keys:
+        if key in record:
+            return key, record[key]
+    return None, None
+
+
+def _json_time(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    head = _ISO_Z.fullmatch(value)
+    if head is not None:
+        seconds = _utc_seconds(head.group(1))
+        return None if seconds is None else seconds + int(head.group(2)) / 1_000_000
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).timestamp()
+
+
+_ISO_Z = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})Z")
+
+
+def _json_level(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return _level_number(value) if isinstance(value, str) else None
+
+
+def _json_exception(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):  # a structured traceback: its text, when it has one
+        for key in ("stack_trace", "traceback", "text", "stacktrace"):
+            if isinstance(value.get(key), str):
+                return str(value[key])
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _json_location(record: Mapping[str, Any]) -> Location | None:
+    module, function, line = (record.get(key) for key in _LOCATION_KEYS)
+    if isinstance(module, str) and isinstance(function, str) and isinstance(line, int):
+        return Location(module, function, line)
+    return None
+
+
+def parse_json_line(line: str) -> LogEntry | None:
+    """A JSON record (nested fields, or flat: every other key is a field), or None."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    _, ts = _first(record, _TIME_KEYS)
+    _, level_value = _first(record, _LEVEL_KEYS)
+    _, message = _first(record, _MESSAGE_KEYS)
+    _, logger = _first(record, _LOGGER_KEYS)
+    _, exception = _first(record, _EXCEPTION_KEYS)
+    timestamp, level = _json_time(ts), _json_level(level_value)
+    if timestamp is None or level is None or not isinstance(message, str):
+        return None
+    nested = record.get("fields")
+    location = _json_location(record)
+    if isinstance(nested, dict):
+        fields: dict[str, Any] = nested
+    else:
+        skip = _ENTRY_KEYS | (set(_LOCATION_KEYS) if location is not None else set())
+        fields = {key: value for key, value in record.items() if key not in skip}
+    return LogEntry(
+        timestamp,
+        _LEVELS.get(level, level),
+        message,
+        logger if isinstance(logger, str) else "",
+        MappingProxyType(fields) if fields else EMPTY_FIELDS,
+        _json_exception(exception),
+        None,
+        location,
+    )
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def log_files(path: str, every: bool) -> list[str]:
+    """`path`, preceded with `every` by its rotated siblings, oldest first: `app.log.N(.gz)`
+    ... `app.log.1(.gz)`. A number present both plain and gzipped (a compression caught in
+    the middle) is read plain; `.gz.tmp` files are never read."""
+    if not every:
+        return [path]
+    directory = os.path.dirname(path) or "."
+    prefix = os.path.basename(path) + "."
+    numbered: dict[int, str] = {}
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        names = []
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        suffix = name[len(prefix) :]
+        number, _, gz = suffix.partition(".")
+        if not number.isdigit() or number.startswith("0") or gz not in ("", "gz"):
+            continue
+        sibling = backup_name(path, int(number)) + ("." + gz if gz else "")
+        if gz and int(number) in numbered:
+            continue
+        numbered[int(number)] = sibling
+    return [numbered[number] for number in sorted(numbered, reverse=True)] + [path]
+
+
+def _lines(path: str) -> Iterator[str]:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        for raw in handle:
+            yield raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "replace")
+
+
+def _records(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    """(line number of its first line, its lines): a line and the continuation lines after it."""
+    record: list[str] = []
+    start = 0
+    for number, line in enumerate(lines, 1):
+        if record and line.startswith(CONTINUATION):
+            record.append(line)
+            continue
+        if record:
+            yield start, record
+        record, start = [line], number
+    if record:
+        yield start, record
+
+
+def parse_record(lines: list[str]) -> LogEntry | None:
+    """A record by its shape: JSON (one line) or text (with its continuation lines)."""
+    if lines[0].startswith("{"):
+        return parse_json_line(lines[0]) if len(lines) == 1 else None
+    return parse_text_record(lines)
+
+
+SNIFF_LINES = 200
+"""How many lines are looked at to tell a log file from some other file."""
+
+
+def sniff_log_lines(path: str) -> bool | None:
+    """Whether one of the first `SNIFF_LINES` lines of `path` begins a text or JSON record;
+    None when they are all blank (an empty file: a log that was just rotated, say)."""
+    blank = True
+    for _, lines in _records(_first_lines(path, SNIFF_LINES)):
+        if not lines[0].strip():
+            continue
+        blank = False
+        if parse_record(lines) is not None:
+            return True
+    return None if blank else False
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def kind_of(path: str) -> Literal["sqlite", "log", "other"]:
+    """What `path` holds, by its content: `"sqlite"` (its header), `"log"` (asynclog text or
+    JSON records in its first lines, or nothing at all unless its name says database), or
+    `"other"`. Raises `OSError` when it cannot be read."""
+    with open(path, "rb") as handle:
+        head = handle.read(len(SQLITE_MAGIC))
+    if head == SQLITE_MAGIC:
+        return "sqlite"
+    sniffed = sniff_log_lines(path)
+    if sniffed or (sniffed is None and not path.lower().endswith(DB_SUFFIXES)):
+        return "log"
+    return "other"
+
+
+def not_a_log(path: str) -> str:
+    """The error for a file that is neither a database nor a log of asynclog's."""
+    return (
+        f"{path}: not an asynclog log: neither an SQLite database nor asynclog's text or JSON "
+        "lines"
+    )
+
+
+def _first_lines(path: str, count: int) -> Iterator[str]:
+    for number, line in enumerate(_lines(path)):
+        if number >= count:
+            return
+        yield line
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+_TEXT_CONSTANTS = {"True": "true", "False": "false", "None": "null"}
+
+
+def _as_text(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def field_matches(value: object, wanted: str) -> bool:
+    """`--field KEY=wanted` against a field's value, as the SQLite query compares: equal as
+    text, or as numbers when both are; `true`/`false`/`null` also match the text format's
+    `True`/`False`/`None`."""
+    text = _as_text(value)
+    if text == wanted or _TEXT_CONSTANTS.get(text) == wanted:
+        return True
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, str) and value.strip() != value:
+        return False
+    number = _as_number(text) if isinstance(value, int | float | str) else None
+    return number is not None and number == _as_number(wanted)
+
+
+def matches(entry: LogEntry, filters: Filters) -> bool:
+    """Whether `entry` passes every condition of `filters` (all but `limit`)."""
+    if filters.min_level is not None and entry.level < filters.min_level:
+        return False
+    if filters.since is not None and entry.timestamp < filters.since:
+        return False
+    if filters.until is not None and entry.timestamp >= filters.until:
+        return False
+    wanted = filters.logger
+    if wanted is not None and entry.logger != wanted and not entry.logger.startswith(wanted + "."):
+        return False
+    if filters.text is not None and filters.text.lower() not in entry.message.lower():
+        return False
+    for key, value in filters.fields:
+        if key not in entry.fields or not field_matches(entry.fields[key], value):
+            return False
+    return True
+
+
+@dataclass
+class RecordSelector:
+    """Reads records (a line and its continuation lines, as `asynclog tail` hands them out)
+    and keeps those matching `filters`; counts the lines of the malformed ones."""
+
+    filters: Filters
+    malformed: int = 0
+
+    def select(self, records: Iterable[str]) -> list[tuple[str, LogEntry]]:
+        """(record, entry) of each record that reads and matches, in order."""
+        kept: list[tuple[str, LogEntry]] = []
+        for record in records:
+            if not record.strip():
+                continue
+            lines = record.split("\n")
+            entry = parse_record(lines)
+            if entry is None:
+                self.malformed += len(lines)
+            elif matches(entry, self.filters):
+                kept.append((record, entry))
+        return kept
+
+
+# --- the reader ------------------------------------------------------------------------------
+
+
+@dataclass
+class LogFiles:
+    """The entries of a log file (and with `every`, its rotated siblings first), in the order
+    they were written. Malformed records are skipped and counted in `malformed` (lines), the
+    first of them in `first_malformed`; files that cannot be read end up in `unreadable`."""
+
+    path: str
+    every: bool = False
+    files: list[str] = field(init=False)
+    malformed: int = 0
+    first_malformed: tuple[str, int] | None = None
+    unreadable: list[str] = field(default_factory=list)
+    _cached: list[tuple[float, int, str]] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.files = log_files(self.path, self.every)
+
+    def all_entries(self) -> Iterator[LogEntry]:
+        """Every readable entry of every file, oldest file first. The log itself missing or
+        unreadable is a `QueryError`; a sibling that is (rotated away meanwhile, a damaged
+        gzip) is noted in `unreadable` and skipped."""
+        for path in self.files:
+            try:
+                yield from self._entries_of(path)
+            except FileNotFoundError:
+                if path == self.path:
+                    raise QueryError(f"{path}: no such file") from None
+            except (OSError, EOFError) as exc:
+                if path == self.path:
+                    raise QueryError(f"{path}: cannot read: {exc}") from None
+                self.unreadable.append(f"{path}: {exc}")
+
+    def _entries_of(self, path: str) -> Iterator[LogEntry]:
+        for number, lines in _records(_lines(path)):
+            if not lines[0].strip() and len(lines) == 1:
+                continue
+            entry = parse_record(lines)
+            if entry is None:
+                self.malformed += len(lines)
+                if self.first_malformed is None:
+                    self.first_malformed = (path, number)
+                continue
+            yield entry
+
+    def entries(self, filters: Filters) -> Iterator[LogEntry]:
+        """The entries matching `filters`; with a limit, the last `limit` of them."""
+        found = (entry for entry in self.all_entries() if matches(entry, filters))
+        if filters.limit is None:
+            yield from found
+        else:
+            yield from collections.deque(found, maxlen=filters.limit)
+
+    def _points(self) -> list[tuple[float, int, str]]:
+        """(timestamp, level, logger) of every entry, read once for the stats."""
+        if self._cached is None:
+            self._cached = [(e.timestamp, int(e.level), e.logger) for e in self.all_entries()]
+        return self._cached
+
+    def _scoped(self, filters: Filters) -> Iterator[tuple[float, int]]:
+        since, until, wanted = filters.since, filters.until, filters.logger
+        for ts, level, logger in self._points():
+            if (since is not None and ts < since) or (until is not None and ts >= until):
+                continue
+            if wanted is not None and logger != wanted and not logger.startswith(wanted + "."):
+                continue
+            yield ts, level
+
+    def summary(self, filters: Filters) -> tuple[int, float | None, float | None]:
+        """(count, first ts, last ts) of the entries in the scope of `filters` (its since,
+        until and logger: what `stats` takes), as `LogDB.summary`."""
+        stamps = [ts for ts, _ in self._scoped(filters)]
+        return len(stamps), min(stamps, default=None), max(stamps, default=None)
+
+    def count_by_level(self, filters: Filters) -> dict[int, int]:
+        """Entry counts by level number."""
+        return dict(collections.Counter(level for _, level in self._scoped(filters)))
+
+    def count_by_hour(self, filters: Filters) -> dict[int, int]:
+        """Entry counts by UTC hour, keyed by the hour's start in unix seconds."""
+        return dict(collections.Counter(int(ts // 3600) * 3600 for ts, _ in self._scoped(filters)))
+
+    def count_by_minute(self, filters: Filters) -> dict[int, dict[int, int]]:
+        """Entry counts by minute (its start in unix seconds), then by level."""
+        minutes: dict[int, dict[int, int]] = {}
+        for ts, level in self._scoped(filters):
+            counts = minutes.setdefault(int(ts // 60) * 60, {})
+            counts[level] = counts.get(level, 0) + 1
+        return minutes
+
+    def problems(self) -> list[str]:
+        """What to say on stderr once the reading is done (nothing when all was well)."""
+        said = []
+        if self.malformed and self.first_malformed is not None:
+            path, number = self.first_malformed
+            plural = "line" if self.malformed == 1 else "lines"
+            said.append(
+                f"skipped {self.malformed} malformed {plural} (the first: {path} line {number})"
+            )
+        said.extend(f"could not read {problem}" for problem in self.unreadable)
+        return said
