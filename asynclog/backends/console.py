@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from .._backend_registry import register_backend
 from .._config import ConsoleConfig
 from .._entry import Entry
-from ..formatters import Formatter, formatter_for, lines_of, text_format
+from .._json_shapes import configured_format
+from ..formatters import Formatter, lines_of, text_format
 from ._thread import IOThread
 
 
@@ -47,7 +48,8 @@ def _write(name: str, text: str) -> None:
 
 def console_backend(config: ConsoleConfig) -> ConsoleBackend:
     """The console backend a `ConsoleConfig` asks for."""
-    return ConsoleBackend(formatter_for(config.format), config.stream)
+    formatter, _ = configured_format(config.format, config.json_fields, config.json_style)
+    return ConsoleBackend(formatter, config.stream)
 
 
 register_backend("console", ConsoleConfig, console_backend)
