@@ -230,7 +230,9 @@ def _ecs(process: bool) -> Callable[[Entry], str]:
             document["error.stack_trace"] = exception
         if process:
             document["host.hostname"], document["process.pid"] = process_origin()
-        trace_id, span_id, _flags, rest = _trace_context(fields)
+        trace_id, span_id, flags, rest = _trace_context(fields)
+        if flags is not None:  # ECS has no field for the flags: a label like any other
+            rest["trace_flags"] = flags
         if trace_id is not None:
             document["trace.id"] = trace_id
         if span_id is not None:
