@@ -199,7 +199,8 @@ async def test_thousands_of_concurrent_requests_each_logged_once_by_app_and_uvic
     for entry in grouped["app"]:
         if entry["level"] == "ERROR":
             assert entry["exception"]["stack"].startswith("Traceback (most recent call last):\n")
-            assert entry["exception"]["stack"].endswith('raise RuntimeError("boom")\nRuntimeError: boom')
+            stack = entry["exception"]["stack"]
+            assert stack.endswith('raise RuntimeError("boom")\nRuntimeError: boom')
 
     # uvicorn's access line: one per request. It is logged inside send(), so it carries the
     # request's context when the response is sent inside RequestContext's block (/hello), but

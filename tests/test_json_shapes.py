@@ -357,9 +357,20 @@ def test_trace_fields_without_their_form_stay_ordinary_fields(style: str) -> Non
 
 @pytest.mark.parametrize(
     ("level", "severity"),
-    [(1, "DEBUG"), (10, "DEBUG"), (19, "DEBUG"), (20, "INFO"), (24, "INFO"), (25, "NOTICE")]
-    + [(30, "WARNING"), (40, "ERROR"), (50, "CRITICAL"), (60, "ALERT"), (70, "EMERGENCY")]
-    + [(100, "EMERGENCY")],
+    [
+        (1, "DEBUG"),
+        (10, "DEBUG"),
+        (19, "DEBUG"),
+        (20, "INFO"),
+        (24, "INFO"),
+        (25, "NOTICE"),
+        (30, "WARNING"),
+        (40, "ERROR"),
+        (50, "CRITICAL"),
+        (60, "ALERT"),
+        (70, "EMERGENCY"),
+        (100, "EMERGENCY"),
+    ],
 )
 def test_gcp_severity_of_each_level(level: int, severity: str) -> None:
     entry = LogEntry(0.0, level, "m", "app")
@@ -461,7 +472,7 @@ async def test_chained_and_stack_only_tracebacks_in_every_shape(log_path: Path) 
         _raise_chain()
     except ValueError as exc:
         chained = "".join(traceback.format_exception(exc)).rstrip("\n")
-    stack = "Stack (most recent call last):\n  File \"app.py\", line 3, in main\n    work()"
+    stack = 'Stack (most recent call last):\n  File "app.py", line 3, in main\n    work()'
     for text, kind, message in [(chained, "ValueError", "converted"), (stack, None, None)]:
         entry = LogEntry(0.0, 40, "m", "app", exception=text)
         nested = json.loads(json_formatter()(entry))["exception"]
@@ -599,7 +610,7 @@ async def test_process_fields_in_each_format_of_one_process(log_path: Path, form
         assert second.split("\n")[1] == "    Traceback (most recent call last):"
     elif format == "logfmt":
         assert first.endswith(f" msg=one fields.pid=mine host={HOST} pid={pid}")
-        assert f" msg=two host={HOST} pid={pid} exception=\"Traceback " in second
+        assert f' msg=two host={HOST} pid={pid} exception="Traceback ' in second
     else:
         one, two = json.loads(first), json.loads(second)
         assert (one["fields"], one["host"], one["pid"]) == ({"pid": "mine"}, HOST, pid)
