@@ -17,7 +17,7 @@ import os
 import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ._entry import Entry, LogEntry
 from ._exception_text import parse_exception
@@ -142,17 +142,13 @@ FLAT_KEYS = frozenset(
 """The keys of the flat shape; with the process fields, `host` and `pid` too."""
 
 
+_nested = cast(Callable[[Entry], str], json_format)  # it takes plain tuples too
+
+
 def _nested_with_process(entry: Entry) -> str:
     host, pid = process_origin()
-    line = json_format(entry)  # type: ignore[arg-type]  # takes plain tuples too
-    host_json = "null" if host is None else _encode_text(host)
-    return _encoded_tail(line, f', "host": {host_json}, "pid": {pid}}}')
-
-
-def _encoded_tail(line: str, tail: str) -> str:
-    if not (tail.isascii() and "\x7f" not in tail):
-        tail = tail.translate(_JSON_UNSAFE)
-    return line[:-1] + tail
+    host_json = "null" if host is None else _encode_text(host).translate(_JSON_UNSAFE)
+    return f'{_nested(entry)[:-1]}, "host": {host_json}, "pid": {pid}}}'
 
 
 def _flat(process: bool) -> Callable[[Entry], str]:
@@ -401,7 +397,7 @@ def json_shape(
     elif process:
         shaped = _nested_with_process
     else:
-        return json_format  # type: ignore[return-value]  # takes plain tuples too
+        return _nested
     ENTRY_TUPLE_FORMATTERS.add(shaped)
     return shaped
 
