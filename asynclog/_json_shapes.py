@@ -5,9 +5,8 @@ process fields (`FileConfig(process_fields=True)`). Each shape is its own functi
 entry pays for nothing its shape does not write. docs/backends-and-formats.md shows each
 document.
 
-Every shape but the default nested one builds a dict and encodes it with
-`formatters.fields_to_json`, so orjson (the `fastjson` extra) writes the same bytes as the
-standard library there too.
+The user's fields go through `formatters.fields_to_json` in every shape, so orjson (the
+`fastjson` extra) writes the same bytes as the standard library there too (`_joined`).
 """
 
 from __future__ import annotations
@@ -86,13 +85,13 @@ _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 
 def _trace_context(
     fields: Mapping[str, Any],
-) -> tuple[str | None, str | None, int | None, dict[str, Any]]:
+) -> tuple[str | None, str | None, int | None, Mapping[str, Any]]:
     """(trace id, span id, trace flags, the other fields): each trace field taken out when it
     has its form (32 or 16 hex digits, written in lower case; flags an int 0-255), else left
     with the other fields."""
+    if "trace_id" not in fields and "span_id" not in fields and "trace_flags" not in fields:
+        return None, None, None, fields
     rest = dict(fields)
-    if "trace_id" not in rest and "span_id" not in rest and "trace_flags" not in rest:
-        return None, None, None, rest
     trace_id = rest.get("trace_id")
     if isinstance(trace_id, str) and _TRACE_ID.fullmatch(trace_id):
         del rest["trace_id"]
@@ -122,11 +121,51 @@ def _unique(key: object, taken: set[str]) -> str:
     return text
 
 
-def _encoded(document: dict[str, Any]) -> str:
-    line = fields_to_json(document)
+def _renamed(fields: Mapping[str, Any], reserved: frozenset[str]) -> Mapping[str, Any]:
+    """`fields` with each key a shape reserves prefixed (`_unique`); as they are when none is."""
+    if reserved.isdisjoint(fields):
+        return fields
+    taken = set(reserved)
+    return {_unique(key, taken): value for key, value in fields.items()}
+
+
+def _joined(*objects: str) -> str:
+    """JSON objects' texts as one object, their keys in order (`{"a": 1}`, `{}`, `{"b": 2}`
+    give `{"a": 1, "b": 2}`, the text json.dumps writes for the merged dict), made safe for a
+    line as the JSON format is. A shape encodes its own keys with `_own` and the user's values
+    with `fields_to_json`, the one function that may hand them to orjson: whole documents
+    would hold a `:` (the time) beside the user's containers, which the orjson path refuses,
+    so each would be encoded twice."""
+    line = "{" + ", ".join([text[1:-1] for text in objects if text != "{}"]) + "}"
     if line.isascii() and "\x7f" not in line:
         return line
     return line.translate(_JSON_UNSAFE)
+
+
+def _own(document: Mapping[str, object]) -> str:
+    """A shape's own keys as JSON, the text json.dumps writes: their values are only exact
+    strs, ints, bools, None and dicts of these (the standard encoder costs a few µs a call
+    even for a small dict; `_encode_text` is one C call)."""
+    return (
+        "{" + ", ".join([f"{_encode_text(k)}: {_own_value(v)}" for k, v in document.items()]) + "}"
+    )
+
+
+def _own_value(value: object) -> str:
+    if value.__class__ is str:
+        return _encode_text(value)
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if value.__class__ is int:
+        return repr(value)
+    return _own(cast(Mapping[str, object], value))
+
+
+def _keyed(key: str, fields: dict[str, Any]) -> str:
+    """`{key: fields}` as JSON, `fields` through `fields_to_json`."""
+    return f"{{{_encode_text(key)}: {fields_to_json(fields)}}}"
 
 
 def _exception_parts(text: str) -> dict[str, Any]:
@@ -156,22 +195,19 @@ def _flat(process: bool) -> Callable[[Entry], str]:
 
     def flat(entry: Entry) -> str:
         ts, level, message, logger, fields, exception, _, location = entry
-        document: dict[str, Any] = {
-            "timestamp": iso_utc(ts),
-            "level": level_name(level),
-            "logger": logger,
-            "message": message,
+        head = (
+            f'{{"timestamp": "{iso_utc(ts)}", "level": {_encode_text(level_name(level))}, '
+            f'"logger": {_encode_text(logger)}, "message": {_encode_text(message)}}}'
+        )
+        tail: dict[str, Any] = {
+            "exception": None if exception is None else _exception_parts(exception)
         }
-        taken = set(reserved)
-        for key, value in fields.items():
-            document[_unique(key, taken)] = value
-        document["exception"] = None if exception is None else _exception_parts(exception)
         if location is not None:
             module, function, number = location
-            document.update(module=module, function=function, line=int(number))
+            tail.update(module=module, function=function, line=int(number))
         if process:
-            document["host"], document["pid"] = process_origin()
-        return _encoded(document)
+            tail["host"], tail["pid"] = process_origin()
+        return _joined(head, fields_to_json(_renamed(fields, reserved)), _own(tail))
 
     return flat
 
@@ -205,43 +241,44 @@ _SCALARS = (str, int, float, bool, type(None))
 def _ecs(process: bool) -> Callable[[Entry], str]:
     def ecs(entry: Entry) -> str:
         ts, level, message, logger, fields, exception, _, location = entry
-        document: dict[str, Any] = {
-            "@timestamp": iso_utc(ts),
-            "log.level": level_name(level).lower(),
-            "message": message,
-            "ecs.version": ECS_VERSION,
-            "log.logger": logger,
-        }
+        head = (
+            f'{{"@timestamp": "{iso_utc(ts)}", '
+            f'"log.level": {_encode_text(level_name(level).lower())}, '
+            f'"message": {_encode_text(message)}, "ecs.version": "{ECS_VERSION}", '
+            f'"log.logger": {_encode_text(logger)}}}'
+        )
+        more: dict[str, Any] = {}
         if location is not None:
             module, function, number = location
-            document["log.origin.file.name"] = module
-            document["log.origin.function"] = function
-            document["log.origin.file.line"] = int(number)
+            more["log.origin.file.name"] = module
+            more["log.origin.function"] = function
+            more["log.origin.file.line"] = int(number)
         if exception is not None:
             kind, text = parse_exception(exception)
             if kind is not None:
-                document["error.type"] = kind
+                more["error.type"] = kind
             if text is not None:
-                document["error.message"] = text
-            document["error.stack_trace"] = exception
+                more["error.message"] = text
+            more["error.stack_trace"] = exception
         if process:
-            document["host.hostname"], document["process.pid"] = process_origin()
+            more["host.hostname"], more["process.pid"] = process_origin()
         trace_id, span_id, flags, rest = _trace_context(fields)
         if flags is not None:  # ECS has no field for the flags: a label like any other
-            rest["trace_flags"] = flags
+            rest = {**rest, "trace_flags": flags}
         if trace_id is not None:
-            document["trace.id"] = trace_id
+            more["trace.id"] = trace_id
         if span_id is not None:
-            document["span.id"] = span_id
+            more["span.id"] = span_id
         labels = {key: value for key, value in rest.items() if isinstance(value, _SCALARS)}
-        if labels:
-            document["labels"] = labels
+        others: dict[str, Any] = {}
         if len(labels) < len(rest):
-            taken = set(_ECS_TAKEN)
-            for key, value in rest.items():
-                if not isinstance(value, _SCALARS):
-                    document[_unique(key, taken)] = value
-        return _encoded(document)
+            others = {k: v for k, v in rest.items() if not isinstance(v, _SCALARS)}
+        return _joined(
+            head,
+            _own(more),
+            _keyed("labels", labels) if labels else "{}",
+            fields_to_json(_renamed(others, _ECS_TAKEN)),
+        )
 
     return ecs
 
@@ -287,44 +324,46 @@ GCP_KEYS = frozenset(
 
 def _gcp(process: bool, project: str | None) -> Callable[[Entry], str]:
     trace_prefix = "" if not project else f"projects/{project}/traces/"
+    process_labels = _gcp_process_labels if process else _no_labels
 
     def gcp(entry: Entry) -> str:
         ts, level, message, logger, fields, exception, _, location = entry
-        labels: dict[str, str] = {"logger": logger}
-        if process:
-            host, pid = process_origin()
-            labels["host"] = "" if host is None else host
-            labels["pid"] = str(pid)
-        document: dict[str, Any] = {
-            "severity": gcp_severity(level),
-            "message": message,
-            "time": iso_utc(ts),
-            "logging.googleapis.com/labels": labels,
-        }
+        labels = f'{{"logger": {_encode_text(logger)}{process_labels()}}}'
+        head = (
+            f'{{"severity": "{gcp_severity(level)}", "message": {_encode_text(message)}, '
+            f'"time": "{iso_utc(ts)}", "logging.googleapis.com/labels": {labels}}}'
+        )
+        more: dict[str, Any] = {}
         if location is not None:
             module, function, number = location
-            document["logging.googleapis.com/sourceLocation"] = {
+            more["logging.googleapis.com/sourceLocation"] = {
                 "file": module,
                 "line": str(int(number)),
                 "function": function,
             }
         trace_id, span_id, flags, rest = _trace_context(fields)
         if trace_id is not None:
-            document["logging.googleapis.com/trace"] = trace_prefix + trace_id
+            more["logging.googleapis.com/trace"] = trace_prefix + trace_id
         if span_id is not None:
-            document["logging.googleapis.com/spanId"] = span_id
+            more["logging.googleapis.com/spanId"] = span_id
         if flags is not None:
-            document["logging.googleapis.com/trace_sampled"] = bool(flags & 1)
+            more["logging.googleapis.com/trace_sampled"] = bool(flags & 1)
         if exception is not None:
             kind, text = parse_exception(exception)
-            document["error"] = {"type": kind, "message": text}
-            document["stack_trace"] = exception
-        taken = set(GCP_KEYS)
-        for key, value in rest.items():
-            document[_unique(key, taken)] = value
-        return _encoded(document)
+            more["error"] = {"type": kind, "message": text}
+            more["stack_trace"] = exception
+        return _joined(head, _own(more), fields_to_json(_renamed(rest, GCP_KEYS)))
 
     return gcp
+
+
+def _gcp_process_labels() -> str:
+    host, pid = process_origin()
+    return f', "host": {_encode_text("" if host is None else host)}, "pid": "{pid}"'
+
+
+def _no_labels() -> str:
+    return ""
 
 
 OTEL_ATTRIBUTE_KEYS = frozenset(
@@ -344,23 +383,23 @@ def _otel(process: bool) -> Callable[[Entry], str]:
     def otel(entry: Entry) -> str:
         ts, level, message, logger, fields, exception, _, location = entry
         trace_id, span_id, flags, rest = _trace_context(fields)
-        document: dict[str, Any] = {"Timestamp": str(int(ts * 1_000_000 + 0.5) * 1000)}
+        trace: dict[str, Any] = {}
         if trace_id is not None:
-            document["TraceId"] = trace_id
+            trace["TraceId"] = trace_id
         if span_id is not None:
-            document["SpanId"] = span_id
+            trace["SpanId"] = span_id
         if flags is not None:
-            document["TraceFlags"] = flags
-        document["SeverityText"] = level_name(level)
-        document["SeverityNumber"] = severity_number(level)
-        document["Body"] = message
-        resource: dict[str, Any] = {}
+            trace["TraceFlags"] = flags
+        resource = "{}"
         if process:
-            resource["host.name"], resource["process.pid"] = process_origin()
-        document["Resource"] = resource
-        document["InstrumentationScope"] = {"Name": logger}
-        taken = set(OTEL_ATTRIBUTE_KEYS)
-        attributes = {_unique(key, taken): value for key, value in rest.items()}
+            host, pid = process_origin()
+            resource = _own({"host.name": host, "process.pid": pid})
+        body = (
+            f'{{"SeverityText": {_encode_text(level_name(level))}, '
+            f'"SeverityNumber": {severity_number(level)}, "Body": {_encode_text(message)}, '
+            f'"Resource": {resource}, "InstrumentationScope": {{"Name": {_encode_text(logger)}}}}}'
+        )
+        attributes = dict(_renamed(rest, OTEL_ATTRIBUTE_KEYS))
         if location is not None:
             module, function, number = location
             attributes["code.function.name"] = f"{module}.{function}"
@@ -372,8 +411,10 @@ def _otel(process: bool) -> Callable[[Entry], str]:
             if text is not None:
                 attributes["exception.message"] = text
             attributes["exception.stacktrace"] = exception
-        document["Attributes"] = attributes
-        return _encoded(document)
+        nanoseconds = int(ts * 1_000_000 + 0.5) * 1000
+        return _joined(
+            f'{{"Timestamp": "{nanoseconds}"}}', _own(trace), body, _keyed("Attributes", attributes)
+        )
 
     return otel
 
