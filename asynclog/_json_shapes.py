@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from ._entry import Entry, LogEntry
 from ._exception_text import parse_exception
-from ._file_config import JsonFields, JsonStyle
+from ._file_config import JsonFields, JsonStyle, check_json_shape
 from ._levels import level_name, severity_number
 from .formatters import (
     _JSON_UNSAFE,
@@ -486,3 +486,17 @@ def configured_format(
     project = os.environ.get(GCP_PROJECT_VARIABLE) if json_style == "gcp" else None
     shaped: Formatter = json_shape(json_fields, json_style, process_fields, project)
     return shaped, lines_of(shaped)
+
+
+def json_formatter(
+    json_fields: JsonFields = "nested",
+    json_style: JsonStyle | None = None,
+    *,
+    process_fields: bool = False,
+) -> Formatter:
+    """The JSON format in the shape `FileConfig(format="json", json_fields=..., json_style=...,
+    process_fields=...)` writes (docs/backends-and-formats.md), for a backend of your own.
+    The `gcp` style reads `GOOGLE_CLOUD_PROJECT` now. Bad names raise `ConfigError`."""
+    check_json_shape("json_formatter", "json", json_fields, json_style)
+    formatter, _ = configured_format("json", json_fields, json_style, process_fields)
+    return formatter

@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from . import _fastjson
 from ._entry import LOCATION, MESSAGE, Entry, Location, LogEntry, as_log_entry
@@ -371,23 +371,6 @@ FORMATTERS: dict[str, Formatter] = {
     "json": json_format,
     "logfmt": logfmt_format,
 }
-
-
-def json_formatter(
-    json_fields: Literal["nested", "flat"] = "nested",
-    json_style: Literal["ecs", "gcp", "otel"] | None = None,
-    *,
-    process_fields: bool = False,
-) -> Formatter:
-    """The JSON format in the shape `FileConfig(format="json", json_fields=..., json_style=...,
-    process_fields=...)` writes (docs/backends-and-formats.md), for a backend of your own.
-    The `gcp` style reads `GOOGLE_CLOUD_PROJECT` now."""
-    from ._file_config import check_json_shape
-    from ._json_shapes import configured_format  # both build on this module
-
-    check_json_shape("json_formatter", "json", json_fields, json_style)  # ConfigError
-    formatter, _ = configured_format("json", json_fields, json_style, process_fields)
-    return formatter
 
 
 def formatter_for(spec: str | Formatter) -> Formatter:

@@ -21,13 +21,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from asynclog import Location, LogEntry
+from asynclog import Location, LogEntry, json_formatter
 from asynclog.formatters import (
     FAST_JSON_VARIABLE,
     fast_json_used,
     fields_to_json,
     json_format,
-    json_formatter,
     use_fast_json,
 )
 

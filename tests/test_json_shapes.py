@@ -21,8 +21,15 @@ from typing import Any
 
 import pytest
 
-from asynclog import Config, ConfigError, ConsoleConfig, FileConfig, LogEntry, LogManager
-from asynclog.formatters import json_formatter
+from asynclog import (
+    Config,
+    ConfigError,
+    ConsoleConfig,
+    FileConfig,
+    LogEntry,
+    LogManager,
+    json_formatter,
+)
 
 # -- the specs' names ---------------------------------------------------------------------------
 
@@ -625,8 +632,7 @@ def test_a_forked_child_writes_its_own_pid() -> None:
     code = textwrap.dedent(
         """
         import json, os
-        from asynclog import LogEntry
-        from asynclog.formatters import json_formatter
+        from asynclog import LogEntry, json_formatter
         formatter = json_formatter(process_fields=True)
         entry = LogEntry(0.0, 20, "m", "app")
         before = json.loads(formatter(entry))["pid"]
