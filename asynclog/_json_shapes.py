@@ -34,7 +34,6 @@ from .formatters import (
     lines_of,
     logfmt_with_process,
     process_text,
-    text_format,
     text_lines,
 )
 
@@ -475,17 +474,16 @@ def configured_format(
     with it. A callable `format` is used as it is (the process fields need a built-in one)."""
     if callable(format):
         return format, lines_of(format)
-    if format == "text":
-        if process_fields:
-            return _text_with_process_format, _text_with_process
-        return text_format, text_lines
-    if format == "logfmt":
-        if process_fields:
-            return _logfmt_with_process_format, _logfmt_with_process
-        return FORMATTERS[format], lines_of(FORMATTERS[format])
-    project = os.environ.get(GCP_PROJECT_VARIABLE) if json_style == "gcp" else None
-    shaped: Formatter = json_shape(json_fields, json_style, process_fields, project)
-    return shaped, lines_of(shaped)
+    if format == "json":
+        project = os.environ.get(GCP_PROJECT_VARIABLE) if json_style == "gcp" else None
+        shaped: Formatter = json_shape(json_fields, json_style, process_fields, project)
+        return shaped, lines_of(shaped)
+    if process_fields and format == "text":
+        return _text_with_process_format, _text_with_process
+    if process_fields and format == "logfmt":
+        return _logfmt_with_process_format, _logfmt_with_process
+    formatter = FORMATTERS[format]
+    return formatter, lines_of(formatter)
 
 
 def json_formatter(
