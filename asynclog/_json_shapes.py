@@ -351,9 +351,28 @@ def _gcp(process: bool, project: str | None) -> Callable[[Entry], str]:
             kind, text = parse_exception(exception)
             more["error"] = {"type": kind, "message": text}
             more["stack_trace"] = exception
-        return _joined(head, _own(more), fields_to_json(_renamed(rest, GCP_KEYS)))
+        return _joined(head, _own(more), fields_to_json(_gcp_payload(rest)))
 
     return gcp
+
+
+GCP_PREFIX = "logging.googleapis.com/"
+
+
+def _gcp_payload(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The user's fields with the keys Cloud Logging would take as the entry's own (`GCP_KEYS`,
+    anything under `logging.googleapis.com/`) prefixed."""
+    special = any(isinstance(key, str) and key.startswith(GCP_PREFIX) for key in fields)
+    if not special:
+        return _renamed(fields, GCP_KEYS)
+    taken = set(GCP_KEYS)
+    payload = {}
+    for key, value in fields.items():
+        text = key if isinstance(key, str) else str(key)
+        if text.startswith(GCP_PREFIX):
+            text = FIELD_PREFIX + text
+        payload[_unique(text, taken)] = value
+    return payload
 
 
 def _gcp_process_labels() -> str:

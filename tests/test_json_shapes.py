@@ -346,6 +346,22 @@ async def test_gcp_names_the_trace_by_its_project_when_google_cloud_project_is_s
     assert document[GCP_LABELS] == {"logger": "asynclog"}  # no process fields without shared
 
 
+def test_gcp_prefixes_every_field_cloud_logging_would_take_as_the_entry_s_own() -> None:
+    fields = {
+        "logging.googleapis.com/operation": {"id": "x"},
+        "logging.googleapis.com/anything": 1,
+        "timestamp": "now",
+        "httpRequest": {"requestMethod": "GET"},
+    }
+    document = json.loads(json_formatter(json_style="gcp")(LogEntry(0.0, 20, "m", "app", fields)))
+    assert {key: document[key] for key in list(document)[4:]} == {
+        "fields.logging.googleapis.com/operation": {"id": "x"},
+        "fields.logging.googleapis.com/anything": 1,
+        "fields.timestamp": "now",
+        "httpRequest": {"requestMethod": "GET"},  # passed on for Cloud Logging to read
+    }
+
+
 @pytest.mark.parametrize("style", ["ecs", "gcp", "otel"])
 def test_trace_fields_without_their_form_stay_ordinary_fields(style: str) -> None:
     fields = {"trace_id": "not-hex", "span_id": 7, "trace_flags": 300}
