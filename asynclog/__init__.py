@@ -16,6 +16,7 @@ from ._context import contextualize, current_context
 from ._entry import Location, LogEntry
 from ._errors import BackendWriteError, ConfigError, LogError, ManagerClosedError, QueueFullError
 from ._handlers import Handler
+from ._json_shapes import json_formatter
 from ._levels import Level
 from ._loading import load_config
 from ._manager import LogManager, get_logger
@@ -74,6 +75,7 @@ __all__ = [
     "contextualize",
     "current_context",
     "get_logger",
+    "json_formatter",
     "load_config",
     "processors",
     "query",

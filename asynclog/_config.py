@@ -19,7 +19,7 @@ from ._backend_registry import (
     settings_classes,
 )
 from ._errors import ConfigError
-from ._file_config import FORMAT_NAMES, FileConfig
+from ._file_config import FORMAT_NAMES, FileConfig, JsonFields, JsonStyle, check_json_shape
 from ._levels import Level
 from ._otlp_config import OTLPConfig
 from ._postgres_config import PostgresConfig
@@ -83,11 +83,16 @@ class ConsoleConfig:
     """This backend's own minimum level (with several backends); None: the manager's level."""
     name: str | None = None
     """The backend's name in the stats; default `"console"`."""
+    json_fields: JsonFields = "nested"
+    """With `format="json"`: `"nested"` or `"flat"`, as `FileConfig.json_fields`."""
+    json_style: JsonStyle | None = None
+    """With `format="json"`: `"ecs"`, `"gcp"` or `"otel"`, as `FileConfig.json_style`."""
 
     def __post_init__(self) -> None:
         require_format("ConsoleConfig", self.format, CONSOLE_FORMAT_NAMES)
         require_choice("ConsoleConfig", "stream", self.stream, ("stderr", "stdout"))
         optional_level("ConsoleConfig", "level", self.level)
+        check_json_shape("ConsoleConfig", self.format, self.json_fields, self.json_style)
 
 
 BackendSpec = (

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+from ._errors import ConfigError
 from ._levels import Level
 from ._validate import (
     MAX_MIB,
@@ -17,16 +19,46 @@ from ._validate import (
     optional_positive_number,
     optional_rotation_period,
     require_bool,
+    require_choice,
     require_format,
     require_mode,
     require_path,
     require_positive_number,
+    shown,
 )
 
 MAX_BACKUPS = 10_000
 """The most rotated files to keep: each rotation renames every one of them."""
 
 FORMAT_NAMES = ("text", "json", "logfmt")
+
+JsonFields = Literal["nested", "flat"]
+JsonStyle = Literal["ecs", "gcp", "otel"]
+JSON_FIELDS = ("nested", "flat")
+JSON_STYLES = ("ecs", "gcp", "otel")
+
+
+def check_json_shape(owner: str, format: object, json_fields: object, json_style: object) -> None:
+    """`json_fields` and `json_style` are known names, and only asked of the JSON format
+    (`json_fields="flat"` with no style)."""
+    require_choice(owner, "json_fields", json_fields, JSON_FIELDS)
+    if json_style is not None:
+        require_choice(owner, "json_style", json_style, JSON_STYLES)
+        if json_fields != "nested":
+            raise ConfigError(
+                f"{owner}.json_fields must stay 'nested' with json_style={json_style!r} (the "
+                f"style places the fields itself), got {shown(json_fields)}",
+                key="json_fields",
+            )
+    for name, value, default in (
+        ("json_fields", json_fields, "nested"),
+        ("json_style", json_style, None),
+    ):
+        if value != default and format != "json":
+            raise ConfigError(
+                f"{owner}.{name}={value!r} needs format='json', got format={shown(format)}",
+                key=name,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +101,18 @@ class FileConfig:
     `<file_path>.lock`, so rotation (by size or time) happens once, in one process, and the
     others follow to the new file. Every process must set it, with the same rotation options.
     (Checks the path before every batch, whatever `reopen_check_interval` says.)"""
+    json_fields: JsonFields = "nested"
+    """With `format="json"`: `"nested"` keeps the fields in their own `"fields"` object;
+    `"flat"` writes them beside the record's keys (a field named like one of those gets
+    `fields.` in front: `fields.level`). docs/backends-and-formats.md shows both."""
+    json_style: JsonStyle | None = None
+    """With `format="json"`: write the documents of a log stack instead: `"ecs"` (Elastic
+    Common Schema), `"gcp"` (Cloud Logging structured JSON), `"otel"` (the OpenTelemetry log
+    data model's names). None: asynclog's own shape (`json_fields`)."""
+    process_fields: bool | None = None
+    """Each line carries the writing process's host name and pid (`host=... pid=...` in text
+    and logfmt; `"host"`, `"pid"` or the style's names in JSON), as SQLite rows do. None (the
+    default): on when `shared` is, else off. Needs a built-in format."""
 
     def __post_init__(self) -> None:
         require_path("FileConfig", "file_path", self.file_path)
@@ -83,10 +127,26 @@ class FileConfig:
         optional_positive_number("FileConfig", "max_total_mb", self.max_total_mb, MAX_MIB)
         require_bool("FileConfig", "compress", self.compress)
         require_bool("FileConfig", "shared", self.shared)
+        check_json_shape("FileConfig", self.format, self.json_fields, self.json_style)
+        if self.process_fields is not None:
+            require_bool("FileConfig", "process_fields", self.process_fields)
+            if self.process_fields and not isinstance(self.format, str):
+                raise ConfigError(
+                    "FileConfig.process_fields=True needs a built-in format (text, json, "
+                    f"logfmt), got format={shown(self.format)}",
+                    key="process_fields",
+                )
         if self.reopen_check_interval is not None:
             number_at_least(
                 "FileConfig", "reopen_check_interval", self.reopen_check_interval, 0, MAX_SECONDS
             )
+
+    @property
+    def with_process_fields(self) -> bool:
+        """Whether lines carry the host and pid: `process_fields`, or `shared` when None (a
+        custom formatter gets no process fields)."""
+        wanted = self.shared if self.process_fields is None else self.process_fields
+        return wanted and isinstance(self.format, str)
 
     @property
     def max_bytes(self) -> int:

@@ -220,7 +220,7 @@ def _json_exception(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, Mapping):  # a structured traceback: its text, when it has one
-        for key in ("stack_trace", "traceback", "text", "stacktrace"):
+        for key in ("stack", "stack_trace", "traceback", "text", "stacktrace"):
             if isinstance(value.get(key), str):
                 return str(value[key])
     return json.dumps(value, ensure_ascii=False)

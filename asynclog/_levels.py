@@ -76,3 +76,17 @@ class Gate:
 
     def __repr__(self) -> str:
         return f"<Gate {level_name(self.level)}>"
+
+
+def severity_number(level: int) -> int:
+    """The OTLP `SeverityNumber` of a level number: each stdlib band of ten (below DEBUG,
+    DEBUG, INFO, WARNING, ERROR, CRITICAL) maps to one OTLP range of four (TRACE..TRACE4,
+    DEBUG..DEBUG4, INFO..INFO4, WARN..WARN4, ERROR..ERROR4, FATAL..FATAL4), the standard levels
+    to its first value: 10 -> 5, 20 -> 9, 25 -> 11, 30 -> 13, 40 -> 17, 50 -> 21. Levels of
+    60 and above are FATAL4 (24), levels of 0 and below UNSPECIFIED (0)."""
+    if level <= 0:
+        return 0
+    if level >= 60:
+        return 24
+    band, step = divmod(level, 10)
+    return 1 + 4 * band + step * 4 // 10

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from . import _fastjson
 from ._entry import LOCATION, MESSAGE, Entry, Location, LogEntry, as_log_entry
+from ._exception_text import parse_exception
 from ._levels import LEVEL_NAMES, level_name
 
 Formatter = Callable[[LogEntry], str]
@@ -169,9 +170,14 @@ def lines_of(formatter: Formatter) -> Callable[[Sequence[Entry]], list[str]]:
     formatters take the pipeline's plain entry tuples; any other gets `LogEntry` objects."""
     if formatter is text_format:
         return text_lines
-    if formatter in (json_format, logfmt_format):
+    if formatter in ENTRY_TUPLE_FORMATTERS:
         return functools.partial(_each, cast(Callable[[Entry], str], formatter))
     return functools.partial(_each_converted, formatter)
+
+
+ENTRY_TUPLE_FORMATTERS: set[Callable[..., str]] = set()
+"""asynclog's own formatters that take plain entry tuples as they are (`lines_of` does not
+convert for them): the built-in ones and the JSON shapes (`_json_shapes`, one per shape)."""
 
 
 def _each(formatter: Callable[[Entry], str], entries: Sequence[Entry]) -> list[str]:
@@ -250,12 +256,27 @@ _JSON_UNSAFE = {
 }
 
 
+def exception_json(text: str) -> str:
+    """The traceback `text` as the JSON formats write it: `{"type": ..., "message": ...,
+    "stack": text}`, the type and message read from the text (`null` when it does not tell)."""
+    kind, message = parse_exception(text)
+    return (
+        f'{{"type": {_json_or_null(kind)}, "message": {_json_or_null(message)}, '
+        f'"stack": {_encode_text(text)}}}'
+    )
+
+
+def _json_or_null(text: str | None) -> str:
+    return "null" if text is None else _encode_text(text)
+
+
 def json_format(entry: LogEntry) -> str:
-    """One JSON object: timestamp, level, logger, message, fields, exception, and, when the
-    location was captured, module, function and line."""
+    """One JSON object: timestamp, level, logger, message, fields, exception (`null`, or its
+    type, message and stack: `exception_json`), and, when the location was captured, module,
+    function and line."""
     ts, level, message, logger, fields, exception = entry[:6]
     # The bytes of json.dumps({...}, ensure_ascii=False) for the same keys, one encode each.
-    tail = "null" if exception is None else _encode_text(exception)
+    tail = "null" if exception is None else exception_json(exception)
     line = (
         f'{{"timestamp": "{iso_utc(ts)}", "level": {_encode_text(level_name(level))}, '
         f'"logger": {_encode_text(logger)}, "message": {_encode_text(message)}, '
@@ -295,6 +316,22 @@ def logfmt_format(entry: LogEntry) -> str:
     exception="..."`, one line (the location when it was captured).
     Every key appears once: a field whose key is taken (by the record's own keys, or by an
     earlier field that escapes to the same text) gets `fields.` in front until it is not."""
+    return logfmt_with_process(entry, None)
+
+
+PROCESS_KEYS = ("host", "pid")
+"""The keys of `FileConfig(process_fields=True)` in the text, logfmt and plain JSON formats:
+the names of the SQLite and PostgreSQL columns."""
+
+
+def process_text(host: str | None, pid: int) -> str:
+    """`host=<host> pid=<pid>`, as the text and logfmt formats write the process fields."""
+    return f"host={_logfmt_value('' if host is None else host)} pid={pid}"
+
+
+def logfmt_with_process(entry: Entry, process: str | None) -> str:
+    """`logfmt_format(entry)`, with `process` (`process_text`) after the fields when given, and
+    then a field named `host` or `pid` written as `fields.host`, `fields.pid`."""
     ts, level, message, logger, fields, exception = entry[:6]
     parts = [
         f"ts={iso_utc(ts)}",
@@ -311,6 +348,8 @@ def logfmt_format(entry: LogEntry) -> str:
             f"line={int(number)}"
         )
         taken.update(LOCATION_KEYS)
+    if process is not None:
+        taken.update(PROCESS_KEYS)
     if fields:
         for k, v in fields.items():
             key = _text_key(k)
@@ -318,10 +357,14 @@ def logfmt_format(entry: LogEntry) -> str:
                 key = "fields." + key
             taken.add(key)
             parts.append(f"{key}={_logfmt_value(v)}")
+    if process is not None:
+        parts.append(process)
     if exception:
         parts.append(f"exception={_logfmt_value(exception)}")
     return " ".join(parts)
 
+
+ENTRY_TUPLE_FORMATTERS.update((json_format, logfmt_format))
 
 FORMATTERS: dict[str, Formatter] = {
     "text": text_format,

@@ -132,7 +132,7 @@ def test_query_json(capsys: pytest.CaptureFixture[str], db: Path) -> None:
             "logger": "worker",
             "message": "crash: timeout exceeded",
             "fields": {"user_id": 42},
-            "exception": ROWS[5][5],
+            "exception": {"type": "ValueError", "message": "boom", "stack": ROWS[5][5]},
         }
     ]
 

@@ -421,7 +421,7 @@ async def test_json_file_writes_the_traceback_under_exception(
         {"order": 1},
     )
     _assert_traceback(
-        failed["exception"], function="_log_three", message="ValueError: json\nmessage"
+        failed["exception"]["stack"], function="_log_three", message="ValueError: json\nmessage"
     )
 
 

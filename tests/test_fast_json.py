@@ -21,7 +21,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from asynclog import Location, LogEntry
+from asynclog import Location, LogEntry, json_formatter
 from asynclog.formatters import (
     FAST_JSON_VARIABLE,
     fast_json_used,
@@ -149,6 +149,56 @@ def test_the_json_format_writes_the_same_text_with_orjson_and_without(
     )
     fast, standard = both_ways(lambda: json_format(entry))
     assert fast == standard
+
+
+SHAPES = {
+    "nested": json_formatter(),
+    "nested, process": json_formatter(process_fields=True),
+    "flat": json_formatter("flat"),
+    "flat, process": json_formatter("flat", process_fields=True),
+    "ecs": json_formatter(json_style="ecs", process_fields=True),
+    "gcp": json_formatter(json_style="gcp", process_fields=True),
+    "otel": json_formatter(json_style="otel", process_fields=True),
+}
+"""Every JSON shape (`FileConfig(json_fields=..., json_style=..., process_fields=...)`)."""
+
+# The keys the shapes treat apart (reserved ones, the trace context) and valid trace values.
+shape_keys = texts | st.sampled_from(
+    ["trace_id", "span_id", "trace_flags", "level", "message", "fields.level", "labels", "pid"]
+)
+shape_values = values | st.sampled_from(["0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", 1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    message=texts,
+    logger=texts,
+    fields=st.dictionaries(shape_keys, shape_values, max_size=6),
+    exception=st.none() | texts | st.sampled_from(["Traceback (most recent call last):\nE: x"]),
+    location=locations,
+)
+@example(
+    message="m",
+    logger="a",
+    fields={"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331"},
+    exception="ValueError: bad, very: bad",
+    location=Location("app", "f", 3),
+)
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_every_json_shape_writes_the_same_text_with_orjson_and_without(
+    shape: str,
+    message: str,
+    logger: str,
+    fields: dict[str, Any],
+    exception: str | None,
+    location: Location | None,
+) -> None:
+    entry = LogEntry(
+        1764738000.25, 20, message, logger, MappingProxyType(fields), exception, None, location
+    )
+    fast, standard = both_ways(lambda: SHAPES[shape](entry))
+    assert fast == standard
+    assert isinstance(json.loads(fast), dict)
 
 
 @settings(max_examples=500, deadline=None)

@@ -31,7 +31,17 @@ from .conftest import message_of
 ROOT = Path(__file__).resolve().parent.parent
 HOUR = 3600.0
 BASE = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-TEXT_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z INFO asynclog p\d+ \d+")
+PROCESS_FIELDS = re.compile(r" host=\S+ pid=\d+$")
+"""What a shared file's text lines end with (`FileConfig.process_fields`, on with `shared`)."""
+TEXT_LINE = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z INFO asynclog p\d+ \d+ host=\S+ pid=\d+"
+)
+
+
+def shared_message(line: str) -> str:
+    """The message of a shared file's text line, without its process fields."""
+    return message_of(PROCESS_FIELDS.sub("", line))
+
 
 CHILD = """
     import asyncio, json, sys
@@ -153,7 +163,7 @@ def _lines_by_file(log_path: Path) -> list[tuple[Path, list[str]]]:
 
 
 def _check_every_entry_once_in_order(
-    lines: list[str], procs: int, count: int, message: Callable[[str], str] = message_of
+    lines: list[str], procs: int, count: int, message: Callable[[str], str] = shared_message
 ) -> None:
     """Exactly procs * count lines; each process's 0..count-1 once each, in order."""
     assert len(lines) == procs * count
@@ -275,7 +285,7 @@ async def _shared(log_path: Path, **options: Any) -> FileBackend:
 
 
 def _messages(path: Path) -> list[str]:
-    return [message_of(line) for line in _read(path).decode().splitlines()]
+    return [shared_message(line) for line in _read(path).decode().splitlines()]
 
 
 def test_shared_must_be_a_bool() -> None:

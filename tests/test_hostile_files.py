@@ -12,6 +12,7 @@ import fcntl
 import gzip
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -46,8 +47,12 @@ def _entry(message: str, stamp: float | None = None) -> LogEntry:
     return LogEntry(time.time() if stamp is None else stamp, 20, message, "test")
 
 
+PROCESS_FIELDS = re.compile(r" host=\S+ pid=\d+$")
+"""What a shared file's text lines end with (`FileConfig.process_fields`, on with `shared`)."""
+
+
 def _messages(path: Path) -> list[str]:
-    return [message_of(line) for line in read_lines(path)]
+    return [message_of(PROCESS_FIELDS.sub("", line)) for line in read_lines(path)]
 
 
 def _gunzipped(path: Path) -> list[str]:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asynclog import LogEntry
+from asynclog._exception_text import parse_exception
 from asynclog.formatters import _JSON_UNSAFE, iso_utc, json_format, level_name, safe_repr
 
 
@@ -31,7 +32,11 @@ def reference(entry: LogEntry) -> str:
         )
     except ValueError:
         return json_format(entry)  # out-of-range floats take the fallback both ways
-    tail = json.dumps(entry.exception, ensure_ascii=False)
+    exception = entry.exception
+    if exception is not None:  # the exception's own object: its type, message and stack
+        kind, text = parse_exception(exception)
+        exception = {"type": kind, "message": text, "stack": exception}  # type: ignore[assignment]
+    tail = json.dumps(exception, ensure_ascii=False)
     line = f'{head[:-1]}, "fields": {fields}, "exception": {tail}}}'
     return line if line.isascii() and "\x7f" not in line else line.translate(_JSON_UNSAFE)
 

@@ -141,9 +141,9 @@ async def test_exceptions_become_the_entry_traceback(log_path: Path) -> None:
         ("outside except: no traceback", "ERROR", {}),
     ]
     for logged in entries[:4]:
-        assert logged["exception"].startswith("Traceback (most recent call last):\n")
-        assert 'in boom\n    raise ValueError("bad input")' in logged["exception"]
-        assert logged["exception"].endswith("\nValueError: bad input")
+        assert logged["exception"]["stack"].startswith("Traceback (most recent call last):\n")
+        assert 'in boom\n    raise ValueError("bad input")' in logged["exception"]["stack"]
+        assert logged["exception"]["stack"].endswith("\nValueError: bad input")
     assert entries[4]["exception"] is None
 
 
@@ -164,7 +164,7 @@ async def test_structlog_processors_that_render_exceptions_and_names(log_path: P
             log.exception("rendered by structlog")
         log.info("named explicitly", logger_name="billing.invoices")
     entries = entries_of(log_path)
-    assert entries[0]["exception"].endswith("ValueError: bad input")
+    assert entries[0]["exception"]["stack"].endswith("ValueError: bad input")
     assert (entries[0]["logger"], entries[0]["fields"]) == ("billing", {})
     assert entries[1] == entry("INFO", "named explicitly", {}, "billing.invoices")
 

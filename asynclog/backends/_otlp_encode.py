@@ -22,7 +22,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ScopeLogs
 
 from .._entry import LOCATION, LogEntry
-from .._levels import level_name
+from .._exception_text import parse_exception
+from .._levels import level_name, severity_number
 from .._sanitize import truncate
 from ..formatters import safe_str, utf8_safe
 
@@ -41,20 +42,6 @@ EXCEPTION_ATTRIBUTES = ("exception.type", "exception.message", "exception.stackt
 LOCATION_ATTRIBUTES = ("code.function.name", "code.line.number")
 """A captured location, per the OpenTelemetry semantic conventions (1.30 and later):
 `code.function.name` is the fully qualified `module.function`, `code.line.number` the line."""
-
-
-def severity_number(level: int) -> int:
-    """The OTLP `SeverityNumber` of a level number: each stdlib band of ten (below DEBUG,
-    DEBUG, INFO, WARNING, ERROR, CRITICAL) maps to one OTLP range of four (TRACE..TRACE4,
-    DEBUG..DEBUG4, INFO..INFO4, WARN..WARN4, ERROR..ERROR4, FATAL..FATAL4), the standard levels
-    to its first value: 10 -> 5, 20 -> 9, 25 -> 11, 30 -> 13, 40 -> 17, 50 -> 21. Levels of
-    60 and above are FATAL4 (24), levels of 0 and below UNSPECIFIED (0)."""
-    if level <= 0:
-        return 0
-    if level >= 60:
-        return 24
-    band, step = divmod(level, 10)
-    return 1 + 4 * band + step * 4 // 10
 
 
 _SEVERITY = cast("list[SeverityNumber.ValueType]", [severity_number(level) for level in range(101)])
@@ -159,69 +146,6 @@ def trace_flags(value: object) -> int | None:
     if isinstance(value, str) and len(value) == 2 and _HEX.fullmatch(value):
         return int(value, 16)
     return None
-
-
-# -- exceptions ----------------------------------------------------------------------------
-
-CHAIN_SEPARATORS = (
-    "During handling of the above exception, another exception occurred:",
-    "The above exception was the direct cause of the following exception:",
-)
-_EXCEPTION_LINE = re.compile(r"([A-Za-z_<][\w.<>]*)(?:: (.*))?")
-
-
-class ExceptionInfo(NamedTuple):
-    type: str | None
-    message: str | None
-
-
-def parse_exception(text: str) -> ExceptionInfo:
-    """The type and message of the exception a formatted traceback ends with (the one that
-    was raised last, for a chain; the group itself, for an exception group).
-
-    Heuristic: in the last block of the chain, after the `Traceback (most recent call last):`
-    header and the indented frame lines, the first line that is not indented reads
-    `module.Type: message` (or just `Type`); the lines after it continue the message (notes
-    added with `add_note` included). Text that does not look so gives `(None, None)`."""
-    lines = text.split("\n")
-    start = 0
-    for index in range(len(lines) - 1, -1, -1):
-        if lines[index] in CHAIN_SEPARATORS:
-            start = index + 1
-            break
-    prefix = ""
-    for index in range(start, len(lines)):
-        line = lines[index]
-        column = line.find("Exception Group Traceback (most recent call last):")
-        if column < 0:
-            column = line.find("Traceback (most recent call last):")
-        if column >= 0:
-            # An exception group's lines carry a margin: "  + " on the header, "  | " after.
-            prefix = line[:column].replace("+", "|")
-            start = index + 1
-            break
-        if line.strip():
-            break  # no header: an exception formatted without a traceback
-    found: list[str] = []
-    for line in lines[start:]:
-        if not line.startswith(prefix):
-            if found:
-                break  # the end of the group's margin: its sub-exceptions follow
-            continue
-        rest = line[len(prefix) :]
-        if not found:
-            if not rest.strip() or rest[0] in " \t":
-                continue  # a frame line, or blank
-            found.append(rest)
-        else:
-            found.append(rest)
-    if not found:
-        return ExceptionInfo(None, None)
-    match = _EXCEPTION_LINE.fullmatch(found[0])
-    if match is None:
-        return ExceptionInfo(None, None)
-    message = "\n".join([match.group(2) or "", *found[1:]]).rstrip()
-    return ExceptionInfo(match.group(1), message or None)
 
 
 # -- records -------------------------------------------------------------------------------

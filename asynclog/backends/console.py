@@ -10,8 +10,9 @@ from typing import IO, Literal
 from .._backend_registry import register_backend
 from .._config import ConsoleConfig
 from .._entry import Entry
+from .._json_shapes import configured_format
 from .._pretty import color_wanted, is_terminal, pretty_lines
-from ..formatters import Formatter, formatter_for, lines_of, text_format
+from ..formatters import Formatter, lines_of, text_format
 from ._thread import IOThread
 
 Pretty = Literal["never", "tty", "always"]
@@ -77,7 +78,8 @@ def console_backend(config: ConsoleConfig) -> ConsoleBackend:
         return ConsoleBackend(stream=config.stream, pretty="always")
     if config.format == "auto":
         return ConsoleBackend(stream=config.stream, pretty="tty")
-    return ConsoleBackend(formatter_for(config.format), config.stream)
+    formatter, _ = configured_format(config.format, config.json_fields, config.json_style)
+    return ConsoleBackend(formatter, config.stream)
 
 
 register_backend("console", ConsoleConfig, console_backend)

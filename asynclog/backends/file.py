@@ -18,7 +18,8 @@ from .._backend_registry import register_backend
 from .._config import FileConfig
 from .._entry import TIME, Entry
 from .._errors import LogError
-from ..formatters import Formatter, formatter_for, lines_of
+from .._json_shapes import configured_format
+from ..formatters import Formatter, lines_of
 from ._retention import Backups, Housekeeper, warn
 from ._rotation import RotationLock, lock_name, period_end_function, plan_batch
 from ._safe_open import open_or_create
@@ -99,8 +100,13 @@ class FileBackend:
         self.config = config or FileConfig()
         self.path = os.fspath(self.config.file_path)
         self._follow_symlink = follow_symlink
-        self._formatter = formatter or formatter_for(self.config.format)
-        self._lines = lines_of(self._formatter)
+        if formatter is None:
+            config = self.config
+            self._formatter, self._lines = configured_format(
+                config.format, config.json_fields, config.json_style, config.with_process_fields
+            )
+        else:
+            self._formatter, self._lines = formatter, lines_of(formatter)
         self._thread = IOThread("asynclog-file")
         self._raw: io.FileIO | None = None
         self._file: AsyncFileIO | None = None  # aiofiles' view of _raw
