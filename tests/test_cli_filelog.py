@@ -156,7 +156,7 @@ async def test_exact_lines_of_a_few_filters(logs: dict[str, Path]) -> None:
         "logger": "worker",
         "message": "crash: timeout exceeded",
         "fields": {"user_id": "42"},
-        "exception": TRACEBACK,
+        "exception": {"type": "ValueError", "message": "boom", "stack": TRACEBACK},
     }
 
 
@@ -179,7 +179,9 @@ async def test_escaped_text_reads_back_exactly(tmp_path: Path) -> None:
     assert query(text) == written
     assert query(as_json) == written
     from_json = [json.loads(line) for line in query(as_json, "--json")]
-    assert [(e["message"], e["fields"], e["exception"]) for e in from_json] == [
+    assert [
+        (e["message"], e["fields"], e["exception"] and e["exception"]["stack"]) for e in from_json
+    ] == [
         (m, f, e) for _, _, _, m, f, e in AWKWARD
     ]
     assert [json.loads(line) for line in query(text, "--json")] == from_json
