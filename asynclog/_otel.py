@@ -16,6 +16,7 @@ logged between the import and that check, and sync mode has no worker.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import threading
 import weakref
@@ -127,3 +128,69 @@ def _imported() -> None:
     for watcher in watchers:
         watcher.trace_imported()
 
+
+
+# -- the trace fields in a backend's own places (columns, OTLP's record fields) --------------
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+TraceValues = tuple[str | None, str | None, int | None]
+"""`trace_id` and `span_id` as lowercase hex, `trace_flags` as an int: None where absent or
+not valid."""
+
+
+def has_trace(fields: Mapping[str, Any]) -> bool:
+    """Whether `fields` holds any of the reserved trace keys."""
+    return "trace_id" in fields or "span_id" in fields or "trace_flags" in fields
+
+
+def id_hex(value: object, size: int) -> str | None:
+    """A W3C trace id (`size` 16) or span id (8) as lowercase hex, from a hex str of
+    `2 * size` digits (either case), an int or `size` bytes; None if it is not one, or all
+    zero (invalid)."""
+    text: str | None = None
+    if isinstance(value, str):
+        if len(value) == 2 * size and _HEX.fullmatch(value):
+            text = value.lower()
+    elif isinstance(value, bytes):
+        text = value.hex() if len(value) == size else None
+    elif isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << (8 * size):
+        text = format(value, f"0{2 * size}x")
+    if text is None or text.count("0") == len(text):
+        return None
+    return text
+
+
+def flags_of(value: object) -> int | None:
+    """W3C trace flags (0..255) from an int or a hex str of two digits; None if neither."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value) if 0 <= value <= 255 else None
+    if isinstance(value, str) and len(value) == 2 and _HEX.fullmatch(value):
+        return int(value, 16)
+    return None
+
+
+def split_trace(fields: Mapping[str, Any]) -> tuple[Mapping[str, Any], TraceValues]:
+    """The valid trace fields of `fields` as `TraceValues`, and the other fields (an invalid
+    one stays among them, as any field)."""
+    trace_id = id_hex(fields.get("trace_id"), 16)
+    span_id = id_hex(fields.get("span_id"), 8)
+    flags = flags_of(fields.get("trace_flags"))
+    taken = [
+        key
+        for key, value in zip(TRACE_KEYS, (trace_id, span_id, flags), strict=True)
+        if value is not None
+    ]
+    if not taken:
+        return fields, (None, None, None)
+    rest = {key: value for key, value in fields.items() if key not in taken}
+    return rest, (trace_id, span_id, flags)
+
+
+def joined_trace(fields: Mapping[str, Any], values: TraceValues) -> Mapping[str, Any]:
+    """`split_trace` undone: the trace values read back from their columns, in front of the
+    other fields (where the capture puts them)."""
+    trace = {key: value for key, value in zip(TRACE_KEYS, values, strict=True) if value is not None}
+    if not trace:
+        return fields
+    return MappingProxyType({**trace, **fields})
