@@ -96,6 +96,7 @@ class Intake:
         one the call settles), those to settle before it, in order."""
         self.capture_location = capture_location
         """Every entry gets the `Location` of its call (all calls then go through `accept`)."""
+        self.otel_context = otel_context
         self.tracing = otel_context and trace_imported()
         """Every entry made in a span gets its ids (`_otel.py`; all calls go through `accept`):
         `Config(otel_context=True)` and the application imported `opentelemetry.trace`."""
@@ -177,6 +178,8 @@ class Intake:
         (else -1, which no thread has); `put` the one sink's quick way in. (`counters`, the
         one sink's counters or None with several sinks, never changes.)"""
         running = self.state is State.RUNNING
+        if self.otel_context and not self.tracing:  # in case the import hook was not there
+            self.tracing = trace_imported()
         # Processors, caller location and trace context need every call to go through accept.
         shortcut = (
             running and not self.processing and not self.capture_location and not self.tracing
@@ -674,12 +677,15 @@ class Intake:
         location: Location | None = None,
         args: tuple[Any, ...] = (),
         template: str | None = None,
+        trace: Mapping[str, Any] | None = None,
     ) -> None:
-        """`write_log_threadsafe`'s work: take the time, the frozen values, the traceback and
-        the call site here, and format the message with `args` (they may change once this
-        returns), then hand the entry to the loop (or write it now, with what is left, when
-        the loop has closed). `location`: the call's, when known (a stdlib record);
-        `template`: the template of a message formatted already (asynclog.structlog)."""
+        """`write_log_threadsafe`'s work: take the time, the frozen values, the traceback,
+        the call site and the trace context here, and format the message with `args` (they
+        may change once this returns), then hand the entry to the loop (or write it now, with
+        what is left, when the loop has closed). `location`: the call's, when known (a stdlib
+        record); `template`: the template of a message formatted already (asynclog.structlog);
+        `trace`: the trace fields taken when the call was made (a stdlib record held before
+        the manager started; empty: no span was current)."""
         # A `Level`, or stdlib's levelno: a dict look-up, no parsing.
         quick: int | None = QUICK_LEVELS.get(level) if level.__class__ in QUICK_CLASSES else None
         number = quick if quick is not None else parse_level(level)
@@ -698,7 +704,9 @@ class Intake:
             if args:
                 template, message = message, format_message(message, args)
         at = time() if at is None else at
-        if self.tracing:  # the caller's span, not the loop's
+        if trace is not None:
+            bound = {**trace, **bound} if bound else (trace or None)
+        elif self.tracing:  # the caller's span, not the loop's
             bound = _with_trace(bound)
         handed = (number, message, fields, at, logger, bound, exception, template, location)
         if not self.handoff.hand_in(handed, on_loop=_running_loop() is loop):

@@ -15,7 +15,7 @@ logged between the import and that check, and sync mode has no worker.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.machinery
 import re
 import sys
 import threading
@@ -102,7 +102,7 @@ def watch(watcher: Watcher) -> None:
     installed. Weak: a watcher that is gone is forgotten."""
     global _hook, _importable
     with _lock:
-        if _importable is None:
+        if _importable is None:  # once per process: it looks at the disk
             _importable = _findable(TRACE_MODULE)
         if not _importable:
             return
@@ -115,9 +115,21 @@ def watch(watcher: Watcher) -> None:
 
 
 def _findable(name: str) -> bool:
+    """Whether the module `name` (a submodule of a top-level package) could be imported,
+    found without importing anything (not even the namespace package `opentelemetry`). A
+    package blocked with `sys.modules[package] = None` counts as absent."""
+    package, _, _ = name.partition(".")
     try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
+        if package in sys.modules:
+            module = sys.modules[package]
+            locations = getattr(module, "__path__", None) if module is not None else None
+        else:
+            spec = importlib.machinery.PathFinder.find_spec(package)
+            locations = None if spec is None else spec.submodule_search_locations
+        if not locations:
+            return False
+        return importlib.machinery.PathFinder.find_spec(name, list(locations)) is not None
+    except (ImportError, ValueError, OSError):
         return False
 
 
