@@ -217,6 +217,27 @@ async def test_the_stdlib_bridge_takes_the_span_of_the_record() -> None:
     assert fields["stdlib outside"] == {}
 
 
+async def test_structlog_calls_carry_the_ids() -> None:
+    structlog = pytest.importorskip("structlog")
+    import asynclog.structlog
+
+    backend, config = recording()
+    try:
+        async with LogManager(config) as lm:
+            asynclog.structlog.configure(lm)
+            log = structlog.get_logger("shop")
+            with TRACER.start_as_current_span("request") as span:
+                assert log.info("structlog sync", order_id=1) is True
+                assert await log.ainfo("structlog awaited") is True
+            log.info("structlog outside")
+    finally:
+        structlog.reset_defaults()
+    fields = by_message(backend)
+    assert fields["structlog sync"] == {**ids(span), "order_id": 1}
+    assert fields["structlog awaited"] == ids(span)
+    assert fields["structlog outside"] == {}
+
+
 async def test_a_stdlib_record_held_before_start_keeps_its_span() -> None:
     backend, config = recording(name="otel_held")
     logger = logging.getLogger("otel_held_test")
