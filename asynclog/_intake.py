@@ -704,8 +704,9 @@ class Intake:
             if args:
                 template, message = message, format_message(message, args)
         at = time() if at is None else at
-        if trace is not None:
-            bound = {**trace, **bound} if bound else (trace or None)
+        if trace is not None:  # taken earlier, maybe before this manager's config was known
+            if trace and self.otel_context:
+                bound = {**trace, **bound} if bound else trace
         elif self.tracing:  # the caller's span, not the loop's
             bound = _with_trace(bound)
         handed = (number, message, fields, at, logger, bound, exception, template, location)

@@ -258,15 +258,32 @@ async def test_a_stdlib_record_held_before_start_keeps_its_span() -> None:
 
 
 async def test_otel_context_false_adds_nothing() -> None:
-    backend, config = recording(otel_context=False)
-    async with LogManager(config) as lm:
-        with TRACER.start_as_current_span("request"):
-            await lm.info("plain")
-            await lm.info("fields", n=1)
-            lm.nowait.info("nowait")
-            await asyncio.to_thread(lm.write_log_threadsafe, "INFO", "thread")
-            await asyncio.sleep(0.05)
-    assert by_message(backend) == {"plain": {}, "fields": {"n": 1}, "nowait": {}, "thread": {}}
+    backend, config = recording(otel_context=False, name="otel_off")
+    logger = logging.getLogger("otel_off_test")
+    handler = AsyncLogHandler("otel_off")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with TRACER.start_as_current_span("early"):
+            logger.info("held")  # before the manager of that name exists
+        async with LogManager(config) as lm:
+            with TRACER.start_as_current_span("request"):
+                await lm.info("plain")
+                await lm.info("fields", n=1)
+                lm.nowait.info("nowait")
+                await asyncio.to_thread(lm.write_log_threadsafe, "INFO", "thread")
+                logger.info("stdlib")
+                await asyncio.sleep(0.05)
+    finally:
+        logger.removeHandler(handler)
+    assert by_message(backend) == {
+        "held": {},
+        "plain": {},
+        "fields": {"n": 1},
+        "nowait": {},
+        "thread": {},
+        "stdlib": {},
+    }
 
 
 async def test_an_unsampled_span_still_correlates_and_an_invalid_one_adds_nothing() -> None:
