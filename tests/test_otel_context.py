@@ -15,17 +15,12 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pytest
-
-pytest.importorskip("opentelemetry.sdk.trace")
-
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-from opentelemetry.trace import Span
 
 from asynclog import (
     Config,
@@ -40,9 +35,35 @@ from asynclog.stdlib import AsyncLogHandler, install
 
 from .conftest import RecordingBackend, read_lines
 
-PROVIDER = TracerProvider()
-TRACER = PROVIDER.get_tracer("asynclog.tests")
-"""A provider of the test's own (the global one can be set once per process only)."""
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+
+@dataclass
+class OTel:
+    """The OpenTelemetry API and SDK, imported for this module's tests only."""
+
+    trace: ModuleType
+    sdk: ModuleType
+    tracer: Any
+    """From a provider of the module's own (the global one can be set once per process)."""
+    always_off: Any
+
+
+@pytest.fixture(scope="module")
+def otel() -> Iterator[OTel]:
+    """Import OpenTelemetry here, and forget it after this module's tests: imported at
+    collection, it would make every manager of every other test module capture trace
+    context, and none of their calls would take the inline shortcuts they test."""
+    before = set(sys.modules)
+    sdk = pytest.importorskip("opentelemetry.sdk.trace")
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    yield OTel(trace, sdk, sdk.TracerProvider().get_tracer("asynclog.tests"), ALWAYS_OFF)
+    for name in set(sys.modules) - before:
+        if name.startswith("opentelemetry"):
+            del sys.modules[name]
 
 
 OLD_TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -75,13 +96,13 @@ def by_message(backend: RecordingBackend) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("async_mode", [False, True])
-async def test_nested_spans_outside_and_after(async_mode: bool) -> None:
+async def test_nested_spans_outside_and_after(otel: OTel, async_mode: bool) -> None:
     backend, config = recording(async_mode=async_mode)
     async with LogManager(config) as lm:
         await lm.info("before")
-        with TRACER.start_as_current_span("outer") as outer:
+        with otel.tracer.start_as_current_span("outer") as outer:
             await lm.info("in outer")
-            with TRACER.start_as_current_span("inner") as inner:
+            with otel.tracer.start_as_current_span("inner") as inner:
                 await lm.info("in inner")
                 await lm.write_log("WARNING", "write_log in inner")
             await lm.info("outer again")
@@ -96,12 +117,12 @@ async def test_nested_spans_outside_and_after(async_mode: bool) -> None:
     assert ids(outer)["trace_id"] == ids(outer)["trace_id"].lower()
 
 
-async def test_every_kind_of_call_carries_the_ids() -> None:
+async def test_every_kind_of_call_carries_the_ids(otel: OTel) -> None:
     backend, config = recording()
     async with LogManager(config) as lm:
         named = lm.get_logger("app.db")
         bound = lm.bind(user="ann")
-        with TRACER.start_as_current_span("request") as span:
+        with otel.tracer.start_as_current_span("request") as span:
             await lm.info("plain")
             await lm.info("args %s", 1)
             await lm.info("fields", n=1)
@@ -131,10 +152,10 @@ async def test_every_kind_of_call_carries_the_ids() -> None:
     ]
 
 
-async def test_what_the_user_gives_wins_over_the_span() -> None:
+async def test_what_the_user_gives_wins_over_the_span(otel: OTel) -> None:
     backend, config = recording()
     async with LogManager(config) as lm:
-        with TRACER.start_as_current_span("request") as span:
+        with otel.tracer.start_as_current_span("request") as span:
             await lm.info("explicit", span_id="mine", trace_flags=7)
             await lm.info("extra", extra={"trace_id": "from-extra"})
             with contextualize(trace_id="from-context"):
@@ -152,7 +173,7 @@ async def test_what_the_user_gives_wins_over_the_span() -> None:
     assert fields["bound"] == {**expected, "span_id": "bound"}
 
 
-async def test_tasks_made_in_a_span_keep_it() -> None:
+async def test_tasks_made_in_a_span_keep_it(otel: OTel) -> None:
     backend, config = recording(async_mode=True)
 
     async def work(name: str, gate: asyncio.Event) -> None:
@@ -164,9 +185,9 @@ async def test_tasks_made_in_a_span_keep_it() -> None:
     async with LogManager(config) as lm:
         gate = asyncio.Event()
         outside = asyncio.create_task(work("outside", gate))
-        with TRACER.start_as_current_span("one") as one:
+        with otel.tracer.start_as_current_span("one") as one:
             first = asyncio.create_task(work("task of one", gate))
-        with TRACER.start_as_current_span("two") as two:
+        with otel.tracer.start_as_current_span("two") as two:
             second = asyncio.create_task(work("task of two", gate))
             gate.set()  # all three run interleaved, after both spans are made
             await asyncio.gather(outside, first, second)
@@ -176,19 +197,19 @@ async def test_tasks_made_in_a_span_keep_it() -> None:
     assert fields["task of two"] == ids(two) == fields["task of two nowait"]
 
 
-async def test_a_thread_gives_its_own_span_not_the_loops() -> None:
+async def test_a_thread_gives_its_own_span_not_the_loops(otel: OTel) -> None:
     backend, config = recording(async_mode=True)
     async with LogManager(config) as lm:
         thread_spans: dict[str, Span] = {}
 
         def in_thread() -> None:
             lm.write_log_threadsafe("INFO", "thread, no span")
-            with TRACER.start_as_current_span("thread") as span:
+            with otel.tracer.start_as_current_span("thread") as span:
                 thread_spans["span"] = span
                 lm.write_log_threadsafe("INFO", "thread %s", "span", n=1)
                 lm.nowait.info("thread nowait")
 
-        with TRACER.start_as_current_span("loop") as loop_span:
+        with otel.tracer.start_as_current_span("loop") as loop_span:
             thread = threading.Thread(target=in_thread)
             thread.start()
             await asyncio.to_thread(thread.join)
@@ -200,12 +221,12 @@ async def test_a_thread_gives_its_own_span_not_the_loops() -> None:
     assert fields["thread nowait"] == ids(thread_spans["span"])
 
 
-async def test_the_stdlib_bridge_takes_the_span_of_the_record() -> None:
+async def test_the_stdlib_bridge_takes_the_span_of_the_record(otel: OTel) -> None:
     backend, config = recording(async_mode=True)
     logger = logging.getLogger("otel_bridge_test")
     async with LogManager(config) as lm:
         install(lm, loggers=["otel_bridge_test"])
-        with TRACER.start_as_current_span("request") as span:
+        with otel.tracer.start_as_current_span("request") as span:
             logger.info("stdlib %s", "in span")
             copied = contextvars.copy_context()  # a thread given the request's context
             thread = threading.Thread(target=copied.run, args=(logger.warning, "stdlib thread"))
@@ -217,7 +238,7 @@ async def test_the_stdlib_bridge_takes_the_span_of_the_record() -> None:
     assert fields["stdlib outside"] == {}
 
 
-async def test_structlog_calls_carry_the_ids() -> None:
+async def test_structlog_calls_carry_the_ids(otel: OTel) -> None:
     structlog = pytest.importorskip("structlog")
     import asynclog.structlog
 
@@ -226,7 +247,7 @@ async def test_structlog_calls_carry_the_ids() -> None:
         async with LogManager(config) as lm:
             asynclog.structlog.configure(lm)
             log = structlog.get_logger("shop")
-            with TRACER.start_as_current_span("request") as span:
+            with otel.tracer.start_as_current_span("request") as span:
                 assert log.info("structlog sync", order_id=1) is True
                 assert await log.ainfo("structlog awaited") is True
             log.info("structlog outside")
@@ -238,14 +259,14 @@ async def test_structlog_calls_carry_the_ids() -> None:
     assert fields["structlog outside"] == {}
 
 
-async def test_a_stdlib_record_held_before_start_keeps_its_span() -> None:
+async def test_a_stdlib_record_held_before_start_keeps_its_span(otel: OTel) -> None:
     backend, config = recording(name="otel_held")
     logger = logging.getLogger("otel_held_test")
     handler = AsyncLogHandler("otel_held")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        with TRACER.start_as_current_span("early") as span:
+        with otel.tracer.start_as_current_span("early") as span:
             logger.info("held")
         logger.info("held, no span")
         async with LogManager(config):
@@ -257,17 +278,17 @@ async def test_a_stdlib_record_held_before_start_keeps_its_span() -> None:
     assert fields["held, no span"] == {}
 
 
-async def test_otel_context_false_adds_nothing() -> None:
+async def test_otel_context_false_adds_nothing(otel: OTel) -> None:
     backend, config = recording(otel_context=False, name="otel_off")
     logger = logging.getLogger("otel_off_test")
     handler = AsyncLogHandler("otel_off")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        with TRACER.start_as_current_span("early"):
+        with otel.tracer.start_as_current_span("early"):
             logger.info("held")  # before the manager of that name exists
         async with LogManager(config) as lm:
-            with TRACER.start_as_current_span("request"):
+            with otel.tracer.start_as_current_span("request"):
                 await lm.info("plain")
                 await lm.info("fields", n=1)
                 lm.nowait.info("nowait")
@@ -286,12 +307,15 @@ async def test_otel_context_false_adds_nothing() -> None:
     }
 
 
-async def test_an_unsampled_span_still_correlates_and_an_invalid_one_adds_nothing() -> None:
-    tracer = TracerProvider(sampler=ALWAYS_OFF).get_tracer("unsampled")
+async def test_an_unsampled_span_still_correlates_and_an_invalid_one_adds_nothing(
+    otel: OTel,
+) -> None:
+    tracer = otel.sdk.TracerProvider(sampler=otel.always_off).get_tracer("unsampled")
     backend, config = recording()
     async with LogManager(config) as lm:
         with tracer.start_as_current_span("dropped") as span:
             await lm.info("unsampled")
+        trace = otel.trace
         with trace.use_span(trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)):
             await lm.info("invalid")
     fields = by_message(backend)
@@ -311,11 +335,11 @@ def test_otel_context_must_be_a_bool() -> None:
 # -- in the backends ------------------------------------------------------------------------
 
 
-async def test_ids_land_in_json_lines(tmp_path: Path) -> None:
+async def test_ids_land_in_json_lines(otel: OTel, tmp_path: Path) -> None:
     path = tmp_path / "app.log"
     config = Config(backend="file", backend_config=FileConfig(file_path=path, format="json"))
     async with LogManager(config) as lm:
-        with TRACER.start_as_current_span("request") as span:
+        with otel.tracer.start_as_current_span("request") as span:
             await lm.info("in span", user="ann")
         await lm.info("outside")
     first, second = (json.loads(line) for line in read_lines(path))
@@ -324,13 +348,13 @@ async def test_ids_land_in_json_lines(tmp_path: Path) -> None:
     assert trace_part(second.get("fields", {})) == {}
 
 
-async def test_ids_land_in_sqlite_columns_and_come_back(tmp_path: Path) -> None:
+async def test_ids_land_in_sqlite_columns_and_come_back(otel: OTel, tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path=path), async_mode=True)
     async with LogManager(config) as lm:
-        with TRACER.start_as_current_span("outer") as outer:
+        with otel.tracer.start_as_current_span("outer") as outer:
             await lm.info("plain in span")
-            with TRACER.start_as_current_span("inner") as inner:
+            with otel.tracer.start_as_current_span("inner") as inner:
                 await lm.info("fields in span", user="ann")
         await lm.info("outside", user="bob")
         await lm.info("invalid", trace_id="not-hex", span_id=0)
@@ -364,7 +388,7 @@ async def test_ids_land_in_sqlite_columns_and_come_back(tmp_path: Path) -> None:
     assert [e.message async for e in query(path, fields={"trace_id": "not-hex"})] == ["invalid"]
 
 
-async def test_an_older_sqlite_database_gets_the_trace_columns(tmp_path: Path) -> None:
+async def test_an_older_sqlite_database_gets_the_trace_columns(otel: OTel, tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:
         conn.execute(
@@ -384,7 +408,7 @@ async def test_an_older_sqlite_database_gets_the_trace_columns(tmp_path: Path) -
     assert before == [{"trace_id": OLD_TRACE_ID}]
     config = Config(backend="sqlite", backend_config=SQLiteConfig(db_path=path))
     async with LogManager(config) as lm:
-        with TRACER.start_as_current_span("request") as span:
+        with otel.tracer.start_as_current_span("request") as span:
             await lm.info("new row")
     with sqlite3.connect(path) as conn:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
@@ -399,7 +423,7 @@ async def test_an_older_sqlite_database_gets_the_trace_columns(tmp_path: Path) -
     assert old_trace == ["old row"]
 
 
-async def test_ids_land_in_the_otlp_records_own_fields() -> None:
+async def test_ids_land_in_the_otlp_records_own_fields(otel: OTel) -> None:
     pytest.importorskip("opentelemetry.proto")
     from .test_otlp import Receiver, attributes, otlp
 
@@ -408,7 +432,7 @@ async def test_ids_land_in_the_otlp_records_own_fields() -> None:
     try:
         config = Config(backend=otlp(receiver), async_mode=True)
         async with LogManager(config) as lm:
-            with TRACER.start_as_current_span("request") as span:
+            with otel.tracer.start_as_current_span("request") as span:
                 await lm.info("in span", user="ann")
             await lm.info("outside")
     finally:
@@ -423,7 +447,7 @@ async def test_ids_land_in_the_otlp_records_own_fields() -> None:
     assert attributes(second.attributes) == {}
 
 
-async def test_ids_land_in_postgres_columns() -> None:
+async def test_ids_land_in_postgres_columns(otel: OTel) -> None:
     from .pg_support import PG_DSN, drop_table, fetch, fresh_table_name
 
     if not PG_DSN:
@@ -434,7 +458,7 @@ async def test_ids_land_in_postgres_columns() -> None:
     try:
         config = Config(backend="postgres", backend_config=PostgresConfig(dsn=PG_DSN, table=table))
         async with LogManager(config) as lm:
-            with TRACER.start_as_current_span("request") as span:
+            with otel.tracer.start_as_current_span("request") as span:
                 await lm.info("in span", user="ann")
             await lm.info("outside")
             await lm.info("invalid", span_id="xyz")
@@ -577,9 +601,3 @@ def test_without_opentelemetry_nothing_is_installed() -> None:
         block_otel=True,
     )
     assert out.splitlines() == ["0 [{'n': 1}] 2"]
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_span() -> Iterator[None]:
-    yield
-    assert not trace.get_current_span().get_span_context().is_valid
