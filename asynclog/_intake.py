@@ -255,12 +255,13 @@ class Intake:
         if template is not None and len(template) > self.quick_text_limit:
             template = truncate(template, self.max_entry_bytes)
         context = self.context_get()
-        if self.tracing and at_call:
-            bound = _with_trace(bound)
+        trace = current_trace_fields() if self.tracing and at_call else None
         if fields or context or bound or exception:
+            if trace is not None:  # under the others: every field the user gives wins
+                bound = {**trace, **bound} if bound else trace
             frozen, exception, location = self._merged(fields, context, bound, exception, location)
         else:
-            frozen = EMPTY_FIELDS
+            frozen = EMPTY_FIELDS if trace is None else trace  # read-only, made once per span
             if self.capture_location and location is None:
                 location = location_of(caller_frame())
         entry: Entry = (
