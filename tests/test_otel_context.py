@@ -31,6 +31,7 @@ from asynclog import (
     contextualize,
     query,
 )
+from asynclog.query import LogDB, make_filters
 from asynclog.stdlib import AsyncLogHandler, install
 
 from .conftest import RecordingBackend, read_lines
@@ -386,6 +387,13 @@ async def test_ids_land_in_sqlite_columns_and_come_back(otel: OTel, tmp_path: Pa
     flags = outer_ids["trace_flags"]
     assert [e.message async for e in query(path, fields={"trace_flags": flags})] == one_trace
     assert [e.message async for e in query(path, fields={"trace_id": "not-hex"})] == ["invalid"]
+    with LogDB(path) as db:  # the CLI's reader
+        found = list(db.entries(make_filters(fields={"trace_id": outer_ids["trace_id"]})))
+        assert [(e.message, dict(e.fields)) for e in found] == [
+            ("plain in span", outer_ids),
+            ("fields in span", {**inner_ids, "user": "ann"}),
+        ]
+        assert db.summary(make_filters(fields={"span_id": inner_ids["span_id"]}))[0] == 1
 
 
 async def test_an_older_sqlite_database_gets_the_trace_columns(otel: OTel, tmp_path: Path) -> None:
