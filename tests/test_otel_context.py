@@ -30,6 +30,7 @@ from asynclog import (
     SQLiteConfig,
     contextualize,
     query,
+    run_in_thread,
 )
 from asynclog.query import LogDB, make_filters
 from asynclog.stdlib import AsyncLogHandler, install
@@ -220,6 +221,16 @@ async def test_a_thread_gives_its_own_span_not_the_loops(otel: OTel) -> None:
     assert fields["thread, no span"] == {}
     assert fields["thread span"] == {**ids(thread_spans["span"]), "n": 1}
     assert fields["thread nowait"] == ids(thread_spans["span"])
+
+
+def test_a_program_without_a_loop_run_in_thread(otel: OTel) -> None:
+    backend, config = recording(async_mode=True)
+    with run_in_thread(config) as logs:  # the manager's loop runs in a thread of its own
+        with otel.tracer.start_as_current_span("job") as span:
+            logs.write_log_threadsafe("INFO", "in the job", n=1)
+        logs.write_log_threadsafe("INFO", "after the job")
+    fields = by_message(backend)
+    assert fields == {"in the job": {**ids(span), "n": 1}, "after the job": {}}
 
 
 async def test_the_stdlib_bridge_takes_the_span_of_the_record(otel: OTel) -> None:
