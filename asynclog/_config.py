@@ -181,6 +181,10 @@ class Config:
     before the entry is queued: what they remove no handler, capture or backend sees; None
     filters the entry out (`stats.filtered_by`). See docs/processors.md and
     `asynclog.processors`. A backend's own: `Sink(..., processors=[...])`."""
+    otel_context: bool = True
+    """True (default): an entry logged while an OpenTelemetry span is current carries its
+    `trace_id`, `span_id` and `trace_flags` fields, once the application has imported
+    `opentelemetry.trace` (free until then). False: never."""
     min_level: int = field(init=False, repr=False, compare=False, default=0)
     level_map: Mapping[str, int] = field(
         init=False, repr=False, compare=False, default_factory=lambda: MappingProxyType({})
@@ -217,6 +221,10 @@ class Config:
             raise ConfigError(
                 f"capture_location must be a bool, got {shown(self.capture_location)}",
                 "capture_location",
+            )
+        if not isinstance(self.otel_context, bool):
+            raise ConfigError(
+                f"otel_context must be a bool, got {shown(self.otel_context)}", "otel_context"
             )
         int_at_least("Config", "queue_size", self.queue_size, 1, MAX_COUNT)
         number_at_least("Config", "put_timeout", self.put_timeout, 0, MAX_SECONDS)

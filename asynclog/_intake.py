@@ -35,6 +35,7 @@ from ._format import PLAIN_ARGS, format_message
 from ._freeze import IMMUTABLE, freeze_fields
 from ._handoff import HandInArgs, Handoff
 from ._levels import Gate, Level, level_of_name, parse_level
+from ._otel import current_trace_fields, trace_imported, watch
 from ._overflow import NotTaken
 from ._processing import Chain
 from ._registry import CAPTURES
@@ -80,6 +81,7 @@ class Intake:
         raise_errors: bool = False,
         chain: Chain | None = None,
         capture_location: bool = False,
+        otel_context: bool = False,
         level: int = Level.DEBUG,
         levels: Mapping[str, int] | None = None,
     ) -> None:
@@ -94,6 +96,10 @@ class Intake:
         one the call settles), those to settle before it, in order."""
         self.capture_location = capture_location
         """Every entry gets the `Location` of its call (all calls then go through `accept`)."""
+        self.otel_context = otel_context
+        self.tracing = otel_context and trace_imported()
+        """Every entry made in a span gets its ids (`_otel.py`; all calls go through `accept`):
+        `Config(otel_context=True)` and the application imported `opentelemetry.trace`."""
         self.sinks = sinks
         self.sync = sync
         self.default_level = level
@@ -129,6 +135,8 @@ class Intake:
         self.thread = -1
         self.counters = self.only.counters if self.only is not None else None
         self.put: Callable[[Entry], bool] = self.only.put if self.only is not None else never_queued
+        if otel_context and not self.tracing:
+            watch(self)  # until the import, calls cost nothing more
 
     # ---- levels by logger name -------------------------------------------------------------
 
@@ -166,14 +174,29 @@ class Intake:
 
     def refresh(self) -> None:
         """Rebuild what the level shortcuts read from the state: `thread` is the loop's
-        thread while running and no processor or location needs `accept` (else -1, which no
-        thread has); `put` the one sink's quick way in. (`counters`, the one sink's counters
-        or None with several sinks, never changes.)"""
+        thread while running and no processor, location or trace context needs `accept`
+        (else -1, which no thread has); `put` the one sink's quick way in. (`counters`, the
+        one sink's counters or None with several sinks, never changes.)"""
         running = self.state is State.RUNNING
-        # Processors and caller location need every call to go through accept.
-        shortcut = running and not self.processing and not self.capture_location
+        if self.otel_context and not self.tracing:  # in case the import hook was not there
+            self.tracing = trace_imported()
+        # Processors, caller location and trace context need every call to go through accept.
+        shortcut = (
+            running and not self.processing and not self.capture_location and not self.tracing
+        )
         self.thread = self.loop_thread if shortcut else -1
         self.put = self.only.put if self.only is not None else never_queued
+
+    def trace_imported(self) -> None:
+        """`opentelemetry.trace` is being imported (`_otel.watch`, maybe from another thread):
+        from now on every call captures the trace context. The shortcuts' gate closes at once;
+        a refresh on the loop's thread follows, so that one running meanwhile cannot reopen it."""
+        self.tracing = True
+        self.thread = -1
+        loop = self.loop
+        if loop is not None and get_ident() != self.loop_thread:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(self.refresh)
 
     def set_state(self, state: State) -> None:
         """Move to `state` and rebuild the shortcuts' cache."""
@@ -202,6 +225,7 @@ class Intake:
         location: Location | None = None,
         args: tuple[Any, ...] = (),
         template: str | None = None,
+        at_call: bool = True,
     ) -> Pending | Literal[False] | None:
         """The synchronous part of every call. `at`: the call's time when it was taken
         elsewhere (a thread, a stdlib record); `logger` overrides the manager's name; `bound`
@@ -209,7 +233,8 @@ class Intake:
         when the entry must not be queued past entries waiting in the backlog; `location`:
         the call's, when it was taken elsewhere; `args`: the `%` arguments of `message`
         (formatted here, once the level let it through); `template`: the template of a
-        message formatted already (by `hand_in`).
+        message formatted already (by `hand_in`); `at_call`: this runs in the caller's
+        context (False for an entry handed in, whose trace context `hand_in` took).
 
         Returns None when the entry is queued everywhere, False when it is filtered out, else
         the pending entry for `settle`."""
@@ -230,10 +255,13 @@ class Intake:
         if template is not None and len(template) > self.quick_text_limit:
             template = truncate(template, self.max_entry_bytes)
         context = self.context_get()
+        trace = current_trace_fields() if self.tracing and at_call else None
         if fields or context or bound or exception:
+            if trace is not None:  # under the others: every field the user gives wins
+                bound = {**trace, **bound} if bound else trace
             frozen, exception, location = self._merged(fields, context, bound, exception, location)
         else:
-            frozen = EMPTY_FIELDS
+            frozen = EMPTY_FIELDS if trace is None else trace  # read-only, made once per span
             if self.capture_location and location is None:
                 location = location_of(caller_frame())
         entry: Entry = (
@@ -650,12 +678,15 @@ class Intake:
         location: Location | None = None,
         args: tuple[Any, ...] = (),
         template: str | None = None,
+        trace: Mapping[str, Any] | None = None,
     ) -> None:
-        """`write_log_threadsafe`'s work: take the time, the frozen values, the traceback and
-        the call site here, and format the message with `args` (they may change once this
-        returns), then hand the entry to the loop (or write it now, with what is left, when
-        the loop has closed). `location`: the call's, when known (a stdlib record);
-        `template`: the template of a message formatted already (asynclog.structlog)."""
+        """`write_log_threadsafe`'s work: take the time, the frozen values, the traceback,
+        the call site and the trace context here, and format the message with `args` (they
+        may change once this returns), then hand the entry to the loop (or write it now, with
+        what is left, when the loop has closed). `location`: the call's, when known (a stdlib
+        record); `template`: the template of a message formatted already (asynclog.structlog);
+        `trace`: the trace fields taken when the call was made (a stdlib record held before
+        the manager started; empty: no span was current)."""
         # A `Level`, or stdlib's levelno: a dict look-up, no parsing.
         quick: int | None = QUICK_LEVELS.get(level) if level.__class__ in QUICK_CLASSES else None
         number = quick if quick is not None else parse_level(level)
@@ -674,6 +705,11 @@ class Intake:
             if args:
                 template, message = message, format_message(message, args)
         at = time() if at is None else at
+        if trace is not None:  # taken earlier, maybe before this manager's config was known
+            if trace and self.otel_context:
+                bound = {**trace, **bound} if bound else trace
+        elif self.tracing:  # the caller's span, not the loop's
+            bound = _with_trace(bound)
         handed = (number, message, fields, at, logger, bound, exception, template, location)
         if not self.handoff.hand_in(handed, on_loop=_running_loop() is loop):
             with self.direct_lock:  # the loop has closed: write it (and what is left) now
@@ -696,6 +732,7 @@ class Intake:
             queue_now=not hold,
             template=template,
             location=location,
+            at_call=False,
         )
 
     def count_dropped(self, pending: Pending) -> None:
@@ -785,6 +822,14 @@ class Intake:
             f"write_log of LogManager {self.name!r} was called from a thread other than the one "
             "running the event loop that started it; use lm.write_log_threadsafe(...) there"
         )
+
+
+def _with_trace(bound: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """`bound` with the current span's ids under it: every field the user gives wins."""
+    trace = current_trace_fields()
+    if trace is None:
+        return bound
+    return {**trace, **bound} if bound else trace
 
 
 def _capture(entry: Entry) -> None:

@@ -66,6 +66,7 @@ class LogManager:
             raise_errors=config.raise_errors,
             chain=chain_of(config.processors, self._reporter, "", config.max_entry_bytes),
             capture_location=config.capture_location,
+            otel_context=config.otel_context,
             level=config.min_level,
             levels=config.level_map,
         )

@@ -27,6 +27,7 @@ import aiosqlite
 from ._entry import EMPTY_FIELDS, Location, LogEntry
 from ._filelog_read import DB_SUFFIXES, LogFiles, kind_of, not_a_log
 from ._levels import Level, parse_level
+from ._otel import TRACE_KEYS, TraceValues, id_hex, joined_trace
 from ._read_filters import NO_FILTERS, Filters, QueryError
 
 __all__ = [
@@ -51,16 +52,27 @@ COLUMNS = ("id", "ts", "level", "logger", "message", "fields", "exception")
 BUSY_TIMEOUT = 5.0
 LOCATION_COLUMNS = ("module", "function", "line")
 """The columns of a captured location (schema version 2): read when the table has them."""
+TRACE_COLUMNS = TRACE_KEYS
+"""The columns of the trace context (schema version 3): read when the table has them, and
+given back as the entry's `trace_id`, `span_id` and `trace_flags` fields."""
 
 _SELECT_COLUMNS = ", ".join(COLUMNS)
-_SELECT_LOCATED = ", ".join((*COLUMNS, *LOCATION_COLUMNS))
 
 
 def select_columns(columns: Sequence[str]) -> str:
-    """What to select from a table that has `columns`: the location too when it is there."""
-    if all(name in columns for name in LOCATION_COLUMNS):
-        return _SELECT_LOCATED
-    return _SELECT_COLUMNS
+    """What to select from a table that has `columns`: the location and the trace context
+    too when it has them (location NULLs stand in for a table that has only the trace)."""
+    located = all(name in columns for name in LOCATION_COLUMNS)
+    traced = has_trace_columns(columns)
+    if not located and not traced:
+        return _SELECT_COLUMNS
+    location = LOCATION_COLUMNS if located else ("NULL", "NULL", "NULL")
+    return ", ".join((*COLUMNS, *location, *(TRACE_COLUMNS if traced else ())))
+
+
+def has_trace_columns(columns: Sequence[str]) -> bool:
+    """Whether a table with `columns` has the trace columns (schema version 3)."""
+    return all(name in columns for name in TRACE_COLUMNS)
 _LEVELS: dict[int, Level] = {int(level): level for level in Level}
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -178,7 +190,9 @@ def uses_fts(filters: Filters, has_fts: bool) -> bool:
     return has_fts and filters.text is not None and any(c.isalnum() for c in filters.text)
 
 
-def _field_condition(key: str, value: str, params: list[object]) -> str:
+def _field_condition(key: str, value: str, params: list[object], traced: bool = False) -> str:
+    if traced and key in TRACE_COLUMNS:
+        return _trace_condition(key, value, params)
     path = f'$."{key}"'
     tests = ["json_extract(fields, ?) = ?"]
     params.extend([path, value])
@@ -195,8 +209,26 @@ def _field_condition(key: str, value: str, params: list[object]) -> str:
     return f"(CASE WHEN json_valid(fields) THEN ({' OR '.join(tests)}) END)"
 
 
-def build_where(table: str, filters: Filters, fts: bool) -> tuple[str, list[object]]:
-    """The `WHERE ...` clause (or `""`) of `filters` and its parameters."""
+def _trace_condition(key: str, value: str, params: list[object]) -> str:
+    """A trace field's condition: its column (where a valid value is stored, canonical: ids
+    in lowercase hex), or the fields' JSON (where an invalid one stays)."""
+    column: object
+    if key == "trace_flags":
+        column = int(value) if value.isdigit() and len(value) <= 3 else None
+    else:
+        column = id_hex(value, 16 if key == "trace_id" else 8)
+    if column is None:
+        return _field_condition(key, value, params)
+    params.append(column)
+    return f"({key} = ? OR {_field_condition(key, value, params)})"
+
+
+def build_where(
+    table: str, filters: Filters, fts: bool, traced: bool = False
+) -> tuple[str, list[object]]:
+    """The `WHERE ...` clause (or `""`) of `filters` and its parameters; `traced`: the table
+    has the trace columns (a field condition on `trace_id`, `span_id` or `trace_flags` looks
+    there too)."""
     conditions: list[str] = []
     params: list[object] = []
     if filters.min_level is not None:
@@ -221,16 +253,16 @@ def build_where(table: str, filters: Filters, fts: bool) -> tuple[str, list[obje
             conditions.append("message LIKE ? ESCAPE '\\'")
             params.append(_like_pattern(filters.text))
     for key, value in filters.fields:
-        conditions.append(_field_condition(key, value, params))
+        conditions.append(_field_condition(key, value, params, traced))
     return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
 def build_select(
-    table: str, filters: Filters, fts: bool, columns: str = _SELECT_COLUMNS
+    table: str, filters: Filters, fts: bool, columns: str = _SELECT_COLUMNS, traced: bool = False
 ) -> tuple[str, list[object]]:
-    """The SELECT of `filters` (`columns`: see `select_columns`): oldest first; with a limit,
-    the newest `limit` rows, oldest first."""
-    where, params = build_where(table, filters, fts)
+    """The SELECT of `filters` (`columns`: see `select_columns`; `traced`: see `build_where`):
+    oldest first; with a limit, the newest `limit` rows, oldest first."""
+    where, params = build_where(table, filters, fts, traced)
     select = f'SELECT {columns} FROM "{table}"{where}'
     if filters.limit is None:
         return f"{select} ORDER BY ts, id", params
@@ -251,19 +283,31 @@ def _fields_of(raw: object) -> Mapping[str, Any]:
 
 
 def row_entry(row: Sequence[Any]) -> LogEntry:
-    """A `LogEntry` from a row of `COLUMNS`, maybe followed by `LOCATION_COLUMNS` (the id is
-    dropped)."""
+    """A `LogEntry` from a row of `COLUMNS`, maybe followed by `LOCATION_COLUMNS`, then maybe
+    `TRACE_COLUMNS` (the id is dropped; the trace columns become fields again)."""
     _, ts, level, logger, message, fields, exception = row[:7]
     level = int(level)
+    read_fields = _fields_of(fields)
+    if len(row) >= 13:
+        read_fields = joined_trace(read_fields, _trace_of(row[10:13]))
     return LogEntry(
         float(ts),
         _LEVELS.get(level, level),
         message if isinstance(message, str) else str(message),
         logger if isinstance(logger, str) else str(logger),
-        _fields_of(fields),
+        read_fields,
         None if exception is None else str(exception),
         None,
-        _location_of(row[7:]),
+        _location_of(row[7:10]),
+    )
+
+
+def _trace_of(values: Sequence[Any]) -> TraceValues:
+    trace_id, span_id, flags = values
+    return (
+        None if trace_id is None else str(trace_id),
+        None if span_id is None else str(span_id),
+        flags if isinstance(flags, int) else None,
     )
 
 
@@ -338,7 +382,8 @@ class LogDB:
             raise QueryError(problem)
         self.has_fts = f"{table}_fts" in tables
         self.columns = select_columns(columns)
-        """What is selected: the location too when the table has it."""
+        """What is selected: the location and the trace context too when the table has them."""
+        self.traced = has_trace_columns(columns)
 
     def __enter__(self) -> LogDB:
         return self
@@ -362,7 +407,7 @@ class LogDB:
 
     def entries(self, filters: Filters) -> Iterator[LogEntry]:
         """The entries matching `filters`, oldest first."""
-        build = functools.partial(build_select, columns=self.columns)
+        build = functools.partial(build_select, columns=self.columns, traced=self.traced)
         for row in self._execute(build, filters):
             yield row_entry(row)
 
@@ -435,7 +480,7 @@ class LogDB:
         return minutes
 
     def _where(self, filters: Filters) -> tuple[str, list[object]]:
-        return build_where(self.table, filters, uses_fts(filters, self.has_fts))
+        return build_where(self.table, filters, uses_fts(filters, self.has_fts), self.traced)
 
 
 # --- the async API ---------------------------------------------------------------------------
@@ -537,13 +582,14 @@ async def _query(
             raise QueryError(problem)
         fts = uses_fts(filters, f"{table}_fts" in tables)
         columns = select_columns(present)
-        sql, params = build_select(table, filters, fts, columns)
+        traced = has_trace_columns(present)
+        sql, params = build_select(table, filters, fts, columns, traced)
         try:
             cursor = await db.execute(sql, params)
         except sqlite3.DatabaseError:
             if not fts:
                 raise
-            cursor = await db.execute(*build_select(table, filters, False, columns))
+            cursor = await db.execute(*build_select(table, filters, False, columns, traced))
         async for row in cursor:
             yield row_entry(row)
     finally:

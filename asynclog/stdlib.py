@@ -19,6 +19,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from . import _registry
@@ -27,6 +28,7 @@ from ._errors import LogError
 from ._format import format_message
 from ._freeze import freeze_fields
 from ._manager import LogManager
+from ._otel import current_trace_fields, trace_imported
 from ._sanitize import exact_str
 from ._threaded import ThreadedManager
 
@@ -140,6 +142,7 @@ class AsyncLogHandler(logging.Handler):
                 location=location,
                 args=(args,) if isinstance(args, Mapping) else tuple(args or ()),
                 template=record.__dict__.get(_TEMPLATE),
+                trace=record.__dict__.get(_TRACE),
             )
         except LogError:
             _to_stderr(record)  # closed between the check and the call
@@ -163,6 +166,8 @@ class AsyncLogHandler(logging.Handler):
             record.exc_info = None
             record.__dict__.update(freeze_fields(_extra_fields(record)))  # as they are now
             _format_now(record)
+            if trace_imported() and (manager is None or manager.config.otel_context):
+                record.__dict__[_TRACE] = current_trace_fields() or _NO_TRACE  # the span now
             self._pending.append(record)
             _waiting_handlers.add(self)
         else:
@@ -179,6 +184,9 @@ _DEFAULT_FORMATTER = logging.Formatter()
 
 _TEMPLATE = "_asynclog_template"
 """A held record's attribute: its `msg` before `_format_now` formatted it with its args."""
+_TRACE = "_asynclog_trace"
+"""A held record's attribute: the trace context where it was logged (`_NO_TRACE`: none)."""
+_NO_TRACE: Mapping[str, Any] = MappingProxyType({})
 
 
 def _format_now(record: logging.LogRecord) -> None:

@@ -24,6 +24,7 @@ from asynclog import (
     query,
 )
 from asynclog.backends.sqlite import SQLiteBackend
+from asynclog.query import TRACE_COLUMNS
 from asynclog.stdlib import AsyncLogHandler
 from asynclog.testing import capture_logs
 
@@ -239,8 +240,8 @@ OLD_TABLE = (
 @pytest.mark.parametrize(
     ("version", "more", "added"),
     [
-        (0, "", ("host", "pid", "module", "function", "line")),
-        (1, ", host TEXT, pid INTEGER", ("module", "function", "line")),
+        (0, "", ("host", "pid", "module", "function", "line", *TRACE_COLUMNS)),
+        (1, ", host TEXT, pid INTEGER", ("module", "function", "line", *TRACE_COLUMNS)),
     ],
 )
 async def test_an_older_sqlite_database_is_migrated_in_place(
@@ -269,7 +270,7 @@ async def test_an_older_sqlite_database_is_migrated_in_place(
         (user_version,) = conn.execute("PRAGMA user_version").fetchone()
     conn.close()
     assert found == [("old", None, None, None), ("new", "m", "f", 3)]
-    assert user_version == 2
+    assert user_version == 3
     assert [entry.location async for entry in query(db_path)] == [None, Location("m", "f", 3)]
 
 

@@ -256,6 +256,9 @@ async def test_round_trip_of_every_column(pg_table: str) -> None:
         "module": "text",
         "function": "text",
         "line": "integer",
+        "trace_id": "text",
+        "span_id": "text",
+        "trace_flags": "smallint",
     }
     indexes = {
         row["indexname"]: row["indexdef"]
@@ -265,6 +268,9 @@ async def test_round_trip_of_every_column(pg_table: str) -> None:
     }
     assert indexes[f"{pg_table}_ts"].endswith("USING btree (ts)")
     assert indexes[f"{pg_table}_level_ts"].endswith("USING btree (level, ts)")
+    assert indexes[f"{pg_table}_trace"].endswith(
+        "USING btree (trace_id) WHERE (trace_id IS NOT NULL)"
+    )
 
 
 @requires_pg

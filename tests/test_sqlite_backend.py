@@ -95,8 +95,15 @@ async def test_schema_indexes_and_wal_are_as_documented(db_path: Path) -> None:
         ("module", "TEXT", 0, 0),
         ("function", "TEXT", 0, 0),
         ("line", "INTEGER", 0, 0),
+        ("trace_id", "TEXT", 0, 0),
+        ("span_id", "TEXT", 0, 0),
+        ("trace_flags", "INTEGER", 0, 0),
     ]
-    assert indexes == {"app_logs_ts": ["ts"], "app_logs_level_ts": ["level", "ts"]}
+    assert indexes == {
+        "app_logs_ts": ["ts"],
+        "app_logs_level_ts": ["level", "ts"],
+        "app_logs_trace": ["trace_id"],
+    }
     assert mode == "wal"
 
 

@@ -237,7 +237,7 @@ async def test_each_row_records_host_and_pid(db_path: Path) -> None:
         await lm.info("one")
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute("SELECT message, host, pid FROM logs").fetchall()
-        columns = [(r[1], r[2], r[3]) for r in conn.execute("PRAGMA table_info(logs)")][-5:]
+        columns = [(r[1], r[2], r[3]) for r in conn.execute("PRAGMA table_info(logs)")][7:]
         (version,) = conn.execute("PRAGMA user_version").fetchone()
     conn.close()
     assert rows == [("one", socket.gethostname(), os.getpid())]
@@ -247,8 +247,11 @@ async def test_each_row_records_host_and_pid(db_path: Path) -> None:
         ("module", "TEXT", 0),
         ("function", "TEXT", 0),
         ("line", "INTEGER", 0),
+        ("trace_id", "TEXT", 0),
+        ("span_id", "TEXT", 0),
+        ("trace_flags", "INTEGER", 0),
     ]
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
 
 
 async def test_flush_at_exit_records_host_and_pid(db_path: Path) -> None:
@@ -263,7 +266,7 @@ async def test_flush_at_exit_records_host_and_pid(db_path: Path) -> None:
 
 # --- migration -------------------------------------------------------------------------------
 
-ADDED = ("host", "pid", "module", "function", "line")
+ADDED = ("host", "pid", "module", "function", "line", "trace_id", "span_id", "trace_flags")
 """The columns an original (version 0) table gets."""
 
 
@@ -315,7 +318,7 @@ async def test_an_old_database_gets_host_and_pid_columns(db_path: Path, fts: boo
     await backend.write_batch([LogEntry(2_000.0, 30, "new row", "svc")])
     await backend.close()
     assert backend.added_columns == ADDED
-    assert _columns(db_path)[-5:] == list(ADDED)
+    assert _columns(db_path)[-len(ADDED) :] == list(ADDED)
     assert _user_version(db_path) == SCHEMA_VERSION
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute("SELECT message, host, pid FROM logs ORDER BY id").fetchall()
@@ -354,7 +357,7 @@ async def test_each_table_is_checked_on_its_own(db_path: Path) -> None:
     await second.open()
     await second.close()
     assert second.added_columns == ADDED
-    assert _columns(db_path, "audit")[-5:] == list(ADDED)
+    assert _columns(db_path, "audit")[-len(ADDED) :] == list(ADDED)
 
 
 async def test_a_newer_user_version_is_left_as_it_is(db_path: Path) -> None:
@@ -366,7 +369,7 @@ async def test_a_newer_user_version_is_left_as_it_is(db_path: Path) -> None:
     await backend.open()
     await backend.close()
     assert _user_version(db_path) == 7
-    assert _columns(db_path)[-5:] == list(ADDED)
+    assert _columns(db_path)[-len(ADDED) :] == list(ADDED)
 
 
 async def test_two_backends_migrating_at_once_add_the_columns_once(db_path: Path) -> None:
@@ -385,7 +388,7 @@ async def test_two_backends_migrating_at_once_add_the_columns_once(db_path: Path
     for backend in backends:
         await backend.close()
     assert sorted(backend.added_columns for backend in backends) == [(), ADDED]
-    assert _columns(db_path)[-5:] == list(ADDED)
+    assert _columns(db_path)[-len(ADDED) :] == list(ADDED)
 
 
 def test_two_processes_opening_an_old_database_at_once(spawn: Any, db_path: Path) -> None:
@@ -400,7 +403,7 @@ def test_two_processes_opening_an_old_database_at_once(spawn: Any, db_path: Path
     blocker.close()
     added = sorted(json.loads(_finish(child, timeout=30)) for child in children)
     assert added == [[], list(ADDED)]
-    assert _columns(db_path)[-5:] == list(ADDED)
+    assert _columns(db_path)[-len(ADDED) :] == list(ADDED)
     assert _user_version(db_path) == SCHEMA_VERSION
 
 

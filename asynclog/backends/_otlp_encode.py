@@ -8,7 +8,6 @@ OTLP backend imports it only when it opens.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Mapping, Sequence
 from time import perf_counter
@@ -24,6 +23,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ScopeLogs
 from .._entry import LOCATION, LogEntry
 from .._exception_text import parse_exception
 from .._levels import level_name, severity_number
+from .._otel import flags_of, id_hex
 from .._sanitize import truncate
 from ..formatters import safe_str, utf8_safe
 
@@ -120,32 +120,15 @@ def key_values(attributes: Mapping[str, object]) -> list[KeyValue]:
 
 # -- trace context --------------------------------------------------------------------------
 
-_HEX = re.compile(r"[0-9a-fA-F]+")
-
-
 def id_bytes(value: object, size: int) -> bytes | None:
     """A W3C trace id (`size` 16) or span id (8) from a hex str of `2 * size` digits, an int
     or `size` bytes; None if it is not one, or all zero (invalid)."""
-    raw: bytes | None = None
-    if isinstance(value, str):
-        if len(value) == 2 * size and _HEX.fullmatch(value):
-            raw = bytes.fromhex(value)
-    elif isinstance(value, bytes):
-        raw = value if len(value) == size else None
-    elif isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << (8 * size):
-        raw = value.to_bytes(size, "big")
-    if raw is None or not any(raw):
-        return None
-    return raw
+    text = id_hex(value, size)
+    return None if text is None else bytes.fromhex(text)
 
 
-def trace_flags(value: object) -> int | None:
-    """W3C trace flags (0..255) from an int or a hex str of two digits; None if neither."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if 0 <= value <= 255 else None
-    if isinstance(value, str) and len(value) == 2 and _HEX.fullmatch(value):
-        return int(value, 16)
-    return None
+trace_flags = flags_of
+"""W3C trace flags (0..255) from an int or a hex str of two digits; None if neither."""
 
 
 # -- records -------------------------------------------------------------------------------

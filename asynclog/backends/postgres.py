@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from .._backend_registry import register_backend
 from .._entry import LOCATION, Entry
 from .._errors import LogError
+from .._otel import TraceValues, has_trace, split_trace
 from .._postgres_config import PostgresConfig, hide_secrets
 from ..formatters import fields_to_json, utf8_safe
 from ._slices import map_in_slices
@@ -33,10 +34,20 @@ COLUMNS = ("ts", "level", "logger", "message", "fields", "exception", "host", "p
 LOCATION_COLUMNS = ("module", "function", "line")
 """The columns of a captured location, after `COLUMNS` when the table has them (added to an
 older table by `open()` unless `create_table=False`); NULL when the entry has none."""
+TRACE_COLUMNS = ("trace_id", "span_id", "trace_flags")
+"""The columns of the trace context, after the location's when the table has them (added as
+those are); NULL when the entry has none. A valid `trace_id`/`span_id`/`trace_flags` field
+is stored there (ids as lowercase hex) instead of in `fields`."""
+ADDED_COLUMNS = (
+    *zip(LOCATION_COLUMNS, ("text", "text", "integer"), strict=True),
+    *zip(TRACE_COLUMNS, ("text", "text", "smallint"), strict=True),
+)
+"""The columns added since the original table, with their types."""
 
 Row = tuple[Any, ...]
 """`COLUMNS`' values (datetime, int, str, str, str, str | None, str, int, UUID), then the
-location's (str | None, str | None, int | None) when the table has its columns."""
+location's (str | None, str | None, int | None) when the table has its columns, then the
+trace context's (str | None, str | None, int | None) when it has those."""
 
 TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 """Connection exception, transaction rollback, insufficient resources, operator intervention
@@ -62,10 +73,22 @@ def schema_statements(config: PostgresConfig) -> list[str]:
         "batch_id uuid, "
         "module text, "
         "function text, "
-        "line integer)",
+        "line integer, "
+        "trace_id text, "
+        "span_id text, "
+        "trace_flags smallint)",
         f'CREATE INDEX IF NOT EXISTS "{name}_ts" ON {table} (ts)',
         f'CREATE INDEX IF NOT EXISTS "{name}_level_ts" ON {table} (level, ts)',
     ]
+
+
+def trace_index_statement(config: PostgresConfig) -> str:
+    """The index of the rows of one trace, after the migration (it needs the column); partial,
+    so rows outside any span cost it nothing."""
+    return (
+        f'CREATE INDEX IF NOT EXISTS "{config.table}_trace" ON {config.qualified_table} '
+        "(trace_id) WHERE trace_id IS NOT NULL"
+    )
 
 
 def pg_text(text: str) -> str:
@@ -106,24 +129,29 @@ def _clean_json(value: object) -> object:
 
 
 def migration_statement(config: PostgresConfig) -> str:
-    """The `ALTER TABLE` that adds the location columns to a table made before them."""
+    """The `ALTER TABLE` that adds the location and trace columns to a table made before
+    them."""
     return f"ALTER TABLE {config.qualified_table} " + ", ".join(
-        f"ADD COLUMN IF NOT EXISTS {name} {kind}"
-        for name, kind in zip(LOCATION_COLUMNS, ("text", "text", "integer"), strict=True)
+        f"ADD COLUMN IF NOT EXISTS {name} {kind}" for name, kind in ADDED_COLUMNS
     )
 
 
-COUNT_LOCATION_COLUMNS = (
+COUNT_COLUMNS = (
     "SELECT count(*) FROM pg_attribute WHERE attrelid = $1::regclass "
     "AND attname = ANY($2::text[]) AND NOT attisdropped"
 )
 
 
-def entry_row(host: str, pid: int, batch_id: uuid.UUID, located: bool, entry: Entry) -> Row:
+def entry_row(
+    host: str, pid: int, batch_id: uuid.UUID, located: bool, entry: Entry, traced: bool = False
+) -> Row:
     """The column values of one entry, in `COLUMNS` order, then (`located`: the table has
-    them) the location's."""
+    them) the location's, then (`traced`: likewise) the trace context's."""
     ts, level, message, logger, fields, exception = entry[:6]
-    row = (
+    trace: TraceValues = (None, None, None)
+    if traced and fields and has_trace(fields):
+        fields, trace = split_trace(fields)
+    row: Row = (
         datetime.fromtimestamp(ts, UTC),
         int(level),
         pg_text(logger),
@@ -134,12 +162,13 @@ def entry_row(host: str, pid: int, batch_id: uuid.UUID, located: bool, entry: En
         pid,
         batch_id,
     )
-    if not located:
-        return row
-    location = entry[LOCATION]
-    if location is None:
-        return (*row, None, None, None)
-    return (*row, pg_text(location[0]), pg_text(location[1]), int(location[2]))
+    if located:
+        location = entry[LOCATION]
+        if location is None:
+            row = (*row, None, None, None)
+        else:
+            row = (*row, pg_text(location[0]), pg_text(location[1]), int(location[2]))
+    return (*row, *trace) if traced else row
 
 
 class Connection(Protocol):
@@ -242,6 +271,8 @@ class PostgresBackend:
         self._probe = f"SELECT {', '.join(COLUMNS)} FROM {table} LIMIT 0"
         self.located = False
         """The table has the location columns (set by `open()`): the rows fill them."""
+        self.traced = False
+        """The table has the trace columns (set by `open()`): the rows fill them."""
         self.reconnects = 0
         """Connections re-established after a failure (for tests and curiosity)."""
         self.skipped_batches = 0
@@ -327,8 +358,9 @@ class PostgresBackend:
                 )
                 for statement in schema_statements(self.config):
                     await conn.execute(statement)
-                if not await self._has_location_columns(conn):
+                if not await self._has_columns(conn, [name for name, _ in ADDED_COLUMNS]):
                     await conn.execute(migration_statement(self.config))
+                await conn.execute(trace_index_statement(self.config))
                 await conn.execute("COMMIT")
             except BaseException as exc:
                 await self._roll_back(conn, exc)
@@ -347,13 +379,12 @@ class PostgresBackend:
                     f"({self._describe(exc)}); it needs {', '.join(COLUMNS)} (docs/postgres.md)"
                 ) from self._cause(exc)
             raise
-        self.located = await self._has_location_columns(conn)
+        self.located = await self._has_columns(conn, LOCATION_COLUMNS)
+        self.traced = await self._has_columns(conn, TRACE_COLUMNS)
 
-    async def _has_location_columns(self, conn: Connection) -> bool:
-        count = await conn.fetchval(
-            COUNT_LOCATION_COLUMNS, self.config.qualified_table, list(LOCATION_COLUMNS)
-        )
-        return bool(count == len(LOCATION_COLUMNS))
+    async def _has_columns(self, conn: Connection, names: Sequence[str]) -> bool:
+        count = await conn.fetchval(COUNT_COLUMNS, self.config.qualified_table, list(names))
+        return bool(count == len(names))
 
     async def write_batch(self, entries: Sequence[Entry]) -> None:
         """COPY the batch in one transaction. A broken connection is re-established (up to
@@ -438,7 +469,9 @@ class PostgresBackend:
             self._pending[task] = pending
             return pending
         batch_id = uuid.uuid4()
-        convert = functools.partial(entry_row, self.host, os.getpid(), batch_id, self.located)
+        convert = functools.partial(
+            entry_row, self.host, os.getpid(), batch_id, self.located, traced=self.traced
+        )
         batch = _Batch(entries, batch_id, await map_in_slices(convert, entries))
         self._pending[task] = batch
         return batch
@@ -465,7 +498,11 @@ class PostgresBackend:
         await conn.copy_records_to_table(
             self.config.table,
             records=batch.rows,
-            columns=(*COLUMNS, *LOCATION_COLUMNS) if self.located else COLUMNS,
+            columns=(
+                *COLUMNS,
+                *(LOCATION_COLUMNS if self.located else ()),
+                *(TRACE_COLUMNS if self.traced else ()),
+            ),
             schema_name=self.config.schema,
         )
 

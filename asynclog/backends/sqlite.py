@@ -14,7 +14,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
@@ -23,14 +23,16 @@ from .._backend_registry import register_backend
 from .._config import SQLiteConfig
 from .._entry import EXCEPTION, FIELDS, LEVEL, LOCATION, LOGGER, MESSAGE, TIME, Entry
 from .._errors import LogError
+from .._otel import TraceValues, has_trace, split_trace
 from ..formatters import fields_to_json, utf8_safe
 from ._slices import convert_in_slices, map_in_slices
 from .base import WriteContinues
 
-SCHEMA_VERSION = 2
-"""`PRAGMA user_version` of a database whose asynclog tables have `host` and `pid` (1) and the
-call's location, `module`, `function` and `line` (2): 0 (or a database asynclog has not set
-up yet) is the original schema."""
+SCHEMA_VERSION = 3
+"""`PRAGMA user_version` of a database whose asynclog tables have `host` and `pid` (1), the
+call's location, `module`, `function` and `line` (2), and the trace context, `trace_id`,
+`span_id` and `trace_flags` (3): 0 (or a database asynclog has not set up yet) is the
+original schema."""
 
 ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("host", "TEXT"),
@@ -38,10 +40,14 @@ ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("module", "TEXT"),
     ("function", "TEXT"),
     ("line", "INTEGER"),
+    ("trace_id", "TEXT"),
+    ("span_id", "TEXT"),
+    ("trace_flags", "INTEGER"),
 )
 """Columns added since the original schema (host and pid: version 1; module, function and
-line: version 2), with their types: nullable, so the rows written before (or by an older
-asynclog, or without `Config(capture_location=True)`) hold NULL."""
+line: version 2; trace_id, span_id and trace_flags: version 3), with their types: nullable,
+so the rows written before (or by an older asynclog, or without `Config(capture_location=True)`,
+or outside any span) hold NULL."""
 
 
 def schema_statements(table: str) -> list[str]:
@@ -50,10 +56,20 @@ def schema_statements(table: str) -> list[str]:
         f'CREATE TABLE IF NOT EXISTS "{table}" ('
         "id INTEGER PRIMARY KEY, ts REAL NOT NULL, level INTEGER NOT NULL, "
         "logger TEXT NOT NULL, message TEXT NOT NULL, fields TEXT, exception TEXT, "
-        "host TEXT, pid INTEGER, module TEXT, function TEXT, line INTEGER)",
+        "host TEXT, pid INTEGER, module TEXT, function TEXT, line INTEGER, "
+        "trace_id TEXT, span_id TEXT, trace_flags INTEGER)",
         f'CREATE INDEX IF NOT EXISTS "{table}_ts" ON "{table}" (ts)',
         f'CREATE INDEX IF NOT EXISTS "{table}_level_ts" ON "{table}" (level, ts)',
     ]
+
+
+def trace_index_statement(table: str) -> str:
+    """The index of the rows of one trace (run after the migration: it needs the column).
+    Partial: a row outside any span costs the index nothing."""
+    return (
+        f'CREATE INDEX IF NOT EXISTS "{table}_trace" ON "{table}" (trace_id) '
+        "WHERE trace_id IS NOT NULL"
+    )
 
 
 def fts_statements(table: str) -> list[str]:
@@ -83,8 +99,11 @@ def migration_statements(table: str, columns: Sequence[str]) -> list[str]:
     ]
 
 
-COLUMNS = "ts, level, logger, message, fields, exception, host, pid, module, function, line"
-PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+COLUMNS = (
+    "ts, level, logger, message, fields, exception, host, pid, module, function, line, "
+    "trace_id, span_id, trace_flags"
+)
+PLACEHOLDERS = ", ".join("?" * 14)
 
 
 def staging_statements(table: str) -> tuple[str, str, str, str]:
@@ -110,20 +129,45 @@ sqlite_text = utf8_safe
 
 
 Row = tuple[
-    float, int, str, str, str, str | None, str | None, int, str | None, str | None, int | None
+    float,
+    int,
+    str,
+    str,
+    str,
+    str | None,
+    str | None,
+    int,
+    str | None,
+    str | None,
+    int | None,
+    str | None,
+    str | None,
+    int | None,
 ]
+
+_NO_TRACE: TraceValues = (None, None, None)
+
+
+def fields_and_trace(fields: Mapping[str, Any]) -> tuple[str, TraceValues]:
+    """The fields column (JSON) and the trace columns: valid trace fields go to their columns
+    only (an invalid one stays in the JSON, as any field)."""
+    trace = _NO_TRACE
+    if fields and has_trace(fields):
+        fields, trace = split_trace(fields)
+    return (sqlite_text(fields_to_json(fields)) if fields else "{}"), trace
 
 
 def entry_row(host: str | None, pid: int, entry: Entry) -> Row:
     """The column values of one entry, in `INSERT` order (`COLUMNS`)."""
     ts, level, message, logger, fields, exception = entry[:6]
     location = entry[LOCATION]
+    fields_json, trace = fields_and_trace(fields)
     return (
         ts,
         int(level),
         sqlite_text(logger),
         sqlite_text(message),
-        sqlite_text(fields_to_json(fields)) if fields else "{}",
+        fields_json,
         None if exception is None else sqlite_text(exception),
         host,
         pid,
@@ -132,6 +176,7 @@ def entry_row(host: str | None, pid: int, entry: Entry) -> Row:
             if location is None
             else (sqlite_text(location[0]), sqlite_text(location[1]), int(location[2]))
         ),
+        *trace,
     )
 
 
@@ -164,13 +209,19 @@ def plain_rows(logger: str, entries: Sequence[Entry]) -> list[PlainRow]:
     return rows
 
 
-def lean_rows(entries: Sequence[Entry], exceptions: bool, locations: bool) -> list[tuple[Any, ...]]:
+def lean_rows(
+    entries: Sequence[Entry], exceptions: bool, locations: bool, traces: bool = False
+) -> list[tuple[Any, ...]]:
     """The rows of `lean_insert`: (ts, level, logger, message, fields), then the exception
-    when `exceptions`, then module, function and line when `locations`."""
+    when `exceptions`, then module, function and line when `locations`, then trace_id,
+    span_id and trace_flags when `traces`."""
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     for entry in entries:
         fields = entry[FIELDS]
+        trace = _NO_TRACE
+        if traces and fields and has_trace(fields):
+            fields, trace = split_trace(fields)
         row: tuple[Any, ...] = (
             entry[TIME],
             int(entry[LEVEL]),
@@ -188,25 +239,28 @@ def lean_rows(entries: Sequence[Entry], exceptions: bool, locations: bool) -> li
                 if location is None
                 else (sqlite_text(location[0]), sqlite_text(location[1]), int(location[2]))
             )
+        if traces:
+            row += trace
         append(row)
     return rows
 
 
 def lean_insert(
-    table: str, host: str | None, pid: int, exceptions: bool, locations: bool
+    table: str, host: str | None, pid: int, exceptions: bool, locations: bool, traces: bool = False
 ) -> str | None:
-    """The insert of `lean_rows`: host and pid as literals, and NULL for the exception or the
-    location when no entry of the batch has one. Binding None costs sqlite3 a failed adapter
-    lookup (two attribute errors) per value, more than the rest of the row. None when the
-    host name cannot be a literal."""
+    """The insert of `lean_rows`: host and pid as literals, and NULL for the exception, the
+    location or the trace context when no entry of the batch has one. Binding None costs
+    sqlite3 a failed adapter lookup (two attribute errors) per value, more than the rest of
+    the row. None when the host name cannot be a literal."""
     host_literal = sql_text_literal(host)
     if host_literal is None:
         return None
     exception = "?" if exceptions else "NULL"
     location = "?, ?, ?" if locations else "NULL, NULL, NULL"
+    trace = "?, ?, ?" if traces else "NULL, NULL, NULL"
     return (
         f'INSERT INTO "{table}" ({COLUMNS}) '
-        f"VALUES (?, ?, ?, ?, ?, {exception}, {host_literal}, {pid}, {location})"
+        f"VALUES (?, ?, ?, ?, ?, {exception}, {host_literal}, {pid}, {location}, {trace})"
     )
 
 
@@ -228,7 +282,7 @@ def plain_insert(table: str, logger: str, host: str | None, pid: int) -> str | N
     return (
         f'INSERT INTO "{table}" ({COLUMNS}) '
         f"VALUES (?, ?, {logger_literal}, ?, '{{}}', NULL, {host_literal}, {pid}, "
-        "NULL, NULL, NULL)"
+        "NULL, NULL, NULL, NULL, NULL, NULL)"
     )
 
 
@@ -428,6 +482,7 @@ class SQLiteBackend:
             present = [row[1] for row in info]
             for statement in migration_statements(table, present):
                 await db.execute(statement)
+            await db.execute(trace_index_statement(table))
             cursor = await db.execute("PRAGMA user_version")
             row = await cursor.fetchone()
             if row is None or row[0] < SCHEMA_VERSION:  # a higher (newer) version stays
@@ -501,10 +556,11 @@ class SQLiteBackend:
                     return insert, await convert_in_slices(convert, entries)
             exceptions = any(entry[EXCEPTION] is not None for entry in entries)
             locations = any(entry[LOCATION] is not None for entry in entries)
-            lean = lean_insert(self.config.table, host, pid, exceptions, locations)
+            traces = any(has_trace(entry[FIELDS]) for entry in entries if entry[FIELDS])
+            lean = lean_insert(self.config.table, host, pid, exceptions, locations, traces)
             if lean is not None:
                 convert_lean = functools.partial(
-                    lean_rows, exceptions=exceptions, locations=locations
+                    lean_rows, exceptions=exceptions, locations=locations, traces=traces
                 )
                 return lean, await convert_in_slices(convert_lean, entries)
         rows = await map_in_slices(functools.partial(entry_row, host, pid), entries)
