@@ -153,8 +153,8 @@ async def test_concurrent_requests_each_access_line_carries_its_request_id(
                 "ERROR",
                 "Error handling request GET /boom",
             )
-            assert first["exception"].startswith("Traceback (most recent call last):")
-            assert first["exception"].rstrip().endswith("RuntimeError: boom")
+            assert first["exception"]["stack"].startswith("Traceback (most recent call last):")
+            assert first["exception"]["stack"].rstrip().endswith("RuntimeError: boom")
         else:
             assert (first["level"], first["message"]) == ("INFO", "hello")
             assert first["fields"] == {"request_id": identifier, "user": path.split("=")[1]}
@@ -275,4 +275,4 @@ async def test_a_stream_that_fails_midway_is_cut_not_answered_twice(tmp_path: Pa
         ("aiohttp.server", "Error handling request GET /stream", "s-1"),
         ("aiohttp.server", "Error handling request from 127.0.0.1", None),
     ]
-    assert all(e["exception"].rstrip().endswith("RuntimeError: mid-stream") for e in entries)
+    assert all(e["exception"]["stack"].rstrip().endswith("RuntimeError: mid-stream") for e in entries)

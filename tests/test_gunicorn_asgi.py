@@ -128,10 +128,10 @@ async def test_uvicorn_tracebacks_under_gunicorn_land_in_the_file_once_per_reque
     tracebacks = grouped["uvicorn.error", EXCEPTION_MESSAGE]
     assert [entry["level"] for entry in tracebacks] == ["ERROR"] * BOOMS
     raised = collections.Counter(
-        entry["exception"].rstrip("\n").rsplit("\n", 1)[-1] for entry in tracebacks
+        entry["exception"]["stack"].rstrip("\n").rsplit("\n", 1)[-1] for entry in tracebacks
     )
     assert raised == {f"RuntimeError: boom for boom-{i}": 1 for i in range(BOOMS)}
-    assert all(e["exception"].startswith("Traceback (most recent call last):") for e in tracebacks)
+    assert all(e["exception"]["stack"].startswith("Traceback (most recent call last):") for e in tracebacks)
 
     hellos = grouped["app", "hello"]
     assert sorted(e["fields"]["request_id"] for e in hellos) == sorted(
