@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Itera
 from concurrent.futures import Executor
 from typing import Any, Generic, TypeVar, cast
 
-from ._errors import LogError
+from ._errors import UnsupportedLoopError
 
 T = TypeVar("T")
 
@@ -36,10 +36,6 @@ CANCELLED: tuple[type[BaseException], ...] = (asyncio.CancelledError,)
 started a manager (catch with `except _runtime.CANCELLED`, read through the module)."""
 
 _running_asyncio = asyncio._get_running_loop
-
-
-class UnsupportedLoopError(LogError):
-    """A backend or feature that needs asyncio was used under another event loop (trio)."""
 
 
 def on_trio() -> bool:

@@ -154,7 +154,7 @@ class Writer:
         self.in_flight = entries
         for attempt in range(self._retry_attempts):
             delay = min(MAX_RETRY_DELAY, self._retry_backoff * 2.0 ** min(attempt, 64))
-            await _runtime.sleep(delay)
+            await (_runtime.sleep(delay) if _runtime.on_trio() else asyncio.sleep(delay))
             self.counters.retries += 1
             retry_error = await self._attempt(entries)
             if retry_error is None:
