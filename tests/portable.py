@@ -69,5 +69,5 @@ async def wait_until(condition: Callable[[], bool], limit: float = 10.0) -> None
     """Poll `condition` on every loop turn (sleeping a little) until it holds, at most `limit`
     seconds (then fail)."""
     with anyio.fail_after(limit):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - polls public stats, no event to wait on
             await anyio.sleep(0.001)

@@ -274,7 +274,7 @@ def test_an_asyncio_only_backend_under_trio_is_a_typed_error_at_start() -> None:
     async def body() -> None:
         config = Config(backend_config=PostgresConfig(dsn="postgresql://u:p@127.0.0.1:1/db"))
         lm = LogManager(config)
-        with pytest.raises(UnsupportedLoopError, match="PostgreSQL backend .* needs asyncio"):
+        with pytest.raises(UnsupportedLoopError, match=r"PostgreSQL backend .* needs asyncio"):
             await lm.start()
         assert lm.closed
 
