@@ -66,8 +66,8 @@ def require_asyncio(what: str) -> None:
     """Raise `UnsupportedLoopError` naming `what` when running under trio."""
     if on_trio():
         raise UnsupportedLoopError(
-            f"{what} needs asyncio (its client library is asyncio-only); it cannot run under "
-            "trio: see docs/trio.md for the backends that do"
+            f"{what} needs asyncio (it is built on asyncio's own API); it cannot run under "
+            "trio: see docs/trio.md for what does"
         )
 
 
