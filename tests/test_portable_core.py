@@ -6,6 +6,7 @@ bridge, sync mode, the file and SQLite backends, and a program that never closes
 
 from __future__ import annotations
 
+import gzip
 import logging
 import sqlite3
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 import asynclog
 from asynclog import (
     Config,
+    ConsoleConfig,
     FileBackend,
     FileConfig,
     Level,
@@ -316,3 +318,40 @@ def test_a_program_that_forgets_close_loses_nothing(loop: str, tmp_path: Path) -
     messages = [message_of(line) for line in read_lines(path)]
     # At least once: a batch in the worker's hands at the end of the run may be written again.
     assert list(dict.fromkeys(messages)) == [f"m{index}" for index in range(5000)]
+
+
+@loops
+@pytest.mark.parametrize("shared", [False, True])
+def test_the_file_rotates_by_size_and_compresses_the_backups(
+    loop: str, shared: bool, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.log"
+
+    async def body() -> None:
+        options = FileConfig(file_path=str(path), max_file_size_mb=0.01, max_backups=100,
+                             compress=True, shared=shared)
+        async with LogManager(Config(backend_config=options, async_mode=True, batch_size=20)) as lm:
+            for index in range(2000):
+                await lm.info(f"m{index:04d} " + "x" * 40)
+        assert_settled(lm.get_stats())
+
+    run_on(loop, body)
+    backups = sorted(tmp_path.glob("app.log.*.gz"))
+    assert len(backups) >= 5
+    lines: list[str] = []
+    for backup in backups:
+        lines += gzip.decompress(backup.read_bytes()).decode().splitlines()
+    lines += read_lines(path)
+    messages = sorted(message_of(line).split()[0] for line in lines)
+    assert messages == [f"m{index:04d}" for index in range(2000)]
+
+
+@loops
+def test_the_console_backend_writes_to_stdout(loop: str, capfd: pytest.CaptureFixture[str]) -> None:
+    async def body() -> None:
+        config = Config(backend_config=ConsoleConfig(stream="stdout"), async_mode=True)
+        async with LogManager(config) as lm:
+            await lm.info("to the console", n=1)
+
+    run_on(loop, body)
+    assert capfd.readouterr().out.endswith(" INFO asynclog to the console n=1\n")
