@@ -47,6 +47,7 @@ DOCS = [
     "file-backend.md",
     "processors.md",
     "sync-programs.md",
+    "trio.md",
 ]
 TIMEOUT = 60
 WORKDIR = "/srv/app"
