@@ -46,6 +46,11 @@ def on_trio() -> bool:
     return trio is not None and bool(trio.lowlevel.in_trio_run())
 
 
+def in_event_loop() -> bool:
+    """True in a running asyncio loop or trio run (without creating anything)."""
+    return _running_asyncio() is not None or on_trio()
+
+
 def current_loop() -> asyncio.AbstractEventLoop:
     """The running asyncio loop, or the `TrioLoop` of the running trio run; `RuntimeError`
     outside of both (as `asyncio.get_running_loop()`)."""

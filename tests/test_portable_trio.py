@@ -172,3 +172,15 @@ def test_the_getting_started_example_runs_under_trio_run(tmp_path: Path) -> None
 def test_docs_trio_shows_exactly_that_program() -> None:
     text = (ROOT / "docs" / "trio.md").read_text()
     assert _getting_started_on_trio() in text
+
+
+def test_run_in_thread_inside_trio_run_is_refused_as_inside_asyncio_run() -> None:
+    import pytest
+
+    from asynclog import LogError, run_in_thread
+
+    async def main() -> None:
+        with pytest.raises(LogError, match=r"run_in_thread\(\) is for code without a running"):
+            run_in_thread(Config())
+
+    trio.run(main)
