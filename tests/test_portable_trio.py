@@ -175,10 +175,6 @@ def test_docs_trio_shows_exactly_that_program() -> None:
 
 
 def test_run_in_thread_inside_trio_run_is_refused_as_inside_asyncio_run() -> None:
-    import pytest
-
-    from asynclog import LogError, run_in_thread
-
     async def main() -> None:
         with pytest.raises(LogError, match=r"run_in_thread\(\) is for code without a running"):
             run_in_thread(Config())
