@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 import trio
-import trio.lowlevel
 
-from asynclog import Config, FileConfig, LogEntry, LogManager
+from asynclog import Config, FileConfig, LogEntry, LogError, LogManager, run_in_thread
 
 from .conftest import assert_settled, message_of, read_lines
 
