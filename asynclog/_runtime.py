@@ -37,6 +37,10 @@ started a manager (catch with `except _runtime.CANCELLED`, read through the modu
 
 _running_asyncio = asyncio._get_running_loop
 
+RUN_END_WAIT_SECONDS = 10.0
+"""How long the end of a trio run waits for asynclog's tasks (workers draining what was
+accepted, bounded themselves) before it lets the loop adapter go."""
+
 
 def on_trio() -> bool:
     """True in a trio run (and not under asyncio)."""
@@ -375,6 +379,7 @@ class TrioTask(TrioFuture[T]):
         self._name = name or "asynclog-task"
         self._scope = trio.CancelScope()
         self._cancel_requests = 0
+        loop.task_started()
         trio.lowlevel.spawn_system_task(
             self._run, name=self._name, context=context or contextvars.copy_context()
         )
@@ -400,6 +405,8 @@ class TrioTask(TrioFuture[T]):
             else:
                 self._result = result
                 self._finish(_DONE)
+        finally:
+            self._loop.task_ended()
 
     def cancel(self, msg: object = None) -> bool:
         if self.done():
@@ -442,6 +449,28 @@ class TrioLoop(asyncio.AbstractEventLoop):
         self._token = token
         self._clock = trio.lowlevel.current_clock()
         self._finished = False
+        self._live_tasks = 0
+        self._no_tasks: Any = None  # a trio.Event while the end of the run waits for them
+
+    def task_started(self) -> None:
+        """A `TrioTask` of this loop began (the end of the run waits for it)."""
+        self._live_tasks += 1
+
+    def task_ended(self) -> None:
+        """A `TrioTask` of this loop ended."""
+        self._live_tasks -= 1
+        if not self._live_tasks and self._no_tasks is not None:
+            self._no_tasks.set()
+
+    async def tasks_finished(self, limit: float) -> None:
+        """Wait up to `limit` seconds, shielded, for this loop's tasks (the end of the run has
+        cancelled them; a worker is still writing what was accepted)."""
+        import trio
+
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + limit):
+            while self._live_tasks:
+                self._no_tasks = trio.Event()
+                await self._no_tasks.wait()
 
     # The clock, callbacks and timers.
     def time(self) -> float:
@@ -632,6 +661,8 @@ def _set_run_loop(loop: TrioLoop) -> None:
         try:
             await trio.sleep_forever()
         finally:
+            # The workers drain (aiosqlite still needs the loop) before the loop is let go.
+            await loop.tasks_finished(RUN_END_WAIT_SECONDS)
             loop._finished = True
             with contextlib.suppress(Exception):
                 asyncio.set_event_loop(previous)

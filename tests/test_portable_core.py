@@ -285,12 +285,13 @@ def test_an_asyncio_only_backend_under_trio_is_a_typed_error_at_start() -> None:
 
 FORGETFUL = """
     import sys, anyio
-    from asynclog import Config, FileConfig, LogManager
-    loop, path = sys.argv[1], sys.argv[2]
+    from asynclog import Config, FileConfig, LogManager, SQLiteConfig
+    loop, kind, path = sys.argv[1], sys.argv[2], sys.argv[3]
+    options = FileConfig(file_path=path) if kind == "file" else SQLiteConfig(db_path=path)
     managers = []
 
     async def main():
-        lm = LogManager(Config(backend_config=FileConfig(file_path=path), async_mode=True))
+        lm = LogManager(Config(backend_config=options, async_mode=True))
         managers.append(lm)  # kept alive, never closed
         await lm.start()
         for index in range(5000):
@@ -305,19 +306,26 @@ FORGETFUL = """
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_a_program_that_forgets_close_loses_nothing(loop: str, tmp_path: Path) -> None:
-    path = tmp_path / "app.log"
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_a_program_that_forgets_close_loses_nothing(loop: str, kind: str, tmp_path: Path) -> None:
+    path = tmp_path / ("app.log" if kind == "file" else "app.db")
     done = subprocess.run(
         [sys.executable, "-W", "always::ResourceWarning", "-c", textwrap.dedent(FORGETFUL),
-         loop, str(path)],
+         loop, kind, str(path)],
         capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "accepted 5000" in done.stdout
     assert "was not closed" in done.stderr
-    messages = [message_of(line) for line in read_lines(path)]
+    assert "went to the fallback" not in done.stderr, done.stderr  # all in the backend itself
+    if kind == "file":
+        messages = [message_of(line) for line in read_lines(path)]
+    else:
+        with sqlite3.connect(path) as db:
+            messages = [row[0] for row in db.execute("SELECT message FROM logs ORDER BY id")]
+        db.close()
     # At least once: a batch in the worker's hands at the end of the run may be written again.
-    assert list(dict.fromkeys(messages)) == [f"m{index}" for index in range(5000)]
+    assert list(dict.fromkeys(messages)) == [f"m{index}" for index in range(5000)], done.stderr
 
 
 @loops
