@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import math
 import sys
+import warnings
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
 from concurrent.futures import Executor
@@ -650,8 +651,9 @@ def _set_run_loop(loop: TrioLoop) -> None:
     # aiosqlite asks `asyncio.get_event_loop()` for its futures: for the rest of the run, the
     # thread's current asyncio loop is this one. When the run ends, the loop is marked
     # finished (threads then write directly) and the thread gets its previous loop back.
-    policy = asyncio.get_event_loop_policy()
-    local = getattr(policy, "_local", None)
+    with warnings.catch_warnings():  # the policy API is deprecated from Python 3.14
+        warnings.simplefilter("ignore", DeprecationWarning)
+        local = getattr(asyncio.get_event_loop_policy(), "_local", None)
     previous = getattr(local, "_loop", None)
     asyncio.set_event_loop(loop)
 

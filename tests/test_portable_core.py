@@ -88,7 +88,9 @@ def test_sqlite_takes_every_entry(loop: str, async_mode: bool, tmp_path: Path) -
     path = tmp_path / "app.db"
 
     async def body() -> None:
-        config = Config(backend_config=SQLiteConfig(db_path=str(path)), async_mode=async_mode)
+        config = Config(
+            backend_config=SQLiteConfig(db_path=str(path)), async_mode=async_mode, overflow="block"
+        )
         async with LogManager(config) as lm:
             for index in range(2000):
                 await lm.info("m%d", index, index=index)
@@ -187,7 +189,7 @@ def test_close_without_a_timeout_drains_everything(loop: str) -> None:
 def test_write_log_threadsafe_from_threads_keeps_each_threads_order(loop: str) -> None:
     async def body() -> None:
         backend = RecordingGate(released=True)
-        async with LogManager(Config(backend=backend, async_mode=True)) as lm:
+        async with LogManager(Config(backend=backend, async_mode=True, overflow="block")) as lm:
 
             def from_thread(name: str) -> None:
                 for index in range(500):
@@ -291,7 +293,7 @@ FORGETFUL = """
     managers = []
 
     async def main():
-        lm = LogManager(Config(backend_config=options, async_mode=True))
+        lm = LogManager(Config(backend_config=options, async_mode=True, overflow="block"))
         managers.append(lm)  # kept alive, never closed
         await lm.start()
         for index in range(5000):
@@ -338,7 +340,8 @@ def test_the_file_rotates_by_size_and_compresses_the_backups(
     async def body() -> None:
         options = FileConfig(file_path=str(path), max_file_size_mb=0.01, max_backups=100,
                              compress=True, shared=shared)
-        async with LogManager(Config(backend_config=options, async_mode=True, batch_size=20)) as lm:
+        config = Config(backend_config=options, async_mode=True, batch_size=20, overflow="block")
+        async with LogManager(config) as lm:
             for index in range(2000):
                 await lm.info(f"m{index:04d} " + "x" * 40)
         assert_settled(lm.get_stats())
