@@ -7,7 +7,6 @@ blocks the writer either.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import math
@@ -24,6 +23,7 @@ from typing import Any
 
 import aiosqlite
 
+from . import _runtime
 from ._entry import EMPTY_FIELDS, Location, LogEntry
 from ._errors import LogError
 from ._levels import Level, parse_level
@@ -475,10 +475,12 @@ def query(
 
 
 async def _query(path: str, table: str, filters: Filters) -> AsyncGenerator[LogEntry, None]:
+    loop = _runtime.current_loop()  # under trio: the adapter aiosqlite takes its futures from
     try:
         db = await aiosqlite.connect(_uri(path), uri=True, timeout=BUSY_TIMEOUT)
     except sqlite3.Error as exc:
-        raise QueryError(await asyncio.to_thread(_open_problem, path, exc)) from None
+        reason = await loop.run_in_executor(None, _open_problem, path, exc)
+        raise QueryError(reason) from None
     try:
         try:
             tables = [row[0] for row in await db.execute_fetchall(_TABLES_SQL)]

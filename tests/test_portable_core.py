@@ -366,3 +366,23 @@ def test_the_console_backend_writes_to_stdout(loop: str, capfd: pytest.CaptureFi
 
     run_on(loop, body)
     assert capfd.readouterr().out.endswith(" INFO asynclog to the console n=1\n")
+
+
+@loops
+def test_query_reads_the_database_back_in_a_run_without_a_manager(
+    loop: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.db"
+
+    async def write() -> None:
+        async with LogManager(Config(backend_config=SQLiteConfig(db_path=str(path)))) as lm:
+            for index in range(30):
+                await lm.write_log(Level.WARNING if index % 3 == 0 else Level.INFO, f"m{index}")
+
+    async def read() -> list[str]:
+        with pytest.raises(asynclog.QueryError, match="no such file"):
+            [entry async for entry in asynclog.query(tmp_path / "missing.db")]
+        return [entry.message async for entry in asynclog.query(path, level="WARNING")]
+
+    run_on(loop, write)
+    assert run_on(loop, read) == [f"m{index}" for index in range(0, 30, 3)]
