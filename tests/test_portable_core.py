@@ -386,3 +386,35 @@ def test_query_reads_the_database_back_in_a_run_without_a_manager(
 
     run_on(loop, write)
     assert run_on(loop, read) == [f"m{index}" for index in range(0, 30, 3)]
+
+
+@loops
+def test_cancelling_the_caller_of_close_does_not_interrupt_the_close(loop: str) -> None:
+    class Slow:
+        def __init__(self) -> None:
+            self.written = 0
+
+        async def open(self) -> None:
+            pass
+
+        async def write_batch(self, entries: list[object]) -> None:
+            await anyio.sleep(0.02)
+            self.written += len(entries)
+
+        async def close(self) -> None:
+            pass
+
+    async def body() -> None:
+        backend = Slow()
+        lm = LogManager(Config(backend=backend, async_mode=True, batch_size=10))
+        await lm.start()
+        for index in range(100):
+            await lm.info(f"m{index}")
+        with anyio.move_on_after(0.01) as scope:
+            await lm.close()
+        assert scope.cancelled_caught
+        report = await lm.close()  # joins the close under way
+        assert (report.written, report.dropped, report.abandoned) == (100, 0, 0)
+        assert backend.written == 100
+
+    run_on(loop, body)
