@@ -14,7 +14,14 @@ from ._config import (
 )
 from ._context import contextualize, current_context
 from ._entry import Location, LogEntry
-from ._errors import BackendWriteError, ConfigError, LogError, ManagerClosedError, QueueFullError
+from ._errors import (
+    BackendWriteError,
+    ConfigError,
+    LogError,
+    ManagerClosedError,
+    QueueFullError,
+    UnsupportedLoopError,
+)
 from ._handlers import Handler
 from ._json_shapes import json_formatter
 from ._levels import Level
@@ -70,6 +77,7 @@ __all__ = [
     "SyslogBackend",
     "SyslogConfig",
     "ThreadedManager",
+    "UnsupportedLoopError",
     "__version__",
     "cancel_on_signals",
     "contextualize",

@@ -28,3 +28,8 @@ class ManagerClosedError(LogError):
 
 class BackendWriteError(LogError):
     """A backend failed to write (sync mode raises it to the caller; the entry is counted)."""
+
+
+class UnsupportedLoopError(LogError):
+    """A backend or feature whose client library is asyncio-only was started under another
+    event loop (trio)."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol, runtime_checkable
 
+from . import _runtime
 from ._entry import LogEntry
 from ._report import BurstReporter
 from ._stats import Counters
@@ -62,8 +62,8 @@ class HandlerSet:
                     result = call(entry)
                     if result is not None and inspect.isawaitable(result):
                         await result
-                except asyncio.CancelledError as exc:
-                    if _really_cancelled():
+                except _runtime.CANCELLED as exc:
+                    if _runtime.really_cancelled(exc):
                         raise
                     failed = True  # a future the handler awaited was cancelled: its failure
                     self._counters.handler_errors += 1
@@ -75,8 +75,3 @@ class HandlerSet:
         if not failed:
             self._reporter.success("handler")
 
-
-def _really_cancelled() -> bool:
-    """Whether the running task is being cancelled (not merely awaiting something that was)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

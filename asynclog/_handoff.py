@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, cast
 
+from . import _runtime
 from ._errors import LogError, ManagerClosedError
 from ._overflow import RESUMABLE, NotTaken
 from ._report import BurstReporter
@@ -184,7 +185,7 @@ class Handoff:
             # An empty context: the settler must not carry one request's contextualize().
             # Until close() begins its waits are RESUMABLE: cancelled (asyncio.run tearing the
             # loop down), the entry in hand goes back to the front of the backlog uncounted.
-            self._settler = asyncio.get_running_loop().create_task(
+            self._settler = _runtime.current_loop().create_task(
                 self._settle_backlog(), context=contextvars.Context()
             )
             if not self._refusing:
@@ -194,18 +195,18 @@ class Handoff:
         """True in the settler itself (a handler of the write it is making logs again)."""
         token = INSIDE.get()
         return (token is not None and token is self._entry_token) or (
-            self._settler is not None and asyncio.current_task() is self._settler
+            self._settler is not None and _runtime.current_task() is self._settler
         )
 
     async def wait_behind(self, pending: Pending) -> bool:
         """A coroutine's entry behind the backlog: wait for its own turn, then its outcome."""
-        loop = asyncio.get_running_loop()
+        loop = _runtime.current_loop()
         future: asyncio.Future[bool] = loop.create_future()
         waiting = Waiting(pending, True, loop.time(), future)
         self._join(waiting)
         try:
             return await future
-        except asyncio.CancelledError:
+        except _runtime.CANCELLED:
             if waiting in self._waiting:  # not taken yet: it never will be
                 self._waiting.remove(waiting)
                 self._owner.count_dropped(pending)
@@ -218,7 +219,7 @@ class Handoff:
             while backlog:
                 settled += 1
                 if settled % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # sync writes never suspend: let the loop breathe
+                    await _runtime.sleep(0)  # sync writes never suspend: let the loop breathe
                     if not backlog:
                         break
                 waiting = backlog.popleft()
@@ -235,7 +236,7 @@ class Handoff:
                     waiting.pending = cast(Pending, not_taken.pending)
                     backlog.appendleft(waiting)
                     raise
-                except asyncio.CancelledError:
+                except _runtime.CANCELLED:
                     if future is not None and not future.done():
                         future.set_exception(
                             ManagerClosedError(f"LogManager {self._name!r} closed first")
@@ -268,13 +269,13 @@ class Handoff:
         settler = self._settler
         abandoned = 0
         if settler is not None and not settler.done():
-            loop = asyncio.get_running_loop()
+            loop = _runtime.current_loop()
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            await asyncio.wait({settler}, timeout=remaining)
+            await _runtime.wait({settler}, timeout=remaining)
             if not settler.done():
                 in_hand = self.in_hand
                 settler.cancel()
-                await asyncio.wait({settler})
+                await _runtime.wait({settler})
                 if in_hand is not None and in_hand not in self._waiting:
                     abandoned += 1  # cancelled mid-write: counted dropped where it was
         while self._waiting:

@@ -27,6 +27,7 @@ from time import time
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, cast
 
+from . import _runtime
 from ._callsite import caller_frame, checked_stacklevel, location_of, stack_text
 from ._context import CONTEXT
 from ._entry import EMPTY_FIELDS, LEVEL, Entry, Location, as_log_entry
@@ -121,7 +122,7 @@ class Intake:
         """False: a call whose entry is dropped returns False; True: it raises."""
         self.settling = 0
         """Calls between the start and the end of `settle` (close() waits for them)."""
-        self._idle: asyncio.Event | None = None
+        self._idle: Any = None  # an asyncio.Event, or its trio equivalent
         self.state = State.NEW
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread = -1
@@ -611,17 +612,17 @@ class Intake:
         `deadline` (loop time): `close()` must not close a backend under a write."""
         if not self.settling:
             return
-        self._idle = self._idle or asyncio.Event()
+        self._idle = self._idle or _runtime.Event()
         self._idle.clear()
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline):
+            async with _runtime.timeout_at(deadline):
                 while self.settling:
                     await self._idle.wait()
                     self._idle.clear()
 
     async def _settle(self, pending: Pending, fast_first: bool, since: float) -> bool:
         entry, sinks = pending
-        waited = asyncio.get_running_loop().time() - since if since else 0.0
+        waited = _runtime.current_loop().time() - since if since else 0.0
         failure: LogError | None = None
         taken = True
         settler = self.handoff.settles_here()
@@ -840,10 +841,7 @@ def _capture(entry: Entry) -> None:
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+    return _runtime.running_loop()
 
 
 _Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, bool]])

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, Final
 
-from . import _registry
+from . import _registry, _runtime
 from ._bound import Logger, NoWait
 from ._config import Config, SinkSpec
 from ._entry import LogEntry
@@ -146,7 +146,7 @@ class LogManager:
         if intake.state is not State.NEW:
             raise LogError(f"LogManager {self._name!r} was already started")
         intake.set_state(State.OPENING)
-        self._opening = asyncio.get_running_loop().create_future()
+        self._opening = _runtime.current_loop().create_future()
         sink: SinkRunner | None = None
         try:
             for sink in self._sinks:
@@ -166,7 +166,7 @@ class LogManager:
             self._opening.set_result(None)
         if self.closed:  # close() began while the backends opened
             raise ManagerClosedError(f"LogManager {self._name!r} was closed while starting")
-        intake.bind_loop(asyncio.get_running_loop())
+        intake.bind_loop(_runtime.current_loop())
         if self._config.async_mode:
             for sink in self._sinks:
                 sink.start()
@@ -194,22 +194,20 @@ class LogManager:
         """
         joining = self._closing is not None and not self._closing.cancelled()
         if not joining:
-            self._closing = asyncio.ensure_future(self._close_once(timeout))
+            self._closing = _runtime.current_loop().create_task(self._close_once(timeout))
         assert self._closing is not None
         if self._intake.inside_pipeline():
             # A handler or a backend of this manager: waiting here would wait for itself.
             # The close goes on in its own task; this returns the figures as they are now.
             return self._close_report(0)
         if joining and timeout is not None:  # a close under way keeps its deadline, not ours
-            done, _ = await asyncio.wait(
-                {asyncio.shield(self._closing)}, timeout=timeout + CLOSE_GRACE_SECONDS
-            )
+            done, _ = await _runtime.wait({self._closing}, timeout=timeout + CLOSE_GRACE_SECONDS)
             if not done:
                 return self._close_report(0)  # the figures so far; the close goes on
-        return await asyncio.shield(self._closing)
+        return await _runtime.shield(self._closing)
 
     async def _close_once(self, timeout: float | None) -> CloseReport:  # noqa: ASYNC109
-        loop = asyncio.get_running_loop()
+        loop = _runtime.current_loop()
         deadline = None if timeout is None else loop.time() + timeout
         intake = self._intake
         state = intake.state
@@ -224,7 +222,7 @@ class LogManager:
             held = intake.flush_processors()  # what they hold (dedupe's count), after those
         intake.set_state(State.CLOSING)
         if self._opening is not None and not self._opening.done():
-            await asyncio.wait({self._opening})  # close what start() is still opening
+            await _runtime.wait({self._opening})  # close what start() is still opening
         if held is not None:
             with contextlib.suppress(LogError):  # counted and reported where it happened
                 await intake.settle_call(held)
@@ -234,7 +232,7 @@ class LogManager:
             # deadline), the manager stays registered: the exit hook writes what is left and
             # releases the backends, and a later close() starts over.
             abandoned = await intake.handoff.finish(deadline)  # while the workers still run
-            stopped = await asyncio.gather(*(sink.stop(deadline) for sink in self._opened))
+            stopped = await _runtime.gather(*(sink.stop(deadline) for sink in self._opened))
             abandoned += sum(stopped)
             # A sync call may still be writing to a later backend whose lock was free when
             # stop() looked: let it finish before its backend closes.
@@ -276,10 +274,10 @@ class LogManager:
         ):
             remaining = _remaining(deadline)
             grace = None if remaining is None else max(remaining, CLOSE_GRACE_SECONDS)
-            task = asyncio.ensure_future(closing())
+            task = _runtime.current_loop().create_task(closing())
             # Not wait_for: a cancelled close may itself wait (aiosqlite's close waits for the
             # transaction in hand, up to busy_timeout). Past the grace it goes on by itself.
-            done, _ = await asyncio.wait({task}, timeout=grace)
+            done, _ = await _runtime.wait({task}, timeout=grace)
             if not done:
                 task.add_done_callback(_retrieve)
                 self._reporter.failure("close", f"the {what} did not close before the deadline")
@@ -512,7 +510,7 @@ def _check_logger_name(name: object) -> None:
 def _remaining(deadline: float | None) -> float | None:
     if deadline is None:
         return None
-    return max(0.0, deadline - asyncio.get_running_loop().time())
+    return max(0.0, deadline - _runtime.current_loop().time())
 
 
 def _retrieve(task: asyncio.Future[None]) -> None:

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from . import _runtime
 from ._config import Config
 from ._entry import LEVEL, Entry
 from ._queue import FairQueue
@@ -37,7 +38,7 @@ tasks, not a context variable: tasks the settler's handlers start must not inher
 
 def resumable() -> bool:
     """Whether the running task is `RESUMABLE`."""
-    task = asyncio.current_task()
+    task = _runtime.current_task()
     return task is not None and task in RESUMABLE
 
 
@@ -83,7 +84,7 @@ async def wait_for_room(
         raise
     except BaseException as exc:
         if rejected:  # accepted at the call, never queued
-            if isinstance(exc, asyncio.CancelledError) and resumable():
+            if isinstance(exc, _runtime.CANCELLED) and resumable():
                 raise NotTaken() from exc
             counters.drop(1)
         raise

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from . import _runtime
 from ._errors import ManagerClosedError, QueueFullError
 
 T = TypeVar("T")
@@ -189,7 +190,7 @@ class FairQueue(Generic[T]):
         if max_wait is not None and max_wait <= 0:
             _reject(on_rejected)
             raise self._full_error(max_wait)
-        loop = asyncio.get_running_loop()
+        loop = _runtime.current_loop()
         deadline = math.inf if max_wait is None else loop.time() + max_wait
         waiter: _Waiter[T] = (loop.create_future(), item, max_wait, deadline)
         self._waiters.append(waiter)
@@ -242,7 +243,7 @@ class FairQueue(Generic[T]):
         while not self._items:
             if self._closed:
                 return []
-            getter = asyncio.get_running_loop().create_future()
+            getter = _runtime.current_loop().create_future()
             self._getter = getter
             try:
                 await getter

@@ -8,6 +8,8 @@ import signal
 from collections.abc import Iterable
 from types import TracebackType
 
+from . import _runtime
+
 
 class cancel_on_signals:  # used like a function: `with cancel_on_signals():`
     """Cancel the current task when one of `signals` arrives, then swallow that cancellation
@@ -28,6 +30,8 @@ class cancel_on_signals:  # used like a function: `with cancel_on_signals():`
         self.received: int | None = None
 
     def __enter__(self) -> cancel_on_signals:
+        # Under trio: `trio.open_signal_receiver` and a cancel scope do this job.
+        _runtime.require_asyncio("cancel_on_signals()")
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
         if self._task is None:

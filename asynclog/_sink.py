@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any
 
-from . import _overflow
+from . import _overflow, _runtime
 from ._config import Config
 from ._entry import LEVEL, Entry, LogEntry
 from ._errors import LogError, ManagerClosedError, QueueFullError
@@ -57,7 +57,7 @@ class DeliveryLock:
     """
 
     def __init__(self) -> None:
-        self._lock = asyncio.Lock()
+        self._lock: Any = None  # made on first use, for the running loop (asyncio or trio)
         self._holder: asyncio.Task[object] | None = None
         self.token: object = None
         """The `INSIDE` token of the current hold (None when free)."""
@@ -69,8 +69,10 @@ class DeliveryLock:
         """Acquire in arrival order; release on exit."""
         self.users += 1
         try:
+            if self._lock is None:
+                self._lock = _runtime.Lock()
             async with self._lock:
-                self._holder = asyncio.current_task()
+                self._holder = _runtime.current_task()
                 self.token = object()
                 inside = INSIDE.set(self.token)
                 try:
@@ -84,7 +86,7 @@ class DeliveryLock:
     def held_by_current_task(self) -> bool:
         """True inside `hold()` of the calling task (for example, in a handler it runs)."""
         holder = self._holder
-        return holder is not None and holder is asyncio.current_task()
+        return holder is not None and holder is _runtime.current_task()
 
 
 Pending = tuple[Entry, tuple["SinkRunner", ...]]
@@ -162,7 +164,7 @@ class SinkRunner:
         )
         self.put = self.queue.try_put
         self.lanes = [self.writer.lane() for _ in range(concurrency_of(self.writer.backend) - 1)]
-        self._task = asyncio.get_running_loop().create_task(self._work(), name="asynclog-worker")
+        self._task = _runtime.current_loop().create_task(self._work(), name="asynclog-worker")
         self._task.add_done_callback(self._worker_done)
 
     # ---- the way in ------------------------------------------------------------------------
@@ -289,7 +291,7 @@ class SinkRunner:
                     await self.write_leftovers()
                 started = True
                 await write()
-        except asyncio.CancelledError as exc:
+        except _runtime.CANCELLED as exc:
             still_waiting = waiting.pop(id(entries), None) is not None
             if resumable():
                 if still_waiting:
@@ -328,13 +330,13 @@ class SinkRunner:
     async def _work(self) -> None:
         try:
             await self._drain_queue()
-        except asyncio.CancelledError:
+        except _runtime.CANCELLED:
             if self._abandoning:
                 raise
             await self._drain_orphaned()
 
     def _in_worker(self) -> bool:
-        task = asyncio.current_task()
+        task = _runtime.current_task()
         return task is not None and (task is self._task or task in self._lane_tasks)
 
     def _writers(self) -> list[Writer]:
@@ -364,11 +366,11 @@ class SinkRunner:
         idle = self._writers()
         idle.reverse()  # the main writer first
         running = self._lane_tasks
-        loop = asyncio.get_running_loop()
+        loop = _runtime.current_loop()
         try:
             while True:
                 while not idle:
-                    done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await _runtime.wait(running, first=True)
                     self._finished_lanes(done)
                 batch = await queue.get_batch(limit)
                 if not batch:
@@ -380,13 +382,14 @@ class SinkRunner:
                 )
                 running.add(task)
             while running:
-                done, _ = await asyncio.wait(running)
+                done, _ = await _runtime.wait(running)
                 self._finished_lanes(done)
         except BaseException:
             for task in running:
                 task.cancel()  # their batches stay in their writers' hands: see write_leftovers
             if running:
-                await asyncio.wait(running)
+                with _runtime.shielded():
+                    await _runtime.wait(running)
             # The tasks stay referenced until their batches are written again: a backend
             # keeps what a retry needs (a batch id) by the task that wrote it.
             raise
@@ -394,7 +397,7 @@ class SinkRunner:
         if report is not None:
             await self.writer.write([report])
 
-    def _finished_lanes(self, done: set[asyncio.Task[None]]) -> None:
+    def _finished_lanes(self, done: set[asyncio.Future[Any]]) -> None:
         """A lane cancelled from outside stops the worker, as a cancelled worker would; a bug
         in one is the worker's."""
         for task in done:
@@ -427,12 +430,12 @@ class SinkRunner:
         from now on (producers waiting for room too); the worker writes what was already
         accepted first, under the delivery lock, within a bound (the interpreter-exit hook
         writes what is left)."""
-        task = asyncio.current_task()
+        task = _runtime.current_task()
         if task is not None:
             task.uncancel()
         self._hand_over()
         try:
-            async with asyncio.timeout(EXIT_FLUSH_SECONDS), self.lock.hold():
+            async with _runtime.timeout(EXIT_FLUSH_SECONDS, shield=True), self.lock.hold():
                 await self.write_leftovers()
         except TimeoutError:
             self._reporter.failure("worker", "the queue could not be drained in time")
@@ -466,30 +469,30 @@ class SinkRunner:
         """Write everything accepted and stop the worker; return how many were abandoned at
         `deadline` (loop time; None: no limit). Producers still waiting for room are refused
         with `ManagerClosedError` (counted dropped where they wait)."""
-        loop = asyncio.get_running_loop()
+        loop = _runtime.current_loop()
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         task = self._task
         if self.queue is None or task is None:  # sync mode: let the writes under way finish
             try:
-                async with asyncio.timeout_at(deadline), self.lock.hold():
+                async with _runtime.timeout_at(deadline), self.lock.hold():
                     pass
             except TimeoutError:
                 return await self._abandon_waiting_writes()
             return 0
         self._stopping = True
         self.queue.close()
-        done, _ = await asyncio.wait({task}, timeout=remaining)
+        done, _ = await _runtime.wait({task}, timeout=remaining)
         if not done:  # the deadline passed: stop the worker where it is
             self._abandoning = True
             task.cancel()
-            await asyncio.wait({task})
+            await _runtime.wait({task})
             return self._abandon()
         if not task.cancelled() and task.exception() is not None:  # a bug, already reported
             return self._abandon()
         # The worker drained the queue, or was cancelled from outside before it could.
         holding = False
         try:
-            async with asyncio.timeout_at(deadline), self.lock.hold():
+            async with _runtime.timeout_at(deadline), self.lock.hold():
                 holding = True
                 await self.write_leftovers()
         except TimeoutError:
@@ -505,7 +508,7 @@ class SinkRunner:
         self._waiting_writes.clear()
         self.counters.drop(abandoned)
         try:
-            async with asyncio.timeout(CLOSE_GRACE_SECONDS), self.lock.hold():
+            async with _runtime.timeout(CLOSE_GRACE_SECONDS), self.lock.hold():
                 pass
         except TimeoutError:
             self._reporter.failure("close", "a sync write was still under way at the deadline")
@@ -543,7 +546,7 @@ class SinkRunner:
         return (
             (token is not None and (token is self._batch_token or token is self.lock.token))
             or (token is not None and token in self._lane_tokens)
-            or (task is not None and asyncio.current_task() is task)
+            or (task is not None and _runtime.current_task() is task)
             or self._in_worker()
             or self.lock.held_by_current_task()
         )

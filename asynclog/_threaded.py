@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from . import _registry
+from . import _registry, _runtime
 from ._bound import Logger, NoWait
 from ._config import Config
 from ._errors import LogError
@@ -233,11 +233,7 @@ def _serve(
 
 
 def _has_running_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    return _runtime.in_event_loop()  # asyncio's or trio's
 
 
 def _forget_in_child() -> None:

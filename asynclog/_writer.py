@@ -12,8 +12,9 @@ import asyncio
 import copy
 from collections.abc import Callable, Sequence
 from time import perf_counter
-from typing import cast
+from typing import Any, cast
 
+from . import _runtime
 from ._entry import Entry, LogEntry, as_log_entries
 from ._errors import BackendWriteError, LogError
 from ._handlers import HandlerSet
@@ -64,7 +65,7 @@ class Writer:
         self._batch_takes_tuples = takes_entry_tuples(backend, "write_batch")
         self._fallback = fallback
         # Shared with the lanes: the fallback opens once and takes one batch at a time.
-        self._fallback_lock = asyncio.Lock()
+        self._fallback_lock: list[Any] = [None]  # made on first use, for the running loop
         self._fallback_opened = [False]
         self._retry_attempts = retry_attempts
         self._retry_backoff = retry_backoff
@@ -152,7 +153,8 @@ class Writer:
         """Retry a failed batch with exponential backoff, then dead-letter or drop it."""
         self.in_flight = entries
         for attempt in range(self._retry_attempts):
-            await asyncio.sleep(min(MAX_RETRY_DELAY, self._retry_backoff * 2.0 ** min(attempt, 64)))
+            delay = min(MAX_RETRY_DELAY, self._retry_backoff * 2.0 ** min(attempt, 64))
+            await (_runtime.sleep(delay) if _runtime.on_trio() else asyncio.sleep(delay))
             self.counters.retries += 1
             retry_error = await self._attempt(entries)
             if retry_error is None:
@@ -173,9 +175,8 @@ class Writer:
         except WriteContinues as going_on:  # cancelled; a thread finishes the batch
             self._settle_later(entries, going_on.outcome, started)
             raise
-        except asyncio.CancelledError as exc:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
+        except _runtime.CANCELLED as exc:
+            if _runtime.really_cancelled(exc):
                 raise  # this task really is being cancelled
             # A future the backend's own client cancelled: a failed write, not a cancellation.
             failure = LogError(f"the backend's write was cancelled from inside: {exc!r}")
@@ -229,15 +230,17 @@ class Writer:
         fallback = self._fallback if not self.backend_closed else None
         if fallback is not None:
             try:
-                async with self._fallback_lock:
+                if self._fallback_lock[0] is None:
+                    self._fallback_lock[0] = _runtime.Lock()
+                async with self._fallback_lock[0]:
                     if not self._fallback_opened[0]:
                         await fallback.open()
                         self._fallback_opened[0] = True
                     await taking_entry_tuples(fallback, "write_batch")(entries)
-            except (Exception, asyncio.CancelledError) as fallback_error:
-                task = asyncio.current_task()
-                if isinstance(fallback_error, asyncio.CancelledError) and (
-                    task is not None and task.cancelling()
+            except BaseException as fallback_error:
+                if not isinstance(fallback_error, Exception) and (
+                    not isinstance(fallback_error, _runtime.CANCELLED)
+                    or _runtime.really_cancelled(fallback_error)
                 ):
                     raise
                 detail = f"the fallback {type(fallback).__name__} failed too: {fallback_error!r}"

@@ -7,7 +7,6 @@ blocks the writer either.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 import json
@@ -24,6 +23,7 @@ from typing import Any
 
 import aiosqlite
 
+from . import _runtime
 from ._entry import EMPTY_FIELDS, Location, LogEntry
 from ._filelog_read import DB_SUFFIXES, LogFiles, kind_of, not_a_log
 from ._levels import Level, parse_level
@@ -515,7 +515,7 @@ def query(
 
     Bad arguments raise `ValueError` here; a missing or foreign file raises `QueryError`
     from the first iteration. The database is opened read-only on aiosqlite's thread; a file
-    is read on a worker thread (`asyncio.to_thread`), a chunk of entries at a time.
+    is read on a worker thread (the running loop's `run_in_executor`, asyncio or trio), a chunk of entries at a time.
     """
     filters = make_filters(
         level=level,
@@ -547,7 +547,9 @@ async def _query_file(
 ) -> AsyncGenerator[LogEntry, None]:
     entries = LogFiles(path, rotated).entries(filters)
     while True:
-        chunk = await asyncio.to_thread(lambda: list(itertools.islice(entries, FILE_CHUNK)))
+        chunk = await _runtime.current_loop().run_in_executor(
+            None, lambda: list(itertools.islice(entries, FILE_CHUNK))
+        )
         for entry in chunk:
             yield entry
         if len(chunk) < FILE_CHUNK:
@@ -557,7 +559,8 @@ async def _query_file(
 async def _query(
     path: str, table: str, filters: Filters, rotated: bool = False
 ) -> AsyncGenerator[LogEntry, None]:
-    kind = await asyncio.to_thread(_kind, path)
+    loop = _runtime.current_loop()  # under trio: the adapter aiosqlite takes its futures from
+    kind = await loop.run_in_executor(None, _kind, path)
     if kind == "log":
         async for entry in _query_file(path, filters, rotated):
             yield entry
@@ -569,7 +572,8 @@ async def _query(
     try:
         db = await aiosqlite.connect(_uri(path), uri=True, timeout=BUSY_TIMEOUT)
     except sqlite3.Error as exc:
-        raise QueryError(await asyncio.to_thread(_open_problem, path, exc)) from None
+        reason = await loop.run_in_executor(None, _open_problem, path, exc)
+        raise QueryError(reason) from None
     try:
         try:
             tables = [row[0] for row in await db.execute_fetchall(_TABLES_SQL)]

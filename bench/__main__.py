@@ -78,7 +78,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="write docs/benchmarks.md and docs/img/bench.png (default: yes, except with --quick)",
     )
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="asyncio",
+        help="the event loop of every run: asyncio (default) or trio (asynclog's contenders "
+        "and the caller1k and e2e100k scenarios only; never writes the docs)",
+    )
     args = parser.parse_args(argv)
+    if args.loop == "trio":
+        _trio_defaults(args, argv)
     only = _names(args.only, CONTENDERS, "contenders")
     chosen = _names(args.scenarios, SCENARIOS, "scenarios")
     args.only = [name for name in CONTENDERS if name in only]  # canonical order
@@ -89,10 +98,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_once(contender: str, scenario: str, params: Params, timeout: float) -> dict[str, Any]:
+LOOPS = ("asyncio", "trio")
+TRIO_CONTENDERS = ("asynclog-async-file", "asynclog-async-sqlite", "asynclog-sync-file",
+                   "asynclog-sync-sqlite")
+TRIO_SCENARIOS = ("caller1k", "e2e100k")
+
+
+def _trio_defaults(args: argparse.Namespace, argv: list[str]) -> None:
+    """Under trio only asynclog runs (the peers are asyncio-only), on the scenarios that need
+    nothing but the logger; the tables go to stdout, not to docs/benchmarks.md."""
+    if not any(arg.startswith("--only") for arg in argv):
+        args.only = ",".join(TRIO_CONTENDERS)
+    if not any(arg.startswith("--scenarios") for arg in argv):
+        args.scenarios = ",".join(TRIO_SCENARIOS)
+    wrong = [n for n in args.only.split(",") if n.strip() and n.strip() not in TRIO_CONTENDERS]
+    wrong += [n for n in args.scenarios.split(",") if n.strip() and n.strip() not in TRIO_SCENARIOS]
+    if wrong:
+        raise SystemExit(f"not measured under trio: {', '.join(wrong)}")
+    if args.write:
+        raise SystemExit("--loop trio does not write the docs: drop --write")
+    args.write = False
+
+
+def run_once(
+    contender: str, scenario: str, params: Params, timeout: float, loop: str = "asyncio"
+) -> dict[str, Any]:
     """One subprocess; its JSON result, or a FAILED result naming why there is none."""
     directory = Path(tempfile.mkdtemp(prefix=f"bench-{contender}-"))
     command = [sys.executable, "-m", "bench.run_one", contender, scenario, "--dir", str(directory)]
+    command += ["--loop", loop]
     for name, value in asdict(params).items():
         command += [f"--{name.replace('_', '-')}", str(value)]
     failed = {"contender": contender, "scenario": scenario, "ok": False, "value": None}
@@ -155,6 +189,7 @@ def environment(
     p = args.params
     return {
         "command": " ".join(["python -m bench", *argv]),
+        "loop": args.loop,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "machine": f"{platform.system()} {platform.machine()}, nproc {os.cpu_count()}",
@@ -311,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
     for rep in range(1, args.reps + 1):
         for contender, scenario in plan:
             began = time.perf_counter()
-            run = run_once(contender, scenario, args.params, args.timeout)
+            run = run_once(contender, scenario, args.params, args.timeout, args.loop)
             run["rep"] = rep
             progress(rep, args.reps, run, time.perf_counter() - began)
             runs.append(run)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
-from .limit import LimitFile, LimitSQLite, StuckLimit, wait_until
+from .limit import LimitFile, LimitSQLite, StuckLimit, loop_sleep, wait_until
 
 LogFn = Callable[[str], Awaitable[object]]
 MINIMAL_FORMAT = "%(created).6f %(levelname)s %(message)s"  # stdlib and aiologger
@@ -34,7 +34,7 @@ class Output:
 
 
 async def _pause(written: int) -> None:
-    await asyncio.sleep(0.005)
+    await loop_sleep(0.005)
 
 
 def _no_check(expected: int) -> str | None:

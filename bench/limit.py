@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from time import time
 from typing import TextIO, TypeVar
 
 import aiosqlite
+import sniffio
 
 QUEUE_SIZE = 1000
 Item = tuple[float, str] | None  # None tells the worker to stop after this batch
@@ -29,8 +31,18 @@ def format_line(ts: float, msg: str) -> str:
 
 async def wait_until(done: Callable[[], bool]) -> None:
     """Poll `done` every millisecond: the loggers offer no event for "caught up"."""
-    while not done():  # noqa: ASYNC110
-        await asyncio.sleep(0.001)
+    while not done():
+        await loop_sleep(0.001)
+
+
+async def loop_sleep(seconds: float) -> None:
+    """`asyncio.sleep`, or trio's under `python -m bench --loop trio`."""
+    if "trio" in sys.modules and sniffio.current_async_library() == "trio":
+        import trio
+
+        await trio.sleep(seconds)
+    else:
+        await asyncio.sleep(seconds)
 
 
 async def _drain(queue: asyncio.Queue[T]) -> list[T]:

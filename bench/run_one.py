@@ -27,6 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("contender", choices=sorted(CONTENDERS))
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--dir", type=Path, required=True, help="empty directory to write in")
+    parser.add_argument("--loop", choices=("asyncio", "trio"), default="asyncio")
     for f in fields(Params):
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=f.default)
     return parser.parse_args(argv)
@@ -56,7 +57,13 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(run(parse_args(argv)))
+    args = parse_args(argv)
+    if args.loop == "trio":
+        import trio
+
+        trio.run(run, args)
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ import json
 import resource
 import statistics
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter, process_time
 from typing import Any
+
+import sniffio
 
 from .contenders import Contender, Sink
 from .limit import QUEUE_SIZE
@@ -145,7 +147,7 @@ async def _e2e(contender: Contender, directory: Path, p: Params, yield_each: boo
     ticker = asyncio.get_running_loop().create_task(_ticker(lags)) if yield_each else None
     cpu = process_time()
     start = perf_counter()
-    await asyncio.gather(*(produce(t) for t in range(p.tasks)))
+    await _all_at_once([produce(t) for t in range(p.tasks)])
     if ticker is not None:  # lag is measured while producing, not during close
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -169,6 +171,22 @@ async def _e2e(contender: Contender, directory: Path, p: Params, yield_each: boo
             "ticks": len(lags),
         }
     return Result(p.tasks * p.per_task / elapsed, error, extra, rss)
+
+
+async def _all_at_once(coroutines: list[Coroutine[Any, Any, None]]) -> None:
+    """`asyncio.gather`, or a trio nursery under `--loop trio`."""
+    if "trio" in sys.modules and sniffio.current_async_library() == "trio":
+        import trio
+
+        async with trio.open_nursery() as nursery:
+            for coroutine in coroutines:
+                nursery.start_soon(_awaited, coroutine)
+        return
+    await asyncio.gather(*coroutines)
+
+
+async def _awaited(coroutine: Coroutine[Any, Any, None]) -> None:
+    await coroutine
 
 
 async def e2e100k(contender: Contender, directory: Path, p: Params) -> Result:

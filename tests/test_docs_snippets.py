@@ -49,6 +49,7 @@ DOCS = [
     "sync-programs.md",
     "recipes.md",
     "console.md",
+    "trio.md",
 ]
 TIMEOUT = 60
 WORKDIR = "/srv/app"

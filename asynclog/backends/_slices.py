@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import TypeVar
 
+from .. import _runtime
 from .._entry import Entry
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ async def convert_in_slices(
     for start in range(0, count, CHUNK):
         result.extend(convert_many(entries[start : start + CHUNK]))
         if start + CHUNK < count and perf_counter() >= slice_ends:
-            await asyncio.sleep(0)
+            await _runtime.sleep(0)
             slice_ends = perf_counter() + SLICE_SECONDS
     return result
 

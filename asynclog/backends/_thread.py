@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+from .. import _runtime
 
 T = TypeVar("T")
 
@@ -27,8 +28,9 @@ class IOThread:
         return self._executor
 
     async def run(self, func: Callable[[], T]) -> T:
-        """Run `func` on the thread and return its result to the loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, func)
+        """Run `func` on the thread and return its result to the loop (asyncio's, or trio's
+        through `_runtime.TrioLoop`, whose hand-back goes through the run's token)."""
+        return await _runtime.current_loop().run_in_executor(self.executor, func)
 
     async def aclose(self) -> None:
         """Wait, without blocking the loop, for the queued calls to finish, then stop the

@@ -4,6 +4,7 @@ several processes appending to one file (`FileConfig.shared`)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import math
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from aiofiles.threadpool import wrap as wrap_file
 
+from .. import _runtime
 from .._backend_registry import register_backend
 from .._config import FileConfig
 from .._entry import TIME, Entry
@@ -110,6 +112,9 @@ class FileBackend:
         self._thread = IOThread("asynclog-file")
         self._raw: io.FileIO | None = None
         self._file: AsyncFileIO | None = None  # aiofiles' view of _raw
+        # Under trio, aiofiles is given asynclog's trio loop adapter (it asks asyncio's
+        # running loop otherwise); None under asyncio.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of _raw
         self._size = 0
         self._end_seen = -1  # shared: the file's size after our last write to it
@@ -146,6 +151,8 @@ class FileBackend:
         return self._backups.deleted
 
     async def open(self) -> None:
+        loop = _runtime.current_loop()
+        self._loop = loop if _runtime.loop_name(loop) == "trio" else None
         try:
             await self._thread.run(self._start_blocking)
         except Exception as exc:
@@ -200,7 +207,7 @@ class FileBackend:
             raise
         self._identity = (info.st_dev, info.st_ino)
         self._raw = raw
-        self._file = wrap_file(raw, executor=self._thread.executor)
+        self._file = wrap_file(raw, loop=self._loop, executor=self._thread.executor)
 
     def _encode_batch(self, lines: list[str]) -> bytes:
         return encode("\n".join(lines) + "\n")

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import SplitResult, quote
 
+from .. import _runtime
 from .._backend_registry import register_backend
 from .._entry import LogEntry
 from .._errors import LogError
@@ -430,6 +431,7 @@ class OTLPBackend:
     async def open(self) -> None:
         """Load the encoder and the TLS settings. Nothing is sent yet: a collector that is
         not up shows as failed writes (retried, then the fallback), not as a failed start."""
+        _runtime.require_asyncio("the OTLP backend (asyncio streams)")
         codec_class = load_codec()
         config = self.config
         ssl_context = self._ssl_context() if config.url.scheme == "https" else None

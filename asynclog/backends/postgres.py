@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Protocol
 
+from .. import _runtime
 from .._backend_registry import register_backend
 from .._entry import LOCATION, Entry
 from .._errors import LogError
@@ -307,6 +308,7 @@ class PostgresBackend:
     async def open(self) -> None:
         """Connect (one attempt: a wrong DSN fails `start()` at once), create the table and
         its indexes if missing, and check that the table has the columns it needs."""
+        _runtime.require_asyncio("the PostgreSQL backend (asyncpg)")
         self._driver = load_asyncpg()
         try:
             conn = await self._connect()

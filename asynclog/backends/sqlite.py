@@ -19,6 +19,7 @@ from typing import Any
 
 import aiosqlite
 
+from .. import _runtime
 from .._backend_registry import register_backend
 from .._config import SQLiteConfig
 from .._entry import EXCEPTION, FIELDS, LEVEL, LOCATION, LOGGER, MESSAGE, TIME, Entry
@@ -439,7 +440,7 @@ class SQLiteBackend:
                 except sqlite3.OperationalError as exc:
                     if not is_busy(exc) or attempt + 1 == OPEN_ATTEMPTS:
                         raise
-                await asyncio.sleep(min(OPEN_BACKOFF * 2**attempt, 0.5))
+                await _runtime.sleep(min(OPEN_BACKOFF * 2**attempt, 0.5))
         except BaseException as exc:
             await db.close()
             _join_connection_thread(db)
@@ -530,10 +531,10 @@ class SQLiteBackend:
         if run_in_thread is not None:
             # One hop to aiosqlite's thread for the whole transaction instead of two (insert,
             # commit). `_execute` is aiosqlite's own primitive; the public path is the fallback.
-            outcome = asyncio.get_running_loop().create_future()
+            outcome = _runtime.current_loop().create_future()
             try:
                 await run_in_thread(self._insert_on_thread, insert, rows, prune, outcome)
-            except asyncio.CancelledError as exc:
+            except _runtime.CANCELLED as exc:
                 # The thread runs the transaction anyway (it may be waiting for a lock): the
                 # entries are counted when it ends, not here.
                 raise WriteContinues(outcome) from exc

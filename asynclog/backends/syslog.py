@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .. import _runtime
 from .._backend_registry import register_backend
 from .._entry import LogEntry
 from .._errors import LogError
@@ -148,6 +149,7 @@ class SyslogBackend:
 
     async def open(self) -> None:
         """Connect once (an unreachable server fails `start()` at once, naming it)."""
+        _runtime.require_asyncio("the syslog backend (asyncio streams and datagrams)")
         if self.config.transport == "tls":
             try:
                 self._ssl = self.config.make_ssl_context()
