@@ -515,7 +515,8 @@ def query(
 
     Bad arguments raise `ValueError` here; a missing or foreign file raises `QueryError`
     from the first iteration. The database is opened read-only on aiosqlite's thread; a file
-    is read on a worker thread (the running loop's `run_in_executor`, asyncio or trio), a chunk of entries at a time.
+    is read on a worker thread (the running loop's `run_in_executor`, asyncio or trio), a
+    chunk of entries at a time.
     """
     filters = make_filters(
         level=level,

@@ -131,7 +131,8 @@ async def test_uvicorn_tracebacks_under_gunicorn_land_in_the_file_once_per_reque
         entry["exception"]["stack"].rstrip("\n").rsplit("\n", 1)[-1] for entry in tracebacks
     )
     assert raised == {f"RuntimeError: boom for boom-{i}": 1 for i in range(BOOMS)}
-    assert all(e["exception"]["stack"].startswith("Traceback (most recent call last):") for e in tracebacks)
+    stacks = [e["exception"]["stack"] for e in tracebacks]
+    assert all(stack.startswith("Traceback (most recent call last):") for stack in stacks)
 
     hellos = grouped["app", "hello"]
     assert sorted(e["fields"]["request_id"] for e in hellos) == sorted(
