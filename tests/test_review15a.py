@@ -1,0 +1,142 @@
+"""Review of issue 15's OTEL_*/proxy settings and the aiohttp integration: each test here
+failed before the fix it names."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+import asynclog.aiohttp
+from asynclog import ConfigError, OTLPConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_suite_ignores_the_machines_proxy_and_otel_variables(tmp_path: Path) -> None:
+    """A CI machine with a proxy and OTEL_* settings in its environment runs the OTLP tests
+    as a bare one does (tests/conftest.py clears those variables for every test)."""
+    polluted = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://10.255.255.1:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-machine=1",
+        "OTEL_SERVICE_NAME": "ci",
+    }
+    tests = [
+        "tests/test_otlp.py::test_config_defaults_and_repr_hides_header_values",
+        "tests/test_otlp.py::test_http_response_framing",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=ROOT,
+        env=polluted,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2 passed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "value", ["Authorization: Bearer s3cr3t-t0ken==", "api-key s3cr3t-t0ken=1"]
+)
+def test_a_mangled_header_from_the_environment_does_not_show_the_secret(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", value)
+    with pytest.raises(ConfigError) as caught:
+        OTLPConfig()
+    assert "s3cr3t" not in str(caught.value)
+    assert str(caught.value) == (
+        "OTLPConfig: environment variable OTEL_EXPORTER_OTLP_HEADERS=(value hidden) has item 1 "
+        "whose name is not a valid header name (the form is name=value,name2=value2)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "no_proxy", "proxied"),
+    [
+        ("https://collector/v1/logs", "collector:443", False),
+        ("http://collector/v1/logs", "collector:80", False),
+        ("https://collector/v1/logs", "collector:4318", True),
+        ("https://collector:4318/v1/logs", "collector:4318", False),
+    ],
+)
+def test_no_proxy_with_a_port_matches_the_schemes_default_port(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, no_proxy: str, proxied: bool
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    expected = "http://proxy:3128" if proxied else ""
+    assert OTLPConfig(endpoint=endpoint).proxy == expected
+
+
+def test_upper_case_http_proxy_is_ignored_under_cgi(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpoxy: a CGI server turns a request's `Proxy:` header into HTTP_PROXY; with
+    REQUEST_METHOD set it is not trusted (as Python's urllib and curl do), the other
+    variables still are."""
+    monkeypatch.setenv("REQUEST_METHOD", "GET")
+    monkeypatch.setenv("HTTP_PROXY", "http://attacker:3128")
+    assert OTLPConfig(endpoint="http://collector:4318/v1/logs").proxy == ""
+    monkeypatch.setenv("http_proxy", "http://proxy:3128")
+    assert OTLPConfig(endpoint="http://collector:4318/v1/logs").proxy == "http://proxy:3128"
+    monkeypatch.delenv("REQUEST_METHOD")
+    monkeypatch.delenv("http_proxy")
+    assert OTLPConfig(endpoint="http://collector:4318/v1/logs").proxy == "http://attacker:3128"
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_the_error_line_of_a_failing_request_shows_the_raw_path() -> None:
+    """The path of the "Error handling request" message is the one on the request line, not
+    percent-decoded: a `%0d%0a` in it cannot forge lines in the stdlib handlers of
+    `error_logger`."""
+    errors = logging.getLogger("test_review15a.errors")
+    errors.propagate = False
+    records = _Records()
+    errors.addHandler(records)
+
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("boom")
+
+    app = web.Application(
+        middlewares=[asynclog.aiohttp.request_id_middleware(error_logger=errors)]
+    )
+    app.router.add_get(r"/{tail:[\s\S]*}", boom)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET /a%0d%0aFORGED%1b[31m HTTP/1.1\r\nHost: x\r\nX-Request-ID: r-1\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        answer = await reader.read()
+        writer.close()
+    finally:
+        await runner.cleanup()
+        errors.removeHandler(records)
+    assert answer.startswith(b"HTTP/1.1 500 ")
+    assert [record.getMessage() for record in records.records] == [
+        "Error handling request GET /a%0d%0aFORGED%1b[31m"
+    ]
