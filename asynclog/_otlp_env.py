@@ -22,6 +22,8 @@ KNOWN_PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 LOGS_PATH = "v1/logs"
 
 _MILLISECONDS = re.compile(r"\s*\d{1,12}\s*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""An HTTP header name (RFC 9110 `token`)."""
 
 
 def env_error(variable: str, value: str, detail: str, *, secret: bool = False) -> ConfigError:
@@ -109,7 +111,12 @@ def headers(env: Mapping[str, str]) -> dict[str, str] | None:
     if found is None:
         return None
     variable, value = found
-    return _pairs(variable, value, secret=True)
+    pairs = _pairs(variable, value, secret=True)
+    # A bad name is not shown: a mangled item ("Authorization: Bearer ...=") holds the secret.
+    if not all(_HEADER_NAME.fullmatch(name) for name in pairs):
+        detail = "has an item whose name is not a valid header name (the form is name=value,...)"
+        raise env_error(variable, value, detail, secret=True)
+    return pairs
 
 
 def timeout(env: Mapping[str, str]) -> float | None:

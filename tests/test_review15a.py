@@ -58,8 +58,8 @@ def test_a_mangled_header_from_the_environment_does_not_show_the_secret(
         OTLPConfig()
     assert "s3cr3t" not in str(caught.value)
     assert str(caught.value) == (
-        "OTLPConfig: environment variable OTEL_EXPORTER_OTLP_HEADERS=(value hidden) has item 1 "
-        "whose name is not a valid header name (the form is name=value,name2=value2)"
+        "OTLPConfig: environment variable OTEL_EXPORTER_OTLP_HEADERS=(value hidden) has an item "
+        "whose name is not a valid header name (the form is name=value,...)"
     )
 
 
