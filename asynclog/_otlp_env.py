@@ -174,7 +174,8 @@ def proxy_for(url: str, env: Mapping[str, str]) -> str:
     no_proxy = next(
         (env[name] for name in ("no_proxy", "NO_PROXY") if env.get(name, "").strip()), ""
     )
-    if no_proxy and _bypassed(parts.hostname or "", parts.port, no_proxy):
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if no_proxy and _bypassed(parts.hostname or "", port, no_proxy):
         return ""
     return _checked_proxy(*chosen)
 
@@ -191,7 +192,7 @@ def _proxies(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     return found
 
 
-def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
+def _bypassed(host: str, port: int, no_proxy: str) -> bool:
     host = host.lower().rstrip(".")
     for entry in no_proxy.split(","):
         entry = entry.strip().lower()
