@@ -183,8 +183,12 @@ def proxy_for(url: str, env: Mapping[str, str]) -> str:
 def _proxies(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """By scheme (`https`, `http`, `all`): `(variable, value)`."""
     found: dict[str, tuple[str, str]] = {}
+    # Under CGI a request's `Proxy:` header arrives as HTTP_PROXY (httpoxy): not trusted there.
+    cgi = bool(env.get("REQUEST_METHOD"))
     for scheme in ("https", "http", "all"):
         for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+            if cgi and name == "HTTP_PROXY":
+                continue
             value = env.get(name, "").strip()
             if value:
                 found[scheme] = (name, value)
