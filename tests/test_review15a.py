@@ -140,3 +140,36 @@ async def test_the_error_line_of_a_failing_request_shows_the_raw_path() -> None:
     assert [record.getMessage() for record in records.records] == [
         "Error handling request GET /a%0d%0aFORGED%1b[31m"
     ]
+
+
+async def test_the_gunicorn_example_takes_only_a_short_visible_request_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/gunicorn_asgi.py is copied as it is: a client's X-Request-ID of any length
+    (or with spaces) went into every entry of its request; it takes one as
+    `asynclog.aiohttp.valid_request_id` does, else makes a new id."""
+    import importlib.util
+    import json
+    import re
+
+    import httpx
+
+    monkeypatch.setenv("APP_LOG_FILE", str(tmp_path / "app.log"))
+    spec = importlib.util.spec_from_file_location(
+        "gunicorn_asgi_review", ROOT / "examples" / "gunicorn_asgi.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sent = ["abc-123", "x" * 201, "two words", ""]
+    async with module.lifespan(module.app):
+        transport = httpx.ASGITransport(app=module.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            answers = [
+                (await client.get("/hello", headers={"X-Request-ID": value})).json()["request_id"]
+                for value in sent
+            ]
+    assert answers[0] == "abc-123"
+    assert all(re.fullmatch(r"[0-9a-f]{32}", answer) for answer in answers[1:]), answers
+    logged = [json.loads(line)["fields"]["request_id"] for line in (tmp_path / "app.log").open()]
+    assert logged == answers
