@@ -235,12 +235,15 @@ def _checked_proxy(variable: str, value: str) -> str:
 
 
 def hidden_password(url: str) -> str:
-    """`url` with the password of its user info, if any, as `***` (for reprs and errors)."""
+    """`url` with the password of its user info as `***`, or the user name when it comes
+    alone (a token, for some proxies): for reprs and errors."""
     try:
         parts = urlsplit(url if "://" in url else f"http://{url}")
-        password = parts.password
+        user, password = parts.username, parts.password
     except ValueError:
         return "<unparsable URL>"
-    if password is None:
-        return url
-    return url.replace(f":{password}@", ":***@", 1)
+    if password is not None:
+        return url.replace(f":{password}@", ":***@", 1)
+    if user is not None:
+        return url.replace(f"{user}@", "***@", 1)
+    return url

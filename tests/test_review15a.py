@@ -173,3 +173,19 @@ async def test_the_gunicorn_example_takes_only_a_short_visible_request_id(
     assert all(re.fullmatch(r"[0-9a-f]{32}", answer) for answer in answers[1:]), answers
     logged = [json.loads(line)["fields"]["request_id"] for line in (tmp_path / "app.log").open()]
     assert logged == answers
+
+
+def test_a_proxy_token_given_as_the_user_name_stays_out_of_reprs_and_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Some proxies take a token as the user name alone (`http://TOKEN@proxy:3128`)."""
+    config = OTLPConfig(proxy="http://t0ken-abc@proxy:3128")
+    assert config.proxy == "http://t0ken-abc@proxy:3128"
+    assert "t0ken" not in repr(config) and "proxy='http://***@proxy:3128'" in repr(config)
+    monkeypatch.setenv("HTTP_PROXY", "socks5://t0ken-abc@proxy:1080")
+    with pytest.raises(ConfigError) as caught:
+        OTLPConfig()
+    assert str(caught.value) == (
+        "OTLPConfig: environment variable HTTP_PROXY='socks5://***@proxy:1080' must be an "
+        "http:// or https:// proxy URL (SOCKS is not supported)"
+    )
