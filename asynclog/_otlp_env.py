@@ -51,10 +51,12 @@ def endpoint(env: Mapping[str, str]) -> str | None:
     try:
         parts = urlsplit(value)
     except ValueError as exc:
-        raise env_error(variable, value, f"is not a valid URL ({exc})") from None
+        raise env_error(variable, hidden_password(value), f"is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise env_error(
-            variable, value, "must be an http:// or https:// URL (OTLP/HTTP; gRPC is not supported)"
+            variable,
+            hidden_password(value),
+            "must be an http:// or https:// URL (OTLP/HTTP; gRPC is not supported)",
         )
     if variable.startswith(LOGS):
         path = parts.path or "/"
@@ -241,9 +243,16 @@ def hidden_password(url: str) -> str:
         parts = urlsplit(url if "://" in url else f"http://{url}")
         user, password = parts.username, parts.password
     except ValueError:
-        return "<unparsable URL>"
+        return _masked_user_info(url)
     if password is not None:
         return url.replace(f":{password}@", ":***@", 1)
     if user is not None:
         return url.replace(f"{user}@", "***@", 1)
     return url
+
+
+def _masked_user_info(url: str) -> str:
+    """An unparsable `url` with everything between `://` and its last `@` as `***`."""
+    start = url.find("://") + 3 if "://" in url else 0
+    at = url.rfind("@")
+    return url if at < start else url[:start] + "***" + url[at:]

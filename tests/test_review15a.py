@@ -117,9 +117,7 @@ async def test_the_error_line_of_a_failing_request_shows_the_raw_path() -> None:
     async def boom(request: web.Request) -> web.Response:
         raise RuntimeError("boom")
 
-    app = web.Application(
-        middlewares=[asynclog.aiohttp.request_id_middleware(error_logger=errors)]
-    )
+    app = web.Application(middlewares=[asynclog.aiohttp.request_id_middleware(error_logger=errors)])
     app.router.add_get(r"/{tail:[\s\S]*}", boom)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -188,4 +186,42 @@ def test_a_proxy_token_given_as_the_user_name_stays_out_of_reprs_and_errors(
     assert str(caught.value) == (
         "OTLPConfig: environment variable HTTP_PROXY='socks5://***@proxy:1080' must be an "
         "http:// or https:// proxy URL (SOCKS is not supported)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        (
+            "ftp://user:s3cret@collector/",
+            "OTLPConfig.endpoint must be a URL like 'http://127.0.0.1:4318/v1/logs' (http or "
+            "https), got 'ftp://user:***@collector/'",
+        ),
+        (
+            "http://user:s3cret@collector:99999/",
+            "OTLPConfig.endpoint is not a valid URL (Port out of range 0-65535): "
+            "'http://user:***@collector:99999/'",
+        ),
+        (
+            "http://user:s3cret@[::1/v1/logs",
+            "OTLPConfig.endpoint is not a valid URL (Invalid IPv6 URL): 'http://***@[::1/v1/logs'",
+        ),
+    ],
+)
+def test_credentials_in_a_bad_endpoint_stay_out_of_the_error(endpoint: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        OTLPConfig(endpoint=endpoint)
+    assert str(caught.value) == message
+
+
+def test_credentials_in_a_bad_endpoint_variable_stay_out_of_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "grpcs://user:s3cret@collector:4317")
+    with pytest.raises(ConfigError) as caught:
+        OTLPConfig()
+    assert str(caught.value) == (
+        "OTLPConfig: environment variable OTEL_EXPORTER_OTLP_ENDPOINT="
+        "'grpcs://user:***@collector:4317' must be an http:// or https:// URL (OTLP/HTTP; gRPC "
+        "is not supported)"
     )
