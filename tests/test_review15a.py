@@ -14,7 +14,9 @@ import pytest
 from aiohttp import web
 
 import asynclog.aiohttp
-from asynclog import ConfigError, OTLPConfig
+from asynclog import Config, ConfigError, LogManager, OTLPConfig
+
+from .conftest import heartbeat
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -225,3 +227,36 @@ def test_credentials_in_a_bad_endpoint_variable_stay_out_of_the_error(
         "'grpcs://user:***@collector:4317' must be an http:// or https:// URL (OTLP/HTTP; gRPC "
         "is not supported)"
     )
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_proxy_that_never_answers_does_not_hold_up_close_or_the_loop(scheme: str) -> None:
+    """Guard (passed before the review): a proxy that accepts the connection and then says
+    nothing (no response, no CONNECT answer) costs `close(timeout=1)` its deadline, no more,
+    and the loop keeps running meanwhile; the entry is counted as abandoned."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    proxy = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    config = OTLPConfig(
+        endpoint=f"{scheme}://127.0.0.1:1/v1/logs", proxy=f"http://127.0.0.1:{port}", timeout=60
+    )
+    manager = LogManager(Config(async_mode=True, backend_config=config))
+    await manager.start()
+    await manager.info("into the void")
+    while not held:
+        await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    async with heartbeat(0.05) as beats:
+        started = loop.time()
+        report = await manager.close(timeout=1)
+        took = loop.time() - started
+    for writer in held:
+        writer.close()
+    proxy.close()
+    assert (report.written, report.abandoned, report.dropped) == (0, 1, 1)
+    assert took < 30  # the request's own timeout is 60 s
+    assert beats[0] >= 5
