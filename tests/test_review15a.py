@@ -235,9 +235,11 @@ async def test_a_proxy_that_never_answers_does_not_hold_up_close_or_the_loop(sch
     nothing (no response, no CONNECT answer) costs `close(timeout=1)` its deadline, no more,
     and the loop keeps running meanwhile; the entry is counted as abandoned."""
     held: list[asyncio.StreamWriter] = []
+    connected = asyncio.Event()
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)
+        connected.set()
 
     proxy = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = proxy.sockets[0].getsockname()[1]
@@ -247,8 +249,7 @@ async def test_a_proxy_that_never_answers_does_not_hold_up_close_or_the_loop(sch
     manager = LogManager(Config(async_mode=True, backend_config=config))
     await manager.start()
     await manager.info("into the void")
-    while not held:
-        await asyncio.sleep(0.01)
+    await connected.wait()
     loop = asyncio.get_running_loop()
     async with heartbeat(0.05) as beats:
         started = loop.time()
