@@ -108,6 +108,11 @@ def _check_resource(resource: Mapping[str, object]) -> None:
             )
 
 
+def _shown_url(url: str) -> str:
+    """`url` for an error message: quoted, its credentials as `***`."""
+    return shown(_otlp_env.hidden_password(url))
+
+
 def split_endpoint(endpoint: object) -> SplitResult:
     """The parsed endpoint URL, or a `ConfigError` saying what is wrong with it."""
     shape = "a URL like 'http://127.0.0.1:4318/v1/logs'"
@@ -117,9 +122,13 @@ def split_endpoint(endpoint: object) -> SplitResult:
         parts = urlsplit(endpoint)
         port = parts.port
     except ValueError as exc:
-        raise _owner_error("endpoint", f"is not a valid URL ({exc}): {shown(endpoint)}") from None
+        raise _owner_error(
+            "endpoint", f"is not a valid URL ({exc}): {_shown_url(endpoint)}"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _owner_error("endpoint", f"must be {shape} (http or https), got {shown(endpoint)}")
+        raise _owner_error(
+            "endpoint", f"must be {shape} (http or https), got {_shown_url(endpoint)}"
+        )
     if parts.username is not None or parts.password is not None:
         raise _owner_error(
             "endpoint", "may not hold credentials: give them in headers (e.g. 'Authorization')"
@@ -127,12 +136,14 @@ def split_endpoint(endpoint: object) -> SplitResult:
     if not endpoint.isascii():
         raise _owner_error(
             "endpoint",
-            f"must be ASCII (punycode the host, percent-encode the path): {shown(endpoint)}",
+            f"must be ASCII (punycode the host, percent-encode the path): {_shown_url(endpoint)}",
         )
     if parts.fragment or any(char in endpoint for char in " \r\n\t"):
-        raise _owner_error("endpoint", f"may not have a fragment or whitespace: {shown(endpoint)}")
+        raise _owner_error(
+            "endpoint", f"may not have a fragment or whitespace: {_shown_url(endpoint)}"
+        )
     if port == 0:
-        raise _owner_error("endpoint", f"has port 0: {shown(endpoint)}")
+        raise _owner_error("endpoint", f"has port 0: {_shown_url(endpoint)}")
     return parts
 
 

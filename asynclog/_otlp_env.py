@@ -22,6 +22,8 @@ KNOWN_PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 LOGS_PATH = "v1/logs"
 
 _MILLISECONDS = re.compile(r"\s*\d{1,12}\s*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""An HTTP header name (RFC 9110 `token`)."""
 
 
 def env_error(variable: str, value: str, detail: str, *, secret: bool = False) -> ConfigError:
@@ -49,10 +51,12 @@ def endpoint(env: Mapping[str, str]) -> str | None:
     try:
         parts = urlsplit(value)
     except ValueError as exc:
-        raise env_error(variable, value, f"is not a valid URL ({exc})") from None
+        raise env_error(variable, hidden_password(value), f"is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise env_error(
-            variable, value, "must be an http:// or https:// URL (OTLP/HTTP; gRPC is not supported)"
+            variable,
+            hidden_password(value),
+            "must be an http:// or https:// URL (OTLP/HTTP; gRPC is not supported)",
         )
     if variable.startswith(LOGS):
         path = parts.path or "/"
@@ -109,7 +113,12 @@ def headers(env: Mapping[str, str]) -> dict[str, str] | None:
     if found is None:
         return None
     variable, value = found
-    return _pairs(variable, value, secret=True)
+    pairs = _pairs(variable, value, secret=True)
+    # A bad name is not shown: a mangled item ("Authorization: Bearer ...=") holds the secret.
+    if not all(_HEADER_NAME.fullmatch(name) for name in pairs):
+        detail = "has an item whose name is not a valid header name (the form is name=value,...)"
+        raise env_error(variable, value, detail, secret=True)
+    return pairs
 
 
 def timeout(env: Mapping[str, str]) -> float | None:
@@ -167,7 +176,8 @@ def proxy_for(url: str, env: Mapping[str, str]) -> str:
     no_proxy = next(
         (env[name] for name in ("no_proxy", "NO_PROXY") if env.get(name, "").strip()), ""
     )
-    if no_proxy and _bypassed(parts.hostname or "", parts.port, no_proxy):
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if no_proxy and _bypassed(parts.hostname or "", port, no_proxy):
         return ""
     return _checked_proxy(*chosen)
 
@@ -175,8 +185,12 @@ def proxy_for(url: str, env: Mapping[str, str]) -> str:
 def _proxies(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """By scheme (`https`, `http`, `all`): `(variable, value)`."""
     found: dict[str, tuple[str, str]] = {}
+    # Under CGI a request's `Proxy:` header arrives as HTTP_PROXY (httpoxy): not trusted there.
+    cgi = bool(env.get("REQUEST_METHOD"))
     for scheme in ("https", "http", "all"):
         for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+            if cgi and name == "HTTP_PROXY":
+                continue
             value = env.get(name, "").strip()
             if value:
                 found[scheme] = (name, value)
@@ -184,7 +198,7 @@ def _proxies(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     return found
 
 
-def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
+def _bypassed(host: str, port: int, no_proxy: str) -> bool:
     host = host.lower().rstrip(".")
     for entry in no_proxy.split(","):
         entry = entry.strip().lower()
@@ -223,12 +237,22 @@ def _checked_proxy(variable: str, value: str) -> str:
 
 
 def hidden_password(url: str) -> str:
-    """`url` with the password of its user info, if any, as `***` (for reprs and errors)."""
+    """`url` with the password of its user info as `***`, or the user name when it comes
+    alone (a token, for some proxies): for reprs and errors."""
     try:
         parts = urlsplit(url if "://" in url else f"http://{url}")
-        password = parts.password
+        user, password = parts.username, parts.password
     except ValueError:
-        return "<unparsable URL>"
-    if password is None:
-        return url
-    return url.replace(f":{password}@", ":***@", 1)
+        return _masked_user_info(url)
+    if password is not None:
+        return url.replace(f":{password}@", ":***@", 1)
+    if user is not None:
+        return url.replace(f"{user}@", "***@", 1)
+    return url
+
+
+def _masked_user_info(url: str) -> str:
+    """An unparsable `url` with everything between `://` and its last `@` as `***`."""
+    start = url.find("://") + 3 if "://" in url else 0
+    at = url.rfind("@")
+    return url if at < start else url[:start] + "***" + url[at:]

@@ -104,7 +104,8 @@ def request_id_middleware(
       streamed response).
     - An exception that escapes the handler (not an `HTTPException`, which is a response) is
       logged with its traceback on `error_logger` (default `aiohttp.server`, the logger aiohttp
-      itself would use) inside the request's context, and answered with a plain 500. When
+      itself would use) inside the request's context, with the path as sent (percent-encoded,
+      so that it cannot break the line), and answered with a plain 500. When
       the response had begun already (a stream), no other answer is possible: the exception
       goes on to aiohttp, which closes the connection and logs it too (without the id).
     """
@@ -128,7 +129,9 @@ def request_id_middleware(
                 _echo(response_exc, header, identifier, echo)
                 raise
             except Exception:
-                errors.exception("Error handling request %s %s", request.method, request.path)
+                errors.exception(
+                    "Error handling request %s %s", request.method, request.rel_url.raw_path
+                )
                 if request.writer.output_size > 0:
                     raise  # the response has begun: aiohttp closes the connection (and logs)
                 raise web.HTTPInternalServerError(

@@ -50,8 +50,17 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
 
 
+def request_id_of(request: Request) -> str:
+    """The client's X-Request-ID if it is 1 to 200 visible ASCII characters (so that a header
+    cannot bloat or break the log lines), else a new one."""
+    given = request.headers.get("x-request-id", "")
+    if 0 < len(given) <= 200 and given.isascii() and given.isprintable() and " " not in given:
+        return given
+    return uuid.uuid4().hex
+
+
 async def hello(request: Request) -> Response:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = request_id_of(request)
     with asynclog.contextualize(request_id=request_id):
         await request.app.state.log.info("hello", pid=os.getpid())
     return JSONResponse({"request_id": request_id, "pid": os.getpid()})

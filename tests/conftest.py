@@ -249,3 +249,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     line = real_server_summary(config.stash.get(REAL_SERVER_SKIPS, {}))
     if line is not None:
         terminalreporter.write_line(line, yellow=True, bold=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_machine_proxy_or_otel_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's proxy (`*_proxy`, `*_PROXY`) and `OTEL_*` variables would change what
+    `OTLPConfig()` and httpx clients do: every test starts without them (a test sets its own
+    with `monkeypatch.setenv`; subprocesses inherit the cleaned environment)."""
+    for name in list(os.environ):
+        if name.startswith("OTEL_") or name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
