@@ -12,12 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 
 import asynclog
 from asynclog import Config, FileConfig, Level, LogEntry, LogManager
+from asynclog.__main__ import main as command_line
+from asynclog._filelog_read import parse_json_line
 from asynclog.formatters import safe_str
 
 from .test_cli_filelog import cli
@@ -33,23 +36,23 @@ class Shape:
     """One way the file backend writes: its settings, and what reading it back changes."""
 
     name: str
-    format: str = "json"
-    json_fields: str = "nested"
-    json_style: str | None = None
+    format: Any = "json"
+    json_fields: Any = "nested"
+    json_style: Any = None
     process: bool = False
 
     def file_config(self, path: Path) -> FileConfig:
         return FileConfig(
             file_path=str(path),
-            format=self.format,  # type: ignore[arg-type]
-            json_fields=self.json_fields,  # type: ignore[arg-type]
-            json_style=self.json_style,  # type: ignore[arg-type]
+            format=self.format,
+            json_fields=self.json_fields,
+            json_style=self.json_style,
             process_fields=self.process,
         )
 
 
 SHAPES = [
-    Shape(f"{name}{'+process' if process else ''}", **options, process=process)  # type: ignore[arg-type]
+    Shape(f"{name}{'+process' if process else ''}", **options, process=process)
     for name, options in [
         ("nested", {}),
         ("flat", {"json_fields": "flat"}),
@@ -130,7 +133,12 @@ def microseconds(ts: float) -> int:
 
 
 def canonical(
-    ts_us: int, level: int, logger: str, message: str, fields: Mapping[str, Any], exception: Any,
+    ts_us: int,
+    level: int,
+    logger: str,
+    message: str,
+    fields: Mapping[str, Any],
+    exception: Any,
     location: Any,
 ) -> dict[str, Any]:
     return {
@@ -270,13 +278,18 @@ FILTERS: list[tuple[list[str], dict[str, Any], list[int]]] = [
 ]
 
 
-async def test_filters_on_every_shape(written: tuple[Shape, Path, list[LogEntry]]) -> None:
+async def test_filters_on_every_shape(
+    written: tuple[Shape, Path, list[LogEntry]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each filter through `query()` and through the command (run in this process: the
+    subprocess runs above already show the command reads every shape)."""
     shape, path, entries = written
     for argv, keywords, indices in FILTERS:
         want = [expected(shape, entries[i]) for i in indices]
         got = await read_back(path, **keywords)
         assert [read(entry) for entry in got] == want, argv
-        code, out, err = cli("query", "--json", path, *argv)
+        code = command_line(["query", "--json", str(path), *argv])
+        out, err = capsys.readouterr()
         assert (code, err) == (0, ""), argv
         assert [from_cli_json(line) for line in out.splitlines()] == want, argv
 
@@ -294,4 +307,79 @@ async def test_tail_and_stats_read_the_shape(
     assert (code, err) == (0, "")
     assert out.splitlines()[0] == (
         "Entries since 2026-11-27T00:00:00Z: 6 (2026-11-27T10:00:00Z to 2026-11-27T10:05:00Z)"
+    )
+
+
+async def test_what_the_gcp_style_keeps_of_levels_and_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cloud Logging's severities are bands: a level comes back as its band's first level
+    (NOTICE is 25); `trace_sampled` keeps the sampled bit of the flags alone; the project in
+    the trace is dropped."""
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "my-proj")
+    path = tmp_path / "gcp.log"
+    config = Config(backend_config=FileConfig(file_path=str(path), format="json", json_style="gcp"))
+    async with LogManager(config) as lm:
+        for level, flags in [(22, 3), (27, 0), (35, 1), (59, 2), (60, 1), (75, 1)]:
+            await lm.write_log(level, f"at {level}", trace_id=TRACE_ID, trace_flags=flags)
+    assert f'"logging.googleapis.com/trace": "projects/my-proj/traces/{TRACE_ID}"' in (
+        path.read_text()
+    )
+    got = await read_back(path)
+    assert [(entry.level, entry.message, dict(entry.fields)) for entry in got] == [
+        (20, "at 22", {"trace_id": TRACE_ID, "trace_flags": 1}),
+        (25, "at 27", {"trace_id": TRACE_ID, "trace_flags": 0}),
+        (30, "at 35", {"trace_id": TRACE_ID, "trace_flags": 1}),
+        (50, "at 59", {"trace_id": TRACE_ID, "trace_flags": 0}),
+        (60, "at 60", {"trace_id": TRACE_ID, "trace_flags": 1}),
+        (70, "at 75", {"trace_id": TRACE_ID, "trace_flags": 1}),
+    ]
+
+
+async def test_custom_levels_and_severity_numbers_in_the_other_styles(tmp_path: Path) -> None:
+    """ecs writes the level's name (`level 25`), otel its name and number: both exact."""
+    for style in ("ecs", "otel"):
+        path = tmp_path / f"{style}.log"
+        config = Config(
+            backend_config=FileConfig(file_path=str(path), format="json", json_style=style),
+            level=1,
+        )
+        async with LogManager(config) as lm:
+            for level in (1, 5, 22, 25, 59, 60, 100):
+                await lm.write_log(level, "x")
+        assert [entry.level for entry in await read_back(path)] == [1, 5, 22, 25, 59, 60, 100]
+
+
+def test_an_otel_line_without_severity_text_reads_its_number() -> None:
+    line = (
+        '{"Timestamp": "1795773600123456000", "SeverityNumber": 11, "Body": "b", '
+        '"InstrumentationScope": {"Name": "n"}, "Attributes": {"k": 1}}'
+    )
+    entry = parse_json_line(line)
+    assert entry is not None
+    assert (entry.timestamp, entry.level, entry.logger, entry.message, dict(entry.fields)) == (
+        T0 + 0.123456,
+        25,
+        "n",
+        "b",
+        {"k": 1},
+    )
+
+
+def test_a_line_whose_keys_were_reordered_still_reads() -> None:
+    """A tool that sorts keys (`jq -S`) moves the shape's first key: the line is read by the
+    loose reader, the nested shape whole."""
+    line = json.dumps(
+        {
+            "exception": {"type": "E", "message": "m", "stack": "Traceback\nE: m"},
+            "fields": {"a": 1},
+            "level": "ERROR",
+            "logger": "x",
+            "message": "hello",
+            "timestamp": "2026-11-27T10:00:00.000001Z",
+        }
+    )
+    entry = parse_json_line(line)
+    assert entry == LogEntry(
+        T0 + 0.000001, Level.ERROR, "hello", "x", MappingProxyType({"a": 1}), "Traceback\nE: m"
     )
