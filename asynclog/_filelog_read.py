@@ -189,6 +189,8 @@ def parse_text_record(lines: list[str]) -> LogEntry | None:
 # some tool, another program's JSON) is read loosely by `_any_json`.
 
 _PREFIX_LENGTH = len(FIELD_PREFIX)
+_FLAT_HEAD = ("level", "logger", "message")
+_NESTED_MIDDLE = ("fields", "exception")
 _FLAT_TAIL = frozenset(("module", "function", "line", "host", "pid"))
 _PROCESS_KEYS = frozenset(("host", "pid"))
 _ECS_TAKEN = ECS_KEYS | {key.split(".")[0] for key in ECS_KEYS}
@@ -299,22 +301,20 @@ def _nested_or_flat(record: dict[str, Any]) -> LogEntry | None:
     fields and `exception` (flat), then the location and the process fields. In the flat
     shape the fields are the keys between `message` and `exception` (a field cannot be named
     `exception`: it gets `fields.` in front)."""
-    keys = list(record)
-    if keys[1:4] != ["level", "logger", "message"] or "exception" not in record:
+    keys = tuple(record)
+    if keys[1:4] != _FLAT_HEAD or "exception" not in record:
         return None
-    end = keys.index("exception")
+    end = 5 if keys[4:6] == _NESTED_MIDDLE else keys.index("exception")
     tail = keys[end + 1 :]
-    if not _FLAT_TAIL.issuperset(tail):
+    if tail and not _FLAT_TAIL.issuperset(tail):
         return None
     process = "host" in tail and "pid" in tail
-    nested = record.get("fields")
-    if end == 5 and keys[4] == "fields" and isinstance(nested, dict):
-        fields = dict(nested)
-    else:
+    fields = record["fields"] if end == 5 else None
+    if not isinstance(fields, dict):
         reserved = FLAT_KEYS | _PROCESS_KEYS if process else FLAT_KEYS
         fields = {_unprefixed(key, reserved.__contains__): record[key] for key in keys[4:end]}
     if process:
-        fields = _with_process(fields, record["host"], record["pid"])
+        fields = _with_process(dict(fields), record["host"], record["pid"])
     return _entry(
         _iso_time(record["timestamp"]),
         _level_of(record["level"]),
