@@ -304,12 +304,13 @@ def _nested_or_flat(record: dict[str, Any]) -> LogEntry | None:
     keys = tuple(record)
     if keys[1:4] != _FLAT_HEAD or "exception" not in record:
         return None
-    end = 5 if keys[4:6] == _NESTED_MIDDLE else keys.index("exception")
+    nested = keys[4:6] == _NESTED_MIDDLE
+    end = 5 if nested else keys.index("exception")
     tail = keys[end + 1 :]
     if tail and not _FLAT_TAIL.issuperset(tail):
         return None
     process = "host" in tail and "pid" in tail
-    fields = record["fields"] if end == 5 else None
+    fields = record["fields"] if nested else None
     if not isinstance(fields, dict):
         reserved = FLAT_KEYS | _PROCESS_KEYS if process else FLAT_KEYS
         fields = {_unprefixed(key, reserved.__contains__): record[key] for key in keys[4:end]}
