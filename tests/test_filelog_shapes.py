@@ -385,3 +385,28 @@ def test_a_line_whose_keys_were_reordered_still_reads() -> None:
     assert entry == LogEntry(
         T0 + 0.000001, Level.ERROR, "hello", "x", MappingProxyType({"a": 1}), "Traceback\nE: m"
     )
+
+
+def test_the_flat_shape_is_told_from_the_nested_by_its_keys() -> None:
+    head = '{"timestamp": "2026-11-27T10:00:00.000000Z", "level": "INFO", "logger": "a", '
+    cases = [
+        ('"message": "m", "fields": 3, "exception": null}', {"fields": 3}),
+        (
+            '"message": "m", "fields": {"k": 1}, "x": 2, "exception": null}',
+            {"fields": {"k": 1}, "x": 2},
+        ),
+        # The one line both shapes write alike: read as the nested shape (docs/reading-logs.md).
+        ('"message": "m", "fields": {"k": 1}, "exception": null}', {"k": 1}),
+        (
+            '"message": "m", "fields.level": 1, "fields.fields.level": 2, "exception": null}',
+            {"level": 1, "fields.level": 2},
+        ),
+        (
+            '"message": "m", "fields.host": 1, "exception": null, "host": "h", "pid": 7}',
+            {"host": 1, "pid": 7},
+        ),
+        ('"message": "m", "fields.host": 1, "exception": null}', {"fields.host": 1}),
+    ]
+    for rest, fields in cases:
+        entry = parse_json_line(head + rest)
+        assert entry is not None and dict(entry.fields) == fields, rest
