@@ -1,8 +1,10 @@
 """Reading the file backend's records back: text and JSON lines, plain or gzipped, with the
 rotated siblings (`app.log.3.gz`, ..., `app.log.1`, `app.log`) oldest first.
 
-Each line is read by its shape: a line starting with `{` is a JSON record, any other is a
-text record (its traceback on the continuation lines after it, each indented four spaces).
+Each line is read by its shape: a line starting with `{` is a JSON record (in any shape the
+file backend writes: nested, flat, ecs, gcp, otel, told by its first key; one reader each),
+any other is a text record (its traceback on the continuation lines after it, each indented
+four spaces).
 A line of neither shape is skipped and counted (`LogFiles.malformed`), never an error.
 """
 
@@ -231,11 +233,20 @@ def _iso_time(value: object) -> float | None:
     return None if seconds is None else seconds + int(found.group(2)) / 1_000_000
 
 
+def _decimal(value: object) -> int | None:
+    """A number the shapes write as a string (otel's time, gcp's line and pid): ASCII digits
+    only, never long enough for `int()` to refuse."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 30:
+        return int(value)
+    return None
+
+
 def _nanosecond_time(value: object) -> float | None:
     """otel's `Timestamp` (nanoseconds as a string), as the other shapes' time reads."""
-    if not isinstance(value, str) or not value.isdigit():
+    nanoseconds = _decimal(value)
+    if nanoseconds is None:
         return None
-    seconds, micros = divmod(int(value) // 1000, 1_000_000)
+    seconds, micros = divmod(nanoseconds // 1000, 1_000_000)
     return seconds + micros / 1_000_000
 
 
@@ -263,8 +274,8 @@ def _entry(
 
 
 def _located(module: object, function: object, line: object) -> Location | None:
-    if isinstance(line, str) and line.isdigit():
-        line = int(line)  # gcp writes the line as a string
+    if isinstance(line, str):
+        line = _decimal(line)  # gcp writes the line as a string
     if isinstance(module, str) and isinstance(function, str) and type(line) is int:
         return Location(module, function, line)
     return None
@@ -383,9 +394,8 @@ def _gcp(record: dict[str, Any]) -> LogEntry | None:
     )
     if "host" in labels and "pid" in labels:
         pid = labels["pid"]
-        fields = _with_process(
-            fields, labels["host"], int(pid) if isinstance(pid, str) and pid.isdigit() else pid
-        )
+        number = _decimal(pid)
+        fields = _with_process(fields, labels["host"], pid if number is None else number)
     place = record.get("logging.googleapis.com/sourceLocation")
     place = place if isinstance(place, dict) else {}
     severity = record["severity"]

@@ -410,3 +410,17 @@ def test_the_flat_shape_is_told_from_the_nested_by_its_keys() -> None:
     for rest, fields in cases:
         entry = parse_json_line(head + rest)
         assert entry is not None and dict(entry.fields) == fields, rest
+
+
+def test_numbers_written_as_strings_that_are_not_numbers_are_malformed_not_errors() -> None:
+    otel = '{"Timestamp": "%s", "SeverityText": "INFO", "Body": "b"}'
+    for stamp in ("²", "9" * 5000, "-1", "1e9"):
+        assert parse_json_line(otel % stamp) is None
+    gcp = (
+        '{"severity": "INFO", "message": "m", "time": "2026-11-27T10:00:00.000000Z", '
+        '"logging.googleapis.com/labels": {"logger": "a", "host": "h", "pid": "%s"}, '
+        '"logging.googleapis.com/sourceLocation": {"file": "m", "line": "%s", "function": "f"}}'
+    )
+    entry = parse_json_line(gcp % ("²", "9" * 5000))
+    assert entry is not None
+    assert (dict(entry.fields), entry.location) == ({"host": "h", "pid": "²"}, None)
