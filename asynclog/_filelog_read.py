@@ -1,8 +1,10 @@
 """Reading the file backend's records back: text and JSON lines, plain or gzipped, with the
 rotated siblings (`app.log.3.gz`, ..., `app.log.1`, `app.log`) oldest first.
 
-Each line is read by its shape: a line starting with `{` is a JSON record, any other is a
-text record (its traceback on the continuation lines after it, each indented four spaces).
+Each line is read by its shape: a line starting with `{` is a JSON record (in any shape the
+file backend writes: nested, flat, ecs, gcp, otel, told by its first key; one reader each),
+any other is a text record (its traceback on the continuation lines after it, each indented
+four spaces).
 A line of neither shape is skipped and counted (`LogFiles.malformed`), never an error.
 """
 
@@ -14,13 +16,21 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
 from ._entry import EMPTY_FIELDS, Location, LogEntry
+from ._json_shapes import (
+    ECS_KEYS,
+    FIELD_PREFIX,
+    FLAT_KEYS,
+    GCP_KEYS,
+    GCP_PREFIX,
+    OTEL_ATTRIBUTE_KEYS,
+)
 from ._levels import LEVEL_NAMES, Level
 from ._read_filters import Filters, QueryError
 from .backends._rotation import backup_name
@@ -56,7 +66,7 @@ _LOCATION = re.compile(r"([\w.<>-]+):([\w.<>-]+):(\d+)(?: |$)")
 # One ` key=value` of the fields after the message: a value with a space, `"` or `=` is quoted,
 # its `"` written `\"`.
 _FIELD = re.compile(r' ([^\s="]+)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?= |$)')
-_ESCAPED = re.compile(r'\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(.))', re.DOTALL)
+_ESCAPED = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(.))", re.DOTALL)
 _SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"'}
 
 
@@ -130,7 +140,12 @@ def _split_fields(rest: str) -> tuple[str, dict[str, str]]:
             value = value[1:-1]
         fields.append((unescape(found.group(1)), unescape(value)))
         position = found.end()
-    return unescape(rest[:tail_start]), dict(fields)
+    # A key written twice: the first is the entry's own (the text format with the process
+    # fields writes ` host=... pid=...` after the entry's fields, which may have a `host`).
+    kept: dict[str, str] = {}
+    for key, value in fields:
+        kept.setdefault(key, value)
+    return unescape(rest[:tail_start]), kept
 
 
 def parse_text_record(lines: list[str]) -> LogEntry | None:
@@ -171,8 +186,306 @@ def parse_text_record(lines: list[str]) -> LogEntry | None:
 
 # --- JSON ------------------------------------------------------------------------------------
 
-# The names each part of an entry goes by in the JSON shapes asynclog writes: the default
-# ("fields" nested), "flat" (the fields at the top level), and the log stacks' own names.
+# Each shape the file backend writes starts with a key of its own (`_json_shapes`): the first
+# key of a line picks the reader, one dict lookup. A line no reader takes (keys reordered by
+# some tool, another program's JSON) is read loosely by `_any_json`.
+
+_PREFIX_LENGTH = len(FIELD_PREFIX)
+_FLAT_HEAD = ("level", "logger", "message")
+_NESTED_MIDDLE = ("fields", "exception")
+_FLAT_TAIL = frozenset(("module", "function", "line", "host", "pid"))
+_PROCESS_KEYS = frozenset(("host", "pid"))
+_ECS_TAKEN = ECS_KEYS | {key.split(".")[0] for key in ECS_KEYS}
+_GCP_LEVELS = {
+    "DEFAULT": 0,
+    "DEBUG": 10,
+    "INFO": 20,
+    "NOTICE": 25,
+    "WARNING": 30,
+    "ERROR": 40,
+    "CRITICAL": 50,
+    "ALERT": 60,
+    "EMERGENCY": 70,
+}
+_OTEL_LOWEST_STEP = (0, 3, 5, 8)  # `severity_number` undone: a range's first level
+
+
+def _unprefixed(key: str, reserved: Callable[[str], bool]) -> str:
+    """A field's key as the user gave it: the shapes put `fields.` in front of a key they
+    reserve (again, until it is free), so one `fields.` comes off a key that has it in front
+    of a reserved one."""
+    if not key.startswith(FIELD_PREFIX):
+        return key
+    base = key
+    while base.startswith(FIELD_PREFIX):
+        base = base[_PREFIX_LENGTH:]
+    return key[_PREFIX_LENGTH:] if reserved(base) else key
+
+
+def _iso_time(value: object) -> float | None:
+    """`2026-11-27T10:00:00.123456Z`, as every shape but otel writes the time."""
+    if not isinstance(value, str):
+        return None
+    found = _ISO_Z.fullmatch(value)
+    if found is None:
+        return None
+    seconds = _utc_seconds(found.group(1))
+    return None if seconds is None else seconds + int(found.group(2)) / 1_000_000
+
+
+def _decimal(value: object) -> int | None:
+    """A number the shapes write as a string (otel's time, gcp's line and pid): ASCII digits
+    only, never long enough for `int()` to refuse."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 30:
+        return int(value)
+    return None
+
+
+def _nanosecond_time(value: object) -> float | None:
+    """otel's `Timestamp` (nanoseconds as a string), as the other shapes' time reads."""
+    nanoseconds = _decimal(value)
+    if nanoseconds is None:
+        return None
+    seconds, micros = divmod(nanoseconds // 1000, 1_000_000)
+    return seconds + micros / 1_000_000
+
+
+def _entry(
+    ts: float | None,
+    level: int | None,
+    message: object,
+    logger: object,
+    fields: dict[str, Any],
+    exception: object,
+    location: Location | None,
+) -> LogEntry | None:
+    if ts is None or level is None or not isinstance(message, str):
+        return None
+    return LogEntry(
+        ts,
+        _LEVELS.get(level, level),
+        message,
+        logger if isinstance(logger, str) else "",
+        MappingProxyType(fields) if fields else EMPTY_FIELDS,
+        exception if isinstance(exception, str) else None,
+        None,
+        location,
+    )
+
+
+def _located(module: object, function: object, line: object) -> Location | None:
+    if isinstance(line, str):
+        line = _decimal(line)  # gcp writes the line as a string
+    if isinstance(module, str) and isinstance(function, str) and type(line) is int:
+        return Location(module, function, line)
+    return None
+
+
+def _with_process(fields: dict[str, Any], host: object, pid: object) -> dict[str, Any]:
+    """`fields` with the process fields after them; a field of the entry's own by that name
+    wins (the shapes write both)."""
+    fields.setdefault("host", host)
+    fields.setdefault("pid", pid)
+    return fields
+
+
+def _trace_first(trace: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The trace fields in front of the others, where the capture puts them (and the
+    database reader too)."""
+    if not trace:
+        return fields
+    trace.update(fields)
+    return trace
+
+
+def _stack(value: object) -> str | None:
+    """The traceback of the nested and flat shapes: `{"type", "message", "stack"}` (a string
+    in files from before the structured traceback)."""
+    if isinstance(value, dict):
+        stack = value.get("stack")
+        return stack if isinstance(stack, str) else None
+    return value if isinstance(value, str) else None
+
+
+def _nested_or_flat(record: dict[str, Any]) -> LogEntry | None:
+    """`timestamp, level, logger, message`, then `fields` and `exception` (nested) or the
+    fields and `exception` (flat), then the location and the process fields. In the flat
+    shape the fields are the keys between `message` and `exception` (a field cannot be named
+    `exception`: it gets `fields.` in front)."""
+    keys = tuple(record)
+    if keys[1:4] != _FLAT_HEAD or "exception" not in record:
+        return None
+    nested = keys[4:6] == _NESTED_MIDDLE
+    end = 5 if nested else keys.index("exception")
+    tail = keys[end + 1 :]
+    if tail and not _FLAT_TAIL.issuperset(tail):
+        return None
+    process = "host" in tail and "pid" in tail
+    fields = record["fields"] if nested else None
+    if not isinstance(fields, dict):
+        reserved = FLAT_KEYS | _PROCESS_KEYS if process else FLAT_KEYS
+        fields = {_unprefixed(key, reserved.__contains__): record[key] for key in keys[4:end]}
+    if process:
+        fields = _with_process(dict(fields), record["host"], record["pid"])
+    return _entry(
+        _iso_time(record["timestamp"]),
+        _level_of(record["level"]),
+        record["message"],
+        record["logger"],
+        fields,
+        _stack(record["exception"]),
+        _located(record.get("module"), record.get("function"), record.get("line")),
+    )
+
+
+def _ecs(record: dict[str, Any]) -> LogEntry | None:
+    """The `ecs` style: the scalar fields in `labels`, the others beside the ECS keys."""
+    trace = {}
+    if "trace.id" in record:
+        trace["trace_id"] = record["trace.id"]
+    if "span.id" in record:
+        trace["span_id"] = record["span.id"]
+    labels = record.get("labels")
+    fields = dict(labels) if isinstance(labels, dict) else {}
+    if "trace_flags" in fields:  # ECS has no place for the flags: they are a label
+        trace["trace_flags"] = fields.pop("trace_flags")
+    for key, value in record.items():
+        if key not in ECS_KEYS:
+            fields[_unprefixed(key, _ECS_TAKEN.__contains__)] = value
+    fields = _trace_first(trace, fields)
+    if "host.hostname" in record and "process.pid" in record:
+        fields = _with_process(fields, record["host.hostname"], record["process.pid"])
+    return _entry(
+        _iso_time(record["@timestamp"]),
+        _level_of(record.get("log.level")),
+        record.get("message"),
+        record.get("log.logger"),
+        fields,
+        record.get("error.stack_trace"),
+        _located(
+            record.get("log.origin.file.name"),
+            record.get("log.origin.function"),
+            record.get("log.origin.file.line"),
+        ),
+    )
+
+
+def _gcp_reserved(key: str) -> bool:
+    return key in GCP_KEYS or key.startswith(GCP_PREFIX)
+
+
+def _gcp(record: dict[str, Any]) -> LogEntry | None:
+    """The `gcp` style: the logger (and the process fields) in the labels, the trace in
+    Cloud Logging's keys, the fields at the top level."""
+    labels = record.get("logging.googleapis.com/labels")
+    labels = labels if isinstance(labels, dict) else {}
+    trace: dict[str, Any] = {}
+    trace_key = record.get("logging.googleapis.com/trace")
+    if isinstance(trace_key, str):
+        trace["trace_id"] = trace_key.rpartition("/")[2]  # projects/<p>/traces/<id>
+    if "logging.googleapis.com/spanId" in record:
+        trace["span_id"] = record["logging.googleapis.com/spanId"]
+    sampled = record.get("logging.googleapis.com/trace_sampled")
+    if isinstance(sampled, bool):
+        trace["trace_flags"] = int(sampled)
+    fields = _trace_first(
+        trace,
+        {_unprefixed(k, _gcp_reserved): v for k, v in record.items() if not _gcp_reserved(k)},
+    )
+    if "host" in labels and "pid" in labels:
+        pid = labels["pid"]
+        number = _decimal(pid)
+        fields = _with_process(fields, labels["host"], pid if number is None else number)
+    place = record.get("logging.googleapis.com/sourceLocation")
+    place = place if isinstance(place, dict) else {}
+    severity = record["severity"]
+    return _entry(
+        _iso_time(record.get("time")),
+        _GCP_LEVELS.get(severity) if isinstance(severity, str) else None,
+        record.get("message"),
+        labels.get("logger"),
+        fields,
+        record.get("stack_trace"),
+        _located(place.get("file"), place.get("function"), place.get("line")),
+    )
+
+
+def _otel_reserved(key: str) -> bool:
+    return key in OTEL_ATTRIBUTE_KEYS
+
+
+def _otel_level(record: dict[str, Any]) -> int | None:
+    level = _level_of(record.get("SeverityText"))
+    number = record.get("SeverityNumber")
+    if level is None and type(number) is int and number >= 1:
+        band, step = divmod(number - 1, 4)
+        level = band * 10 + _OTEL_LOWEST_STEP[step]
+    return level
+
+
+def _otel(record: dict[str, Any]) -> LogEntry | None:
+    """The `otel` style: the log data model's names, the fields as `Attributes`."""
+    attributes = record.get("Attributes")
+    attributes = attributes if isinstance(attributes, dict) else {}
+    trace = {
+        name: record[key]
+        for key, name in (
+            ("TraceId", "trace_id"),
+            ("SpanId", "span_id"),
+            ("TraceFlags", "trace_flags"),
+        )
+        if key in record
+    }
+    fields = _trace_first(
+        trace,
+        {
+            _unprefixed(k, _otel_reserved): v
+            for k, v in attributes.items()
+            if k not in OTEL_ATTRIBUTE_KEYS
+        },
+    )
+    resource = record.get("Resource")
+    if isinstance(resource, dict) and "host.name" in resource and "process.pid" in resource:
+        fields = _with_process(fields, resource["host.name"], resource["process.pid"])
+    scope = record.get("InstrumentationScope")
+    code = attributes.get("code.function.name")
+    module, _, function = code.rpartition(".") if isinstance(code, str) else (None, "", None)
+    return _entry(
+        _nanosecond_time(record["Timestamp"]),
+        _otel_level(record),
+        record.get("Body"),
+        scope.get("Name") if isinstance(scope, dict) else None,
+        fields,
+        attributes.get("exception.stacktrace"),
+        _located(module or None, function, attributes.get("code.line.number")),
+    )
+
+
+_SHAPES: dict[str, Callable[[dict[str, Any]], LogEntry | None]] = {
+    "timestamp": _nested_or_flat,
+    "@timestamp": _ecs,
+    "severity": _gcp,
+    "Timestamp": _otel,
+}
+
+
+def parse_json_line(line: str) -> LogEntry | None:
+    """A JSON record of any shape the file backend writes (nested, flat, ecs, gcp, otel, with
+    or without the process fields), or any JSON object with a time, a level and a message
+    under the names log stacks use; None for anything else."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or not record:
+        return None
+    reader = _SHAPES.get(next(iter(record)))
+    entry = None if reader is None else reader(record)
+    return entry if entry is not None else _any_json(record)
+
+
+# Any other JSON object: the names each part of an entry goes by in asynclog's shapes and in
+# other log stacks, every key that is not one of those a field.
 _TIME_KEYS = ("timestamp", "@timestamp", "time")
 _LEVEL_KEYS = ("level", "log.level", "severity", "severity_text")
 _MESSAGE_KEYS = ("message", "msg", "body")
@@ -196,10 +509,9 @@ def _json_time(value: object) -> float | None:
         return float(value) if math.isfinite(value) else None
     if not isinstance(value, str):
         return None
-    head = _ISO_Z.fullmatch(value)
-    if head is not None:
-        seconds = _utc_seconds(head.group(1))
-        return None if seconds is None else seconds + int(head.group(2)) / 1_000_000
+    iso = _iso_time(value)
+    if iso is not None:
+        return iso
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -210,7 +522,7 @@ def _json_time(value: object) -> float | None:
 _ISO_Z = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})Z")
 
 
-def _json_level(value: object) -> int | None:
+def _level_of(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return _level_number(value) if isinstance(value, str) else None
@@ -226,44 +538,28 @@ def _json_exception(value: object) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _json_location(record: Mapping[str, Any]) -> Location | None:
-    module, function, line = (record.get(key) for key in _LOCATION_KEYS)
-    if isinstance(module, str) and isinstance(function, str) and isinstance(line, int):
-        return Location(module, function, line)
-    return None
-
-
-def parse_json_line(line: str) -> LogEntry | None:
-    """A JSON record (nested fields, or flat: every other key is a field), or None."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict):
-        return None
+def _any_json(record: dict[str, Any]) -> LogEntry | None:
+    """A JSON object of no shape of asynclog's: nested fields, or flat (every key that is not
+    one of the entry's own is a field)."""
     _, ts = _first(record, _TIME_KEYS)
     _, level_value = _first(record, _LEVEL_KEYS)
     _, message = _first(record, _MESSAGE_KEYS)
     _, logger = _first(record, _LOGGER_KEYS)
     _, exception = _first(record, _EXCEPTION_KEYS)
-    timestamp, level = _json_time(ts), _json_level(level_value)
-    if timestamp is None or level is None or not isinstance(message, str):
-        return None
     nested = record.get("fields")
-    location = _json_location(record)
+    location = _located(*(record.get(key) for key in _LOCATION_KEYS))
     if isinstance(nested, dict):
         fields: dict[str, Any] = nested
     else:
         skip = _ENTRY_KEYS | (set(_LOCATION_KEYS) if location is not None else set())
         fields = {key: value for key, value in record.items() if key not in skip}
-    return LogEntry(
-        timestamp,
-        _LEVELS.get(level, level),
+    return _entry(
+        _json_time(ts),
+        _level_of(level_value),
         message,
-        logger if isinstance(logger, str) else "",
-        MappingProxyType(fields) if fields else EMPTY_FIELDS,
+        logger,
+        fields,
         _json_exception(exception),
-        None,
         location,
     )
 
@@ -365,8 +661,7 @@ def kind_of(path: str) -> Literal["sqlite", "log", "other"]:
 def not_a_log(path: str) -> str:
     """The error for a file that is neither a database nor a log of asynclog's."""
     return (
-        f"{path}: not an asynclog log: neither an SQLite database nor asynclog's text or JSON "
-        "lines"
+        f"{path}: not an asynclog log: neither an SQLite database nor asynclog's text or JSON lines"
     )
 
 
