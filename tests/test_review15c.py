@@ -1,0 +1,110 @@
+"""Review of issue 15 (JSON shapes, OpenTelemetry trace context): the defects found, each
+with the test that showed it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("opentelemetry.trace")  # imported only in the subprocesses below
+
+
+def run_script(source: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+# `LogManager._intake` is the package-internal intake (docs/design.md); its `accept` is the
+# full path. The level shortcuts call it for anything they do not take inline, so counting
+# its calls tells whether a plain call stayed inline.
+COUNTING = """
+    import asyncio, importlib.util, sys
+    from asynclog import Config, LogManager
+
+    class Keep:
+        def __init__(self): self.entries = []
+        async def open(self): pass
+        async def write_batch(self, entries): self.entries.extend(entries)
+        async def close(self): pass
+
+    def counted(lm):
+        intake = lm._intake
+        real = intake.accept
+        calls = [0]
+        def accept(*args, **kwargs):
+            calls[0] += 1
+            return real(*args, **kwargs)
+        intake.accept = accept
+        return calls
+
+    async def plain_calls(lm, calls, label):
+        before = calls[0]
+        for i in range(5):
+            await lm.info("plain")
+            lm.nowait.info("plain")
+        print(label, calls[0] - before, "opentelemetry.trace" in sys.modules)
+"""
+
+
+def test_plain_calls_stay_inline_while_opentelemetry_is_not_imported() -> None:
+    out = run_script(
+        COUNTING
+        + """
+    async def main():
+        async with LogManager(Config(backend=Keep(), async_mode=True)) as lm:
+            calls = counted(lm)
+            await plain_calls(lm, calls, "not imported:")
+            import opentelemetry.trace
+            await plain_calls(lm, calls, "imported:")
+
+    asyncio.run(main())
+    """
+    )
+    assert out.splitlines() == ["not imported: 0 False", "imported: 10 True"]
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        "importlib.util.find_spec('opentelemetry.trace')",
+        "sys.modules['opentelemetry.context'] = None\n"
+        "            try:\n"
+        "                import opentelemetry.trace\n"
+        "            except ImportError:\n"
+        "                pass\n"
+        "            del sys.modules['opentelemetry.context']",
+    ],
+    ids=["find_spec probe", "failed import"],
+)
+def test_a_probe_or_a_failed_import_does_not_keep_every_call_off_the_shortcut(
+    attempt: str,
+) -> None:
+    out = run_script(
+        COUNTING
+        + f"""
+    async def main():
+        async with LogManager(Config(backend=Keep(), async_mode=True)) as lm:
+            calls = counted(lm)
+            {attempt}
+            await asyncio.sleep(0)
+            await plain_calls(lm, calls, "after the attempt:")
+            import opentelemetry.trace  # a real import later is still noticed
+            await plain_calls(lm, calls, "imported:")
+
+    asyncio.run(main())
+    """
+    )
+    assert out.splitlines() == ["after the attempt: 0 False", "imported: 10 True"]
