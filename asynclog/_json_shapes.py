@@ -78,16 +78,16 @@ os.register_at_fork(after_in_child=_forget_origin)
 # -- trace context ----------------------------------------------------------------------------
 
 TRACE_FIELDS = ("trace_id", "span_id", "trace_flags")
-_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
-_SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
+_TRACE_ID = re.compile(r"(?!0{32})[0-9a-fA-F]{32}")
+_SPAN_ID = re.compile(r"(?!0{16})[0-9a-fA-F]{16}")
 
 
 def _trace_context(
     fields: Mapping[str, Any],
 ) -> tuple[str | None, str | None, int | None, Mapping[str, Any]]:
     """(trace id, span id, trace flags, the other fields): each trace field taken out when it
-    has its form (32 or 16 hex digits, written in lower case; flags an int 0-255), else left
-    with the other fields."""
+    has its form (32 or 16 hex digits, not all zero: W3C's invalid id; written in lower case;
+    flags an int 0-255), else left with the other fields."""
     if "trace_id" not in fields and "span_id" not in fields and "trace_flags" not in fields:
         return None, None, None, fields
     rest = dict(fields)

@@ -3,6 +3,7 @@ with the test that showed it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -108,3 +109,31 @@ def test_a_probe_or_a_failed_import_does_not_keep_every_call_off_the_shortcut(
     """
     )
     assert out.splitlines() == ["after the attempt: 0 False", "imported: 10 True"]
+
+
+# -- the JSON styles and an all-zero trace context --------------------------------------------
+
+ZERO_TRACE = {"trace_id": "0" * 32, "span_id": "0" * 16}
+"""What `format(ctx.trace_id, "032x")` gives outside any span: W3C's invalid ids, which OTLP
+and the SQLite/PostgreSQL columns refuse (`_otel.id_hex`)."""
+
+
+@pytest.mark.parametrize(
+    ("style", "trace_keys"),
+    [
+        ("ecs", ("trace.id", "span.id")),
+        ("gcp", ("logging.googleapis.com/trace", "logging.googleapis.com/spanId")),
+        ("otel", ("TraceId", "SpanId")),
+    ],
+)
+def test_an_all_zero_trace_context_is_not_written_as_the_entry_s_trace(
+    style: str, trace_keys: tuple[str, str]
+) -> None:
+    from asynclog import LogEntry, json_formatter
+
+    entry = LogEntry(1.5, 20, "outside any span", "app", ZERO_TRACE)
+    document = json.loads(json_formatter(json_style=style)(entry))  # type: ignore[arg-type]
+    assert [key for key in trace_keys if key in document] == []
+    kept = {"ecs": "labels", "otel": "Attributes"}.get(style)
+    fields = document[kept] if kept else document
+    assert {key: fields[key] for key in ZERO_TRACE} == ZERO_TRACE  # ordinary fields
