@@ -232,7 +232,8 @@ ECS_KEYS = frozenset(
     )
 )
 """The keys the `ecs` style writes; a user field that is not a scalar goes beside them unless
-its key is one of these or the first part of one (`log`, `error`, `process`, ...)."""
+its key is one of these or starts with the first part of one (`log`, `log.origin`, `error`,
+...: `_ecs_objects`)."""
 _ECS_TAKEN = ECS_KEYS | {key.split(".")[0] for key in ECS_KEYS}
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -276,10 +277,26 @@ def _ecs(process: bool) -> Callable[[Entry], str]:
             head,
             _own(more),
             _keyed("labels", labels) if labels else "{}",
-            fields_to_json(_renamed(others, _ECS_TAKEN)),
+            fields_to_json(_ecs_objects(others)),
         )
 
     return ecs
+
+
+def _ecs_objects(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The fields that go beside the ECS keys, each whose key is, or starts (up to a dot)
+    with, a part `_ECS_TAKEN` holds prefixed: Elasticsearch expands the dots, so
+    `log.origin` would meet `log.origin.file.name` there."""
+    if all(str(key).partition(".")[0] not in _ECS_TAKEN for key in fields):
+        return _renamed(fields, _ECS_TAKEN)
+    taken = set(_ECS_TAKEN)
+    objects = {}
+    for key, value in fields.items():
+        text = str(key)
+        if text.partition(".")[0] in _ECS_TAKEN:
+            text = FIELD_PREFIX + text
+        objects[_unique(text, taken)] = value
+    return objects
 
 
 def gcp_severity(level: int) -> str:

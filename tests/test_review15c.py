@@ -137,3 +137,20 @@ def test_an_all_zero_trace_context_is_not_written_as_the_entry_s_trace(
     kept = {"ecs": "labels", "otel": "Attributes"}.get(style)
     fields = document[kept] if kept else document
     assert {key: fields[key] for key in ZERO_TRACE} == ZERO_TRACE  # ordinary fields
+
+
+@pytest.mark.parametrize(
+    "key", ["log.origin", "log.origin.file", "error.x", "labels.extra", "trace.more", "@timestamp"]
+)
+def test_ecs_an_object_under_an_ecs_key_s_dotted_path_gets_the_prefix(key: str) -> None:
+    """`**parse_qs(query)` gives lists under keys the client chose: under `log.origin` one
+    would become `log.origin` beside `log.origin.file.name` once Elasticsearch expands the
+    dots (a mapping conflict, the document refused) or forge the entry's own ECS field."""
+    from asynclog import Location, LogEntry, json_formatter
+
+    value = {"file": {"name": "forged.py"}} if key.count(".") < 2 else ["forged"]
+    entry = LogEntry(1.5, 20, "m", "app", {key: value}, location=Location("app.main", "f", 3))
+    document = json.loads(json_formatter(json_style="ecs")(entry))
+    assert document["fields." + key] == value
+    assert document.get(key) != value
+    assert document["log.origin.file.name"] == "app.main"
