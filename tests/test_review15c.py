@@ -154,3 +154,24 @@ def test_ecs_an_object_under_an_ecs_key_s_dotted_path_gets_the_prefix(key: str) 
     assert document["fields." + key] == value
     assert document.get(key) != value
     assert document["log.origin.file.name"] == "app.main"
+
+
+# -- SQLite: a trace id given as an int is found by the number it was given as --------------
+
+
+async def test_a_trace_id_logged_as_an_int_is_found_by_that_number(tmp_path: Path) -> None:
+    """docs/sqlite-schema.md: an int id is stored in its column as hex, and a field condition
+    on it looks at the column; `--field span_id=5` must find the entry logged with
+    `span_id=5`, as `--field order=5` finds `order=5`."""
+    from asynclog import Config, LogManager, SQLiteConfig, query
+
+    path = tmp_path / "logs.db"
+    async with LogManager(Config(backend="sqlite", backend_config=SQLiteConfig(db_path=path))) as lm:
+        await lm.info("ints", trace_id=7, span_id=5)
+        await lm.info("hex", trace_id="7" * 32, span_id="5" * 16)
+    found = {
+        condition: [entry.message async for entry in query(path, fields={key: value})]
+        for condition in ("trace_id=7", "span_id=5", "span_id=" + "5" * 16)
+        for key, value in [condition.split("=")]
+    }
+    assert found == {"trace_id=7": ["ints"], "span_id=5": ["ints"], "span_id=" + "5" * 16: ["hex"]}
