@@ -166,7 +166,9 @@ async def test_a_trace_id_logged_as_an_int_is_found_by_that_number(tmp_path: Pat
     from asynclog import Config, LogManager, SQLiteConfig, query
 
     path = tmp_path / "logs.db"
-    async with LogManager(Config(backend="sqlite", backend_config=SQLiteConfig(db_path=path))) as lm:
+    async with LogManager(
+        Config(backend="sqlite", backend_config=SQLiteConfig(db_path=path))
+    ) as lm:
         await lm.info("ints", trace_id=7, span_id=5)
         await lm.info("hex", trace_id="7" * 32, span_id="5" * 16)
     found = {
