@@ -3,6 +3,7 @@ with the test that showed it."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("opentelemetry.trace")  # imported only in the subprocesses below
+# Not imported here: imported in this process, it would make every later test's manager
+# capture trace context (the subprocesses below import it).
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("opentelemetry") is None, reason="opentelemetry-api not installed"
+)
 
 
 def run_script(source: str) -> str:
@@ -177,3 +182,35 @@ async def test_a_trace_id_logged_as_an_int_is_found_by_that_number(tmp_path: Pat
         for key, value in [condition.split("=")]
     }
     assert found == {"trace_id=7": ["ints"], "span_id=5": ["ints"], "span_id=" + "5" * 16: ["hex"]}
+
+
+# -- the stdlib bridge: a record held before its manager started -----------------------------
+
+
+def test_a_record_held_before_opentelemetry_was_imported_takes_no_later_span() -> None:
+    """It was logged outside any span (none can be current before the import): released
+    later, in another record's span, it must not take that span's ids."""
+    out = run_script(
+        COUNTING
+        + """
+    import logging
+    from asynclog.stdlib import AsyncLogHandler
+
+    logger = logging.getLogger("held_review")
+    logger.addHandler(AsyncLogHandler("held_review"))
+    logger.setLevel(logging.INFO)
+    logger.info("held")
+    from opentelemetry.sdk.trace import TracerProvider
+
+    async def main():
+        keep = Keep()
+        with TracerProvider().get_tracer("t").start_as_current_span("later"):
+            async with LogManager(Config(backend=keep, name="held_review")):
+                logger.info("in the span")
+        for entry in keep.entries:
+            print(entry.message, sorted(entry.fields))
+
+    asyncio.run(main())
+    """
+    )
+    assert out.splitlines() == ["held []", "in the span ['span_id', 'trace_flags', 'trace_id']"]
