@@ -276,11 +276,31 @@ def _ecs(process: bool) -> Callable[[Entry], str]:
         return _joined(
             head,
             _own(more),
-            _keyed("labels", labels) if labels else "{}",
+            _keyed("labels", _undotted(labels)) if labels else "{}",
             fields_to_json(_ecs_objects(others)),
         )
 
     return ecs
+
+
+LABEL_PREFIX = "fields_"
+"""Put in front of an ECS label's key that is taken (once its dots became `_`)."""
+
+
+def _undotted(labels: dict[str, Any]) -> dict[str, Any]:
+    """The labels with `_` for each `.` in their keys (ECS labels hold no nested objects,
+    and Elasticsearch makes one of a dotted key); a key taken then gets `fields_` in front."""
+    if not any(isinstance(key, str) and "." in key for key in labels):
+        return labels
+    taken: set[str] = set()
+    undotted = {}
+    for key, value in labels.items():
+        text = str(key).replace(".", "_")
+        while text in taken:
+            text = LABEL_PREFIX + text
+        taken.add(text)
+        undotted[text] = value
+    return undotted
 
 
 def _ecs_objects(fields: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -214,3 +214,19 @@ def test_a_record_held_before_opentelemetry_was_imported_takes_no_later_span() -
     """
     )
     assert out.splitlines() == ["held []", "in the span ['span_id', 'trace_flags', 'trace_id']"]
+
+
+# -- ECS labels: no nested objects -----------------------------------------------------------
+
+
+def test_ecs_label_keys_hold_no_dots() -> None:
+    """ECS: `labels` "should not contain nested objects"; Elasticsearch expands a dotted key
+    into one, so `db="pg"` in one entry and `db.statement=...` in the next would map
+    `labels.db` as both a keyword and an object (the second document refused). Dots become
+    `_`, as Elastic's own agents do with label keys."""
+    from asynclog import LogEntry, json_formatter
+
+    ecs = json_formatter(json_style="ecs")
+    fields = {"db": "pg", "db.statement": "select 1", "a.b": 1, "a_b": 2}
+    document = json.loads(ecs(LogEntry(1.5, 20, "m", "app", fields)))
+    assert document["labels"] == {"db": "pg", "db_statement": "select 1", "a_b": 1, "fields_a_b": 2}
