@@ -195,9 +195,23 @@ class Intake:
         self.tracing = True
         self.thread = -1
         loop = self.loop
-        if loop is not None and get_ident() != self.loop_thread:
-            with contextlib.suppress(RuntimeError):  # the loop has closed
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            if get_ident() == self.loop_thread:
+                loop.call_soon(self.trace_import_ended)
+            else:
                 loop.call_soon_threadsafe(self.refresh)
+
+    def trace_import_ended(self) -> None:
+        """After an import of `opentelemetry.trace` that began on the loop's thread (it has
+        ended by now): if it failed, or was only a look-up (`importlib.util.find_spec`), the
+        calls take the shortcuts again and the next import is watched for. (One that began on
+        another thread may still be under way: the trace context stays on.)"""
+        if self.tracing and not trace_imported():
+            self.tracing = False
+            watch(self)
+            self.refresh()
 
     def set_state(self, state: State) -> None:
         """Move to `state` and rebuild the shortcuts' cache."""

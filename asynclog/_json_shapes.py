@@ -78,16 +78,16 @@ os.register_at_fork(after_in_child=_forget_origin)
 # -- trace context ----------------------------------------------------------------------------
 
 TRACE_FIELDS = ("trace_id", "span_id", "trace_flags")
-_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
-_SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
+_TRACE_ID = re.compile(r"(?!0{32})[0-9a-fA-F]{32}")
+_SPAN_ID = re.compile(r"(?!0{16})[0-9a-fA-F]{16}")
 
 
 def _trace_context(
     fields: Mapping[str, Any],
 ) -> tuple[str | None, str | None, int | None, Mapping[str, Any]]:
     """(trace id, span id, trace flags, the other fields): each trace field taken out when it
-    has its form (32 or 16 hex digits, written in lower case; flags an int 0-255), else left
-    with the other fields."""
+    has its form (32 or 16 hex digits, not all zero: W3C's invalid id; written in lower case;
+    flags an int 0-255), else left with the other fields."""
     if "trace_id" not in fields and "span_id" not in fields and "trace_flags" not in fields:
         return None, None, None, fields
     rest = dict(fields)
@@ -232,7 +232,8 @@ ECS_KEYS = frozenset(
     )
 )
 """The keys the `ecs` style writes; a user field that is not a scalar goes beside them unless
-its key is one of these or the first part of one (`log`, `error`, `process`, ...)."""
+its key is one of these or starts with the first part of one (`log`, `log.origin`, `error`,
+...: `_ecs_objects`)."""
 _ECS_TAKEN = ECS_KEYS | {key.split(".")[0] for key in ECS_KEYS}
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -275,11 +276,47 @@ def _ecs(process: bool) -> Callable[[Entry], str]:
         return _joined(
             head,
             _own(more),
-            _keyed("labels", labels) if labels else "{}",
-            fields_to_json(_renamed(others, _ECS_TAKEN)),
+            _keyed("labels", _undotted(labels)) if labels else "{}",
+            fields_to_json(_ecs_objects(others)),
         )
 
     return ecs
+
+
+LABEL_PREFIX = "fields_"
+"""Put in front of an ECS label's key that is taken (once its dots became `_`)."""
+
+
+def _undotted(labels: dict[str, Any]) -> dict[str, Any]:
+    """The labels with `_` for each `.` in their keys (ECS labels hold no nested objects,
+    and Elasticsearch makes one of a dotted key); a key taken then gets `fields_` in front."""
+    if not any(isinstance(key, str) and "." in key for key in labels):
+        return labels
+    taken: set[str] = set()
+    undotted = {}
+    for key, value in labels.items():
+        text = str(key).replace(".", "_")
+        while text in taken:
+            text = LABEL_PREFIX + text
+        taken.add(text)
+        undotted[text] = value
+    return undotted
+
+
+def _ecs_objects(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The fields that go beside the ECS keys, each whose key is, or starts (up to a dot)
+    with, a part `_ECS_TAKEN` holds prefixed: Elasticsearch expands the dots, so
+    `log.origin` would meet `log.origin.file.name` there."""
+    if all(str(key).partition(".")[0] not in _ECS_TAKEN for key in fields):
+        return _renamed(fields, _ECS_TAKEN)
+    taken = set(_ECS_TAKEN)
+    objects = {}
+    for key, value in fields.items():
+        text = str(key)
+        if text.partition(".")[0] in _ECS_TAKEN:
+            text = FIELD_PREFIX + text
+        objects[_unique(text, taken)] = value
+    return objects
 
 
 def gcp_severity(level: int) -> str:

@@ -212,15 +212,20 @@ def _field_condition(key: str, value: str, params: list[object], traced: bool = 
 def _trace_condition(key: str, value: str, params: list[object]) -> str:
     """A trace field's condition: its column (where a valid value is stored, canonical: ids
     in lowercase hex), or the fields' JSON (where an invalid one stays)."""
-    column: object
+    columns: list[object]
     if key == "trace_flags":
-        column = int(value) if value.isdigit() and len(value) <= 3 else None
+        columns = [int(value)] if value.isdigit() and len(value) <= 3 else []
     else:
-        column = id_hex(value, 16 if key == "trace_id" else 8)
-    if column is None:
+        size = 16 if key == "trace_id" else 8
+        columns = [id_hex(value, size)]
+        if value.isascii() and value.isdigit():  # an id logged as an int: stored as its hex
+            columns.append(id_hex(int(value), size))
+        columns = [column for column in dict.fromkeys(columns) if column is not None]
+    if not columns:
         return _field_condition(key, value, params)
-    params.append(column)
-    return f"({key} = ? OR {_field_condition(key, value, params)})"
+    params.extend(columns)
+    marks = ", ".join("?" * len(columns))
+    return f"({key} IN ({marks}) OR {_field_condition(key, value, params)})"
 
 
 def build_where(

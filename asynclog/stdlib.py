@@ -28,7 +28,7 @@ from ._errors import LogError
 from ._format import format_message
 from ._freeze import freeze_fields
 from ._manager import LogManager
-from ._otel import current_trace_fields, trace_imported
+from ._otel import current_trace_fields
 from ._sanitize import exact_str
 from ._threaded import ThreadedManager
 
@@ -166,8 +166,9 @@ class AsyncLogHandler(logging.Handler):
             record.exc_info = None
             record.__dict__.update(freeze_fields(_extra_fields(record)))  # as they are now
             _format_now(record)
-            if trace_imported() and (manager is None or manager.config.otel_context):
-                record.__dict__[_TRACE] = current_trace_fields() or _NO_TRACE  # the span now
+            # The span now (none before the import): never the one current at the release.
+            wanted = manager is None or manager.config.otel_context
+            record.__dict__[_TRACE] = (current_trace_fields() if wanted else None) or _NO_TRACE
             self._pending.append(record)
             _waiting_handlers.add(self)
         else:

@@ -210,7 +210,7 @@ async def test_ecs_documents_carry_the_ecs_names(log_path: Path) -> None:
                 "order_id": 42,
                 "user": "ann",
                 "severity": "low",
-                "exception.type": "mine",
+                "exception_type": "mine",  # no dots in a label's key
                 "trace_flags": 1,
             },
             "cart": {"items": [1, 2]},
