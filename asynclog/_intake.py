@@ -36,7 +36,7 @@ from ._format import PLAIN_ARGS, format_message
 from ._freeze import IMMUTABLE, freeze_fields
 from ._handoff import HandInArgs, Handoff
 from ._levels import Gate, Level, level_of_name, parse_level
-from ._otel import current_trace_fields, trace_imported, watch
+from ._otel import current_trace_fields, gives_trace, trace_imported, watch
 from ._overflow import NotTaken
 from ._processing import Chain
 from ._registry import CAPTURES
@@ -272,7 +272,7 @@ class Intake:
         context = self.context_get()
         trace = current_trace_fields() if self.tracing and at_call else None
         if fields or context or bound or exception:
-            if trace is not None:  # under the others: every field the user gives wins
+            if trace is not None and not gives_trace(fields, context, bound):
                 bound = {**trace, **bound} if bound else trace
             frozen, exception, location = self._merged(fields, context, bound, exception, location)
         else:
@@ -720,7 +720,9 @@ class Intake:
             if args:
                 template, message = message, format_message(message, args)
         at = time() if at is None else at
-        if trace is not None:  # taken earlier, maybe before this manager's config was known
+        if gives_trace(fields, bound, self.context_get()):
+            pass  # the user's trace fields, and none of the span's
+        elif trace is not None:  # taken earlier, maybe before this manager's config was known
             if trace and self.otel_context:
                 bound = {**trace, **bound} if bound else trace
         elif self.tracing:  # the caller's span, not the loop's

@@ -151,6 +151,19 @@ TraceValues = tuple[str | None, str | None, int | None]
 not valid."""
 
 
+def gives_trace(*sources: Mapping[str, Any] | None) -> bool:
+    """Whether the user gives any trace key in these fields (or in their `extra=`): then the
+    captured trace context is left out whole, so one entry never mixes two traces' ids."""
+    for source in sources:
+        if not source:
+            continue
+        extra = source.get("extra")
+        for mapping in (source, extra if isinstance(extra, Mapping) else None):
+            if mapping and any(key in mapping for key in TRACE_KEYS):
+                return True
+    return False
+
+
 def has_trace(fields: Mapping[str, Any]) -> bool:
     """Whether `fields` holds any of the reserved trace keys."""
     return "trace_id" in fields or "span_id" in fields or "trace_flags" in fields

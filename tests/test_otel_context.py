@@ -26,6 +26,7 @@ from asynclog import (
     Config,
     ConfigError,
     FileConfig,
+    Level,
     LogManager,
     SQLiteConfig,
     contextualize,
@@ -154,7 +155,7 @@ async def test_every_kind_of_call_carries_the_ids(otel: OTel) -> None:
     ]
 
 
-async def test_what_the_user_gives_wins_over_the_span(otel: OTel) -> None:
+async def test_any_trace_key_the_user_gives_replaces_the_whole_span(otel: OTel) -> None:
     backend, config = recording()
     async with LogManager(config) as lm:
         with otel.tracer.start_as_current_span("request") as span:
@@ -165,14 +166,26 @@ async def test_what_the_user_gives_wins_over_the_span(otel: OTel) -> None:
             await lm.bind(span_id="bound").info("bound")
     fields = by_message(backend)
     expected = ids(span)
-    assert fields["explicit"] == {
-        "trace_id": expected["trace_id"],
-        "span_id": "mine",
-        "trace_flags": 7,
-    }
-    assert fields["extra"] == {**expected, "trace_id": "from-extra"}
-    assert fields["context"] == {**expected, "trace_id": "from-context"}
-    assert fields["bound"] == {**expected, "span_id": "bound"}
+    assert expected["trace_id"] != ""  # the span was there: its ids are left out on purpose
+    assert fields["explicit"] == {"span_id": "mine", "trace_flags": 7}
+    assert fields["extra"] == {"trace_id": "from-extra"}
+    assert fields["context"] == {"trace_id": "from-context"}
+    assert fields["bound"] == {"span_id": "bound"}
+
+
+async def test_a_user_trace_key_from_a_thread_replaces_the_whole_span(otel: OTel) -> None:
+    backend, config = recording()
+    async with LogManager(config) as lm:
+
+        def in_thread() -> None:
+            with otel.tracer.start_as_current_span("job"):
+                lm.write_log_threadsafe(Level.INFO, "given", trace_id="f" * 32)
+                lm.write_log_threadsafe(Level.INFO, "captured")
+
+        await asyncio.to_thread(in_thread)
+    fields = by_message(backend)
+    assert fields["given"] == {"trace_id": "f" * 32}
+    assert sorted(fields["captured"]) == ["span_id", "trace_flags", "trace_id"]
 
 
 async def test_tasks_made_in_a_span_keep_it(otel: OTel) -> None:
