@@ -26,7 +26,7 @@ from ._levels import LEVEL_NAMES, Level, level_name, parse_level
 from ._read_filters import NO_FILTERS
 from ._tail import DbFollower, FileFollower, follow
 from ._version import __version__
-from .formatters import BIDI_CONTROLS, json_format, text_format
+from .formatters import BIDI_CONTROLS, json_format, text_format, utf8_safe
 from .query import Filters, LogDB, QueryError, make_filters, parse_time
 
 EXIT_ERROR = 2
@@ -92,8 +92,8 @@ class Renderer:
 
     def entry(self, entry: LogEntry) -> str:
         """The text format (its level coloured), or the json format with `--json`."""
-        if self.as_json:
-            return json_format(entry)
+        if self.as_json:  # a lone surrogate (read from `\\ud800`) as its JSON escape
+            return utf8_safe(json_format(entry))
         line = text_format(entry)
         if not self.colour:
             return line
