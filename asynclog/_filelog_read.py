@@ -18,12 +18,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from ._entry import EMPTY_FIELDS, Location, LogEntry
 from ._levels import LEVEL_NAMES, Level
 from ._read_filters import Filters, QueryError
 from .backends._rotation import backup_name
+from .backends._safe_open import open_existing
 
 __all__ = [
     "LogFiles",
@@ -298,10 +299,16 @@ def log_files(path: str, every: bool) -> list[str]:
     return [numbered[number] for number in sorted(numbered, reverse=True)] + [path]
 
 
-def _lines(path: str) -> Iterator[str]:
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        for raw in handle:
+def _lines(path: str, *, given: bool = True) -> Iterator[str]:
+    """The lines of `path` (gunzipped for `.gz`). A path not `given` by the user (a rotated
+    sibling found by `--all`) is opened only as a regular file, never through a link."""
+    if given:
+        handle: IO[bytes] = open(path, "rb")  # noqa: SIM115 (closed below)
+    else:
+        handle = os.fdopen(open_existing(path, os.O_RDONLY), "rb")
+    with handle:
+        readable = gzip.GzipFile(fileobj=handle, mode="rb") if path.endswith(".gz") else handle
+        for raw in readable:
             yield raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "replace")
 
 
@@ -493,7 +500,7 @@ class LogFiles:
                 self.unreadable.append(f"{path}: {exc}")
 
     def _entries_of(self, path: str) -> Iterator[LogEntry]:
-        for number, lines in _records(_lines(path)):
+        for number, lines in _records(_lines(path, given=path == self.path)):
             if not lines[0].strip() and len(lines) == 1:
                 continue
             entry = parse_record(lines)

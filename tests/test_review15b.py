@@ -4,9 +4,44 @@ attacked as a user and an attacker would."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .test_cli_filelog import cli
+
+RECORD = "2026-11-27T10:00:00.000000Z INFO app {}\n"
+
+
+def log_with_siblings(tmp_path: Path) -> Path:
+    """`app.log` (one record) and a regular rotated `app.log.1` (one record)."""
+    log = tmp_path / "app.log"
+    log.write_text(RECORD.format("live"))
+    (tmp_path / "app.log.1").write_text(RECORD.format("rotated"))
+    return log
+
+
+def test_all_does_not_read_a_sibling_that_is_a_symbolic_link(tmp_path: Path) -> None:
+    log = log_with_siblings(tmp_path)
+    secret = tmp_path / "elsewhere" / "secret.log"
+    secret.parent.mkdir()
+    secret.write_text(RECORD.format("the root password is hunter2"))
+    (tmp_path / "app.log.2").symlink_to(secret)
+    code, out, err = cli("query", log, "--all")
+    assert code == 0
+    assert out == RECORD.format("rotated") + RECORD.format("live")
+    assert "hunter2" not in out + err
+    assert f"asynclog: note: could not read {tmp_path / 'app.log.2'}" in err
+    assert "symbolic link" in err
+
+
+def test_all_skips_a_sibling_that_is_a_fifo(tmp_path: Path) -> None:
+    log = log_with_siblings(tmp_path)
+    os.mkfifo(tmp_path / "app.log.2")
+    code, out, err = cli("query", log, "--all")  # hung in open() before the fix
+    assert code == 0
+    assert out == RECORD.format("rotated") + RECORD.format("live")
+    assert "not a regular file" in err
+
 
 def test_query_json_prints_a_lone_surrogate_as_its_json_escape(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
