@@ -193,21 +193,26 @@ def _first(record: Mapping[str, Any], keys: Iterable[str]) -> tuple[str | None, 
 
 
 def _json_time(value: object) -> float | None:
+    """Unix seconds, None for what is not a time of years 1 to 9999 UTC (what a datetime and
+    the text format can hold)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value) if math.isfinite(value) else None
-    if not isinstance(value, str):
+        seconds: float = value
+    elif not isinstance(value, str):
         return None
-    head = _ISO_Z.fullmatch(value)
-    if head is not None:
-        seconds = _utc_seconds(head.group(1))
-        return None if seconds is None else seconds + int(head.group(2)) / 1_000_000
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).timestamp()
+    elif (head := _ISO_Z.fullmatch(value)) is not None:
+        second = _utc_seconds(head.group(1))
+        return None if second is None else second + int(head.group(2)) / 1_000_000
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        seconds = (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).timestamp()
+    return float(seconds) if FIRST_SECOND <= seconds < END_SECOND else None
 
 
+FIRST_SECOND = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+END_SECOND = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC).timestamp()
 _ISO_Z = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})Z")
 
 

@@ -50,3 +50,28 @@ def test_query_json_prints_a_lone_surrogate_as_its_json_escape(tmp_path: Path) -
     assert (code, err) == (0, "")
     record = json.loads(out)
     assert (record["message"], record["fields"]) == ("a\ud800b", {"k": "\udcff"})
+
+
+def test_a_json_timestamp_no_calendar_can_hold_is_a_malformed_line(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(
+        '{"timestamp": 1e20, "level": "INFO", "message": "far"}\n'
+        '{"timestamp": -1e20, "level": "INFO", "message": "past"}\n'
+        '{"timestamp": 1796205600, "level": "INFO", "message": "near"}\n'
+    )
+    note = f"asynclog: note: skipped 2 malformed lines (the first: {log} line 1)\n"
+    assert cli("query", log) == (0, "2026-12-02T10:00:00.000000Z INFO  near\n", note)
+    code, out, err = cli("stats", log)
+    assert (code, err) == (0, note)
+    assert out.startswith("Entries: 1 (2026-12-02T10:00:00Z to 2026-12-02T10:00:00Z)\n")
+
+
+def test_an_iso_time_whose_zone_leaves_the_calendar_is_a_malformed_line(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(
+        '{"timestamp": "0001-01-01T00:00:00+01:00", "level": "INFO", "message": "before"}\n'
+        '{"timestamp": "9999-12-31T23:59:59-05:00", "level": "INFO", "message": "after"}\n'
+        '{"timestamp": "9999-12-31T23:59:59+00:00", "level": "INFO", "message": "last"}\n'
+    )
+    note = f"asynclog: note: skipped 2 malformed lines (the first: {log} line 1)\n"
+    assert cli("query", log) == (0, "9999-12-31T23:59:59.000000Z INFO  last\n", note)
