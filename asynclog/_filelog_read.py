@@ -243,7 +243,7 @@ def parse_json_line(line: str) -> LogEntry | None:
     """A JSON record (nested fields, or flat: every other key is a field), or None."""
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         return None
     if not isinstance(record, dict):
         return None

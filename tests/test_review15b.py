@@ -75,3 +75,18 @@ def test_an_iso_time_whose_zone_leaves_the_calendar_is_a_malformed_line(tmp_path
     )
     note = f"asynclog: note: skipped 2 malformed lines (the first: {log} line 1)\n"
     assert cli("query", log) == (0, "9999-12-31T23:59:59.000000Z INFO  last\n", note)
+
+
+def test_a_json_line_nested_too_deep_is_a_malformed_line(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    deep = "[" * 100_000 + "]" * 100_000
+    log.write_text(
+        '{"timestamp": 1796205600, "level": "INFO", "message": "ok"}\n'
+        '{"timestamp": 1796205600, "level": "INFO", "message": "deep", '
+        f'"fields": {{"a": {deep}}}}}\n'
+    )
+    note = f"asynclog: note: skipped 1 malformed line (the first: {log} line 2)\n"
+    assert cli("query", log) == (0, "2026-12-02T10:00:00.000000Z INFO  ok\n", note)
+    code, out, err = cli("tail", log, "--json")
+    assert (code, err) == (0, "asynclog: note: skipped 1 malformed line\n")
+    assert [json.loads(line)["message"] for line in out.splitlines()] == ["ok"]
