@@ -341,6 +341,8 @@ def parse_record(lines: list[str]) -> LogEntry | None:
 
 SNIFF_LINES = 200
 """How many lines are looked at to tell a log file from some other file."""
+SNIFF_BYTES = 16 * 1024 * 1024
+"""At most how many bytes of a file those lines are read from."""
 
 
 def sniff_log_lines(path: str) -> bool | None:
@@ -383,10 +385,17 @@ def not_a_log(path: str) -> str:
 
 
 def _first_lines(path: str, count: int) -> Iterator[str]:
-    for number, line in enumerate(_lines(path)):
-        if number >= count:
-            return
-        yield line
+    """The first `count` lines of `path`, from at most its first `SNIFF_BYTES` (the last one
+    perhaps cut there): a big file with no newline (a core dump, say) is refused without
+    being read whole."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    lines = head.split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    for line in lines[:count]:
+        yield line.rstrip(b"\r").decode("utf-8", "replace")
 
 
 # --- filters ---------------------------------------------------------------------------------

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
-from .test_cli_filelog import cli
+from .test_cli_filelog import ROOT, cli
 
 RECORD = "2026-11-27T10:00:00.000000Z INFO app {}\n"
 
@@ -90,3 +93,29 @@ def test_a_json_line_nested_too_deep_is_a_malformed_line(tmp_path: Path) -> None
     code, out, err = cli("tail", log, "--json")
     assert (code, err) == (0, "asynclog: note: skipped 1 malformed line\n")
     assert [json.loads(line)["message"] for line in out.splitlines()] == ["ok"]
+
+
+def test_a_big_file_without_newlines_is_refused_without_being_read_whole(
+    tmp_path: Path,
+) -> None:
+    junk = tmp_path / "core"
+    with junk.open("wb") as handle:
+        for _ in range(256):
+            handle.write(b"x" * 1024 * 1024)
+    limit = 384 * 1024 * 1024  # less than the file read whole and decoded
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "asynclog", "query", str(junk)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=limited,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"asynclog: error: {junk}: not an asynclog log: neither an SQLite " + (
+        "database nor asynclog's text or JSON lines\n"
+    )
