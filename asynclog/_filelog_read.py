@@ -343,6 +343,7 @@ SNIFF_LINES = 200
 """How many lines are looked at to tell a log file from some other file."""
 SNIFF_BYTES = 16 * 1024 * 1024
 """At most how many bytes of a file those lines are read from."""
+_CHUNK = 1024 * 1024
 
 
 def sniff_log_lines(path: str) -> bool | None:
@@ -389,9 +390,19 @@ def _first_lines(path: str, count: int) -> Iterator[str]:
     perhaps cut there): a big file with no newline (a core dump, say) is refused without
     being read whole."""
     opener = gzip.open if path.endswith(".gz") else open
+    chunks: list[bytes] = []
+    size = 0
     with opener(path, "rb") as handle:
-        head = handle.read(SNIFF_BYTES)
-    lines = head.split(b"\n")
+        while size < SNIFF_BYTES:
+            try:
+                chunk = handle.read(min(_CHUNK, SNIFF_BYTES - size))
+            except EOFError:  # a gzip cut short: what came before it still tells
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    lines = b"".join(chunks).split(b"\n")
     if not lines[-1]:
         lines.pop()
     for line in lines[:count]:

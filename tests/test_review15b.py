@@ -3,6 +3,7 @@ attacked as a user and an attacker would."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import resource
@@ -119,3 +120,21 @@ def test_a_big_file_without_newlines_is_refused_without_being_read_whole(
     assert done.stderr == f"asynclog: error: {junk}: not an asynclog log: neither an SQLite " + (
         "database nor asynclog's text or JSON lines\n"
     )
+
+
+def test_a_gzip_cut_short_prints_what_it_holds_then_says_why_it_stops(tmp_path: Path) -> None:
+    lines = [
+        f"2026-11-27T10:{i // 60:02d}:{i % 60:02d}.000000Z INFO app entry {i}\n"
+        for i in range(3000)
+    ]
+    packed = gzip.compress("".join(lines).encode())
+    cut = tmp_path / "app.log.1.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    code, out, err = cli("query", cut)
+    assert code == 2
+    assert err == (
+        f"asynclog: error: {cut}: cannot read: Compressed file ended before the end-of-stream "
+        "marker was reached\n"
+    )
+    printed = out.splitlines(keepends=True)
+    assert len(printed) > 100 and printed == lines[: len(printed)]
