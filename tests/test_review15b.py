@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .test_cli_filelog import ROOT, cli
 
 RECORD = "2026-11-27T10:00:00.000000Z INFO app {}\n"
@@ -138,3 +140,15 @@ def test_a_gzip_cut_short_prints_what_it_holds_then_says_why_it_stops(tmp_path: 
     )
     printed = out.splitlines(keepends=True)
     assert len(printed) > 100 and printed == lines[: len(printed)]
+
+
+@pytest.mark.parametrize("value", ["99999999999d", "1" + "0" * 400 + "s"])
+def test_a_relative_time_before_the_year_1_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    log = log_with_siblings(tmp_path)
+    for command in ("stats", "query"):
+        code, out, err = cli(command, log, "--since", value)
+        assert (code, out) == (2, "")
+        assert err.splitlines()[-1] == (
+            f"asynclog {command}: error: argument --since: not a time: {value!r}: "
+            "that long ago is before the year 1"
+        )
