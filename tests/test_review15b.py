@@ -152,3 +152,27 @@ def test_a_relative_time_before_the_year_1_is_a_usage_error(tmp_path: Path, valu
             f"asynclog {command}: error: argument --since: not a time: {value!r}: "
             "that long ago is before the year 1"
         )
+
+
+def test_records_held_at_exit_reach_stderr_escaped(tmp_path: Path) -> None:
+    script = tmp_path / "held.py"
+    script.write_text(
+        "import logging\n"
+        "from asynclog.stdlib import AsyncLogHandler\n"
+        'logging.addLevelName(25, "NOTE\\x1b]0;pwned\\x07")\n'
+        'log = logging.getLogger("app\\x1b[2J")\n'
+        'log.addHandler(AsyncLogHandler("a manager never started"))\n'
+        "log.setLevel(1)\n"
+        'log.log(25, "hi \\x1b[31mred\\n2026-11-27 INFO forged")\n'
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (0, "")
+    assert done.stderr == (
+        "NOTE\\x1b]0;pwned\\x07:app\\x1b[2J:hi \\x1b[31mred\\n2026-11-27 INFO forged\n"
+    )
