@@ -295,7 +295,8 @@ def log_files(path: str, every: bool) -> list[str]:
             continue
         suffix = name[len(prefix) :]
         number, _, gz = suffix.partition(".")
-        if not number.isdigit() or number.startswith("0") or gz not in ("", "gz"):
+        numbered_name = number.isascii() and number.isdigit() and not number.startswith("0")
+        if not numbered_name or gz not in ("", "gz"):
             continue
         sibling = backup_name(path, int(number)) + ("." + gz if gz else "")
         if gz and int(number) in numbered:

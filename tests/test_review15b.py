@@ -176,3 +176,10 @@ def test_records_held_at_exit_reach_stderr_escaped(tmp_path: Path) -> None:
     assert done.stderr == (
         "NOTE\\x1b]0;pwned\\x07:app\\x1b[2J:hi \\x1b[31mred\\n2026-11-27 INFO forged\n"
     )
+
+
+def test_all_ignores_siblings_numbered_with_other_than_ascii_digits(tmp_path: Path) -> None:
+    log = log_with_siblings(tmp_path)
+    (tmp_path / "app.log.\u00b2").write_text(RECORD.format("superscript two"))
+    (tmp_path / "app.log.\u0661").write_text(RECORD.format("arabic-indic one"))
+    assert cli("query", log, "--all") == (0, RECORD.format("rotated") + RECORD.format("live"), "")
