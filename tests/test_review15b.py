@@ -183,3 +183,19 @@ def test_all_ignores_siblings_numbered_with_other_than_ascii_digits(tmp_path: Pa
     (tmp_path / "app.log.\u00b2").write_text(RECORD.format("superscript two"))
     (tmp_path / "app.log.\u0661").write_text(RECORD.format("arabic-indic one"))
     assert cli("query", log, "--all") == (0, RECORD.format("rotated") + RECORD.format("live"), "")
+
+
+def test_a_per_minute_bar_with_many_small_levels_stays_within_the_terminal(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "app.log"
+    stamp = "2026-11-27T10:00:30.000000Z"
+    lines = [f"{stamp} INFO app busy\n"] * 1000 + [
+        f"{stamp} {level} app rare\n" for level in ("DEBUG", "WARNING", "ERROR", "CRITICAL")
+    ]
+    log.write_text("".join(lines))
+    code, out, err = cli("stats", log, "--since", "2026-11-27", columns=60)
+    assert (code, err) == (0, "")
+    minute = [line for line in out.splitlines() if line.endswith("WEC")]
+    assert minute == ["  2026-11-27 10:00  1,004  D" + "I" * 28 + "WEC"]  # 32 cells of room
+    assert max(len(line) for line in out.splitlines() if line.startswith("  ")) == 59
