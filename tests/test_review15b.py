@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from asynclog import Config, ConsoleConfig, LogManager
+
 from .test_cli_filelog import ROOT, cli
 
 RECORD = "2026-11-27T10:00:00.000000Z INFO app {}\n"
@@ -199,3 +201,20 @@ def test_a_per_minute_bar_with_many_small_levels_stays_within_the_terminal(
     minute = [line for line in out.splitlines() if line.endswith("WEC")]
     assert minute == ["  2026-11-27 10:00  1,004  D" + "I" * 28 + "WEC"]  # 32 cells of room
     assert max(len(line) for line in out.splitlines() if line.startswith("  ")) == 59
+
+
+async def test_a_console_log_call_with_no_stderr_returns_false_without_raising(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # sys.stderr is None under pythonw and in some daemons: the console's write fails, and so
+    # must the report of that failure, quietly.
+    lm = LogManager(Config(backend_config=ConsoleConfig(), retry_attempts=1, retry_backoff=0))
+    await lm.start()
+    monkeypatch.setattr(sys, "stderr", None)
+    try:
+        assert await lm.info("nowhere to go") is False
+    finally:
+        monkeypatch.undo()
+        await lm.close()
+    stats = lm.get_stats()
+    assert (stats.accepted, stats.written, stats.dropped) == (1, 0, 1)
