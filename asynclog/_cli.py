@@ -26,7 +26,7 @@ from ._levels import LEVEL_NAMES, Level, level_name, parse_level
 from ._read_filters import NO_FILTERS
 from ._tail import DbFollower, FileFollower, follow
 from ._version import __version__
-from .formatters import BIDI_CONTROLS, json_format, text_format
+from .formatters import BIDI_CONTROLS, json_format, text_format, utf8_safe
 from .query import Filters, LogDB, QueryError, make_filters, parse_time
 
 EXIT_ERROR = 2
@@ -92,8 +92,8 @@ class Renderer:
 
     def entry(self, entry: LogEntry) -> str:
         """The text format (its level coloured), or the json format with `--json`."""
-        if self.as_json:
-            return json_format(entry)
+        if self.as_json:  # a lone surrogate (read from `\\ud800`) as its JSON escape
+            return utf8_safe(json_format(entry))
         line = text_format(entry)
         if not self.colour:
             return line
@@ -582,7 +582,8 @@ def minute_window(minutes: dict[int, dict[int, int]], most: int = MINUTES) -> li
 def stacked_bar(counts: dict[int, int], biggest: int, room: int) -> list[tuple[int, int]]:
     """(level, cells) parts of one minute's bar, lowest level first: the whole bar is
     `total / biggest * room` cells, each level's part by the running total (rounded half up), and a
-    level with entries gets at least one cell."""
+    level with entries gets at least one cell (taken from the biggest part, so that the bar
+    keeps its length)."""
     parts: list[tuple[int, int]] = []
     running = drawn = 0
     for level in sorted(counts):
@@ -592,6 +593,14 @@ def stacked_bar(counts: dict[int, int], biggest: int, room: int) -> list[tuple[i
         cells = max(1, int(running / biggest * room + 0.5) - drawn)
         parts.append((level, cells))
         drawn += cells
+    # The cells given to small levels must not push the bar past its length: the biggest
+    # part gives them back.
+    length = max(int(running / biggest * room + 0.5), len(parts))
+    while drawn > length:
+        index = max(range(len(parts)), key=lambda i: parts[i][1])
+        level, cells = parts[index]
+        parts[index] = (level, cells - 1)
+        drawn -= 1
     return parts
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from ._entry import EMPTY_FIELDS, Location, LogEntry
 from ._json_shapes import (
@@ -34,6 +34,7 @@ from ._json_shapes import (
 from ._levels import LEVEL_NAMES, Level
 from ._read_filters import Filters, QueryError
 from .backends._rotation import backup_name
+from .backends._safe_open import open_existing
 
 __all__ = [
     "LogFiles",
@@ -505,20 +506,25 @@ def _first(record: Mapping[str, Any], keys: Iterable[str]) -> tuple[str | None, 
 
 
 def _json_time(value: object) -> float | None:
+    """Unix seconds, None for what is not a time of years 1 to 9999 UTC (what a datetime and
+    the text format can hold)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value) if math.isfinite(value) else None
-    if not isinstance(value, str):
+        seconds: float = value
+    elif not isinstance(value, str):
         return None
-    iso = _iso_time(value)
-    if iso is not None:
-        return iso
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).timestamp()
+    elif (iso := _iso_time(value)) is not None:
+        seconds = iso
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        seconds = (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).timestamp()
+    return float(seconds) if FIRST_SECOND <= seconds < END_SECOND else None
 
 
+FIRST_SECOND = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+END_SECOND = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC).timestamp()
 _ISO_Z = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})Z")
 
 
@@ -585,7 +591,8 @@ def log_files(path: str, every: bool) -> list[str]:
             continue
         suffix = name[len(prefix) :]
         number, _, gz = suffix.partition(".")
-        if not number.isdigit() or number.startswith("0") or gz not in ("", "gz"):
+        numbered_name = number.isascii() and number.isdigit() and not number.startswith("0")
+        if not numbered_name or gz not in ("", "gz"):
             continue
         sibling = backup_name(path, int(number)) + ("." + gz if gz else "")
         if gz and int(number) in numbered:
@@ -594,10 +601,16 @@ def log_files(path: str, every: bool) -> list[str]:
     return [numbered[number] for number in sorted(numbered, reverse=True)] + [path]
 
 
-def _lines(path: str) -> Iterator[str]:
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        for raw in handle:
+def _lines(path: str, *, given: bool = True) -> Iterator[str]:
+    """The lines of `path` (gunzipped for `.gz`). A path not `given` by the user (a rotated
+    sibling found by `--all`) is opened only as a regular file, never through a link."""
+    if given:
+        handle: IO[bytes] = open(path, "rb")  # noqa: SIM115 (closed below)
+    else:
+        handle = os.fdopen(open_existing(path, os.O_RDONLY), "rb")
+    with handle:
+        readable = gzip.GzipFile(fileobj=handle, mode="rb") if path.endswith(".gz") else handle
+        for raw in readable:
             yield raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "replace")
 
 
@@ -625,6 +638,9 @@ def parse_record(lines: list[str]) -> LogEntry | None:
 
 SNIFF_LINES = 200
 """How many lines are looked at to tell a log file from some other file."""
+SNIFF_BYTES = 16 * 1024 * 1024
+"""At most how many bytes of a file those lines are read from."""
+_CHUNK = 1024 * 1024
 
 
 def sniff_log_lines(path: str) -> bool | None:
@@ -666,10 +682,27 @@ def not_a_log(path: str) -> str:
 
 
 def _first_lines(path: str, count: int) -> Iterator[str]:
-    for number, line in enumerate(_lines(path)):
-        if number >= count:
-            return
-        yield line
+    """The first `count` lines of `path`, from at most its first `SNIFF_BYTES` (the last one
+    perhaps cut there): a big file with no newline (a core dump, say) is refused without
+    being read whole."""
+    opener = gzip.open if path.endswith(".gz") else open
+    chunks: list[bytes] = []
+    size = 0
+    with opener(path, "rb") as handle:
+        while size < SNIFF_BYTES:
+            try:
+                chunk = handle.read(min(_CHUNK, SNIFF_BYTES - size))
+            except EOFError:  # a gzip cut short: what came before it still tells
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    lines = b"".join(chunks).split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    for line in lines[:count]:
+        yield line.rstrip(b"\r").decode("utf-8", "replace")
 
 
 # --- filters ---------------------------------------------------------------------------------
@@ -788,7 +821,7 @@ class LogFiles:
                 self.unreadable.append(f"{path}: {exc}")
 
     def _entries_of(self, path: str) -> Iterator[LogEntry]:
-        for number, lines in _records(_lines(path)):
+        for number, lines in _records(_lines(path, given=path == self.path)):
             if not lines[0].strip() and len(lines) == 1:
                 continue
             entry = parse_record(lines)

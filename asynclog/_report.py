@@ -41,5 +41,5 @@ def _print(line: str) -> None:
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
-    except (OSError, ValueError):
-        pass  # stderr closed: nowhere left to report
+    except (OSError, ValueError, AttributeError):
+        pass  # stderr closed, or None (pythonw, some daemons): nowhere left to report

@@ -75,6 +75,7 @@ def has_trace_columns(columns: Sequence[str]) -> bool:
     return all(name in columns for name in TRACE_COLUMNS)
 _LEVELS: dict[int, Level] = {int(level): level for level in Level}
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)", re.IGNORECASE)
+_YEAR_1 = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _INT64 = 2**63
@@ -103,7 +104,10 @@ def parse_time(value: TimeSpec, now: float | None = None) -> float:
         return now
     relative = _RELATIVE.fullmatch(text)
     if relative:
-        return now - float(relative.group(1)) * _UNIT_SECONDS[relative.group(2).lower()]
+        moment = now - float(relative.group(1)) * _UNIT_SECONDS[relative.group(2).lower()]
+        if not moment >= _YEAR_1:  # (-inf for a number too big for a float)
+            raise ValueError(f"not a time: {value!r}: that long ago is before the year 1")
+        return moment
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

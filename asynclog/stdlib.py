@@ -31,6 +31,7 @@ from ._manager import LogManager
 from ._otel import current_trace_fields
 from ._sanitize import exact_str
 from ._threaded import ThreadedManager
+from .formatters import escape
 
 __all__ = ["AsyncLogHandler", "Installation", "install"]
 
@@ -244,7 +245,8 @@ atexit.register(_at_exit)
 
 def _to_stderr(record: logging.LogRecord) -> None:
     with contextlib.suppress(Exception):  # stderr itself gone: nowhere left to say it
-        sys.stderr.write(f"{record.levelname}:{record.name}:{record.getMessage()}\n")
+        parts = (str(record.levelname), record.name, record.getMessage())
+        sys.stderr.write(":".join(escape(part) for part in parts) + "\n")
 
 
 class Installation:

@@ -53,7 +53,7 @@ def warn(detail: str) -> None:
     try:
         sys.stderr.write(f"asynclog[file]: {detail}\n")
         sys.stderr.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # stderr closed or None
         pass
 
 
