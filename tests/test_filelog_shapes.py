@@ -167,6 +167,11 @@ def expected(shape: Shape, entry: LogEntry) -> dict[str, Any]:
     fields: dict[str, Any] = dict(entry.fields)
     if shape.format == "text":
         fields = {key: safe_str(value) for key, value in fields.items()}
+    if shape.json_style == "ecs":  # a label's key holds no dots in ECS: `.` became `_`
+        fields = {
+            key if isinstance(value, dict | list) else key.replace(".", "_"): value
+            for key, value in fields.items()
+        }
     for key, value in process_values(shape).items():
         fields.setdefault(key, value)
     return canonical(
