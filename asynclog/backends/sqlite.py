@@ -14,7 +14,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
@@ -25,7 +25,8 @@ from .._entry import EXCEPTION, FIELDS, LEVEL, LOCATION, LOGGER, MESSAGE, TIME, 
 from .._errors import LogError
 from .._otel import TraceValues, has_trace, split_trace
 from ..formatters import fields_to_json, utf8_safe
-from ._slices import convert_in_slices, map_in_slices
+from ._slices import convert_in_slices
+from ._wakeup import ThreadDone
 from .base import WriteContinues
 
 SCHEMA_VERSION = 3
@@ -302,6 +303,11 @@ def batch_rows(entries: Sequence[Entry]) -> list[Row]:
     return [entry_row(host, pid, entry) for entry in entries]
 
 
+Insert = str | tuple[str, str, str, str]
+"""One insert statement, or the four `staging_statements`."""
+Plan = tuple[Insert, Callable[[Sequence[Entry]], list[Any]]]
+"""An insert and the conversion of a batch to its parameters."""
+
 Step = tuple[str, tuple[float, ...]]
 """One statement of a retention pass and its parameters."""
 StepResult = tuple[Any, int]
@@ -522,49 +528,78 @@ class SQLiteBackend:
         return ["PRAGMA journal_mode=WAL", f"PRAGMA synchronous={self.config.synchronous}"]
 
     async def write_batch(self, entries: Sequence[Entry]) -> None:
-        if self._db is None:
+        db = self._db
+        if db is None:
             raise LogError(f"SQLite backend for {self.path!r} is not open")
-        insert, rows = await self._statement_and_rows(entries)
         prune = self.retention.due()
-        run_in_thread = getattr(self._db, "_execute", None)
-        if run_in_thread is not None:
-            # One hop to aiosqlite's thread for the whole transaction instead of two (insert,
-            # commit). `_execute` is aiosqlite's own primitive; the public path is the fallback.
-            outcome = asyncio.get_running_loop().create_future()
+        submit = _thread_submit(db)
+        if submit is not None:
+            # One hop to aiosqlite's thread for the whole batch: the rows are made there too,
+            # so the worker does not yield between slices of conversion (each yield waits for a
+            # whole loop turn when the loop is saturated), and `ThreadDone` resumes the worker
+            # one turn after the thread ends instead of two.
+            done = ThreadDone(asyncio.get_running_loop())
+            submit((None, functools.partial(self._write_on_thread, db, entries, prune, done)))
             try:
-                await run_in_thread(self._insert_on_thread, insert, rows, prune, outcome)
+                await done
             except asyncio.CancelledError as exc:
                 # The thread runs the transaction anyway (it may be waiting for a lock): the
                 # entries are counted when it ends, not here.
-                raise WriteContinues(outcome) from exc
+                raise WriteContinues(done.continuing()) from exc
         else:
-            await self._insert_async(self._db, insert, rows, prune)
+            insert, rows = await self._statement_and_rows(entries)
+            await self._insert_async(db, insert, rows, prune)
 
-    async def _statement_and_rows(
-        self, entries: Sequence[Entry]
-    ) -> tuple[str | tuple[str, str, str, str], Sequence[tuple[Any, ...]]]:
-        """The insert for this batch and its parameters. A batch of plain entries from one
-        logger binds three values a row, the rest are literals in the statement: binding
-        costs more than SQLite's own work for the other five columns."""
+    def _plans(self, entries: Sequence[Entry]) -> Generator[Plan, None, None]:
+        """The inserts that can take this batch, best first, each with the conversion of the
+        batch to its parameters (which raises `_NotPlain` when the batch does not fit it). A
+        batch of plain entries from one logger binds three values a row, the rest are literals
+        in the statement: binding costs more than SQLite's own work for the other columns."""
         host, pid = origin()
         if self._staging is None:
             logger = entries[0][LOGGER] if entries else ""  # the first entry's logger
             insert = self._plain_insert_for(logger, host, pid)
             if insert is not None:
-                with contextlib.suppress(_NotPlain):
-                    convert = functools.partial(plain_rows, logger)
-                    return insert, await convert_in_slices(convert, entries)
+                yield insert, functools.partial(plain_rows, logger)
             exceptions = any(entry[EXCEPTION] is not None for entry in entries)
             locations = any(entry[LOCATION] is not None for entry in entries)
             traces = any(has_trace(entry[FIELDS]) for entry in entries if entry[FIELDS])
             lean = lean_insert(self.config.table, host, pid, exceptions, locations, traces)
             if lean is not None:
-                convert_lean = functools.partial(
-                    lean_rows, exceptions=exceptions, locations=locations, traces=traces
+                yield (
+                    lean,
+                    functools.partial(
+                        lean_rows, exceptions=exceptions, locations=locations, traces=traces
+                    ),
                 )
-                return lean, await convert_in_slices(convert_lean, entries)
-        rows = await map_in_slices(functools.partial(entry_row, host, pid), entries)
-        return self._staging or self._insert, rows
+        row = functools.partial(entry_row, host, pid)
+        yield self._staging or self._insert, lambda chunk: [row(entry) for entry in chunk]
+
+    def _statement_and_rows_now(self, entries: Sequence[Entry]) -> tuple[Insert, Sequence[Any]]:
+        """The insert for this batch and its parameters (on the writing thread)."""
+        for insert, convert in self._plans(entries):
+            with contextlib.suppress(_NotPlain):
+                return insert, convert(entries)
+        raise AssertionError("the last plan takes every batch")
+
+    async def _statement_and_rows(self, entries: Sequence[Entry]) -> tuple[Insert, Sequence[Any]]:
+        """`_statement_and_rows_now` on the loop, in slices (`convert_in_slices`)."""
+        for insert, convert in self._plans(entries):
+            with contextlib.suppress(_NotPlain):
+                return insert, await convert_in_slices(convert, entries)
+        raise AssertionError("the last plan takes every batch")
+
+    def _write_on_thread(
+        self, db: aiosqlite.Connection, entries: Sequence[Entry], prune: bool, done: ThreadDone
+    ) -> None:
+        error: BaseException | None = None
+        try:
+            insert, rows = self._statement_and_rows_now(entries)
+            retention = self.retention if prune else None
+            _insert_transaction(db._conn, insert, rows, retention)
+        except BaseException as exc:  # handed to the loop: aiosqlite's thread must go on
+            error = exc
+        done.finish_threadsafe(error)
 
     def _plain_insert_for(self, logger: str, host: str | None, pid: int) -> str | None:
         key = (logger, host, pid)
@@ -574,27 +609,10 @@ class SQLiteBackend:
             self._plain_insert = (key, insert)
         return insert
 
-    def _insert_on_thread(
-        self,
-        insert: str | tuple[str, str, str, str],
-        rows: Sequence[tuple[Any, ...]],
-        prune: bool,
-        outcome: asyncio.Future[bool] | None = None,
-    ) -> None:
-        connection: sqlite3.Connection = self._db._conn  # type: ignore[union-attr]
-        written = False
-        try:
-            _insert_transaction(connection, insert, rows, self.retention if prune else None)
-            written = True
-        finally:
-            if outcome is not None:
-                with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
-                    outcome.get_loop().call_soon_threadsafe(_resolve, outcome, written)
-
     async def _insert_async(
         self,
         db: aiosqlite.Connection,
-        insert: str | tuple[str, str, str, str],
+        insert: Insert,
         rows: Sequence[tuple[Any, ...]],
         prune: bool,
     ) -> None:
@@ -679,33 +697,49 @@ def _multi_row(insert: str, rows: int) -> str:
 
 
 def _chunk_limit(connection: sqlite3.Connection, columns: int) -> int:
-    limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    # One variable kept for the LIMIT of `_padded_rows`.
+    limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1
     chunk = 1
     while chunk * 2 <= min(MAX_CHUNK_ROWS, limit // columns):
         chunk *= 2
     return chunk
 
 
+@functools.lru_cache(maxsize=64)
+def _padded_rows(insert: str, rows: int) -> str:
+    """`insert` made to take `rows` rows and insert only the first `LIMIT ?` of them."""
+    head, values = insert.split(" VALUES ", 1)
+    return f"{head} SELECT * FROM (VALUES {', '.join([values] * rows)}) LIMIT ?"
+
+
 def insert_rows(
     connection: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """`connection.executemany(insert, rows)`, in order, as a few multi-row INSERTs whose
-    sizes are powers of two (so that few distinct statements are ever prepared): less than
+    """`connection.executemany(insert, rows)`, in order, as a few multi-row INSERTs: less than
     half the time, and the GIL is released for each statement's whole insert instead of
-    between rows (the event loop's thread is not kept waiting for it)."""
+    between rows, so the writing thread waits for the event loop's thread to give it back a
+    few times a batch instead of once a row. Full chunks take the most rows SQLite's variable
+    limit allows (a power of two); the rest is one statement for the next power of two rows,
+    the unused ones bound to zeros and cut off by its `LIMIT` (so that few distinct
+    statements are ever prepared)."""
     if not rows:
         return
-    chunk = _chunk_limit(connection, len(rows[0]))
+    columns = len(rows[0])
+    chunk = _chunk_limit(connection, columns)
     start, count = 0, len(rows)
-    while start < count:
-        while chunk > count - start:
-            chunk //= 2
+    while count - start >= chunk:
         values = rows[start : start + chunk]
-        if chunk == 1:
-            connection.execute(insert, values[0])
-        else:
-            connection.execute(_multi_row(insert, chunk), [*itertools.chain.from_iterable(values)])
+        connection.execute(_multi_row(insert, chunk), [*itertools.chain.from_iterable(values)])
         start += chunk
+    rest = count - start
+    if rest == 1:
+        connection.execute(insert, rows[start])
+    elif rest:
+        size = 1 << (rest - 1).bit_length()
+        params = [*itertools.chain.from_iterable(rows[start:])]
+        params += [0] * (columns * (size - rest))
+        params.append(rest)
+        connection.execute(_padded_rows(insert, size), params)
 
 
 def _insert_transaction(
@@ -793,9 +827,14 @@ def _join_connection_thread(db: aiosqlite.Connection) -> None:
         thread.join(timeout=1.0)
 
 
-def _resolve(outcome: asyncio.Future[bool], written: bool) -> None:
-    if not outcome.done():
-        outcome.set_result(written)
+def _thread_submit(db: aiosqlite.Connection) -> Callable[[Any], None] | None:
+    """How to queue a call on aiosqlite's thread without a future of its own (aiosqlite's
+    queue of `(future, function)`, future None); None when this aiosqlite has no such queue
+    or its thread has stopped (then the public API is used)."""
+    queue = getattr(db, "_tx", None)
+    if getattr(db, "_running", False) and getattr(queue, "put_nowait", None) is not None:
+        return queue.put_nowait  # type: ignore[no-any-return, union-attr]
+    return None
 
 
 register_backend("sqlite", SQLiteConfig, SQLiteBackend)
