@@ -1,6 +1,6 @@
-"""`backends.sqlite.insert_rows`: a batch inserted as a few multi-row statements (full chunks,
-then one padded statement cut by its LIMIT) holds exactly the rows, in order, as executemany
-would have written them."""
+"""`backends.sqlite.insert_rows`: a batch inserted as a few multi-row statements (powers of two
+within SQLite's variable limit) holds exactly the rows, in order, as executemany would have
+written them."""
 
 from __future__ import annotations
 

@@ -697,49 +697,33 @@ def _multi_row(insert: str, rows: int) -> str:
 
 
 def _chunk_limit(connection: sqlite3.Connection, columns: int) -> int:
-    # One variable kept for the LIMIT of `_padded_rows`.
-    limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1
+    limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     chunk = 1
     while chunk * 2 <= min(MAX_CHUNK_ROWS, limit // columns):
         chunk *= 2
     return chunk
 
 
-@functools.lru_cache(maxsize=64)
-def _padded_rows(insert: str, rows: int) -> str:
-    """`insert` made to take `rows` rows and insert only the first `LIMIT ?` of them."""
-    head, values = insert.split(" VALUES ", 1)
-    return f"{head} SELECT * FROM (VALUES {', '.join([values] * rows)}) LIMIT ?"
-
-
 def insert_rows(
     connection: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """`connection.executemany(insert, rows)`, in order, as a few multi-row INSERTs: less than
+    """`connection.executemany(insert, rows)`, in order, as a few multi-row INSERTs whose
+    sizes are powers of two (so that few distinct statements are ever prepared): less than
     half the time, and the GIL is released for each statement's whole insert instead of
-    between rows, so the writing thread waits for the event loop's thread to give it back a
-    few times a batch instead of once a row. Full chunks take the most rows SQLite's variable
-    limit allows (a power of two); the rest is one statement for the next power of two rows,
-    the unused ones bound to zeros and cut off by its `LIMIT` (so that few distinct
-    statements are ever prepared)."""
+    between rows (the event loop's thread is not kept waiting for it)."""
     if not rows:
         return
-    columns = len(rows[0])
-    chunk = _chunk_limit(connection, columns)
+    chunk = _chunk_limit(connection, len(rows[0]))
     start, count = 0, len(rows)
-    while count - start >= chunk:
+    while start < count:
+        while chunk > count - start:
+            chunk //= 2
         values = rows[start : start + chunk]
-        connection.execute(_multi_row(insert, chunk), [*itertools.chain.from_iterable(values)])
+        if chunk == 1:
+            connection.execute(insert, values[0])
+        else:
+            connection.execute(_multi_row(insert, chunk), [*itertools.chain.from_iterable(values)])
         start += chunk
-    rest = count - start
-    if rest == 1:
-        connection.execute(insert, rows[start])
-    elif rest:
-        size = 1 << (rest - 1).bit_length()
-        params = [*itertools.chain.from_iterable(rows[start:])]
-        params += [0] * (columns * (size - rest))
-        params.append(rest)
-        connection.execute(_padded_rows(insert, size), params)
 
 
 def _insert_transaction(
