@@ -907,9 +907,12 @@ _ACCEPT = """pending = intake.accept(level, message, fields, args=args)
                 return False"""
 
 # `write_log`'s level: a `Level`, or an int of a standard level (a bool, a float equal to one
-# or a custom number is parsed by `accept`, which also raises for bad ones).
+# or a custom number is parsed by `accept`, which also raises for bad ones). A `Level` is taken
+# as it is: a tuple membership test and a dict lookup (whose int key is compared with an int
+# subclass, the slow way) made `write_log` cost more than `info`.
 _WRITE_LOG_LEVEL_CHECK = (
-    "or level.__class__ not in QUICK_CLASSES or (number := QUICK_LEVELS.get(level)) is None"
+    "or (number := level if level.__class__ is Level"
+    " else QUICK_LEVELS.get(level) if level.__class__ is int else None) is None"
 )
 
 

@@ -1,10 +1,12 @@
-"""The SQLite backend uses two private primitives of aiosqlite: `Connection._execute(fn)` (run a
-function on the connection's thread and return its result) and `Connection._conn` (the
-`sqlite3.Connection` itself). pyproject.toml pins aiosqlite below the next minor release; this
-file is what a version bump must pass."""
+"""The SQLite backend uses private primitives of aiosqlite: `Connection._execute(fn)` (run a
+function on the connection's thread and return its result), `Connection._tx` and `_running`
+(its queue of calls, a call without a future; whether the thread takes calls) and
+`Connection._conn` (the `sqlite3.Connection` itself). pyproject.toml pins aiosqlite below the
+next minor release; this file is what a version bump must pass."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from importlib import metadata
@@ -48,3 +50,30 @@ async def test_conn_is_the_sqlite3_connection_used_by_the_thread(tmp_path: Path)
         assert await db._execute(write) == 7
         async with db.execute("SELECT x FROM t") as cursor:
             assert await cursor.fetchall() == [(7,)]
+
+
+async def test_tx_queue_runs_a_call_without_a_future_after_the_calls_queued_before(
+    tmp_path: Path,
+) -> None:
+    """`Connection._tx.put_nowait((None, fn))`: aiosqlite's thread runs `fn` in queue order and
+    sends nothing back; `_running` says whether the thread still takes calls."""
+    async with aiosqlite.connect(tmp_path / "c.db") as db:
+        assert db._running is True
+        order: list[tuple[str, int]] = []
+        ran = threading.Event()
+
+        def first() -> None:
+            order.append(("first", threading.get_ident()))
+
+        def second() -> None:
+            order.append(("second", threading.get_ident()))
+            ran.set()
+
+        earlier = asyncio.ensure_future(db._execute(first))
+        await asyncio.sleep(0)  # `first` is queued
+        db._tx.put_nowait((None, second))
+        assert await asyncio.get_running_loop().run_in_executor(None, ran.wait, 5.0)
+        await earlier
+        assert [name for name, _ in order] == ["first", "second"]
+        assert order[0][1] == order[1][1] != threading.get_ident()
+    assert db._running is False

@@ -14,7 +14,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
@@ -26,7 +26,8 @@ from .._entry import EXCEPTION, FIELDS, LEVEL, LOCATION, LOGGER, MESSAGE, TIME, 
 from .._errors import LogError
 from .._otel import TraceValues, has_trace, split_trace
 from ..formatters import fields_to_json, utf8_safe
-from ._slices import convert_in_slices, map_in_slices
+from ._slices import convert_in_slices
+from ._wakeup import ThreadDone
 from .base import WriteContinues
 
 SCHEMA_VERSION = 3
@@ -303,6 +304,11 @@ def batch_rows(entries: Sequence[Entry]) -> list[Row]:
     return [entry_row(host, pid, entry) for entry in entries]
 
 
+Insert = str | tuple[str, str, str, str]
+"""One insert statement, or the four `staging_statements`."""
+Plan = tuple[Insert, Callable[[Sequence[Entry]], list[Any]]]
+"""An insert and the conversion of a batch to its parameters."""
+
 Step = tuple[str, tuple[float, ...]]
 """One statement of a retention pass and its parameters."""
 StepResult = tuple[Any, int]
@@ -523,49 +529,79 @@ class SQLiteBackend:
         return ["PRAGMA journal_mode=WAL", f"PRAGMA synchronous={self.config.synchronous}"]
 
     async def write_batch(self, entries: Sequence[Entry]) -> None:
-        if self._db is None:
+        db = self._db
+        if db is None:
             raise LogError(f"SQLite backend for {self.path!r} is not open")
-        insert, rows = await self._statement_and_rows(entries)
         prune = self.retention.due()
-        run_in_thread = getattr(self._db, "_execute", None)
-        if run_in_thread is not None:
-            # One hop to aiosqlite's thread for the whole transaction instead of two (insert,
-            # commit). `_execute` is aiosqlite's own primitive; the public path is the fallback.
-            outcome = _runtime.current_loop().create_future()
+        # Under trio the public path: ThreadDone is asyncio's (trio resumes through the adapter).
+        submit = None if _runtime.on_trio() else _thread_submit(db)
+        if submit is not None:
+            # One hop to aiosqlite's thread for the whole batch: the rows are made there too,
+            # so the worker does not yield between slices of conversion (each yield waits for a
+            # whole loop turn when the loop is saturated), and `ThreadDone` resumes the worker
+            # one turn after the thread ends instead of two.
+            done = ThreadDone(asyncio.get_running_loop())
+            submit((None, functools.partial(self._write_on_thread, db, entries, prune, done)))
             try:
-                await run_in_thread(self._insert_on_thread, insert, rows, prune, outcome)
-            except _runtime.CANCELLED as exc:
+                await done
+            except asyncio.CancelledError as exc:
                 # The thread runs the transaction anyway (it may be waiting for a lock): the
                 # entries are counted when it ends, not here.
-                raise WriteContinues(outcome) from exc
+                raise WriteContinues(done.continuing()) from exc
         else:
-            await self._insert_async(self._db, insert, rows, prune)
+            insert, rows = await self._statement_and_rows(entries)
+            await self._insert_async(db, insert, rows, prune)
 
-    async def _statement_and_rows(
-        self, entries: Sequence[Entry]
-    ) -> tuple[str | tuple[str, str, str, str], Sequence[tuple[Any, ...]]]:
-        """The insert for this batch and its parameters. A batch of plain entries from one
-        logger binds three values a row, the rest are literals in the statement: binding
-        costs more than SQLite's own work for the other five columns."""
+    def _plans(self, entries: Sequence[Entry]) -> Generator[Plan, None, None]:
+        """The inserts that can take this batch, best first, each with the conversion of the
+        batch to its parameters (which raises `_NotPlain` when the batch does not fit it). A
+        batch of plain entries from one logger binds three values a row, the rest are literals
+        in the statement: binding costs more than SQLite's own work for the other columns."""
         host, pid = origin()
         if self._staging is None:
             logger = entries[0][LOGGER] if entries else ""  # the first entry's logger
             insert = self._plain_insert_for(logger, host, pid)
             if insert is not None:
-                with contextlib.suppress(_NotPlain):
-                    convert = functools.partial(plain_rows, logger)
-                    return insert, await convert_in_slices(convert, entries)
+                yield insert, functools.partial(plain_rows, logger)
             exceptions = any(entry[EXCEPTION] is not None for entry in entries)
             locations = any(entry[LOCATION] is not None for entry in entries)
             traces = any(has_trace(entry[FIELDS]) for entry in entries if entry[FIELDS])
             lean = lean_insert(self.config.table, host, pid, exceptions, locations, traces)
             if lean is not None:
-                convert_lean = functools.partial(
-                    lean_rows, exceptions=exceptions, locations=locations, traces=traces
+                yield (
+                    lean,
+                    functools.partial(
+                        lean_rows, exceptions=exceptions, locations=locations, traces=traces
+                    ),
                 )
-                return lean, await convert_in_slices(convert_lean, entries)
-        rows = await map_in_slices(functools.partial(entry_row, host, pid), entries)
-        return self._staging or self._insert, rows
+        row = functools.partial(entry_row, host, pid)
+        yield self._staging or self._insert, lambda chunk: [row(entry) for entry in chunk]
+
+    def _statement_and_rows_now(self, entries: Sequence[Entry]) -> tuple[Insert, Sequence[Any]]:
+        """The insert for this batch and its parameters (on the writing thread)."""
+        for insert, convert in self._plans(entries):
+            with contextlib.suppress(_NotPlain):
+                return insert, convert(entries)
+        raise AssertionError("the last plan takes every batch")
+
+    async def _statement_and_rows(self, entries: Sequence[Entry]) -> tuple[Insert, Sequence[Any]]:
+        """`_statement_and_rows_now` on the loop, in slices (`convert_in_slices`)."""
+        for insert, convert in self._plans(entries):
+            with contextlib.suppress(_NotPlain):
+                return insert, await convert_in_slices(convert, entries)
+        raise AssertionError("the last plan takes every batch")
+
+    def _write_on_thread(
+        self, db: aiosqlite.Connection, entries: Sequence[Entry], prune: bool, done: ThreadDone
+    ) -> None:
+        error: BaseException | None = None
+        try:
+            insert, rows = self._statement_and_rows_now(entries)
+            retention = self.retention if prune else None
+            _insert_transaction(db._conn, insert, rows, retention)
+        except BaseException as exc:  # handed to the loop: aiosqlite's thread must go on
+            error = exc
+        done.finish_threadsafe(error)
 
     def _plain_insert_for(self, logger: str, host: str | None, pid: int) -> str | None:
         key = (logger, host, pid)
@@ -575,27 +611,10 @@ class SQLiteBackend:
             self._plain_insert = (key, insert)
         return insert
 
-    def _insert_on_thread(
-        self,
-        insert: str | tuple[str, str, str, str],
-        rows: Sequence[tuple[Any, ...]],
-        prune: bool,
-        outcome: asyncio.Future[bool] | None = None,
-    ) -> None:
-        connection: sqlite3.Connection = self._db._conn  # type: ignore[union-attr]
-        written = False
-        try:
-            _insert_transaction(connection, insert, rows, self.retention if prune else None)
-            written = True
-        finally:
-            if outcome is not None:
-                with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
-                    outcome.get_loop().call_soon_threadsafe(_resolve, outcome, written)
-
     async def _insert_async(
         self,
         db: aiosqlite.Connection,
-        insert: str | tuple[str, str, str, str],
+        insert: Insert,
         rows: Sequence[tuple[Any, ...]],
         prune: bool,
     ) -> None:
@@ -794,9 +813,14 @@ def _join_connection_thread(db: aiosqlite.Connection) -> None:
         thread.join(timeout=1.0)
 
 
-def _resolve(outcome: asyncio.Future[bool], written: bool) -> None:
-    if not outcome.done():
-        outcome.set_result(written)
+def _thread_submit(db: aiosqlite.Connection) -> Callable[[Any], None] | None:
+    """How to queue a call on aiosqlite's thread without a future of its own (aiosqlite's
+    queue of `(future, function)`, future None); None when this aiosqlite has no such queue
+    or its thread has stopped (then the public API is used)."""
+    queue = getattr(db, "_tx", None)
+    if getattr(db, "_running", False) and getattr(queue, "put_nowait", None) is not None:
+        return queue.put_nowait  # type: ignore[no-any-return, union-attr]
+    return None
 
 
 register_backend("sqlite", SQLiteConfig, SQLiteBackend)
