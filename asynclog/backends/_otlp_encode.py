@@ -1,5 +1,6 @@
-"""`LogEntry` batches as OTLP `ExportLogsServiceRequest` protobuf, with the official classes
-of `opentelemetry-proto` (the `otlp` extra); and the collector's answers decoded.
+"""Entry batches as OTLP `ExportLogsServiceRequest` protobuf: the official classes of
+`opentelemetry-proto` (the `otlp` extra) give the bytes, which the common records' are written
+as by hand, faster (`FastRequestBuilder`); and the collector's answers decoded.
 
 The mapping is described in docs/otlp.md. This module imports `opentelemetry.proto`, so the
 OTLP backend imports it only when it opens.
