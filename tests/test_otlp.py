@@ -34,6 +34,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from asynclog import Config, ConfigError, Level, LogEntry, LogError, LogManager
 from asynclog._otlp_config import OTLPConfig
 from asynclog.backends._otlp_encode import (
+    FastRequestBuilder,
+    RequestBuilder,
     encode,
     id_bytes,
     key_values,
@@ -447,6 +449,45 @@ def test_encoding_maps_every_type() -> None:
     assert values["empty_list"].HasField("array_value")
     assert values["empty_map"].HasField("kvlist_value")
     assert not values["none"].HasField("string_value")
+
+
+def test_hand_written_bytes_equal_the_protobuf_classes() -> None:
+    """The common records are written by hand: the bytes must be the classes' own, for every
+    shape (the others go through the classes, record by record, inside the same request)."""
+    from asynclog import Location
+
+    values: list[Any] = [0, 1, 127, 128, 16_384, 2**21, -1, 2**63 - 1, -(2**63), 2**64]
+    values += [0.0, -2.5, float("inf"), True, False, "", "text", "é \udc80", "x" * 300]
+    values += [None, [1, "a"], {"k": 1}, b"raw", Level.ERROR, TRACE_ID]
+    keys = ["k", "", "é", "bad \udc80", "y" * 200, "trace_id", "span_id", "exception.type"]
+    entries: list[Any] = []
+    for number, value in enumerate(values):
+        for key_number, key in enumerate(keys):
+            turn = number * len(keys) + key_number
+            entries.append(
+                (
+                    (1.7e9, 0.0, -1.0, 2e10, 1.7e9 + turn / 7)[turn % 5],
+                    (20, 10, 25, 0, 100, 120, -3)[turn % 7],
+                    ("msg", "", "m \udc80", "z" * 200)[turn % 4],
+                    ("app", "app", "", "other", "\udc80")[turn % 5],
+                    MappingProxyType({key: value, "seq": turn} if turn % 3 else {}),
+                    "Traceback ...\nValueError: x" if turn % 11 == 0 else None,
+                    None,
+                    Location("mod", "fn", turn) if turn % 13 == 0 else None,
+                )
+            )
+    for resource in ({}, {"service.name": "x", "n": 3}):
+        for observed in (0, 1_700_000_000_123_456_789):
+            by_classes = RequestBuilder(key_values(resource), observed)
+            by_hand = FastRequestBuilder(key_values(resource), observed)
+            by_classes.add(entries)
+            for start in range(0, len(entries), 50):
+                by_hand.add(entries[start : start + 50])
+            assert by_hand.serialize() == by_classes.serialize()
+    decoded = ExportLogsServiceRequest.FromString(encode(entries, key_values({})))
+    records = [r for scope in decoded.resource_logs[0].scope_logs for r in scope.log_records]
+    assert [r.body.string_value for r in records[:4]] == ["msg", "", "m \\udc80", "z" * 200]
+    assert len(records) == len(entries)
 
 
 # -- against the receiver ----------------------------------------------------------------

@@ -150,6 +150,22 @@ def test_text_postgres_cannot_hold_is_escaped() -> None:
     assert pg_json({"k": "\\u0000"}) == '{"k": "\\\\u0000"}'
 
 
+def test_flat_fields_json_is_the_standard_encoders_text() -> None:
+    """Fields of str, int, bool and None are written without the JSON encoder: the text must
+    still be json.dumps(ensure_ascii=False)'s, and anything else goes through the encoder."""
+    shapes: list[dict[Any, Any]] = [
+        {"task": 5, "seq": -(10**30), "on": True, "off": False, "none": None},
+        {'q"uote\\': 'a"b\\c\n\t\x7f é \u2028', "": ""},
+        {"f": 1.5, "l": [1, "x"], "d": {"a": None}, "lvl": Level.ERROR},
+        {5: "int key", "huge": 10**5000},
+    ]
+    for fields in shapes[:2]:
+        assert pg_json(fields) == json.dumps(fields, ensure_ascii=False)
+    assert pg_json(shapes[2]) == '{"f": 1.5, "l": [1, "x"], "d": {"a": null}, "lvl": 40}'
+    assert pg_json({"n": "a\x00b", "s": "\udc80"}) == '{"n": "a\\\\x00b", "s": "\\\\udc80"}'
+    assert json.loads(pg_json(shapes[3]))["5"] == "int key"
+
+
 def test_transient_errors() -> None:
     asyncpg = pytest.importorskip("asyncpg")
     exceptions = asyncpg.exceptions

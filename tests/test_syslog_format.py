@@ -730,3 +730,23 @@ async def test_udp_one_datagram_per_message_truncated_to_2048() -> None:
     assert first.endswith(BOM + b"short")
     assert len(second) <= 2048 and second.endswith(b"bytes]")
     assert backend.stats().truncated == 1 and backend.stats().sent == 2
+
+
+def test_common_shape_is_written_as_the_general_path_writes_it() -> None:
+    """Entries without a traceback, at a standard level and without a size limit are encoded
+    in one string; the bytes must be those of STRUCTURED-DATA and MSG built piece by piece."""
+    values: list[Any] = [0, -7, 10**5000, 2.5, True, None, "", 'q"b\\s]', "é \udc80", [1, "a"]]
+    names = ["k", "a b=c]", "", "é", "x" * 40, 5]
+    for bom in (True, False):
+        enc = encoder(bom=bom)
+        for turn, value in enumerate(values * len(names)):
+            fields = {names[turn % len(names)]: value, "seq": turn} if turn % 4 else {}
+            message = ("msg", "", "m \ud800", "a]b")[turn % 4]
+            one = entry(message, (10, 20, 30, 40, 50)[turn % 5], fields, logger="a b")
+            text = (
+                f"<{pri(1, one.level)}>1 2023-11-14T22:13:20.500000Z web1 a_b 4242 - "
+                f"{enc.structured_data(one)}"
+            )
+            body = (" \ufeff" if bom else " ") + enc.message_text(one) if one.message else ""
+            assert enc.encode(one) == (text + body).encode("utf-8")
+            assert enc.encode(tuple(one)) == enc.encode(one)  # an entry tuple, as the pipeline's

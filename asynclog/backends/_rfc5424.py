@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from .._entry import LogEntry
+from .._entry import EXCEPTION, FIELDS, LEVEL, LOGGER, MESSAGE, TIME, Entry, LogEntry, as_log_entry
 from ..formatters import safe_repr, safe_str, utf8_safe
 
 NILVALUE = "-"
@@ -33,6 +33,7 @@ APP_NAME_MAX = 48
 PROCID_MAX = 128
 MSGID_MAX = 32
 SD_NAME_MAX = 32
+SD_NAMES_CACHED = 256
 
 
 def severity(level: int) -> int:
@@ -170,6 +171,11 @@ class Encoder:
         self._tail_by_logger: dict[str, str] = {}
         """`" HOSTNAME APP-NAME PROCID MSGID "` for each logger name seen."""
         self._pri = [f"<{pri(facility, level)}>1 " for level in range(101)]
+        self._fields_open = f"[{self.fields_id}"
+        self._body_start = " \ufeff" if bom else " "
+        """What comes between STRUCTURED-DATA and a message: SP, then the BOM (as text)."""
+        self._sd_names: dict[str, str] = {}
+        """`sd_name` of each str field name seen (up to `SD_NAMES_CACHED` of them)."""
 
     def set_procid(self, procid: str) -> None:
         """A new PROCID (the process id after a fork)."""
@@ -206,8 +212,54 @@ class Encoder:
             message = f"{message}\n{entry.exception}" if message else entry.exception
         return utf8_text(message)
 
-    def encode(self, entry: LogEntry) -> bytes:
-        """One RFC 5424 message."""
+    def encode(self, entry: Entry) -> bytes:
+        """One RFC 5424 message, from a `LogEntry` or an entry tuple."""
+        level = entry[LEVEL]
+        if level in STANDARD_LEVELS and entry[EXCEPTION] is None and self.max_size is None:
+            # The common shape, in one string encoded once: the same bytes as `_encode`.
+            fields = entry[FIELDS]
+            message = entry[MESSAGE]
+            if not message.isascii():
+                message = utf8_text(message)
+            text = (
+                self._pri[level]
+                + timestamp(entry[TIME])
+                + self._tail(entry[LOGGER])
+                + (self._fields_element(fields) if fields else NILVALUE)
+            )
+            if message:
+                text = text + self._body_start + message
+            return text.encode("utf-8")
+        return self._encode(as_log_entry(entry))
+
+    def _fields_element(self, fields: Mapping[str, Any]) -> str:
+        """`sd_element(self.fields_id, fields)`, with the field names' SD-NAMEs cached and
+        str and int values escaped inline."""
+        names = self._sd_names
+        parts = [self._fields_open]
+        for key, value in fields.items():
+            name = names.get(key)
+            if name is None:
+                name = sd_name(key)
+                if type(key) is str and len(names) < SD_NAMES_CACHED:
+                    names[key] = name
+            kind = type(value)
+            if kind is int:
+                try:
+                    text = str(value)
+                except ValueError:  # more digits than int_max_str_digits allows
+                    text = param_value(value)
+            elif kind is str:
+                text = value if value.isascii() else utf8_text(value)
+                if '"' in text or "\\" in text or "]" in text:
+                    text = text.translate(_SD_ESCAPES)
+            else:
+                text = param_value(value)
+            parts.append(f' {name}="{text}"')
+        parts.append("]")
+        return "".join(parts)
+
+    def _encode(self, entry: LogEntry) -> bytes:
         level = entry.level
         head = (
             (self._pri[level] if 0 <= level <= 100 else f"<{pri(self.facility, level)}>1 ")

@@ -22,7 +22,7 @@ from urllib.parse import SplitResult, quote
 
 from .. import _runtime
 from .._backend_registry import register_backend
-from .._entry import LogEntry
+from .._entry import Entry
 from .._errors import LogError
 from .._otlp_config import OTLPConfig
 from .._report import BurstReporter
@@ -374,7 +374,7 @@ class _Kept:
 
     __slots__ = ("body", "deadline", "entries", "refusal", "size")
 
-    def __init__(self, entries: Sequence[LogEntry], body: bytes, deadline: float) -> None:
+    def __init__(self, entries: Sequence[Entry], body: bytes, deadline: float) -> None:
         self.entries, self.size, self.body, self.deadline = entries, len(entries), body, deadline
         self.refusal: ExportError | None = None
 
@@ -393,6 +393,8 @@ def load_codec() -> type[Codec]:
 class OTLPBackend:
     """Exports each batch as one `ExportLogsServiceRequest` over OTLP/HTTP (protobuf).
     See docs/otlp.md for the mapping, the retries and what is counted."""
+
+    takes_entry_tuples = True  # see `backends.base.taking_entry_tuples`
 
     def __init__(self, config: OTLPConfig | None = None) -> None:
         config = OTLPConfig() if config is None else config
@@ -504,7 +506,7 @@ class OTLPBackend:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+    async def write_batch(self, entries: Sequence[Entry]) -> None:
         """Export `entries` in one request; retry 429/502/503/504 and connection failures
         until `max_retry_time` has passed for this batch, then raise `ExportError`."""
         codec = self._codec
@@ -565,7 +567,7 @@ class OTLPBackend:
             self.retries += 1
             attempt += 1
 
-    async def _encode(self, codec: Codec, entries: Sequence[LogEntry]) -> bytes:
+    async def _encode(self, codec: Codec, entries: Sequence[Entry]) -> bytes:
         body = await codec.encode_in_slices(entries)
         if self.config.compression == "gzip":
             if len(body) >= GZIP_IN_THREAD_BYTES:
@@ -620,7 +622,7 @@ class OTLPBackend:
         for client in self._clients:  # kept: `connections` still counts them
             await client.close()
 
-    def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+    def flush_at_exit(self, entries: Sequence[Entry]) -> None:
         """Interpreter exit, no event loop: export `entries` in one request on a new
         connection, in a loop of its own, within `EXIT_FLUSH_TIMEOUT`; no retries. Raises
         if it fails (the entries are then counted dropped)."""

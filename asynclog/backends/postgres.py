@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Protocol
@@ -103,10 +103,50 @@ def pg_json(fields: Any) -> str:
     so strings (keys and values) holding them are cleaned as `pg_text` does."""
     if not fields:
         return "{}"
-    text = fields_to_json(fields)
+    text = _flat_json(fields)
+    if text is None:
+        text = fields_to_json(fields)
     if "\\u0000" in text or not _is_utf8(text):
         text = json.dumps(_clean_json(json.loads(text)), ensure_ascii=False)
     return text
+
+
+_json_string = json.encoder.encode_basestring
+"""A str as JSON text, as `json.dumps(ensure_ascii=False)` writes it (one C call)."""
+_json_keys: dict[str, str] = {}
+"""`"key": ` for each str field name seen (up to `JSON_KEYS_CACHED`)."""
+JSON_KEYS_CACHED = 256
+
+
+def _flat_json(fields: Mapping[str, Any]) -> str | None:
+    """`fields_to_json(fields)`'s very text when every key is a str and every value a str,
+    int, bool or None (the common fields), built without the encoder's per-call set-up; None
+    for any other fields."""
+    keys = _json_keys
+    parts = []
+    for key, value in fields.items():
+        prefix = keys.get(key)
+        if prefix is None:
+            if type(key) is not str:
+                return None
+            prefix = _json_string(key) + ": "
+            if len(keys) < JSON_KEYS_CACHED:
+                keys[key] = prefix
+        kind = type(value)
+        if kind is int:
+            try:
+                parts.append(prefix + int.__repr__(value))
+            except ValueError:  # more digits than int_max_str_digits allows
+                return None
+        elif kind is str:
+            parts.append(prefix + _json_string(value))
+        elif kind is bool:
+            parts.append(prefix + ("true" if value else "false"))
+        elif value is None:
+            parts.append(prefix + "null")
+        else:
+            return None
+    return "{" + ", ".join(parts) + "}"
 
 
 def _is_utf8(text: str) -> bool:
@@ -149,15 +189,19 @@ def entry_row(
     """The column values of one entry, in `COLUMNS` order, then (`located`: the table has
     them) the location's, then (`traced`: likewise) the trace context's."""
     ts, level, message, logger, fields, exception = entry[:6]
-    trace: TraceValues = (None, None, None)
-    if traced and fields and has_trace(fields):
-        fields, trace = split_trace(fields)
+    trace: TraceValues = _NO_TRACE
+    if fields:
+        if traced and has_trace(fields):
+            fields, trace = split_trace(fields)
+        fields_json = pg_json(fields)
+    else:
+        fields_json = "{}"
     row: Row = (
-        datetime.fromtimestamp(ts, UTC),
+        _from_timestamp(ts, UTC),
         int(level),
-        pg_text(logger),
-        pg_text(message),
-        pg_json(fields),
+        logger if logger.isascii() and "\x00" not in logger else pg_text(logger),
+        message if message.isascii() and "\x00" not in message else pg_text(message),
+        fields_json,
         None if exception is None else pg_text(exception),
         host,
         pid,
@@ -166,10 +210,13 @@ def entry_row(
     if located:
         location = entry[LOCATION]
         if location is None:
-            row = (*row, None, None, None)
-        else:
-            row = (*row, pg_text(location[0]), pg_text(location[1]), int(location[2]))
+            return (*row, None, None, None, *trace) if traced else (*row, None, None, None)
+        row = (*row, pg_text(location[0]), pg_text(location[1]), int(location[2]))
     return (*row, *trace) if traced else row
+
+
+_NO_TRACE: TraceValues = (None, None, None)
+_from_timestamp = datetime.fromtimestamp
 
 
 class Connection(Protocol):
@@ -221,6 +268,18 @@ def load_asyncpg() -> ModuleType:
             "the PostgreSQL backend needs asyncpg: pip install 'asynclog[postgres]'"
         ) from exc
     return asyncpg  # type: ignore[no-any-return]
+
+
+def new_batch_id() -> uuid.UUID:
+    """A random batch id; asyncpg's own `UUID` (a `uuid.UUID` subclass) when it has one,
+    which its COPY encodes without going through `.bytes` for every row."""
+    batch_id = uuid.uuid4()
+    try:
+        from asyncpg.pgproto.pgproto import UUID  # type: ignore[import-untyped]
+    except ImportError:  # another asyncpg layout: the standard class works as well
+        return batch_id
+    fast: uuid.UUID = UUID(batch_id.bytes)
+    return fast
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -470,7 +529,7 @@ class PostgresBackend:
         if pending is not None and pending.entries is entries and len(pending.rows) == len(entries):
             self._pending[task] = pending
             return pending
-        batch_id = uuid.uuid4()
+        batch_id = new_batch_id()
         convert = functools.partial(
             entry_row, self.host, os.getpid(), batch_id, self.located, traced=self.traced
         )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from .. import _runtime
 from .._backend_registry import register_backend
-from .._entry import LogEntry
+from .._entry import Entry
 from .._errors import LogError
 from .._syslog_config import SyslogConfig
 from ._relp import RelpRefused, RelpSession
@@ -62,7 +62,7 @@ class _Batch:
 
     __slots__ = ("acked", "entries", "messages", "refusal", "remaining", "sent", "tries")
 
-    def __init__(self, entries: Sequence[LogEntry], messages: list[bytes]) -> None:
+    def __init__(self, entries: Sequence[Entry], messages: list[bytes]) -> None:
         self.entries = entries
         self.messages = messages
         self.acked = bytearray(len(messages))
@@ -92,6 +92,8 @@ class _Udp(asyncio.DatagramProtocol):
 
 class SyslogBackend:
     """Sends each entry as one RFC 5424 message; see docs/syslog.md."""
+
+    takes_entry_tuples = True  # see `backends.base.taking_entry_tuples`
 
     def __init__(self, config: SyslogConfig | None = None) -> None:
         self.config = config = config or SyslogConfig()
@@ -211,7 +213,7 @@ class SyslogBackend:
 
     # ---- writing -------------------------------------------------------------------------
 
-    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+    async def write_batch(self, entries: Sequence[Entry]) -> None:
         """Send the batch; returns once RELP acknowledged every message, or once TCP/TLS
         wrote it to the socket (UDP: handed it to the socket). A lost connection is made again
         with backoff (`reconnect_attempts`) and the unacknowledged messages sent again."""
@@ -258,7 +260,7 @@ class SyslogBackend:
                 self._pending = None
                 return
 
-    async def _batch_for(self, entries: Sequence[LogEntry]) -> _Batch:
+    async def _batch_for(self, entries: Sequence[Entry]) -> _Batch:
         """The batch being retried, with what was acknowledged of it; else a new one."""
         pending = self._pending
         if (
@@ -297,7 +299,7 @@ class SyslogBackend:
         if self._stream is not None:
             writer = self._stream[1]
             # RFC 6587 octet counting (RFC 5425 for TLS): "MSG-LEN SP SYSLOG-MSG".
-            writer.write(b"".join([b"%d %s" % (len(m), m) for m in batch.messages]))
+            writer.write(_octet_counted(batch.messages))
             self._sent += len(batch.messages)
             async with asyncio.timeout(self.config.ack_timeout):
                 await writer.drain()
@@ -327,7 +329,7 @@ class SyslogBackend:
 
         return refused
 
-    def flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+    def flush_at_exit(self, entries: Sequence[Entry]) -> None:
         """Interpreter exit, no event loop: send `entries` on a new connection, in a loop of
         its own, within `EXIT_FLUSH_TIMEOUT`, without reconnecting. Raises if it fails (the
         manager then counts them dropped)."""
@@ -339,7 +341,7 @@ class SyslogBackend:
         self._relp = self._stream = self._udp = None
         asyncio.run(self._flush_at_exit(entries))
 
-    async def _flush_at_exit(self, entries: Sequence[LogEntry]) -> None:
+    async def _flush_at_exit(self, entries: Sequence[Entry]) -> None:
         try:
             async with asyncio.timeout(EXIT_FLUSH_TIMEOUT):
                 if entries:
@@ -372,6 +374,16 @@ class SyslogBackend:
         if udp is not None:
             self._send_errors += udp[1].errors
             udp[0].close()
+
+
+def _octet_counted(messages: list[bytes]) -> bytes:
+    """The messages framed with RFC 6587 octet counting, "MSG-LEN SP SYSLOG-MSG" each."""
+    parts: list[bytes] = []
+    append = parts.append
+    for message in messages:
+        append(b"%d " % len(message))
+        append(message)
+    return b"".join(parts)
 
 
 def _describe(exc: BaseException) -> str:
