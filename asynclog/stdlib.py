@@ -106,11 +106,13 @@ class AsyncLogHandler(logging.Handler):
             return
         self._local.emitting = True
         try:
-            manager = self.manager
+            given = self._manager
+            manager = given if given.__class__ is LogManager else self.manager
             if manager is None or not manager.running:
                 self._hold(record, manager)
                 return
-            self.release_pending(manager)
+            if self._pending:
+                self.release_pending(manager)
             self._forward(manager, record)
         except RecursionError:
             raise
