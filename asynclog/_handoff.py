@@ -159,15 +159,20 @@ class Handoff:
 
     # ---- the backlog (the loop's thread)---------------------------------------------------
 
-    def join(self, pending: Pending) -> bool:
+    def idle(self) -> bool:
+        """Nothing landed or waiting, and new entries taken: one accepted on the loop's thread
+        now comes after everything handed in before it."""
+        return not (self.active or self._landing or self._refusing)
+
+    def join(self, pending: Pending, held: bool = True) -> bool:
         """An accepted entry that could not be settled without waiting (a `nowait` call) joins
         the backlog; the settler settles it in its turn. False: the backlog is full, the
-        entry is counted dropped."""
+        entry is counted dropped. `held`: it was not offered to the queues yet."""
         assert self._loop is not None
         if len(self._waiting) >= self._limit:
             self._owner.count_dropped(pending)
             return False
-        self._join(Waiting(pending, True, self._loop.time(), None))
+        self._join(Waiting(pending, held, self._loop.time(), None))
         return True
 
     def _join(self, waiting: Waiting, start: bool = True) -> None:

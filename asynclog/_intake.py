@@ -129,6 +129,7 @@ class Intake:
         self.holding = False
         """Sync mode, the backlog is not empty: a coroutine's direct write waits behind it."""
         self.only = sinks[0] if len(sinks) == 1 else None
+        self.reporter = reporter
         self.handoff = Handoff(self, reporter, backlog_limit, name)
         self.direct_lock = threading.Lock()  # writes made while the loop is not running
         self.context_get = CONTEXT.get
@@ -731,6 +732,50 @@ class Intake:
         if not self.handoff.hand_in(handed, on_loop=_running_loop() is loop):
             with self.direct_lock:  # the loop has closed: write it (and what is left) now
                 self.write_leftovers_now(self.take_leftovers(handed))
+
+    def take_record(
+        self,
+        level: int,
+        message: object,
+        args: tuple[Any, ...],
+        fields: dict[str, Any],
+        at: float,
+        logger: str,
+        exception: str | None,
+        location: Location | None,
+    ) -> None:
+        """A stdlib record (asynclog.stdlib): `hand_in`, or, for the common one logged on the
+        loop's own thread with no fields while nothing waits in the handoff (no trace to take,
+        no call site to find), accepted there and then as `hand_in` would have it accepted."""
+        quick = QUICK_LEVELS.get(level)
+        if (
+            quick is None
+            or fields
+            or self.tracing
+            or self.capture_location
+            or get_ident() != self.loop_thread
+            or self.state is not State.RUNNING
+            or not self.handoff.idle()
+            or _running_loop() is not self.loop
+        ):
+            self.hand_in(
+                level,
+                message,
+                fields,
+                at=at,
+                logger=logger,
+                exception=exception,
+                location=location,
+                args=args,
+            )
+            return
+        try:
+            pending = self.accept(quick, message, fields, at, logger, None, exception, args=args)
+        except (LogError, TypeError, ValueError) as exc:  # as the handoff reports it
+            self.reporter.failure("write_log_threadsafe", f"{message!r} refused: {exc}")
+            return
+        if pending:
+            self.handoff.join(pending, held=False)
 
     def accept_handed_in(
         self, args: HandInArgs, anywhere: bool, hold: bool

@@ -107,11 +107,13 @@ class AsyncLogHandler(logging.Handler):
             return
         self._local.emitting = True
         try:
-            manager = self.manager
+            given = self._manager
+            manager = given if given.__class__ is LogManager else self.manager
             if manager is None or not manager.running:
                 self._hold(record, manager)
                 return
-            self.release_pending(manager)
+            if self._pending:
+                self.release_pending(manager)
             self._forward(manager, record)
         except RecursionError:
             raise
@@ -126,24 +128,39 @@ class AsyncLogHandler(logging.Handler):
             self._forward(manager, self._pending.popleft())
 
     def _forward(self, manager: LogManager, record: logging.LogRecord) -> None:
+        attributes = record.__dict__
         fields = _extra_fields(record)
         intake = manager._intake  # the package-internal intake: see LogManager
         location = None
         if intake.capture_location:  # the record's own, found by logging
             location = Location(record.module, record.funcName or "?", record.lineno)
         args = record.args
+        if not args:
+            args = ()
+        elif type(args) is not tuple:
+            args = (args,) if isinstance(args, Mapping) else tuple(args)
+        exception = None
+        if record.exc_info or record.exc_text or record.stack_info:
+            exception = self._exception_text(record)
+        level = min(max(record.levelno, 1), 100)
+        template = attributes.get(_TEMPLATE)
+        trace = attributes.get(_TRACE)
         try:
+            if template is None and trace is None:  # not a held record: the common case
+                message, at, name = record.msg, record.created, record.name
+                intake.take_record(level, message, args, fields, at, name, exception, location)
+                return
             intake.hand_in(
-                min(max(record.levelno, 1), 100),
+                level,
                 record.msg,  # formatted with args there, at the level of record.name
                 fields,
                 at=record.created,
                 logger=record.name,
-                exception=self._exception_text(record),
+                exception=exception,
                 location=location,
-                args=(args,) if isinstance(args, Mapping) else tuple(args or ()),
-                template=record.__dict__.get(_TEMPLATE),
-                trace=record.__dict__.get(_TRACE),
+                args=args,
+                template=template,
+                trace=trace,
             )
         except LogError:
             _to_stderr(record)  # closed between the check and the call

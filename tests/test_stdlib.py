@@ -380,3 +380,37 @@ def test_a_paused_loop_keeps_handed_in_entries_for_its_next_run(tmp_path: Path) 
     with sqlite3.connect(tmp_path / "a.db") as db:
         rows = [row[0] for row in db.execute("SELECT message FROM logs ORDER BY id")]
     assert rows == ["one", "two", "three"]
+
+
+async def test_a_loop_thread_record_comes_after_those_other_threads_handed_in_before_it(
+    clean_logging: None,
+) -> None:
+    backend = RecordingBackend()
+    async with LogManager(Config(backend=backend, async_mode=True)) as lm:
+        install(lm, level="INFO", loggers=["bridge.order"])
+        log = logging.getLogger("bridge.order")
+        worker = threading.Thread(target=lambda: [log.info("thread %d", n) for n in range(3)])
+        worker.start()
+        worker.join()  # the loop has not run: the three wait in the handoff
+        log.info("loop %d", 0)
+        log.info("loop %d", 1)
+    assert [entry.message for entry in backend.entries] == [
+        "thread 0",
+        "thread 1",
+        "thread 2",
+        "loop 0",
+        "loop 1",
+    ]
+    assert backend.entries[3].template == "loop %d"
+
+
+async def test_loop_thread_records_past_a_full_queue_keep_their_order(clean_logging: None) -> None:
+    backend = RecordingBackend()
+    async with LogManager(Config(backend=backend, async_mode=True, queue_size=2)) as lm:
+        install(lm, level="INFO", loggers=["bridge.full"])
+        log = logging.getLogger("bridge.full")
+        for n in range(20):  # no await: the worker takes none of them meanwhile
+            log.info("record %d", n, extra={"n": n} if n % 2 else None)
+    assert [entry.message for entry in backend.entries] == [f"record {n}" for n in range(20)]
+    assert [dict(entry.fields) for entry in backend.entries[:2]] == [{}, {"n": 1}]
+    assert lm.get_stats().dropped == 0
