@@ -319,3 +319,36 @@ def test_importing_asynclog_imports_neither_trio_nor_anyio() -> None:
     )
     modules = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()}
     assert "trio" not in modules and "anyio" not in modules
+
+
+NEVER_CLOSED_HANGING = """
+import asyncio, trio
+from asynclog import Config, LogManager
+
+class Hang:
+    async def open(self): pass
+    async def write_batch(self, entries):
+        await trio.sleep_forever()
+    async def close(self): pass
+
+kept = []
+
+async def main():
+    lm = LogManager(Config(backend=Hang(), async_mode=True))
+    kept.append(lm)  # never closed
+    await lm.start()
+    await lm.info("x")
+    await trio.sleep(0.05)  # the worker holds it
+
+trio.run(main)
+print("run ended", kept[0].get_stats().accepted)
+print(asyncio.run(asyncio.sleep(0, "asyncio after")))
+"""
+
+
+def test_the_end_of_a_trio_run_with_an_unclosed_manager_and_a_hanging_backend_is_bounded() -> None:
+    done = subprocess.run([sys.executable, "-c", NEVER_CLOSED_HANGING], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["run ended 1", "asyncio after"]
+    assert "the queue could not be drained in time" in done.stderr
