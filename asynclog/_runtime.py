@@ -667,6 +667,9 @@ def _set_run_loop(loop: TrioLoop) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         local = getattr(asyncio.get_event_loop_policy(), "_local", None)
     previous = getattr(local, "_loop", None)
+    # Whether set_event_loop() had been called: if not, get_event_loop() still makes a loop
+    # for legacy code in the main thread (set_event_loop(previous) alone would stop that).
+    previous_set = getattr(local, "_set_called", False)
     asyncio.set_event_loop(loop)
 
     async def watch_run_end() -> None:
@@ -680,6 +683,8 @@ def _set_run_loop(loop: TrioLoop) -> None:
             loop.run_ended()
             with contextlib.suppress(Exception):
                 asyncio.set_event_loop(previous)
+                if local is not None:
+                    local._set_called = previous_set
 
     import trio
 

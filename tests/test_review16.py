@@ -352,3 +352,25 @@ def test_the_end_of_a_trio_run_with_an_unclosed_manager_and_a_hanging_backend_is
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["run ended 1", "asyncio after"]
     assert "the queue could not be drained in time" in done.stderr
+
+
+AFTER_TRIO = """
+import asyncio, warnings, trio
+from asynclog import Config, ConsoleConfig, LogManager
+
+async def main():
+    async with LogManager(Config(backend_config=ConsoleConfig())) as lm:
+        await lm.info("on trio")
+
+trio.run(main)
+warnings.simplefilter("ignore", DeprecationWarning)
+loop = asyncio.get_event_loop()  # legacy code: a new loop, as before any trio run
+print(type(loop).__name__, loop.run_until_complete(asyncio.sleep(0, "ran")))
+"""
+
+
+def test_after_a_trio_run_asyncio_get_event_loop_behaves_as_before_it() -> None:
+    done = subprocess.run([sys.executable, "-c", AFTER_TRIO], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "_UnixSelectorEventLoop ran"
