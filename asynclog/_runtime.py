@@ -77,7 +77,8 @@ def require_asyncio(what: str) -> None:
     if on_trio():
         raise UnsupportedLoopError(
             f"{what} needs asyncio (it is built on asyncio's own API); it cannot run under "
-            "trio: see docs/trio.md for what does"
+            "trio: under trio use the file, SQLite or console backend (or a backend of your "
+            "own), or run the program under asyncio (docs/trio.md)"
         )
 
 

@@ -19,7 +19,11 @@ from asynclog import (
     LogError,
     LogManager,
     ManagerClosedError,
+    OTLPConfig,
+    PostgresConfig,
     SQLiteConfig,
+    SyslogConfig,
+    UnsupportedLoopError,
 )
 
 from .conftest import assert_settled, message_of, read_lines
@@ -374,3 +378,27 @@ def test_after_a_trio_run_asyncio_get_event_loop_behaves_as_before_it() -> None:
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "_UnixSelectorEventLoop ran"
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        (SyslogConfig(), "the syslog backend"),
+        (OTLPConfig(endpoint="http://127.0.0.1:4318"), "the OTLP backend"),
+        (PostgresConfig(dsn="postgresql://u:p@127.0.0.1:1/db"), "the PostgreSQL backend"),
+    ],
+)
+def test_an_asyncio_only_backend_under_trio_says_which_and_what_to_use_instead(
+    settings: object, named: str
+) -> None:
+    async def body() -> None:
+        lm = LogManager(Config(backend_config=settings))  # type: ignore[arg-type]
+        with pytest.raises(UnsupportedLoopError) as raised:
+            await lm.start()
+        message = str(raised.value)
+        assert message.startswith(named)
+        assert "cannot run under trio" in message
+        assert "use the file, SQLite or console backend" in message
+        assert "or run the program under asyncio" in message
+
+    trio.run(body)
