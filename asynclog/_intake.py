@@ -224,6 +224,12 @@ class Intake:
         self.loop = loop
         self.loop_thread = get_ident()
         self.handoff.bind(loop)
+        _runtime.at_loop_end(loop, self._loop_ended)
+
+    def _loop_ended(self) -> None:
+        """The trio run that started the manager ended: no thread may await its calls now."""
+        self.loop_thread = -1
+        self.refresh()
 
     # ---- the call ------------------------------------------------------------------------
 
@@ -880,6 +886,11 @@ class Intake:
 
     def wrong_thread_error(self) -> LogError:
         """The error of a coroutine call from a thread that is not the manager's loop's."""
+        if _runtime.loop_ended(self.loop):
+            return LogError(
+                f"LogManager {self.name!r} was started in a trio run that has ended; start a "
+                "LogManager in the run that logs (`async with LogManager(config)` in it)"
+            )
         return LogError(
             f"write_log of LogManager {self.name!r} was called from a thread other than the one "
             "running the event loop that started it; use lm.write_log_threadsafe(...) there"

@@ -192,6 +192,8 @@ class LogManager:
         process forked from the one that started the manager, it does nothing (the parent
         closes the backends).
         """
+        if _runtime.loop_ended(self._intake.loop):
+            return self._close_after_run_end()
         joining = self._closing is not None and not self._closing.cancelled()
         if not joining:
             self._closing = _runtime.current_loop().create_task(self._close_once(timeout))
@@ -248,6 +250,20 @@ class LogManager:
         intake.set_state(State.CLOSED)
         self._run_close_callbacks()
         return self._close_report(abandoned)
+
+    def _close_after_run_end(self) -> CloseReport:
+        """`close()` after the trio run that started the manager ended: nothing can be awaited
+        on that run's loop any more, so what is left is written synchronously, as at exit."""
+        intake = self._intake
+        if intake.state in (State.RUNNING, State.CLOSING):
+            with intake.direct_lock:
+                leftovers = intake.take_leftovers()
+            intake.set_state(State.CLOSED)
+            intake.write_leftovers_now(leftovers)
+            _registry.forget_at_exit(self)
+            self._reporter.flush()
+            self._run_close_callbacks()
+        return self._close_report(0)
 
     def _run_close_callbacks(self) -> None:
         for callback in _registry.closed(self):

@@ -77,7 +77,8 @@ def require_asyncio(what: str) -> None:
     if on_trio():
         raise UnsupportedLoopError(
             f"{what} needs asyncio (it is built on asyncio's own API); it cannot run under "
-            "trio: see docs/trio.md for what does"
+            "trio: under trio use the file, SQLite or console backend (or a backend of your "
+            "own), or run the program under asyncio (docs/trio.md)"
         )
 
 
@@ -452,6 +453,18 @@ class TrioLoop(asyncio.AbstractEventLoop):
         self._finished = False
         self._live_tasks = 0
         self._no_tasks: Any = None  # a trio.Event while the end of the run waits for them
+        self._at_end: list[Callable[[], object]] = []
+
+    def call_at_end(self, callback: Callable[[], object]) -> None:
+        """Call `callback()` when the run has ended (its tasks done, the loop finished)."""
+        self._at_end.append(callback)
+
+    def run_ended(self) -> None:
+        """The run is over: mark the loop finished and call what `call_at_end` registered."""
+        self._finished = True
+        callbacks, self._at_end = self._at_end, []
+        for callback in callbacks:
+            _guarded(None, callback, ())
 
     def task_started(self) -> None:
         """A `TrioTask` of this loop began (the end of the run waits for it)."""
@@ -655,6 +668,9 @@ def _set_run_loop(loop: TrioLoop) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         local = getattr(asyncio.get_event_loop_policy(), "_local", None)
     previous = getattr(local, "_loop", None)
+    # Whether set_event_loop() had been called: if not, get_event_loop() still makes a loop
+    # for legacy code in the main thread (set_event_loop(previous) alone would stop that).
+    previous_set = getattr(local, "_set_called", False)
     asyncio.set_event_loop(loop)
 
     async def watch_run_end() -> None:
@@ -665,9 +681,11 @@ def _set_run_loop(loop: TrioLoop) -> None:
         finally:
             # The workers drain (aiosqlite still needs the loop) before the loop is let go.
             await loop.tasks_finished(RUN_END_WAIT_SECONDS)
-            loop._finished = True
+            loop.run_ended()
             with contextlib.suppress(Exception):
                 asyncio.set_event_loop(previous)
+                if local is not None:
+                    local._set_called = previous_set
 
     import trio
 
@@ -680,6 +698,18 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
     if loop is not None:
         return loop
     return _trio_loop() if on_trio() else None
+
+
+def at_loop_end(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+    """Under trio, call `callback()` once the run of `loop` has ended (nothing for asyncio,
+    whose loops end with `close()`)."""
+    if isinstance(loop, TrioLoop):
+        loop.call_at_end(callback)
+
+
+def loop_ended(loop: asyncio.AbstractEventLoop | None) -> bool:
+    """True for the `TrioLoop` of a trio run that has ended."""
+    return isinstance(loop, TrioLoop) and loop.is_closed()
 
 
 def really_cancelled(exc: BaseException) -> bool:
