@@ -710,7 +710,8 @@ def _first_lines(path: str, count: int) -> Iterator[str]:
 _TEXT_CONSTANTS = {"True": "true", "False": "false", "None": "null"}
 
 
-def _as_text(value: object) -> str:
+def field_text(value: object) -> str:
+    """A field value as the filters compare it (and as SQLite's JSON text spells it)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -732,7 +733,7 @@ def field_matches(value: object, wanted: str) -> bool:
     """`--field KEY=wanted` against a field's value, as the SQLite query compares: equal as
     text, or as numbers when both are; `true`/`false`/`null` also match the text format's
     `True`/`False`/`None`."""
-    text = _as_text(value)
+    text = field_text(value)
     if text == wanted or _TEXT_CONSTANTS.get(text) == wanted:
         return True
     if isinstance(value, bool) or value is None:

@@ -25,7 +25,7 @@ import aiosqlite
 
 from . import _runtime
 from ._entry import EMPTY_FIELDS, Location, LogEntry
-from ._filelog_read import DB_SUFFIXES, LogFiles, kind_of, not_a_log
+from ._filelog_read import DB_SUFFIXES, LogFiles, field_text, kind_of, not_a_log
 from ._levels import Level, parse_level
 from ._otel import TRACE_KEYS, TraceValues, id_hex, joined_trace
 from ._read_filters import NO_FILTERS, Filters, QueryError
@@ -122,16 +122,6 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _field_text(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
 def make_filters(
     *,
     level: Level | int | str | None = None,
@@ -152,7 +142,7 @@ def make_filters(
     for key, value in items:
         if not isinstance(key, str) or not key or '"' in key:
             raise ValueError(f"field name must be a non-empty str without '\"', got {key!r}")
-        pairs.append((key, _field_text(value)))
+        pairs.append((key, field_text(value)))
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
     if text is not None and not isinstance(text, str):
