@@ -78,7 +78,7 @@ def set_any_value(target: AnyValue, value: object, depth: int = 0) -> None:
         if INT64_MIN <= value <= INT64_MAX:
             target.int_value = int(value)
         else:
-            target.string_value = str(int(value))
+            target.string_value = safe_str(int(value))  # may have too many digits for str()
     elif isinstance(value, float):
         target.double_value = float(value)
     elif value is None:
