@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from asynclog._entry import Entry
 from asynclog.backends._otlp_encode import Codec, FastRequestBuilder, RequestBuilder
 from asynclog.backends._relp import Frame, RelpProtocolError, parse_frames, response_code
 from asynclog.backends._rfc5424 import STANDARD_LEVELS, Encoder, header_field, pri, timestamp
+from asynclog.backends._wakeup import ThreadDone
 
 
 class _Text(str):
@@ -164,3 +167,59 @@ def test_otlp_an_int_too_long_for_str_is_written_as_a_placeholder_not_a_failed_b
     values = {kv.key: kv.value for kv in record.attributes}
     assert values["big"].string_value == "<unrepresentable int: ValueError>"
     assert values["n"].int_value == 1
+
+
+async def _wait_reporting(done: ThreadDone) -> object:
+    try:
+        await done
+    except asyncio.CancelledError:
+        return ("cancelled", await done.continuing())
+    return "finished"
+
+
+@pytest.mark.parametrize("when", ["before the thread ends", "twice", "after the thread ended"])
+@pytest.mark.parametrize("fails", [False, True])
+async def test_thread_done_cancelled_still_tells_how_the_thread_ended(
+    when: str, fails: bool
+) -> None:
+    done = ThreadDone(asyncio.get_running_loop())
+    go = threading.Event()
+
+    def work() -> None:
+        go.wait()
+        done.finish_threadsafe(OSError("disk full") if fails else None)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    waiter = asyncio.create_task(_wait_reporting(done))
+    await asyncio.sleep(0)
+    if when == "after the thread ended":
+        go.set()
+        thread.join()  # its wake-up is queued on the loop, not run yet
+        waiter.cancel()
+    else:
+        waiter.cancel()
+        if when == "twice":
+            waiter.cancel()
+        go.set()
+    assert await waiter == ("cancelled", not fails)
+    thread.join()
+
+
+async def test_thread_done_raises_what_the_thread_raised() -> None:
+    done = ThreadDone(asyncio.get_running_loop())
+    thread = threading.Thread(target=done.finish_threadsafe, args=(OSError("disk full"),))
+    thread.start()
+    with pytest.raises(OSError, match="disk full"):
+        await done
+    thread.join()
+
+
+def test_thread_done_finishing_after_the_loop_closed_is_quiet() -> None:
+    loop = asyncio.new_event_loop()
+    done = ThreadDone(loop)
+    loop.close()
+    thread = threading.Thread(target=done.finish_threadsafe)
+    thread.start()
+    thread.join()
+    assert not done.done()
