@@ -238,7 +238,10 @@ def fields_to_json(fields: Mapping[str, Any]) -> str:
     if not fields:
         return "{}"
     if len(fields) <= SCALAR_FIELDS_LIMIT:
-        text = _scalar_fields(fields)
+        try:
+            text = _scalar_fields(fields)
+        except ValueError:  # an int with more digits than int_max_str_digits allows
+            text = None
         if text is not None:
             return text
     try:

@@ -67,9 +67,10 @@ utf8_text = utf8_safe
 
 
 def set_any_value(target: AnyValue, value: object, depth: int = 0) -> None:
-    """Store `value` in `target`: str, bool, int (64-bit; a bigger one as its decimal text),
-    float, bytes (and bytearray, memoryview) as themselves; None as the empty value; mappings
-    as `kvlist_value`; lists, tuples and sets as `array_value`; anything else as its `str()`."""
+    """Store `value` in `target`: str, bool, int (64-bit; a bigger one as its decimal text,
+    or `safe_str`'s placeholder past the digits `str()` allows), float, bytes (and bytearray,
+    memoryview) as themselves; None as the empty value; mappings as `kvlist_value`; lists,
+    tuples and sets as `array_value`; anything else as its `str()`."""
     if type(value) is str:
         _set_string(target, value)
     elif isinstance(value, bool):
@@ -78,7 +79,7 @@ def set_any_value(target: AnyValue, value: object, depth: int = 0) -> None:
         if INT64_MIN <= value <= INT64_MAX:
             target.int_value = int(value)
         else:
-            target.string_value = str(int(value))
+            target.string_value = safe_str(int(value))  # may have too many digits for str()
     elif isinstance(value, float):
         target.double_value = float(value)
     elif value is None:
