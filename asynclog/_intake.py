@@ -727,13 +727,14 @@ class Intake:
             if args:
                 template, message = message, format_message(message, args)
         at = time() if at is None else at
-        if gives_trace(fields, bound, self.context_get()):
-            pass  # the user's trace fields, and none of the span's
-        elif trace is not None:  # taken earlier, maybe before this manager's config was known
-            if trace and self.otel_context:
-                bound = {**trace, **bound} if bound else trace
-        elif self.tracing:  # the caller's span, not the loop's
-            bound = _with_trace(bound)
+        if (trace is not None or self.tracing) and not gives_trace(
+            fields, bound, self.context_get()
+        ):  # a trace key the user gives leaves out the span's whole
+            if trace is not None:  # taken earlier, maybe before this manager's config was known
+                if trace and self.otel_context:
+                    bound = {**trace, **bound} if bound else trace
+            else:  # the caller's span, not the loop's
+                bound = _with_trace(bound)
         handed = (number, message, fields, at, logger, bound, exception, template, location)
         if not self.handoff.hand_in(handed, on_loop=_running_loop() is loop):
             with self.direct_lock:  # the loop has closed: write it (and what is left) now
