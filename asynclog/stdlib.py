@@ -134,11 +134,7 @@ class AsyncLogHandler(logging.Handler):
         location = None
         if intake.capture_location:  # the record's own, found by logging
             location = Location(record.module, record.funcName or "?", record.lineno)
-        args = record.args
-        if not args:
-            args = ()
-        elif type(args) is not tuple:
-            args = (args,) if isinstance(args, Mapping) else tuple(args)
+        args = _record_args(record)
         exception = None
         if record.exc_info or record.exc_text or record.stack_info:
             exception = self._exception_text(record)
@@ -211,13 +207,23 @@ _NO_TRACE: Mapping[str, Any] = MappingProxyType({})
 def _format_now(record: logging.LogRecord) -> None:
     """Format a record held for later with its args now: they may change once `emit` returns."""
     template = record.msg if type(record.msg) is str else exact_str(record.msg)
-    args = record.args
+    args = _record_args(record)
     if args:
-        record.msg = format_message(template, (args,) if isinstance(args, Mapping) else tuple(args))
+        record.msg = format_message(template, args)
         record.args = None
         record.__dict__[_TEMPLATE] = template
     else:
         record.msg = template
+
+
+def _record_args(record: logging.LogRecord) -> tuple[Any, ...]:
+    """The record's `%` args as a tuple (logging keeps a single mapping argument as it is)."""
+    args = record.args
+    if not args:
+        return ()
+    if type(args) is tuple:
+        return args
+    return (args,) if isinstance(args, Mapping) else tuple(args)
 
 
 def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
