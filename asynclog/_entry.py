@@ -7,6 +7,17 @@ from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 EMPTY_FIELDS: Mapping[str, Any] = MappingProxyType({})
+"""The read-only fields of a `LogEntry` without any."""
+
+NO_FIELDS: Mapping[str, Any] = {}
+"""The fields of an `Entry` without any: one empty dict, never changed.
+
+Entries carry their fields as plain dicts that nothing changes after the call. A read-only
+proxy (what a `LogEntry` shows) is one more object the garbage collector tracks: every entry
+waiting in a queue was two objects that each collection traversed until it was written, and
+that were promoted to the oldest generation on the way. `as_log_entry` gives code outside
+asynclog the read-only view.
+"""
 
 
 class Location(NamedTuple):
@@ -69,9 +80,13 @@ _new_tuple = tuple.__new__
 
 
 def as_log_entry(entry: Entry) -> LogEntry:
-    """`entry` as a `LogEntry` (itself when it already is one)."""
+    """`entry` as a `LogEntry` (itself when it already is one), its fields read-only."""
     if entry.__class__ is LogEntry:
         return entry
+    fields = entry[FIELDS]
+    if fields.__class__ is dict:
+        read_only = MappingProxyType(fields) if fields else EMPTY_FIELDS
+        return _new_tuple(LogEntry, (*entry[:FIELDS], read_only, *entry[FIELDS + 1 :]))
     return _new_tuple(LogEntry, entry)
 
 

@@ -24,13 +24,12 @@ import threading
 from collections.abc import Callable, Coroutine, Mapping
 from threading import get_ident
 from time import time
-from types import MappingProxyType
 from typing import Any, Literal, TypeVar, cast
 
 from . import _runtime
 from ._callsite import caller_frame, checked_stacklevel, location_of, stack_text
 from ._context import CONTEXT
-from ._entry import EMPTY_FIELDS, LEVEL, Entry, Location, as_log_entry
+from ._entry import LEVEL, NO_FIELDS, Entry, Location, as_log_entry
 from ._errors import LogError, ManagerClosedError, QueueFullError
 from ._format import PLAIN_ARGS, format_message
 from ._freeze import IMMUTABLE, freeze_fields
@@ -283,7 +282,7 @@ class Intake:
                 bound = {**trace, **bound} if bound else trace
             frozen, exception, location = self._merged(fields, context, bound, exception, location)
         else:
-            frozen = EMPTY_FIELDS if trace is None else trace  # read-only, made once per span
+            frozen = NO_FIELDS if trace is None else trace  # made once per span, never changed
             if self.capture_location and location is None:
                 location = location_of(caller_frame())
         entry: Entry = (
@@ -375,7 +374,7 @@ class Intake:
         """The shortcuts' way in for a call with `%` args or fields that is on their terms
         otherwise (see `level_method`): scalar fields are taken as they are and the message is
         formatted here; anything else goes to `accept`, which does the full job."""
-        frozen = EMPTY_FIELDS
+        frozen = NO_FIELDS
         if fields:
             quick = quick_fields(fields, self.max_entry_bytes)
             if quick is None:
@@ -571,10 +570,9 @@ class Intake:
         if exception is not None and len(exception) > self.quick_text_limit:
             exception = truncate(exception, self.max_entry_bytes)
         if not fields:
-            return EMPTY_FIELDS, exception, location
+            return NO_FIELDS, exception, location
         bounded = bound_fields(fields, self.max_entry_bytes)
-        frozen = MappingProxyType(fields if bounded is None else dict(bounded))
-        return frozen, exception, location
+        return (fields if bounded is None else dict(bounded)), exception, location
 
     def _call_site(
         self, fields: dict[str, Any], exception: str | None, location: Location | None
@@ -753,7 +751,8 @@ class Intake:
     ) -> None:
         """A stdlib record (asynclog.stdlib): `hand_in`, or, for the common one logged on the
         loop's own thread with no fields while nothing waits in the handoff (no trace to take,
-        no call site to find), accepted there and then as `hand_in` would have it accepted."""
+        no call site to find), accepted there and then as `hand_in` would have it accepted:
+        by `_take_plain_record` when the level shortcuts could take it, else by `accept`."""
         quick = QUICK_LEVELS.get(level)
         if (
             quick is None
@@ -776,6 +775,17 @@ class Intake:
                 args=args,
             )
             return
+        if (
+            exception is None
+            and self.thread != -1  # as the level shortcuts: no processor, location or trace
+            and self.counters is not None  # one sink
+            and not CAPTURES
+            and type(message) is str
+            and len(message) <= self.quick_text_limit
+            and not self.context_get()
+            and self._take_plain_record(quick, message, args, at, logger)
+        ):
+            return
         try:
             pending = self.accept(quick, message, fields, at, logger, None, exception, args=args)
         except (LogError, TypeError, ValueError) as exc:  # as the handoff reports it
@@ -783,6 +793,30 @@ class Intake:
             return
         if pending:
             self.handoff.join(pending, held=False)
+
+    def _take_plain_record(
+        self, level: Level, template: str, args: tuple[Any, ...], at: float, logger: str
+    ) -> bool:
+        """`accept`'s work for a plain record, inlined as in the level shortcuts (a web
+        server's access line: one a request); False when `accept` must do it (a message
+        formatted too long to keep whole)."""
+        if level < self.gate(logger).level:
+            self.filtered += 1
+            return True
+        if args:
+            message = format_message(template, args)
+            if len(message) > self.quick_text_limit:
+                return False
+            entry: Entry = (at, level, message, logger, NO_FIELDS, None, template, None)
+        else:
+            entry = (at, level, template, logger, NO_FIELDS, None, None, None)
+        counters = self.counters
+        assert counters is not None
+        counters.accepted += 1
+        if not self.put(entry):
+            self.sinks[0].owed += 1
+            self.handoff.join((entry, self.sinks), held=False)
+        return True
 
     def accept_handed_in(
         self, args: HandInArgs, anywhere: bool, hold: bool
@@ -947,7 +981,7 @@ def make_shortcut(level):
             if pending is False:
                 return False
         else:
-            entry = (time(), {level}, message, intake.name, EMPTY_FIELDS, None, None, None)
+            entry = (time(), {level}, message, intake.name, NO_FIELDS, None, None, None)
             counters.accepted += 1
             if intake.put(entry):
                 return True

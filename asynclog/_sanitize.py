@@ -9,7 +9,7 @@ import json
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
-from types import MappingProxyType, NoneType
+from types import NoneType
 from typing import Any, cast
 
 from ._entry import EXCEPTION, FIELDS, MESSAGE, Entry
@@ -137,7 +137,7 @@ _STDLIB_KEYWORDS = frozenset(("exc_info", "stack_info", "stacklevel", "extra"))
 
 
 def quick_fields(fields: dict[str, Any], max_bytes: int) -> Mapping[str, Any] | None:
-    """The level shortcuts' fields: `fields` read-only when they hold only str, small int,
+    """The level shortcuts' fields: `fields` itself when they hold only str, small int,
     float, bool and None values within `bound_fields`' bounds, and none of the stdlib
     keywords; None when `Intake.accept` must do the full job (freeze, keywords, bounds)."""
     chars = 0  # at most 4 UTF-8 bytes each
@@ -153,7 +153,7 @@ def quick_fields(fields: dict[str, Any], max_bytes: int) -> Mapping[str, Any] | 
             return None
     if chars * 4 + extra > max_bytes or not _STDLIB_KEYWORDS.isdisjoint(fields):
         return None
-    return MappingProxyType(fields)
+    return fields
 
 
 def _container_size(value: Any, max_bytes: int, depth: int = 0) -> int | None:

@@ -519,7 +519,7 @@ class SinkRunner:
         abandoned = len(self.queue.clear())
         if include_in_flight:
             for writer in self._writers():
-                abandoned += len(writer.in_flight)
+                abandoned += len(writer.in_flight) + writer.let_go_of_detached()
                 writer.in_flight = ()
         self.counters.drop(abandoned)
         return abandoned

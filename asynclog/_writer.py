@@ -75,6 +75,7 @@ class Writer:
         """Called with `(entries, seconds)` after each successful backend write (metrics)."""
         self.detached = 0
         """Entries of batches whose caller was cancelled while a thread still writes them."""
+        self._let_go = 0  # how many times `let_go_of_detached` ran
         self.in_flight: Sequence[Entry] = ()
         """The batch being handled, written or retried (abandoned if the worker is cancelled)."""
         self._converted: tuple[Sequence[Entry], Sequence[LogEntry]] = ((), ())
@@ -195,8 +196,11 @@ class Writer:
         `outcome` says written (True) or lost (False)."""
         self.in_flight = ()
         self.detached += len(entries)
+        let_go = self._let_go
 
         def settled(future: asyncio.Future[bool]) -> None:
+            if let_go != self._let_go:
+                return  # abandoned at a close deadline, and counted then
             self.detached -= len(entries)
             if not future.cancelled() and future.exception() is None and future.result():
                 self._written(entries, started)
@@ -204,6 +208,13 @@ class Writer:
                 self.counters.drop(len(entries))
 
         outcome.add_done_callback(settled)
+
+    def let_go_of_detached(self) -> int:
+        """At a close deadline: the entries a thread still writes are the caller's to count as
+        abandoned (the report must be final); whatever the thread does later counts nothing."""
+        detached, self.detached = self.detached, 0
+        self._let_go += 1
+        return detached
 
     def _written(self, entries: Sequence[Entry], started: float) -> None:
         self.counters.written += len(entries)

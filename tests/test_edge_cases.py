@@ -6,6 +6,7 @@ import asyncio
 import errno
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,20 +39,27 @@ from .conftest import (
 
 
 class DiskFillsOnce:
-    """write(2) on a nearly full disk: a short write, then ENOSPC, then room again."""
+    """FileIO.write on a nearly full disk: a short write, then ENOSPC, then room again."""
 
     def __init__(self, real: Any, short: int) -> None:
         self.real, self.short, self.calls = real, short, 0
 
-    async def write(self, view: memoryview) -> int:
+    def write(self, view: memoryview) -> int:
         self.calls += 1
         if self.calls == 1:
-            written: int = await self.real.write(view[: self.short])
+            written: int = self.real.write(view[: self.short])
             return written
         if self.calls == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        written = await self.real.write(view)
+        written = self.real.write(view)
         return written
+
+    def fileno(self) -> int:
+        fileno: int = self.real.fileno()
+        return fileno
+
+    def close(self) -> None:
+        self.real.close()
 
 
 async def test_entries_logged_after_an_app_cancels_every_task_are_still_written(
@@ -96,11 +104,15 @@ async def test_a_worker_cancelled_before_its_first_step_loses_nothing() -> None:
 async def test_close_with_a_timeout_returns_even_when_the_io_thread_is_stuck(
     tmp_path: Path,
 ) -> None:
-    class StuckDisk(FileBackend):
-        async def _write_async(self, data: bytes) -> None:
-            await self._thread.run(lambda: time.sleep(2))
+    unstuck = threading.Event()
 
-    backend = StuckDisk(FileConfig(file_path=tmp_path / "a.log"))
+    class StuckDisk(FileBackend):
+        def write_batch_blocking(self, entries: Sequence[LogEntry]) -> None:
+            unstuck.wait(5)  # on the backend's thread, in async mode
+            super().write_batch_blocking(entries)
+
+    path = tmp_path / "a.log"
+    backend = StuckDisk(FileConfig(file_path=path))
     lm = LogManager(Config(backend=backend, async_mode=True, fallback="none"))
     await lm.start()
     await lm.info("stuck")
@@ -113,6 +125,12 @@ async def test_close_with_a_timeout_returns_even_when_the_io_thread_is_stuck(
     assert beats[0] >= 5, "the event loop kept running while close waited"
     assert report.abandoned == 1
     assert_settled(lm.get_stats())
+    unstuck.set()  # the thread ends its write later: counted once, abandoned, already
+    for thread in threading.enumerate():
+        if thread.name.startswith("asynclog-file"):
+            await asyncio.to_thread(thread.join, 5)
+    stats = lm.get_stats()
+    assert (stats.accepted, stats.written, stats.dropped, stats.pending) == (1, 0, 1, 0)
 
 
 async def test_a_field_value_that_breaks_json_loses_nothing(db_path: Path) -> None:
@@ -140,7 +158,7 @@ async def test_a_short_write_then_enospc_leaves_no_half_line_and_no_duplicate(
     backend = FileBackend(FileConfig(file_path=log_path))
     lm = LogManager(Config(backend=backend, async_mode=True, retry_backoff=0.01))
     await lm.start()
-    backend._file = DiskFillsOnce(backend._file, short=30)  # type: ignore[assignment]
+    backend._raw = DiskFillsOnce(backend._raw, short=30)  # type: ignore[assignment]
     await lm.info("first entry")
     await lm.info("second entry")
     await lm.close()
@@ -410,7 +428,7 @@ async def test_undoing_a_partial_write_after_copytruncate_adds_no_nul_bytes(
     await asyncio.sleep(0.05)
     with log_path.open("r+b") as handle:  # logrotate's copytruncate
         handle.truncate(0)
-    backend._file = DiskFillsOnce(backend._file, short=20)  # type: ignore[assignment]
+    backend._raw = DiskFillsOnce(backend._raw, short=20)  # type: ignore[assignment]
     await lm.info("after the truncation")
     await lm.close()
     data = log_path.read_bytes()

@@ -4,18 +4,13 @@ several processes appending to one file (`FileConfig.shared`)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
-from aiofiles.threadpool import wrap as wrap_file
-
-from .. import _runtime
 from .._backend_registry import register_backend
 from .._config import FileConfig
 from .._entry import TIME, Entry
@@ -25,11 +20,7 @@ from ..formatters import Formatter, lines_of
 from ._retention import Backups, Housekeeper, warn
 from ._rotation import RotationLock, lock_name, period_end_function, plan_batch
 from ._safe_open import open_or_create
-from ._slices import convert_in_slices
 from ._thread import IOThread
-
-if TYPE_CHECKING:
-    from aiofiles.threadpool.binary import AsyncFileIO
 
 
 def encode(text: str) -> bytes:
@@ -74,9 +65,9 @@ class FileBackend:
     """Appends formatted lines to `FileConfig.file_path`, rotating by size and time.
 
     The file is unbuffered, so each batch reaches the operating system (and other readers) when
-    the write returns. Async writes go through aiofiles on a thread of the backend's own;
-    `write_batch_blocking` (used by sync mode) writes directly, as the stdlib's handlers do.
-    Formatting and the rotation plan are shared by both paths. Compression runs on a third
+    the write returns. `write_batch_blocking` formats and writes a batch (sync mode calls it on
+    the caller's thread, as the stdlib's handlers do); `write_batch` (async mode) runs it on a
+    thread of the backend's own. Compression runs on a third
     thread (`Housekeeper`), started per rotation and joined by `close()`.
 
     Shared (`FileConfig.shared`), every batch is written under an exclusive `flock` of the
@@ -111,10 +102,6 @@ class FileBackend:
             self._formatter, self._lines = formatter, lines_of(formatter)
         self._thread = IOThread("asynclog-file")
         self._raw: io.FileIO | None = None
-        self._file: AsyncFileIO | None = None  # aiofiles' view of _raw
-        # Under trio, aiofiles is given asynclog's trio loop adapter (it asks asyncio's
-        # running loop otherwise); None under asyncio.
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of _raw
         self._size = 0
         self._end_seen = -1  # shared: the file's size after our last write to it
@@ -151,8 +138,6 @@ class FileBackend:
         return self._backups.deleted
 
     async def open(self) -> None:
-        loop = _runtime.current_loop()
-        self._loop = loop if _runtime.loop_name(loop) == "trio" else None
         try:
             await self._thread.run(self._start_blocking)
         except Exception as exc:
@@ -207,7 +192,6 @@ class FileBackend:
             raise
         self._identity = (info.st_dev, info.st_ino)
         self._raw = raw
-        self._file = wrap_file(raw, loop=self._loop, executor=self._thread.executor)
 
     def _encode_batch(self, lines: list[str]) -> bytes:
         return encode("\n".join(lines) + "\n")
@@ -227,23 +211,12 @@ class FileBackend:
         return interval is not None and time.monotonic() - self._last_check >= interval
 
     async def write_batch(self, entries: Sequence[Entry]) -> None:
+        """`write_batch_blocking` on the backend's thread, formatting included: one hand-off
+        a batch. On a saturated loop each hand-off or yield waits a whole loop turn (tens of
+        milliseconds when hundreds of requests are ready), and the queue fills meanwhile."""
         if not self._opened:
             raise LogError(f"file backend for {self.path!r} is not open")
-        if self._shared:
-            lines = await convert_in_slices(self._lines, entries)
-            data = self._encode_batch(lines)
-            await self._thread.run(lambda: self._write_shared(entries, lines, data))
-            return
-        if self._raw is None or self._check_due():
-            await self._thread.run(self._before_write)
-        lines = await convert_in_slices(self._lines, entries)
-        data = self._encode_batch(lines)
-        if self._fits(data) and not self._new_period_in(entries):  # one write, no rotation
-            await self._write_async(data)
-        else:
-            await self._thread.run(lambda: self._write_rotating(entries, lines))
-        if self.config.fsync:
-            await self._thread.run(self._fsync)
+        await self._thread.run_batch(lambda: self.write_batch_blocking(entries))
 
     def write_batch_blocking(self, entries: Sequence[Entry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""
@@ -321,7 +294,7 @@ class FileBackend:
             self._open_blocking()
         except OSError as exc:
             if orphaned:
-                self._raw = self._file = None
+                self._raw = None
                 if old is not None:
                     old.close()
                 raise OSError(
@@ -423,7 +396,7 @@ class FileBackend:
         finally:
             if self._raw is not None:
                 self._raw.close()
-            self._raw = self._file = None
+            self._raw = None
             self._backups.abort.set()  # a half-compressed file stays plain until the next start
             self._finish_housekeeping()
             self._lock.close()
@@ -431,21 +404,6 @@ class FileBackend:
     def _fsync(self) -> None:
         if self._raw is not None:
             os.fsync(self._raw.fileno())
-
-    async def _write_async(self, data: bytes) -> None:
-        assert self._file is not None
-        view = memoryview(data)
-        done = 0
-        try:
-            while view:
-                written = await self._file.write(view)
-                view = view[written:]
-                done += written
-        except OSError:
-            await self._thread.run(lambda: self._undo_partial_write(done))
-            raise
-        finally:
-            self._size += done
 
     def _write_blocking(self, data: bytes) -> None:
         assert self._raw is not None
@@ -500,7 +458,7 @@ class FileBackend:
     def _rotate_blocking(self) -> None:
         assert self._raw is not None
         self._raw.close()
-        self._raw = self._file = None
+        self._raw = None
         try:
             self._backups.rotate()
         finally:
@@ -521,7 +479,7 @@ class FileBackend:
 
     async def close(self) -> None:
         """Close the file and wait for the compression in progress; nothing outlives it."""
-        raw, self._raw, self._file = self._raw, None, None
+        raw, self._raw = self._raw, None
         self._opened = False
 
         def close_blocking() -> None:
