@@ -251,7 +251,7 @@ _PENDING, _DONE, _CANCELLED = 0, 1, 2
 
 
 class TrioFuture(Generic[T]):
-    """The subset of `asyncio.Future` asynclog (and aiosqlite, aiofiles) use, on trio. Done
+    """The subset of `asyncio.Future` asynclog (and aiosqlite) use, on trio. Done
     callbacks run soon after, through the loop, as asyncio's do. Awaiting it from a trio task
     that gets cancelled cancels the future (as a cancelled asyncio task cancels the future it
     awaits), unless awaited through `shield`."""

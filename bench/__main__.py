@@ -37,7 +37,7 @@ from .scenarios import SCENARIOS, Params
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = Params(tasks=100, per_task=100, calls=1000, rounds=3, attempts=100_000)
-PACKAGES = ("asynclog", "aiosqlite", "aiofiles", "aiologger", "loguru", "structlog")
+PACKAGES = ("asynclog", "aiosqlite", "aiologger", "loguru", "structlog")
 
 
 def _names(text: str, known: dict[str, Any], what: str) -> list[str]:

@@ -148,7 +148,7 @@ _FORK_SERVER = r"""
 import json, os, runpy, signal, sys
 
 import asyncio, logging, logging.config, sqlite3, threading
-import aiofiles, aiosqlite
+import aiosqlite
 import asynclog, asynclog.formatters, asynclog.stdlib, asynclog.testing
 
 limit, timeout = int(sys.argv[1]), int(sys.argv[2])

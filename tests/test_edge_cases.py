@@ -26,6 +26,7 @@ from asynclog import (
     LogManager,
     SQLiteConfig,
 )
+from asynclog._entry import Entry
 from asynclog.formatters import json_format
 
 from .conftest import (
@@ -107,9 +108,9 @@ async def test_close_with_a_timeout_returns_even_when_the_io_thread_is_stuck(
     unstuck = threading.Event()
 
     class StuckDisk(FileBackend):
-        def write_batch_blocking(self, entries: Sequence[LogEntry]) -> None:
+        def write_lines(self, entries: Sequence[Entry], lines: list[str]) -> None:
             unstuck.wait(5)  # on the backend's thread, in async mode
-            super().write_batch_blocking(entries)
+            super().write_lines(entries, lines)
 
     path = tmp_path / "a.log"
     backend = StuckDisk(FileConfig(file_path=path))

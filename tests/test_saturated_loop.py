@@ -14,6 +14,7 @@ import pytest
 
 import asynclog.stdlib
 from asynclog import Config, FileBackend, FileConfig, LogEntry, LogManager
+from asynclog._entry import Entry
 
 from .conftest import GateBackend, message_of, read_lines
 
@@ -70,10 +71,10 @@ async def test_a_file_write_outlives_the_cancelled_worker_without_duplicates(
     release, writing = threading.Event(), threading.Event()
 
     class SlowDisk(FileBackend):
-        def write_batch_blocking(self, entries: Sequence[LogEntry]) -> None:
+        def write_lines(self, entries: Sequence[Entry], lines: list[str]) -> None:
             writing.set()
             release.wait(5)  # on the backend's thread
-            super().write_batch_blocking(entries)
+            super().write_lines(entries, lines)
 
     lm = LogManager(Config(backend=SlowDisk(FileConfig(file_path=log_path)), async_mode=True))
     await lm.start()

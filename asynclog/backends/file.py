@@ -65,9 +65,9 @@ class FileBackend:
     """Appends formatted lines to `FileConfig.file_path`, rotating by size and time.
 
     The file is unbuffered, so each batch reaches the operating system (and other readers) when
-    the write returns. `write_batch_blocking` formats and writes a batch (sync mode calls it on
-    the caller's thread, as the stdlib's handlers do); `write_batch` (async mode) runs it on a
-    thread of the backend's own. Compression runs on a third
+    the write returns. Both paths format a batch on the calling thread and hand the lines to
+    `write_lines`: sync mode (`write_batch_blocking`) calls it there, as the stdlib's handlers
+    do; async mode (`write_batch`) on a thread of the backend's own. Compression runs on a third
     thread (`Housekeeper`), started per rotation and joined by `close()`.
 
     Shared (`FileConfig.shared`), every batch is written under an exclusive `flock` of the
@@ -211,24 +211,32 @@ class FileBackend:
         return interval is not None and time.monotonic() - self._last_check >= interval
 
     async def write_batch(self, entries: Sequence[Entry]) -> None:
-        """`write_batch_blocking` on the backend's thread, formatting included: one hand-off
-        a batch. On a saturated loop each hand-off or yield waits a whole loop turn (tens of
-        milliseconds when hundreds of requests are ready), and the queue fills meanwhile."""
+        """Format the batch on the loop in one go (a microsecond or two an entry), then write
+        it on the backend's thread in one hand-off. On a saturated loop every yield or
+        hand-off waits a whole loop turn (tens of milliseconds when hundreds of requests are
+        ready): formatting in slices with a yield between them, then a hand-off per write
+        call, kept the queue full and made one log call in six wait for room (issue 12)."""
         if not self._opened:
             raise LogError(f"file backend for {self.path!r} is not open")
-        await self._thread.run_batch(lambda: self.write_batch_blocking(entries))
+        lines = self._lines(entries)
+        await self._thread.run_batch(lambda: self.write_lines(entries, lines))
 
     def write_batch_blocking(self, entries: Sequence[Entry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""
+        self.write_lines(entries, self._lines(entries))
+
+    def write_lines(self, entries: Sequence[Entry], lines: list[str]) -> None:
+        """Blocking: write the formatted `lines` of `entries` as one write (rotating first
+        when they do not fit or start a new period; shared, under the sidecar's lock), then
+        fsync if configured. Async mode calls it on the backend's thread, sync mode on the
+        caller's: the one place to override to wrap every write of the file."""
+        if not self._opened:
+            raise LogError(f"file backend for {self.path!r} is not open")
+        data = self._encode_batch(lines)
         if self._shared:
-            if not self._opened:
-                raise LogError(f"file backend for {self.path!r} is not open")
-            lines = self._lines(entries)
-            self._write_shared(entries, lines, self._encode_batch(lines))
+            self._write_shared(entries, lines, data)
             return
         self._before_write()
-        lines = self._lines(entries)
-        data = self._encode_batch(lines)
         if self._fits(data) and not self._new_period_in(entries):
             self._write_blocking(data)
         else:
