@@ -99,7 +99,16 @@ class AsyncLogHandler(logging.Handler):
         if (last is not None and last() is record) or record.name.startswith(IGNORED_LOGGERS):
             return False
         self._local.last = weakref.ref(record)  # a weak one: a record keeps its traceback alive
-        return bool(super().handle(record))
+        if self.filters:
+            kept = self.filter(record)
+            if not kept:
+                return False
+            if isinstance(kept, logging.LogRecord):  # Python 3.12: a filter may replace it
+                record = kept
+        # Not under `self.lock` (as `Handler.handle` would): forwarding takes records from any
+        # thread, and the lock cost a tenth of a forwarded record. Held records take it.
+        self.emit(record)
+        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(self._local, "emitting", False):
@@ -110,7 +119,11 @@ class AsyncLogHandler(logging.Handler):
             given = self._manager
             manager = given if given.__class__ is LogManager else self.manager
             if manager is None or not manager.running:
-                self._hold(record, manager)
+                self.acquire()
+                try:
+                    self._hold(record, manager)
+                finally:
+                    self.release()
                 return
             if self._pending:
                 self.release_pending(manager)
@@ -124,8 +137,12 @@ class AsyncLogHandler(logging.Handler):
 
     def release_pending(self, manager: LogManager) -> None:
         """Forward the records held before `manager` started, oldest first."""
-        while self._pending:
-            self._forward(manager, self._pending.popleft())
+        self.acquire()  # records held and released from several threads keep their order
+        try:
+            while self._pending:
+                self._forward(manager, self._pending.popleft())
+        finally:
+            self.release()
 
     def _forward(self, manager: LogManager, record: logging.LogRecord) -> None:
         attributes = record.__dict__
@@ -240,7 +257,7 @@ def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
 
 def _manager_started(manager: LogManager) -> None:
     """A manager started: handlers holding records for its name write them now."""
-    for handler in list(_waiting_handlers):  # the loop's thread; emit() holds handler.lock
+    for handler in list(_waiting_handlers):  # the loop's thread; holding takes handler.lock too
         if handler._manager == manager.name or handler._manager is manager:
             with handler.lock or contextlib.nullcontext():
                 handler._seen = manager
