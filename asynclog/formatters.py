@@ -85,23 +85,31 @@ def safe_str(value: object) -> str:
 
 # The formatted seconds part, as one tuple so that another thread never sees half an update:
 # (second, "2026-11-27T21:52:00."). text_format reads it inline; it runs for every entry.
-_second_prefix: tuple[int, str] = (-1, "")
+_second_prefix: tuple[str, str] = ("", "")
+"""The last second formatted: its digits (as `iso_utc` splits them) and its text."""
 
 
 def _prefix_of(second: int) -> str:
-    global _second_prefix
-    cached_second, prefix = _second_prefix
-    if second != cached_second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-        _second_prefix = (second, prefix)
-    return prefix
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
 
 
 def iso_utc(timestamp: float) -> str:
     """ISO-8601 UTC time with microseconds: `2026-11-27T21:52:00.123456Z`."""
+    global _second_prefix
     total = int(timestamp * 1_000_000 + 0.5)  # microseconds, rounded
-    second = total // 1_000_000
-    return f"{_prefix_of(second)}{total - second * 1_000_000:06d}Z"
+    if total < 1_000_000:  # before 1970-01-01T00:00:01: no whole second to split off
+        second = total // 1_000_000
+        return f"{_prefix_of(second)}{total - second * 1_000_000:06d}Z"
+    # The digits split where the microseconds start: cheaper than the arithmetic and a
+    # formatted `:06d` (an entry of a web service's access log spends a tenth of its
+    # formatting here), and the seconds' digits key the cache as they are.
+    digits = str(total)
+    seconds = digits[:-6]
+    cached, prefix = _second_prefix
+    if seconds != cached:
+        prefix = _prefix_of(int(seconds))
+        _second_prefix = (seconds, prefix)
+    return f"{prefix}{digits[-6:]}Z"
 
 
 def _text_value(value: object) -> str:
@@ -137,7 +145,7 @@ def text_lines(entries: Sequence[Entry]) -> list[str]:
     all_clean = joined.isprintable() and "\\" not in joined
     lines: list[str] = []
     append = lines.append
-    cached_second, prefix = _second_prefix
+    cached_second, prefix = -1, ""  # the batch's own cache: its entries share a few seconds
     last_level: int | None = None
     last_logger: str | None = None
     head = ""  # "Z INFO asynclog "
