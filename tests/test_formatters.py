@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 import pytest
@@ -121,3 +122,14 @@ def test_text_lines_of_a_mixed_batch_match_each_entry_formatted_alone() -> None:
         '2023-11-14T22:13:22.000000Z Level 25 b c custom level k="v w"',
         "2023-11-14T22:13:19.000000Z DEBUG a earlier\n    Trace\n    back",
     ]
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [0.0, 1e-7, 0.4999994, 0.9999994, 0.9999995, 1.0, 1.9999996, 59.9999996, -1.5, -4e-7,
+     1_796_299_299.4460495, 1_796_299_299.9999996, 253_402_300_799.5],
+)
+def test_iso_utc_gives_the_rounded_microsecond_of_any_time(timestamp: float) -> None:
+    micros = int(timestamp * 1_000_000 + 0.5)  # to the nearest microsecond, halves up
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    assert iso_utc(timestamp) == at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
