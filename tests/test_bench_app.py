@@ -62,3 +62,19 @@ def test_bench_app_quick(tmp_path: Path) -> None:
         assert run["server"]["refused"] <= run["server"]["dropped"], config
     batches = runs["asynclog-sqlite"][0]["server"]["batches"]
     assert batches["count"] > 0 and batches["p99_ms"] is not None
+
+
+def test_bench_request_cost_runs_every_config_and_checks_for_drops() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.request_cost", "--requests", "500", "--reps", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:3]] == ["stdlib-null", "stdlib", "asynclog"]
+    assert all("µs CPU per request" in line for line in lines[:3])
+    assert lines[3].startswith("asynclog ÷ stdlib: ")
