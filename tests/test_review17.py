@@ -1,0 +1,79 @@
+"""Review of f461bf5 (file batches written on the backend's thread, plain dict fields, plain
+stdlib records accepted inline)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from asynclog import Config, FileBackend, FileConfig, LogEntry, LogManager
+
+
+class BlockingFormat:
+    """A formatter that holds the file backend's thread until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, entry: LogEntry) -> str:
+        self.entered.set()
+        self.release.wait(10)
+        return entry.message
+
+    async def wait_entered(self) -> None:
+        while not self.entered.is_set():
+            await asyncio.sleep(0.005)
+
+
+def cancel_worker() -> None:
+    for task in asyncio.all_tasks():
+        if task.get_name() == "asynclog-worker":
+            task.cancel()
+
+
+async def test_close_waits_for_a_batch_the_thread_still_writes_after_the_worker_was_cancelled(
+    tmp_path: Path,
+) -> None:
+    # The worker was cancelled (an application cancelling every task) while the file thread
+    # formats a batch: the batch goes on there (WriteContinues). close() with no deadline must
+    # let it finish before closing the file, not pull the file from under it.
+    path = tmp_path / "app.log"
+    formatter = BlockingFormat()
+    backend = FileBackend(FileConfig(file_path=path), formatter=formatter)
+    lm = LogManager(Config(backend=backend, async_mode=True))
+    await lm.start()
+    await lm.info("one")
+    await formatter.wait_entered()
+    cancel_worker()
+    await asyncio.sleep(0.05)
+    assert lm.get_stats().pending == 1
+    asyncio.get_running_loop().call_later(0.2, formatter.release.set)
+    report = await lm.close()
+    assert (report.written, report.dropped, report.abandoned) == (1, 0, 0)
+    stats = lm.get_stats()
+    assert (stats.accepted, stats.written, stats.dropped, stats.pending) == (1, 1, 0, 0)
+    assert path.read_text() == "one\n"
+
+
+async def test_close_deadline_abandons_a_batch_the_thread_still_writes_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "app.log"
+    formatter = BlockingFormat()
+    backend = FileBackend(FileConfig(file_path=path), formatter=formatter)
+    lm = LogManager(Config(backend=backend, async_mode=True))
+    await lm.start()
+    await lm.info("one")
+    await formatter.wait_entered()
+    cancel_worker()
+    await asyncio.sleep(0.05)
+    try:
+        report = await lm.close(timeout=0.2)
+    finally:
+        formatter.release.set()
+    assert (report.written, report.dropped, report.abandoned) == (0, 1, 1)
+    await asyncio.sleep(0.2)  # whatever the thread does now counts nothing
+    stats = lm.get_stats()
+    assert (stats.accepted, stats.written, stats.dropped, stats.pending) == (1, 0, 1, 0)
