@@ -23,8 +23,7 @@ class BlockingFormat:
         return entry.message
 
     async def wait_entered(self) -> None:
-        while not self.entered.is_set():
-            await asyncio.sleep(0.005)
+        assert await asyncio.to_thread(self.entered.wait, 10)
 
 
 def cancel_worker() -> None:
