@@ -4,8 +4,11 @@ stdlib records accepted inline)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 from asynclog import Config, FileBackend, FileConfig, LogEntry, LogManager
 
@@ -76,3 +79,34 @@ async def test_close_deadline_abandons_a_batch_the_thread_still_writes_once(
     await asyncio.sleep(0.2)  # whatever the thread does now counts nothing
     stats = lm.get_stats()
     assert (stats.accepted, stats.written, stats.dropped, stats.pending) == (1, 0, 1, 0)
+
+
+async def test_a_subclass_overriding_write_batch_blocking_gets_log_entries_in_async_mode(
+    tmp_path: Path,
+) -> None:
+    # FileBackend.write_batch takes the pipeline's plain tuples and now calls
+    # write_batch_blocking on its thread: an override of that method (which never said
+    # `takes_entry_tuples`) must still get LogEntry objects with read-only fields.
+    seen: list[object] = []
+
+    class Audited(FileBackend):
+        def write_batch_blocking(self, entries: Sequence[LogEntry]) -> None:
+            for entry in entries:
+                seen.append((type(entry), entry.message, type(entry.fields)))
+            super().write_batch_blocking(entries)
+
+    path = tmp_path / "app.log"
+    async with LogManager(
+        Config(backend=Audited(FileConfig(file_path=path, format="json")), async_mode=True)
+    ) as lm:
+        await lm.info("with", user="ada")
+        await lm.info("plain")
+    assert seen == [
+        (LogEntry, "with", MappingProxyType),
+        (LogEntry, "plain", MappingProxyType),
+    ]
+    assert [json.loads(line)["fields"] for line in path.read_text().splitlines()] == [
+        {"user": "ada"},
+        {},
+    ]
+    assert lm.get_stats().written == 2

@@ -21,6 +21,7 @@ from ._retention import Backups, Housekeeper, warn
 from ._rotation import RotationLock, lock_name, period_end_function, plan_batch
 from ._safe_open import open_or_create
 from ._thread import IOThread
+from .base import taking_entry_tuples
 
 
 def encode(text: str) -> bytes:
@@ -216,7 +217,9 @@ class FileBackend:
         milliseconds when hundreds of requests are ready), and the queue fills meanwhile."""
         if not self._opened:
             raise LogError(f"file backend for {self.path!r} is not open")
-        await self._thread.run_batch(lambda: self.write_batch_blocking(entries))
+        # A subclass's own write_batch_blocking gets LogEntry objects (`takes_entry_tuples`).
+        write = taking_entry_tuples(self, "write_batch_blocking")
+        await self._thread.run_batch(lambda: write(entries))
 
     def write_batch_blocking(self, entries: Sequence[Entry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""
@@ -392,7 +395,7 @@ class FileBackend:
         """Interpreter exit, no event loop: write `entries` directly and close the file."""
         try:
             if entries:
-                self.write_batch_blocking(entries)
+                taking_entry_tuples(self, "write_batch_blocking")(entries)
         finally:
             if self._raw is not None:
                 self._raw.close()
