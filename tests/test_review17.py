@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
+
+import pytest
 
 from asynclog import Config, FileBackend, FileConfig, LogEntry, LogManager
+from asynclog._entry import FIELDS, MESSAGE
+from asynclog.testing import capture_logs
+
+from .conftest import RecordingBackend
 
 
 class BlockingFormat:
@@ -110,3 +118,64 @@ async def test_a_subclass_overriding_write_batch_blocking_gets_log_entries_in_as
         {},
     ]
     assert lm.get_stats().written == 2
+
+
+class MutatingTupleBackend:
+    """A backend that opts in to the plain tuples (docs/backends-and-formats.md) and tries to
+    add a field to each entry in place."""
+
+    takes_entry_tuples = True
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+
+    async def open(self) -> None:
+        return None
+
+    async def write_batch(self, entries: Sequence[Any]) -> None:
+        for entry in entries:
+            try:
+                entry[FIELDS]["added"] = True
+            except TypeError:
+                self.refused.append(entry[MESSAGE])
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_tuple_backend_cannot_change_the_shared_empty_fields() -> None:
+    # Entries without fields share one mapping: changed in place by one backend, every later
+    # entry of every sink (and every capture) would carry the change.
+    mutating, recording = MutatingTupleBackend(), RecordingBackend()
+    # Sync mode: each entry is written when its call returns.
+    async with LogManager(Config(backends=[mutating, recording], async_mode=False)) as lm:
+        await lm.info("first")
+        with capture_logs() as captured:
+            await lm.info("second")
+    assert mutating.refused == ["first", "second"]
+    assert [dict(entry.fields) for entry in recording.entries] == [{}, {}]
+    assert [dict(entry.fields) for entry in captured] == [{}]
+
+
+@pytest.fixture(scope="module")
+def otel_tracer() -> Iterator[Any]:
+    """OpenTelemetry for this module's tests only (as tests/test_otel_context.py does)."""
+    before = set(sys.modules)
+    sdk = pytest.importorskip("opentelemetry.sdk.trace")
+    yield sdk.TracerProvider().get_tracer("asynclog.review17")
+    for name in set(sys.modules) - before:
+        if name.startswith("opentelemetry"):
+            del sys.modules[name]
+
+
+async def test_a_tuple_backend_cannot_change_the_fields_a_span_shares(otel_tracer: Any) -> None:
+    mutating, recording = MutatingTupleBackend(), RecordingBackend()
+    async with LogManager(Config(backends=[mutating, recording], async_mode=False)) as lm:
+        with otel_tracer.start_as_current_span("request"):
+            await lm.info("first")
+            await lm.info("second")
+    assert mutating.refused == ["first", "second"]
+    assert [sorted(entry.fields) for entry in recording.entries] == [
+        ["span_id", "trace_flags", "trace_id"],
+        ["span_id", "trace_flags", "trace_id"],
+    ]
