@@ -223,6 +223,7 @@ class Writer:
         """At a close deadline: the entries a thread still writes are the caller's to count as
         abandoned (the report must be final); whatever the thread does later counts nothing."""
         detached, self.detached = self.detached, 0
+        self._outcomes.clear()
         self._let_go += 1
         return detached
 

@@ -393,6 +393,9 @@ class FileBackend:
 
     def flush_at_exit(self, entries: Sequence[Entry]) -> None:
         """Interpreter exit, no event loop: write `entries` directly and close the file."""
+        # A batch the backend's thread still writes (its worker was cancelled: asyncio.run's
+        # end) goes first: the file must not be written from two threads, nor closed under it.
+        self._thread.shutdown()
         try:
             if entries:
                 taking_entry_tuples(self, "write_batch_blocking")(entries)
