@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -215,3 +216,30 @@ def test_the_exit_flush_lets_the_file_thread_finish_its_batch(tmp_path: Path) ->
     assert "pending after run 1" in done.stdout  # the loop is gone: nothing can count it now
     assert "writing 0 pending entries at exit" in done.stderr
     assert path.read_text() == "one\n"
+
+
+def open_fds() -> int | None:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+
+
+async def test_a_shared_file_is_not_reopened_by_a_batch_abandoned_at_the_close_deadline(
+    tmp_path: Path,
+) -> None:
+    # Abandoned at the deadline, the batch goes on on the file thread after close() released
+    # the file: it must not open the file again (a descriptor nothing closes) and write there.
+    path = tmp_path / "app.log"
+    formatter = BlockingFormat()
+    fds = open_fds()
+    backend = FileBackend(FileConfig(file_path=path, shared=True), formatter=formatter)
+    lm = LogManager(Config(backend=backend, async_mode=True))
+    await lm.start()
+    await lm.info("one")
+    await formatter.wait_entered()
+    try:
+        report = await lm.close(timeout=0.1)
+    finally:
+        formatter.release.set()
+    assert (report.written, report.dropped, report.abandoned) == (0, 1, 1)
+    await asyncio.sleep(0.2)  # the thread ends the batch
+    assert path.read_text() == ""
+    assert open_fds() == fds

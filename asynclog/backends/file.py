@@ -322,8 +322,8 @@ class FileBackend:
         """Blocking: check, rotate if needed and write, all under the sidecar's flock; then
         fsync (outside it: the file stays ours to sync even if another process rotates it)."""
         with self._lock:
-            if self._raw is None:  # first batch after a failed rotation
-                self._open_blocking()
+            if self._raw is None:  # first batch after a failed rotation (never after close)
+                self._ensure_open()
                 reopened = True
             else:
                 reopened = self._check_external()
@@ -485,8 +485,8 @@ class FileBackend:
 
     async def close(self) -> None:
         """Close the file and wait for the compression in progress; nothing outlives it."""
+        self._opened = False  # first: a batch its thread still writes must not reopen the file
         raw, self._raw = self._raw, None
-        self._opened = False
 
         def close_blocking() -> None:
             if raw is not None:
