@@ -216,3 +216,38 @@ async def test_a_shared_file_is_not_reopened_by_a_batch_abandoned_at_the_close_d
     await asyncio.sleep(0.2)  # the thread ends the batch
     assert path.read_text() == ""
     assert open_fds() == fds
+
+
+FORGETS_CLOSE_DURING_A_SLOW_FORMAT = """
+    import asyncio, sys, threading, time
+    from asynclog import Config, FileConfig, FileBackend, LogManager
+    entered = threading.Event()
+    managers = []
+
+    def slow(entry):
+        entered.set()
+        time.sleep(0.5)  # a slow formatter, on the file backend's thread
+        return entry.message
+
+    async def main():
+        backend = FileBackend(FileConfig(file_path=sys.argv[1]), formatter=slow)
+        lm = LogManager(Config(backend=backend, async_mode=True))
+        managers.append(lm)  # kept alive, never closed
+        await lm.start()
+        await lm.info("one")
+        await asyncio.to_thread(entered.wait, 5)
+
+    asyncio.run(main())  # cancels the worker while the thread formats "one"
+    print("pending after run", managers[0].get_stats().pending, flush=True)
+"""
+
+
+def test_the_exit_flush_lets_the_file_thread_finish_its_batch(tmp_path: Path) -> None:
+    # asyncio.run cancelled the worker while the file thread formats a batch: the batch goes
+    # on there (WriteContinues). The exit flush must not close the file under it.
+    path = tmp_path / "app.log"
+    done = run_python(FORGETS_CLOSE_DURING_A_SLOW_FORMAT, str(path))
+    assert done.returncode == 0, done.stderr
+    assert "pending after run 1" in done.stdout  # the loop is gone: nothing can count it now
+    assert "writing 0 pending entries at exit" in done.stderr
+    assert path.read_text() == "one\n"
