@@ -9,14 +9,15 @@ from typing import Any, Final, NamedTuple
 EMPTY_FIELDS: Mapping[str, Any] = MappingProxyType({})
 """The read-only fields of a `LogEntry` without any."""
 
-NO_FIELDS: Mapping[str, Any] = {}
-"""The fields of an `Entry` without any: one empty dict, never changed.
+NO_FIELDS: Mapping[str, Any] = EMPTY_FIELDS
+"""The fields of an `Entry` without any: shared by every such entry, so read-only.
 
 Entries carry their fields as plain dicts that nothing changes after the call. A read-only
 proxy (what a `LogEntry` shows) is one more object the garbage collector tracks: every entry
 waiting in a queue was two objects that each collection traversed until it was written, and
 that were promoted to the oldest generation on the way. `as_log_entry` gives code outside
-asynclog the read-only view.
+asynclog the read-only view. What many entries share (this, a span's trace fields) stays a
+read-only mapping: a backend that takes the plain tuples must not be able to change it.
 """
 
 

@@ -54,11 +54,13 @@ def current_trace_fields() -> Mapping[str, Any] | None:
             return last[1]
         if not span_context.is_valid:
             return None
-        fields = {  # shared by the span's entries: never changed
-            "trace_id": format(span_context.trace_id, "032x"),
-            "span_id": format(span_context.span_id, "016x"),
-            "trace_flags": int(span_context.trace_flags),
-        }
+        fields = MappingProxyType(  # shared by the span's entries: read-only
+            {
+                "trace_id": format(span_context.trace_id, "032x"),
+                "span_id": format(span_context.span_id, "016x"),
+                "trace_flags": int(span_context.trace_flags),
+            }
+        )
     except Exception:  # a module half imported, a tracer of an unexpected shape
         return None
     _last = (span_context, fields)

@@ -498,6 +498,12 @@ class SinkRunner:
         except TimeoutError:
             # Waiting for the lock, in_flight is a direct writer's entry, for it to settle.
             return self._abandon(include_in_flight=holding)
+        try:  # batches a cancelled worker left to a thread (WriteContinues)
+            async with _runtime.timeout_at(deadline):
+                for writer in self._writers():
+                    await writer.wait_detached()
+        except TimeoutError:
+            return self._abandon()
         return 0
 
     async def _abandon_waiting_writes(self) -> int:

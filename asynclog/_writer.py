@@ -76,6 +76,7 @@ class Writer:
         self.detached = 0
         """Entries of batches whose caller was cancelled while a thread still writes them."""
         self._let_go = 0  # how many times `let_go_of_detached` ran
+        self._outcomes: set[asyncio.Future[bool]] = set()  # of the detached batches
         self.in_flight: Sequence[Entry] = ()
         """The batch being handled, written or retried (abandoned if the worker is cancelled)."""
         self._converted: tuple[Sequence[Entry], Sequence[LogEntry]] = ((), ())
@@ -85,6 +86,7 @@ class Writer:
         backend, handlers, counters, observers and fallback, its own batch in hand."""
         lane = copy.copy(self)
         lane.detached = 0
+        lane._outcomes = set()
         lane.in_flight = ()
         lane._converted = ((), ())
         return lane
@@ -197,8 +199,10 @@ class Writer:
         self.in_flight = ()
         self.detached += len(entries)
         let_go = self._let_go
+        self._outcomes.add(outcome)
 
         def settled(future: asyncio.Future[bool]) -> None:
+            self._outcomes.discard(future)
             if let_go != self._let_go:
                 return  # abandoned at a close deadline, and counted then
             self.detached -= len(entries)
@@ -209,10 +213,17 @@ class Writer:
 
         outcome.add_done_callback(settled)
 
+    async def wait_detached(self) -> None:
+        """Until the batches a thread still writes are settled (their outcomes counted): the
+        backend must not be closed under them."""
+        while self._outcomes:
+            await _runtime.wait(self._outcomes)  # `settled` (added first) has run when it returns
+
     def let_go_of_detached(self) -> int:
         """At a close deadline: the entries a thread still writes are the caller's to count as
         abandoned (the report must be final); whatever the thread does later counts nothing."""
         detached, self.detached = self.detached, 0
+        self._outcomes.clear()
         self._let_go += 1
         return detached
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from .._backend_registry import register_backend
 from .._config import FileConfig
-from .._entry import TIME, Entry
+from .._entry import TIME, Entry, as_log_entries
 from .._errors import LogError
 from .._json_shapes import configured_format
 from ..formatters import Formatter, lines_of
@@ -21,6 +21,7 @@ from ._retention import Backups, Housekeeper, warn
 from ._rotation import RotationLock, lock_name, period_end_function, plan_batch
 from ._safe_open import open_or_create
 from ._thread import IOThread
+from .base import takes_entry_tuples, taking_entry_tuples
 
 
 def encode(text: str) -> bytes:
@@ -219,11 +220,20 @@ class FileBackend:
         if not self._opened:
             raise LogError(f"file backend for {self.path!r} is not open")
         lines = self._lines(entries)
-        await self._thread.run_batch(lambda: self.write_lines(entries, lines))
+        write = self._lines_writer()
+        await self._thread.run_batch(lambda: write(entries, lines))
 
     def write_batch_blocking(self, entries: Sequence[Entry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""
-        self.write_lines(entries, self._lines(entries))
+        self._lines_writer()(entries, self._lines(entries))
+
+    def _lines_writer(self) -> Callable[[Sequence[Entry], list[str]], None]:
+        """`write_lines`; given `LogEntry` objects when a subclass overrides it without saying
+        `takes_entry_tuples` (see `backends.base.takes_entry_tuples`)."""
+        write = self.write_lines
+        if takes_entry_tuples(self, "write_lines"):
+            return write
+        return lambda entries, lines: write(as_log_entries(entries), lines)
 
     def write_lines(self, entries: Sequence[Entry], lines: list[str]) -> None:
         """Blocking: write the formatted `lines` of `entries` as one write (rotating first
@@ -327,8 +337,8 @@ class FileBackend:
         """Blocking: check, rotate if needed and write, all under the sidecar's flock; then
         fsync (outside it: the file stays ours to sync even if another process rotates it)."""
         with self._lock:
-            if self._raw is None:  # first batch after a failed rotation
-                self._open_blocking()
+            if self._raw is None:  # first batch after a failed rotation (never after close)
+                self._ensure_open()
                 reopened = True
             else:
                 reopened = self._check_external()
@@ -398,9 +408,12 @@ class FileBackend:
 
     def flush_at_exit(self, entries: Sequence[Entry]) -> None:
         """Interpreter exit, no event loop: write `entries` directly and close the file."""
+        # A batch the backend's thread still writes (its worker was cancelled: asyncio.run's
+        # end) goes first: the file must not be written from two threads, nor closed under it.
+        self._thread.shutdown()
         try:
             if entries:
-                self.write_batch_blocking(entries)
+                taking_entry_tuples(self, "write_batch_blocking")(entries)
         finally:
             if self._raw is not None:
                 self._raw.close()
@@ -487,8 +500,8 @@ class FileBackend:
 
     async def close(self) -> None:
         """Close the file and wait for the compression in progress; nothing outlives it."""
+        self._opened = False  # first: a batch its thread still writes must not reopen the file
         raw, self._raw = self._raw, None
-        self._opened = False
 
         def close_blocking() -> None:
             if raw is not None:
