@@ -93,6 +93,10 @@ def _prefix_of(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
 
 
+_text_second: tuple[int, str] = (-1, "")
+"""`text_lines`' last second and its text (a batch in sync mode is one entry)."""
+
+
 def iso_utc(timestamp: float) -> str:
     """ISO-8601 UTC time with microseconds: `2026-11-27T21:52:00.123456Z`."""
     global _second_prefix
@@ -145,7 +149,8 @@ def text_lines(entries: Sequence[Entry]) -> list[str]:
     all_clean = joined.isprintable() and "\\" not in joined
     lines: list[str] = []
     append = lines.append
-    cached_second, prefix = -1, ""  # the batch's own cache: its entries share a few seconds
+    global _text_second
+    cached_second, prefix = _text_second
     last_level: int | None = None
     last_logger: str | None = None
     head = ""  # "Z INFO asynclog "
@@ -157,6 +162,7 @@ def text_lines(entries: Sequence[Entry]) -> list[str]:
         if second != cached_second:
             prefix = _prefix_of(second)
             cached_second = second
+            _text_second = (second, prefix)
         if level is not last_level or logger is not last_logger:  # nearly always the same
             head = f"Z {LEVEL_NAMES.get(level) or level_name(level)} {escape(logger)} "
             last_level, last_logger = level, logger

@@ -26,7 +26,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     config = Config(
         backend="file",
         backend_config=FileConfig(
-            file_path=args.path, max_file_size_mb=1000, max_backups=0, format="text", shared=True
+            file_path=args.path,
+            max_file_size_mb=1000,
+            max_backups=0,
+            format="text",
+            shared=True,
+            # The lines the verifier reads (and the one-process run writes): `shared` adds
+            # host= and pid= to each line by default.
+            process_fields=False,
         ),
         async_mode=args.async_mode,
         queue_size=1000,

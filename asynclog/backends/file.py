@@ -102,6 +102,7 @@ class FileBackend:
         else:
             self._formatter, self._lines = formatter, lines_of(formatter)
         self._thread = IOThread("asynclog-file")
+        self._write_lines: Callable[[Sequence[Entry], list[str]], None] | None = None
         self._raw: io.FileIO | None = None
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of _raw
         self._size = 0
@@ -220,20 +221,25 @@ class FileBackend:
         if not self._opened:
             raise LogError(f"file backend for {self.path!r} is not open")
         lines = self._lines(entries)
-        write = self._lines_writer()
+        write = self._write_lines or self._lines_writer()
         await self._thread.run_batch(lambda: write(entries, lines))
 
     def write_batch_blocking(self, entries: Sequence[Entry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""
-        self._lines_writer()(entries, self._lines(entries))
+        (self._write_lines or self._lines_writer())(entries, self._lines(entries))
 
     def _lines_writer(self) -> Callable[[Sequence[Entry], list[str]], None]:
-        """`write_lines`; given `LogEntry` objects when a subclass overrides it without saying
-        `takes_entry_tuples` (see `backends.base.takes_entry_tuples`)."""
+        """`write_lines` (looked up once); given `LogEntry` objects when a subclass overrides
+        it without saying `takes_entry_tuples` (see `backends.base.takes_entry_tuples`)."""
         write = self.write_lines
-        if takes_entry_tuples(self, "write_lines"):
-            return write
-        return lambda entries, lines: write(as_log_entries(entries), lines)
+        if not takes_entry_tuples(self, "write_lines"):
+            bound = write
+
+            def write(entries: Sequence[Entry], lines: list[str]) -> None:
+                bound(as_log_entries(entries), lines)
+
+        self._write_lines = write
+        return write
 
     def write_lines(self, entries: Sequence[Entry], lines: list[str]) -> None:
         """Blocking: write the formatted `lines` of `entries` as one write (rotating first
