@@ -75,7 +75,6 @@ class Writer:
         """Called with `(entries, seconds)` after each successful backend write (metrics)."""
         self.detached = 0
         """Entries of batches whose caller was cancelled while a thread still writes them."""
-        self._let_go = 0  # how many times `let_go_of_detached` ran
         self._outcomes: set[asyncio.Future[bool]] = set()  # of the detached batches
         self.in_flight: Sequence[Entry] = ()
         """The batch being handled, written or retried (abandoned if the worker is cancelled)."""
@@ -198,13 +197,12 @@ class Writer:
         `outcome` says written (True) or lost (False)."""
         self.in_flight = ()
         self.detached += len(entries)
-        let_go = self._let_go
         self._outcomes.add(outcome)
 
         def settled(future: asyncio.Future[bool]) -> None:
-            self._outcomes.discard(future)
-            if let_go != self._let_go:
+            if future not in self._outcomes:
                 return  # abandoned at a close deadline, and counted then
+            self._outcomes.discard(future)
             self.detached -= len(entries)
             if not future.cancelled() and future.exception() is None and future.result():
                 self._written(entries, started)
@@ -224,7 +222,6 @@ class Writer:
         abandoned (the report must be final); whatever the thread does later counts nothing."""
         detached, self.detached = self.detached, 0
         self._outcomes.clear()
-        self._let_go += 1
         return detached
 
     def _written(self, entries: Sequence[Entry], started: float) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from .. import _runtime
-from ._wakeup import ThreadDone
-from .base import WriteContinues
+from ._wakeup import write_on_thread
 
 T = TypeVar("T")
 
@@ -37,27 +35,12 @@ class IOThread:
 
     async def run_batch(self, write: Callable[[], None]) -> None:
         """`run` for a batch write. Under asyncio the writer resumes one loop turn after the
-        thread's call ends instead of two (`ThreadDone`), and, cancelled meanwhile, raises
-        `WriteContinues`: the thread finishes the batch and its outcome counts the entries."""
-        loop = _runtime.current_loop()
-        if _runtime.loop_name(loop) == "trio":
+        thread's call ends instead of two, and, cancelled meanwhile, raises `WriteContinues`
+        (`write_on_thread`)."""
+        if _runtime.on_trio():
             await self.run(write)
-            return
-        done = ThreadDone(loop)
-
-        def write_and_tell() -> None:
-            try:
-                write()
-            except BaseException as exc:  # handed to the loop: the thread must go on
-                done.finish_threadsafe(exc)
-            else:
-                done.finish_threadsafe()
-
-        self.executor.submit(write_and_tell)
-        try:
-            await done
-        except asyncio.CancelledError as exc:
-            raise WriteContinues(done.continuing()) from exc
+        else:
+            await write_on_thread(self.executor.submit, write)
 
     async def aclose(self) -> None:
         """Wait, without blocking the loop, for the queued calls to finish, then stop the

@@ -19,6 +19,8 @@ from collections.abc import Callable, Generator
 from contextvars import Context
 from typing import Any
 
+from .base import WriteContinues
+
 _PENDING, _DONE, _CANCELLED = 0, 1, 2
 
 Callback = Callable[["ThreadDone"], Any]
@@ -125,3 +127,26 @@ class ThreadDone:
             self._asyncio_future_blocking = True
             yield self
         return self.result()
+
+
+async def write_on_thread(
+    submit: Callable[[Callable[[], None]], object], write: Callable[[], None]
+) -> None:
+    """Hand `write` (a batch's whole write) to a thread with `submit` and await its end, one
+    loop turn after it (`ThreadDone`). Cancelled meanwhile, raise `WriteContinues`: the thread
+    goes on, and its outcome counts the batch."""
+    done = ThreadDone(asyncio.get_running_loop())
+
+    def write_and_tell() -> None:
+        try:
+            write()
+        except BaseException as exc:  # handed to the loop: the thread must go on
+            done.finish_threadsafe(exc)
+        else:
+            done.finish_threadsafe()
+
+    submit(write_and_tell)
+    try:
+        await done
+    except asyncio.CancelledError as exc:
+        raise WriteContinues(done.continuing()) from exc

@@ -5,7 +5,6 @@ concurrency design are in docs/sqlite-schema.md."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import itertools
@@ -27,8 +26,7 @@ from .._errors import LogError
 from .._otel import TraceValues, has_trace, split_trace
 from ..formatters import fields_to_json, utf8_safe
 from ._slices import convert_in_slices
-from ._wakeup import ThreadDone
-from .base import WriteContinues
+from ._wakeup import write_on_thread
 
 SCHEMA_VERSION = 3
 """`PRAGMA user_version` of a database whose asynclog tables have `host` and `pid` (1), the
@@ -539,15 +537,11 @@ class SQLiteBackend:
             # One hop to aiosqlite's thread for the whole batch: the rows are made there too,
             # so the worker does not yield between slices of conversion (each yield waits for a
             # whole loop turn when the loop is saturated), and `ThreadDone` resumes the worker
-            # one turn after the thread ends instead of two.
-            done = ThreadDone(asyncio.get_running_loop())
-            submit((None, functools.partial(self._write_on_thread, db, entries, prune, done)))
-            try:
-                await done
-            except asyncio.CancelledError as exc:
-                # The thread runs the transaction anyway (it may be waiting for a lock): the
-                # entries are counted when it ends, not here.
-                raise WriteContinues(done.continuing()) from exc
+            # one turn after the thread ends instead of two. Cancelled, the thread runs the
+            # transaction anyway (it may be waiting for a lock): the entries are counted when
+            # it ends (`WriteContinues`).
+            write = functools.partial(self._write_on_thread, db, entries, prune)
+            await write_on_thread(lambda call: submit((None, call)), write)
         else:
             insert, rows = await self._statement_and_rows(entries)
             await self._insert_async(db, insert, rows, prune)
@@ -592,16 +586,11 @@ class SQLiteBackend:
         raise AssertionError("the last plan takes every batch")
 
     def _write_on_thread(
-        self, db: aiosqlite.Connection, entries: Sequence[Entry], prune: bool, done: ThreadDone
+        self, db: aiosqlite.Connection, entries: Sequence[Entry], prune: bool
     ) -> None:
-        error: BaseException | None = None
-        try:
-            insert, rows = self._statement_and_rows_now(entries)
-            retention = self.retention if prune else None
-            _insert_transaction(db._conn, insert, rows, retention)
-        except BaseException as exc:  # handed to the loop: aiosqlite's thread must go on
-            error = exc
-        done.finish_threadsafe(error)
+        insert, rows = self._statement_and_rows_now(entries)
+        retention = self.retention if prune else None
+        _insert_transaction(db._conn, insert, rows, retention)
 
     def _plain_insert_for(self, logger: str, host: str | None, pid: int) -> str | None:
         key = (logger, host, pid)
