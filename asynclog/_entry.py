@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, overload
 
 EMPTY_FIELDS: Mapping[str, Any] = MappingProxyType({})
 """The read-only fields of a `LogEntry` without any."""
@@ -94,3 +94,46 @@ def as_log_entry(entry: Entry) -> LogEntry:
 def as_log_entries(entries: Sequence[Entry]) -> list[LogEntry]:
     """Every entry as a `LogEntry`, in order."""
     return [as_log_entry(entry) for entry in entries]
+
+
+class LogEntries(Sequence[LogEntry]):
+    """A batch as `LogEntry` objects, converted when first read: a write observer that only
+    takes the batch's `len()` costs nothing per entry. Compares equal to a list or tuple of
+    the same entries."""
+
+    __slots__ = ("_converted", "_entries")
+
+    def __init__(self, entries: Sequence[Entry]) -> None:
+        self._entries = entries
+        self._converted: list[LogEntry] | None = None
+
+    def _all(self) -> list[LogEntry]:
+        converted = self._converted
+        if converted is None:
+            converted = self._converted = as_log_entries(self._entries)
+        return converted
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @overload
+    def __getitem__(self, index: int) -> LogEntry: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[LogEntry]: ...
+    def __getitem__(self, index: int | slice) -> LogEntry | list[LogEntry]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[LogEntry]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LogEntries):
+            other = other._all()
+        if isinstance(other, list | tuple):
+            return self._all() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like the list it stands for
+
+    def __repr__(self) -> str:
+        return f"LogEntries({self._all()!r})"

@@ -15,7 +15,7 @@ from time import perf_counter
 from typing import Any, cast
 
 from . import _runtime
-from ._entry import Entry, LogEntry, as_log_entries
+from ._entry import Entry, LogEntries, LogEntry
 from ._errors import BackendWriteError, LogError
 from ._handlers import HandlerSet
 from ._report import BurstReporter
@@ -91,12 +91,12 @@ class Writer:
         return lane
 
     def _public(self, entries: Sequence[Entry]) -> Sequence[LogEntry]:
-        """The batch as `LogEntry` objects, converted once: handlers, the backend and the
-        observers get the same object, and so does every retry of the batch (a backend may
-        recognise a retried batch by identity)."""
+        """The batch as `LogEntry` objects, converted once, when first read: handlers, the
+        backend and the observers get the same object, and so does every retry of the batch (a
+        backend may recognise a retried batch by identity)."""
         source, converted = self._converted
         if source is not entries:
-            converted = as_log_entries(entries)
+            converted = LogEntries(entries)
             self._converted = (entries, converted)
         return converted
 

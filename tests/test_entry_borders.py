@@ -130,3 +130,26 @@ async def test_a_subclass_overriding_a_built_in_backend_gets_log_entries(tmp_pat
     assert [line.split(" ", 3)[3] for line in read_lines(redacted)] == ["password is ***"]
     assert [line.split(" ", 3)[3] for line in read_lines(inherited)] == ["password is secret"]
     assert (stats.written, stats.dropped, stats.write_errors) == (2, 0, 0)
+
+
+async def test_a_write_observer_gets_the_batch_as_a_sequence_of_log_entries() -> None:
+    batches: list[Sequence[LogEntry]] = []
+    backend = RecordingBackend()
+    async with LogManager(Config(backend=backend, async_mode=True)) as lm:
+        lm.observe_writes(lambda name, entries, seconds: batches.append(entries))
+        for index in range(3):
+            await lm.info(f"m{index}", n=index)
+    (batch,) = batches  # converted when read: one that only takes len() pays nothing more
+    assert len(batch) == 3
+    assert batch[0].message == "m0" and batch[-1].message == "m2"
+    assert [entry.message for entry in batch[1:]] == ["m1", "m2"]
+    assert [dict(entry.fields) for entry in batch] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert batch == backend.entries and batch == tuple(backend.entries)
+    assert batch != backend.entries[:2] and batch != "m0m1m2"
+    assert list(reversed(batch)) == backend.entries[::-1]
+    assert batch.index(backend.entries[1]) == 1 and backend.entries[2] in batch
+    with pytest.raises(IndexError):
+        batch[3]
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(batch)
+    assert repr(batch).startswith("LogEntries([LogEntry(timestamp=")
