@@ -523,9 +523,10 @@ class SinkRunner:
     def _abandon(self, include_in_flight: bool = True) -> int:
         assert self.queue is not None
         abandoned = len(self.queue.clear())
-        if include_in_flight:
-            for writer in self._writers():
-                abandoned += len(writer.in_flight) + writer.let_go_of_detached()
+        for writer in self._writers():
+            abandoned += writer.let_go_of_detached()  # a thread's batch: counted here, once
+            if include_in_flight:
+                abandoned += len(writer.in_flight)
                 writer.in_flight = ()
         self.counters.drop(abandoned)
         return abandoned
@@ -561,6 +562,7 @@ class SinkRunner:
         """In a child process after `fork()`: what is queued is the parent's to write."""
         for writer in self._writers():
             writer.in_flight = ()
+            writer.let_go_of_detached()  # the parent's thread writes those, not the child's
         self._waiting_writes.clear()
         if self.queue is not None:
             self.queue.clear()

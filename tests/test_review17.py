@@ -251,3 +251,35 @@ def test_the_exit_flush_lets_the_file_thread_finish_its_batch(tmp_path: Path) ->
     assert "pending after run 1" in done.stdout  # the loop is gone: nothing can count it now
     assert "writing 0 pending entries at exit" in done.stderr
     assert path.read_text() == "one\n"
+
+
+async def test_a_forked_child_does_not_count_the_batch_the_parents_thread_writes(
+    tmp_path: Path,
+) -> None:
+    # The parent's worker was cancelled while its file thread writes a batch (pending: 1). A
+    # child forked now has no such thread: its copy of the manager owes nothing.
+    path = tmp_path / "app.log"
+    backend = BlockingFile(FileConfig(file_path=path))
+    lm = LogManager(Config(backend=backend, async_mode=True))
+    await lm.start()
+    await lm.info("one")
+    await backend.wait_entered()
+    cancel_worker()
+    await asyncio.sleep(0.05)
+    assert lm.get_stats().pending == 1
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        stats = lm.get_stats()
+        os.write(write, f"{stats.pending} {stats.accepted}".encode())
+        os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 100).decode() == "0 1"
+        assert os.waitpid(child, 0)[1] == 0
+    finally:
+        os.close(read)
+        backend.release.set()
+    report = await lm.close()
+    assert (report.written, report.dropped, report.abandoned) == (1, 0, 0)
+    assert path.read_text() == "one\n"
