@@ -398,7 +398,7 @@ class FastRequestBuilder:
         records, logger = self._records, self._logger
         record_of = self._record
         for entry in entries:
-            if entry[LOGGER] != logger or not self._scope_head:
+            if entry[LOGGER] != logger:  # None before the first entry
                 self._close_scope()
                 records = self._records
                 logger = self._logger = entry[LOGGER]
