@@ -507,6 +507,9 @@ def test_hand_written_bytes_at_the_borders_of_their_caches() -> None:
         entries.append((1.7e9, 9, "v", "app", MappingProxyType(fields), None, None, None))
     many = {f"k{number}": number for number in range(300)}  # past the cached keys
     entries += [(1.7e9, 30, "many", "app", MappingProxyType(many), None, None, None)] * 2
+    for turn, value in enumerate([*values, None, [1]]):  # new keys, not cached any more
+        fields = {"same": value, f"late{turn}": value}
+        entries.append((1.7e9, 9, "late", "app", MappingProxyType(fields), None, None, None))
     for fields in ({"a": 1, "trace_id": "not an id"}, {"a": 1}, {"span_id": SPAN_ID, "b": 2}):
         entries.append((1.7e9, 20, "trace", "app", MappingProxyType(fields), None, None, None))
     observed = 1_700_000_000_123_456_789
@@ -523,6 +526,10 @@ def test_hand_written_bytes_at_the_borders_of_their_caches() -> None:
     same = [attributes(r.attributes)["same"] for r in records[40 : 40 + len(values)]]
     assert same[: len(ints) + len(texts)] == ints + texts
     assert same[-2:] == [True, False]
+    late = [attributes(r.attributes) for r in records[-len(values) - 5 : -3]]
+    by_kind = [fields[f"late{turn}"] for turn, fields in enumerate(late)]
+    assert by_kind[: len(ints) + len(texts)] == ints + texts
+    assert by_kind[-4:] == [True, False, None, [1]]
     assert records[-3].trace_id == b"" and attributes(records[-3].attributes)["trace_id"] == (
         "not an id"
     )

@@ -341,36 +341,79 @@ def _utf8(text: str) -> bytes:
         return utf8_text(text).encode("utf-8")
 
 
-class _Attribute:
-    """The bytes of one field name's attribute (LogRecord field 6, a KeyValue) that do not
-    depend on the value: for a value `v`, the attribute is `head + v's bytes`."""
+def _key_field(key: str) -> bytes:
+    """KeyValue field 1 (nothing for an empty key)."""
+    data = _utf8(key)
+    return _field(b"\x0a", data) if data else b""
 
-    __slots__ = ("_strings", "bools", "float_head", "int_heads", "key")
+
+def _attribute_head(key: bytes, value_head: bytes, value_size: int) -> bytes:
+    """An attribute (LogRecord field 6, a KeyValue) up to its value's bytes: `key` is its
+    field 1, `value_head` the AnyValue's tag (and length), followed by `value_size` bytes."""
+    pair = key + b"\x12" + _varint(len(value_head) + value_size) + value_head
+    return b"\x32" + _varint(len(pair) + value_size) + pair
+
+
+_BOOLS = (b"\x00", b"\x01")
+
+
+def _any_value(value: object) -> tuple[bytes, bytes] | None:
+    """A str, int (64-bit), float or bool as an AnyValue: its tag (and length), its value's
+    bytes; None for anything else."""
+    if type(value) is str:
+        data = _utf8(value)
+        return b"\x0a" + _varint(len(data)), data
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return b"\x18", _varint(value % _UINT64)  # a negative one as its two's complement
+    if type(value) is float:
+        return b"\x21", _pack_double(value)
+    if type(value) is bool:
+        return b"\x10", _BOOLS[value]
+    return None
+
+
+def _uncached_attribute(key: str, value: object) -> bytes | None:
+    """A whole attribute, made without a cache (past `KEYS_CACHED` keys); None if the
+    value needs the classes."""
+    any_value = _any_value(value)
+    if any_value is None:
+        return None
+    value_head, data = any_value
+    return _attribute_head(_key_field(key), value_head, len(data)) + data
+
+
+class _Attribute:
+    """One field name's attribute up to its value's bytes (`_attribute_head`), which depend
+    on the value's kind and size only: the attribute is `head + the value's bytes`. Each head
+    is made when first needed, so that a key seen once costs little more than uncached."""
+
+    __slots__ = ("fixed", "ints", "key", "strings")
 
     def __init__(self, key: str) -> None:
-        data = _utf8(key)
-        self.key = _field(b"\x0a", data) if data else b""
-        """KeyValue field 1 (nothing for an empty key)."""
-        self.int_heads = [b""] + [self._head(b"\x18", size) for size in range(1, 11)]
-        """By the length of the value's varint (1 to 10 bytes)."""
-        self.float_head = self._head(b"\x21", 8)
-        self.bools = (self._head(b"\x10", 1) + b"\x00", self._head(b"\x10", 1) + b"\x01")
-        self._strings: dict[int, bytes] = {}
+        self.key = _key_field(key)
+        self.ints: dict[int, bytes] = {}
+        """An int's head by the length of its varint."""
+        self.strings: dict[int, bytes] = {}
+        """A string's head by its size in bytes (the short ones)."""
+        self.fixed: dict[type, bytes] = {}
+        """The head of a float (8 bytes) or a bool (1 byte)."""
 
-    def _head(self, value_head: bytes, value_size: int) -> bytes:
-        """Up to the value's bytes: `value_head` is the AnyValue's tag (and length), followed
-        by `value_size` bytes."""
-        any_value_size = len(value_head) + value_size
-        pair = self.key + b"\x12" + _varint(any_value_size) + value_head
-        return b"\x32" + _varint(len(pair) + value_size) + pair
+    def int_head(self, size: int) -> bytes:
+        """The head of an int whose varint is `size` bytes."""
+        head = self.ints[size] = _attribute_head(self.key, b"\x18", size)
+        return head
 
     def string_head(self, size: int) -> bytes:
-        """The head of a string value of `size` bytes (cached for the short ones)."""
-        head = self._strings.get(size)
-        if head is None:
-            head = self._head(b"\x0a" + _varint(size), size)
-            if size < 0x80:
-                self._strings[size] = head
+        """The head of a string of `size` bytes."""
+        head = _attribute_head(self.key, b"\x0a" + _varint(size), size)
+        if size < 0x80:
+            self.strings[size] = head
+        return head
+
+    def fixed_head(self, kind: type) -> bytes:
+        """The head of a float or a bool."""
+        value_head, size = (b"\x21", 8) if kind is float else (b"\x10", 1)
+        head = self.fixed[kind] = _attribute_head(self.key, value_head, size)
         return head
 
 
@@ -460,37 +503,39 @@ class FastRequestBuilder:
             if attribute is None:
                 if type(key) is not str or key in _TRACE_KEYS:  # never cached
                     return False
-                attribute = self._attribute(key)
+                if len(cached) >= KEYS_CACHED:
+                    attribute_bytes = _uncached_attribute(key, value)
+                    if attribute_bytes is None:
+                        return False
+                    append(attribute_bytes)
+                    continue
+                attribute = cached[key] = _Attribute(key)
             kind = type(value)
             if kind is int and 0 <= value < 0x4000:  # one or two varint bytes
                 if value < 0x80:
-                    append(attribute.int_heads[1])
+                    append(attribute.ints.get(1) or attribute.int_head(1))
                     append(_VARINT[value])
                 else:
-                    append(attribute.int_heads[2])
+                    append(attribute.ints.get(2) or attribute.int_head(2))
                     append(_MORE[value & 0x7F] + _VARINT[value >> 7])
             elif kind is str:
                 data = _utf8(value)
-                append(attribute.string_head(len(data)))
+                size = len(data)
+                append(attribute.strings.get(size) or attribute.string_head(size))
                 append(data)
             elif kind is int and INT64_MIN <= value <= INT64_MAX:
                 number = _varint(value % _UINT64)  # a negative one as its two's complement
-                append(attribute.int_heads[len(number)])
+                append(attribute.ints.get(len(number)) or attribute.int_head(len(number)))
                 append(number)
             elif kind is float:
-                append(attribute.float_head)
+                append(attribute.fixed.get(float) or attribute.fixed_head(float))
                 append(_pack_double(value))
             elif kind is bool:
-                append(attribute.bools[value])
+                append(attribute.fixed.get(bool) or attribute.fixed_head(bool))
+                append(_BOOLS[value])
             else:
                 return False
         return True
-
-    def _attribute(self, key: str) -> _Attribute:
-        attribute = _Attribute(key)
-        if len(self._attributes) < KEYS_CACHED:
-            self._attributes[key] = attribute
-        return attribute
 
     def _record_by_classes(self, entry: Entry) -> bytes:
         record = LogRecord()
