@@ -490,6 +490,53 @@ def test_hand_written_bytes_equal_the_protobuf_classes() -> None:
     assert len(records) == len(entries)
 
 
+def test_hand_written_bytes_at_the_borders_of_their_caches() -> None:
+    """The hand-written records put together cached pieces (a field's attribute head by the
+    value's size, the body's head by the message's size, the record's frame by its size):
+    the bytes must stay the classes' own on both sides of every border, for more keys than
+    are cached, and for one key seen with every kind of value."""
+    ints = [0, 0x7F, 0x80, 0x3FFF, 0x4000, 0x1FFFFF, 0x200000, 2**63 - 1, -1, -0x80, -(2**63)]
+    texts = ["", "é" * 63, "é" * 64, "x" * 126, "x" * 127, "x" * 128, "x" * 129, "x" * 20_000]
+    floats = [0.0, -0.0, 1e-300, float("nan"), float("-inf")]
+    values: list[Any] = [*ints, *texts, *floats, True, False]
+    entries: list[Any] = []
+    for size in range(100, 140):  # the message's and the record's sizes cross 127/128
+        entries.append((1.7e9, 20, "m" * size, "app", MappingProxyType({}), None, None, None))
+    for turn, value in enumerate(values):
+        fields = {"same": value, f"key{turn}": value, "other": values[-1 - turn]}
+        entries.append((1.7e9, 9, "v", "app", MappingProxyType(fields), None, None, None))
+    many = {f"k{number}": number for number in range(300)}  # past the cached keys
+    entries += [(1.7e9, 30, "many", "app", MappingProxyType(many), None, None, None)] * 2
+    for turn, value in enumerate([*values, None, [1]]):  # new keys, not cached any more
+        fields = {"same": value, f"late{turn}": value}
+        entries.append((1.7e9, 9, "late", "app", MappingProxyType(fields), None, None, None))
+    for fields in ({"a": 1, "trace_id": "not an id"}, {"a": 1}, {"span_id": SPAN_ID, "b": 2}):
+        entries.append((1.7e9, 20, "trace", "app", MappingProxyType(fields), None, None, None))
+    observed = 1_700_000_000_123_456_789
+    by_classes = RequestBuilder(key_values({"service.name": "x"}), observed)
+    by_hand = FastRequestBuilder(key_values({"service.name": "x"}), observed)
+    by_classes.add(entries)
+    by_hand.add(entries)
+    data = by_hand.serialize()
+    assert data == by_classes.serialize()
+    decoded = ExportLogsServiceRequest.FromString(data)
+    records = decoded.resource_logs[0].scope_logs[0].log_records
+    assert len(records) == len(entries)
+    assert [r.body.string_value for r in records[:40]] == ["m" * size for size in range(100, 140)]
+    same = [attributes(r.attributes)["same"] for r in records[40 : 40 + len(values)]]
+    assert same[: len(ints) + len(texts)] == ints + texts
+    assert same[-2:] == [True, False]
+    late = [attributes(r.attributes) for r in records[-len(values) - 5 : -3]]
+    by_kind = [fields[f"late{turn}"] for turn, fields in enumerate(late)]
+    assert by_kind[: len(ints) + len(texts)] == ints + texts
+    assert by_kind[-4:] == [True, False, None, [1]]
+    assert records[-3].trace_id == b"" and attributes(records[-3].attributes)["trace_id"] == (
+        "not an id"
+    )
+    assert records[-1].span_id == bytes.fromhex(SPAN_ID)
+    assert "span_id" not in attributes(records[-1].attributes)
+
+
 # -- against the receiver ----------------------------------------------------------------
 
 

@@ -132,6 +132,7 @@ def key_values(attributes: Mapping[str, object]) -> list[KeyValue]:
 
 # -- trace context --------------------------------------------------------------------------
 
+
 def id_bytes(value: object, size: int) -> bytes | None:
     """A W3C trace id (`size` 16) or span id (8) from a hex str of `2 * size` digits, an int
     or `size` bytes; None if it is not one, or all zero (invalid)."""
@@ -281,12 +282,19 @@ class RequestBuilder:
 # proto3 defaults left out, a oneof member always written). Records of the common shape (no
 # traceback, location or trace context; str, int, float or bool fields) are written here; any
 # other record is built with the classes and serialized alone, which gives the same bytes.
+# This runs for every entry: the bytes that do not depend on the value (tags, lengths, a
+# field's key) are made once and cached, so a record is a few concatenations.
 
+_pack_time = struct.Struct("<BQ").pack
+"""LogRecord field 1 (time_unix_nano, fixed64) with its tag: `_pack_time(0x09, nanos)`."""
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_double = struct.Struct("<d").pack
 _VARINT = [bytes([n]) for n in range(128)]
+_MORE = [bytes([n | 0x80]) for n in range(128)]
+"""A varint's byte holding seven bits when more follow."""
 _UINT64 = 1 << 64
 KEYS_CACHED = 256
+"""Field names whose attribute bytes are cached, per request."""
 
 
 def _varint(value: int) -> bytes:
@@ -294,9 +302,7 @@ def _varint(value: int) -> bytes:
     if value < 0x80:
         return _VARINT[value]
     if value < 0x4000:
-        return bytes((value & 0x7F | 0x80, value >> 7))
-    if value < 0x200000:
-        return bytes((value & 0x7F | 0x80, (value >> 7) & 0x7F | 0x80, value >> 14))
+        return _MORE[value & 0x7F] + _VARINT[value >> 7]
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -315,8 +321,100 @@ def _severity_bytes(level: int) -> bytes:
     return (b"\x10" + _varint(number) if number else b"") + (_field(b"\x1a", text) if text else b"")
 
 
+def _body_head(size: int) -> bytes:
+    """LogRecord field 5 (body, an AnyValue holding a string) up to the string's `size` bytes."""
+    string_head = b"\x0a" + _varint(size)
+    return b"\x2a" + _varint(len(string_head) + size) + string_head
+
+
 _SEVERITY_BYTES = [_severity_bytes(level) for level in range(101)]
+_BODY_HEADS = [_body_head(size) for size in range(128)]
+_RECORD_HEADS = [b"\x12" + _VARINT[size] for size in range(128)]
+"""ScopeLogs field 2 (a LogRecord) up to the record, for records shorter than 128 bytes."""
 _TRACE_KEYS = frozenset(TRACE_FIELDS)
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode()  # UTF-8; faster without the argument
+    except UnicodeEncodeError:
+        return utf8_text(text).encode("utf-8")
+
+
+def _key_field(key: str) -> bytes:
+    """KeyValue field 1 (nothing for an empty key)."""
+    data = _utf8(key)
+    return _field(b"\x0a", data) if data else b""
+
+
+def _attribute_head(key: bytes, value_head: bytes, value_size: int) -> bytes:
+    """An attribute (LogRecord field 6, a KeyValue) up to its value's bytes: `key` is its
+    field 1, `value_head` the AnyValue's tag (and length), followed by `value_size` bytes."""
+    pair = key + b"\x12" + _varint(len(value_head) + value_size) + value_head
+    return b"\x32" + _varint(len(pair) + value_size) + pair
+
+
+_BOOLS = (b"\x00", b"\x01")
+
+
+def _any_value(value: object) -> tuple[bytes, bytes] | None:
+    """A str, int (64-bit), float or bool as an AnyValue: its tag (and length), its value's
+    bytes; None for anything else."""
+    if type(value) is str:
+        data = _utf8(value)
+        return b"\x0a" + _varint(len(data)), data
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return b"\x18", _varint(value % _UINT64)  # a negative one as its two's complement
+    if type(value) is float:
+        return b"\x21", _pack_double(value)
+    if type(value) is bool:
+        return b"\x10", _BOOLS[value]
+    return None
+
+
+def _uncached_attribute(key: str, value: object) -> bytes | None:
+    """A whole attribute, made without a cache (past `KEYS_CACHED` keys); None if the
+    value needs the classes."""
+    any_value = _any_value(value)
+    if any_value is None:
+        return None
+    value_head, data = any_value
+    return _attribute_head(_key_field(key), value_head, len(data)) + data
+
+
+class _Attribute:
+    """One field name's attribute up to its value's bytes (`_attribute_head`), which depend
+    on the value's kind and size only: the attribute is `head + the value's bytes`. Each head
+    is made when first needed, so that a key seen once costs little more than uncached."""
+
+    __slots__ = ("fixed", "ints", "key", "strings")
+
+    def __init__(self, key: str) -> None:
+        self.key = _key_field(key)
+        self.ints: dict[int, bytes] = {}
+        """An int's head by the length of its varint."""
+        self.strings: dict[int, bytes] = {}
+        """A string's head by its size in bytes (the short ones)."""
+        self.fixed: dict[type, bytes] = {}
+        """The head of a float (8 bytes) or a bool (1 byte)."""
+
+    def int_head(self, size: int) -> bytes:
+        """The head of an int whose varint is `size` bytes."""
+        head = self.ints[size] = _attribute_head(self.key, b"\x18", size)
+        return head
+
+    def string_head(self, size: int) -> bytes:
+        """The head of a string of `size` bytes."""
+        head = _attribute_head(self.key, b"\x0a" + _varint(size), size)
+        if size < 0x80:
+            self.strings[size] = head
+        return head
+
+    def fixed_head(self, kind: type) -> bytes:
+        """The head of a float or a bool."""
+        value_head, size = (b"\x21", 8) if kind is float else (b"\x10", 1)
+        head = self.fixed[kind] = _attribute_head(self.key, value_head, size)
+        return head
 
 
 class FastRequestBuilder:
@@ -336,21 +434,24 @@ class FastRequestBuilder:
         """The records of the current scope, each framed as its field 2."""
         self._scope_head = b""
         self._logger: str | None = None
-        self._keys: dict[str, bytes] = {}
+        self._attributes: dict[str, _Attribute] = {}
 
     def add(self, entries: Sequence[Entry]) -> None:
         """Append `entries` as log records."""
         records, logger = self._records, self._logger
         record_of = self._record
         for entry in entries:
-            if entry[LOGGER] != logger or not self._scope_head:
+            if entry[LOGGER] != logger:  # None before the first entry
                 self._close_scope()
                 records = self._records
                 logger = self._logger = entry[LOGGER]
                 self._scope_head = self._scope_field(logger)
             record = record_of(entry)
+            if record is None:
+                record = self._record_by_classes(entry)
             size = len(record)
-            records.append(b"\x12" + (_VARINT[size] if size < 0x80 else _varint(size)) + record)
+            records.append(_RECORD_HEADS[size] if size < 0x80 else b"\x12" + _varint(size))
+            records.append(record)
 
     @staticmethod
     def _scope_field(logger: str) -> bytes:
@@ -367,75 +468,74 @@ class FastRequestBuilder:
         self._records = []
         self._scope_head = b""
 
-    def _record(self, entry: Entry) -> bytes:
-        """One LogRecord's bytes."""
-        ts, level, message, _, fields, exception = entry[:6]
+    def _record(self, entry: Entry) -> bytes | None:
+        """One LogRecord's bytes; None if it is not of the common shape."""
+        ts, level, message, _, fields, exception, _, location = entry
         if (
             exception is not None
-            or entry[LOCATION] is not None
+            or location is not None
             or not 0 <= level <= 100
             or not 0.0 <= ts < TIME_LIMIT
         ):
-            return self._record_by_classes(entry)
-        try:
-            text = message.encode("utf-8")
-        except UnicodeEncodeError:
-            text = utf8_text(message).encode("utf-8")
-        nanos = int(ts * 1e9)
+            return None
+        text = _utf8(message)
         size = len(text)
-        body = b"\x0a" + (_VARINT[size] if size < 0x80 else _varint(size)) + text
-        size = len(body)
+        nanos = int(ts * 1e9)
         parts = [
-            b"\x09" + _pack_fixed64(nanos) if nanos else b"",
+            _pack_time(0x09, nanos) if nanos else b"",
             _SEVERITY_BYTES[level],
-            b"\x2a" + (_VARINT[size] if size < 0x80 else _varint(size)) + body,
+            _BODY_HEADS[size] if size < 0x80 else _body_head(size),
+            text,
         ]
-        if fields:
-            if not _TRACE_KEYS.isdisjoint(fields):
-                return self._record_by_classes(entry)
-            keys = self._keys
-            for key, value in fields.items():
-                name = keys.get(key)
-                if name is None:
-                    if type(key) is not str:
-                        return self._record_by_classes(entry)
-                    name = self._key_field(key)
-                kind = type(value)
-                if kind is str:
-                    try:
-                        data = value.encode("utf-8")
-                    except UnicodeEncodeError:
-                        data = utf8_text(value).encode("utf-8")
-                    size = len(data)
-                    any_value = b"\x0a" + (_VARINT[size] if size < 0x80 else _varint(size)) + data
-                elif kind is int:
-                    if not INT64_MIN <= value <= INT64_MAX:
-                        return self._record_by_classes(entry)
-                    any_value = b"\x18" + _varint(value if value >= 0 else value + _UINT64)
-                elif kind is float:
-                    any_value = b"\x21" + _pack_double(value)
-                elif kind is bool:
-                    any_value = b"\x10\x01" if value else b"\x10\x00"
-                else:
-                    return self._record_by_classes(entry)
-                size = len(any_value)
-                length = _VARINT[size] if size < 0x80 else _varint(size)
-                pair = name + b"\x12" + length + any_value
-                size = len(pair)
-                parts.append(b"\x32" + (_VARINT[size] if size < 0x80 else _varint(size)) + pair)
+        if fields and not self._add_attributes(parts, fields):
+            return None
         parts.append(self._observed_bytes)
         return b"".join(parts)
 
-    def _key_field(self, key: str) -> bytes:
-        """A KeyValue's key field (nothing for an empty key), cached."""
-        try:
-            data = key.encode("utf-8")
-        except UnicodeEncodeError:
-            data = utf8_text(key).encode("utf-8")
-        field = _field(b"\x0a", data) if data else b""
-        if len(self._keys) < KEYS_CACHED:
-            self._keys[key] = field
-        return field
+    def _add_attributes(self, parts: list[bytes], fields: Mapping[str, Any]) -> bool:
+        """Append the fields as LogRecord attributes to `parts`; False if one needs the
+        classes (a trace field, a key that is not a str, a value that is not a str, int,
+        float or bool)."""
+        cached = self._attributes
+        append = parts.append
+        for key, value in fields.items():
+            attribute = cached.get(key)
+            if attribute is None:
+                if type(key) is not str or key in _TRACE_KEYS:  # never cached
+                    return False
+                if len(cached) >= KEYS_CACHED:
+                    attribute_bytes = _uncached_attribute(key, value)
+                    if attribute_bytes is None:
+                        return False
+                    append(attribute_bytes)
+                    continue
+                attribute = cached[key] = _Attribute(key)
+            kind = type(value)
+            if kind is int and 0 <= value < 0x4000:  # one or two varint bytes
+                if value < 0x80:
+                    append(attribute.ints.get(1) or attribute.int_head(1))
+                    append(_VARINT[value])
+                else:
+                    append(attribute.ints.get(2) or attribute.int_head(2))
+                    append(_MORE[value & 0x7F] + _VARINT[value >> 7])
+            elif kind is str:
+                data = _utf8(value)
+                size = len(data)
+                append(attribute.strings.get(size) or attribute.string_head(size))
+                append(data)
+            elif kind is int and INT64_MIN <= value <= INT64_MAX:
+                number = _varint(value % _UINT64)  # a negative one as its two's complement
+                append(attribute.ints.get(len(number)) or attribute.int_head(len(number)))
+                append(number)
+            elif kind is float:
+                append(attribute.fixed.get(float) or attribute.fixed_head(float))
+                append(_pack_double(value))
+            elif kind is bool:
+                append(attribute.fixed.get(bool) or attribute.fixed_head(bool))
+                append(_BOOLS[value])
+            else:
+                return False
+        return True
 
     def _record_by_classes(self, entry: Entry) -> bytes:
         record = LogRecord()
