@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
+import math
 import os
 import socket
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any, Protocol
 
 from .. import _runtime
 from .._backend_registry import register_backend
-from .._entry import LOCATION, Entry
+from .._entry import Entry, Location
 from .._errors import LogError
-from .._otel import TraceValues, has_trace, split_trace
+from .._otel import TraceValues, split_trace
 from .._postgres_config import PostgresConfig, hide_secrets
 from ..formatters import fields_to_json, utf8_safe
-from ._slices import map_in_slices
+from ._slices import convert_in_slices
 
 COLUMNS = ("ts", "level", "logger", "message", "fields", "exception", "host", "pid", "batch_id")
 """The columns each batch's `COPY` fills, in record order (`id` comes from its identity)."""
@@ -46,9 +46,10 @@ ADDED_COLUMNS = (
 """The columns added since the original table, with their types."""
 
 Row = tuple[Any, ...]
-"""`COLUMNS`' values (datetime, int, str, str, str, str | None, str, int, UUID), then the
-location's (str | None, str | None, int | None) when the table has its columns, then the
-trace context's (str | None, str | None, int | None) when it has those."""
+"""`COLUMNS`' values (float: the Unix time, see `pg_timestamp`; int, str, str, str,
+str | None, str, int, UUID), then in a wide row (`RowMaker`) the location's (str | None,
+str | None, int | None) when the table has its columns, then the trace context's
+(str | None, str | None, int | None) when it has those."""
 
 TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 """Connection exception, transaction rollback, insufficient resources, operator intervention
@@ -183,40 +184,119 @@ COUNT_COLUMNS = (
 )
 
 
-def entry_row(
-    host: str, pid: int, batch_id: uuid.UUID, located: bool, entry: Entry, traced: bool = False
-) -> Row:
-    """The column values of one entry, in `COLUMNS` order, then (`located`: the table has
-    them) the location's, then (`traced`: likewise) the trace context's."""
-    ts, level, message, logger, fields, exception = entry[:6]
-    trace: TraceValues = _NO_TRACE
-    if fields:
-        if traced and has_trace(fields):
-            fields, trace = split_trace(fields)
-        fields_json = pg_json(fields)
-    else:
-        fields_json = "{}"
-    row: Row = (
-        _from_timestamp(ts, UTC),
-        int(level),
-        logger if logger.isascii() and "\x00" not in logger else pg_text(logger),
-        message if message.isascii() and "\x00" not in message else pg_text(message),
-        fields_json,
-        None if exception is None else pg_text(exception),
-        host,
-        pid,
-        batch_id,
-    )
-    if located:
-        location = entry[LOCATION]
-        if location is None:
-            return (*row, None, None, None, *trace) if traced else (*row, None, None, None)
-        row = (*row, pg_text(location[0]), pg_text(location[1]), int(location[2]))
-    return (*row, *trace) if traced else row
+class RowMaker:
+    """Makes the `COPY` rows of one batch. A row is narrow, `COLUMNS`' values, unless its
+    entry has a location or a valid trace context and the table has their columns: then it
+    is wide, the location's and then the trace's values following (`wide_columns`). A batch
+    of narrow rows (the usual one) copies `COLUMNS` only, the other columns staying NULL;
+    `uniform` pads the narrow rows of a batch that has wide ones.
+
+    The timestamp stays the entry's float: the connection's timestamptz codec converts it
+    (`pg_timestamp`)."""
+
+    def __init__(
+        self, host: str, pid: int, batch_id: uuid.UUID, located: bool, traced: bool
+    ) -> None:
+        self.host, self.pid, self.batch_id = host, pid, batch_id
+        self.located, self.traced = located, traced
+        self.wide_columns = (
+            *COLUMNS,
+            *(LOCATION_COLUMNS if located else ()),
+            *(TRACE_COLUMNS if traced else ()),
+        )
+        self.wide_rows = 0
+        """Wide rows made so far."""
+
+    def rows(self, entries: Sequence[Entry]) -> list[Row]:
+        """The rows of `entries`, in order (a slice of the batch: see `uniform`)."""
+        host, pid, batch_id, traced = self.host, self.pid, self.batch_id, self.traced
+        rows: list[Row] = []
+        append = rows.append
+        last_logger = clean_logger = ""
+        for ts, level, message, logger, fields, exception, _, location in entries:
+            if logger is not last_logger:
+                last_logger, clean_logger = logger, pg_text(logger)
+            trace = _NO_TRACE
+            if not fields:
+                fields_json = "{}"
+            else:
+                if traced and (
+                    "trace_id" in fields or "span_id" in fields or "trace_flags" in fields
+                ):
+                    fields, trace = split_trace(fields)
+                fields_json = pg_json(fields)
+            row: Row = (
+                ts,
+                level,
+                clean_logger,
+                message if message.isascii() and "\x00" not in message else pg_text(message),
+                fields_json,
+                None if exception is None else pg_text(exception),
+                host,
+                pid,
+                batch_id,
+            )
+            if (location is not None and self.located) or trace != _NO_TRACE:
+                row = self._widened(row, location, trace)
+            append(row)
+        return rows
+
+    def _widened(self, row: Row, location: Location | None, trace: TraceValues) -> Row:
+        self.wide_rows += 1
+        if self.located:
+            if location is None:
+                row = (*row, None, None, None)
+            else:
+                row = (*row, pg_text(location[0]), pg_text(location[1]), int(location[2]))
+        return (*row, *trace) if self.traced else row
+
+    def uniform(self, rows: list[Row]) -> list[Row]:
+        """All the batch's `rows` (`rows()` of each slice), at one width: `columns`'."""
+        if 0 < self.wide_rows < len(rows):
+            padding = (None,) * (len(self.wide_columns) - len(COLUMNS))
+            return [row if len(row) > len(COLUMNS) else (*row, *padding) for row in rows]
+        return rows
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns the batch's rows fill, in row order."""
+        return self.wide_columns if self.wide_rows else COLUMNS
 
 
+PG_EPOCH = 946_684_800
+"""2000-01-01 00:00 UTC, PostgreSQL's epoch, in Unix seconds."""
+PG_EPOCH_DATETIME = datetime(2000, 1, 1, tzinfo=UTC)
 _NO_TRACE: TraceValues = (None, None, None)
-_from_timestamp = datetime.fromtimestamp
+_modf = math.modf
+
+
+def pg_timestamp(ts: float) -> tuple[int]:
+    """A Unix time as asyncpg's tuple form of a timestamptz: the microseconds since
+    PostgreSQL's epoch, rounded as `datetime.fromtimestamp` rounds them (the fraction, half
+    to even), so a row holds the very value it did when rows carried datetimes.
+
+    The backend's connections encode every timestamptz with this (`use_float_timestamps`):
+    it is one Python call per row, where a `datetime` cost its construction here and then,
+    in asyncpg's encoder, a time zone conversion and a subtraction."""
+    fraction, seconds = _modf(ts)
+    return ((int(seconds) - PG_EPOCH) * 1_000_000 + round(fraction * 1e6),)
+
+
+def datetime_of_pg_timestamp(value: tuple[int]) -> datetime:
+    """`pg_timestamp`'s inverse, for a timestamptz read on the backend's connections (they
+    read none, but a codec decodes too)."""
+    return PG_EPOCH_DATETIME + timedelta(microseconds=value[0])
+
+
+async def use_float_timestamps(conn: Connection) -> None:
+    """Make `conn` take timestamptz values as Unix times (floats), through `pg_timestamp`."""
+    await conn.set_type_codec(
+        "timestamptz",
+        schema="pg_catalog",
+        encoder=pg_timestamp,
+        decoder=datetime_of_pg_timestamp,
+        format="tuple",
+    )
 
 
 class Connection(Protocol):
@@ -235,6 +315,16 @@ class Connection(Protocol):
         schema_name: str | None = None,
     ) -> str: ...
 
+    async def set_type_codec(
+        self,
+        typename: str,
+        *,
+        schema: str,
+        encoder: Callable[[Any], Any],
+        decoder: Callable[[Any], Any],
+        format: str,
+    ) -> None: ...
+
     async def close(self, *, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
 
     def terminate(self) -> None: ...
@@ -247,12 +337,20 @@ class Connection(Protocol):
 class _Batch:
     """A batch with its id and rows, kept while a failed write of it may be retried."""
 
-    __slots__ = ("batch_id", "entries", "lock_key", "maybe_committed", "rows")
+    __slots__ = ("batch_id", "columns", "entries", "lock_key", "maybe_committed", "rows")
 
-    def __init__(self, entries: Sequence[Entry], batch_id: uuid.UUID, rows: list[Row]) -> None:
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        batch_id: uuid.UUID,
+        rows: list[Row],
+        columns: Sequence[str],
+    ) -> None:
         self.entries = entries
         self.batch_id = batch_id
         self.rows = rows
+        self.columns = columns
+        """The columns `rows` fill, in order."""
         self.lock_key = int.from_bytes(batch_id.bytes[:8], "big", signed=True)
         """The advisory lock (a bigint) the batch's transaction holds."""
         self.maybe_committed = False
@@ -405,6 +503,11 @@ class PostgresBackend:
             command_timeout=config.command_timeout,
             server_settings=settings,
         )
+        try:
+            await use_float_timestamps(conn)
+        except BaseException:
+            conn.terminate()
+            raise
         return conn
 
     async def _set_up(self, conn: Connection) -> None:
@@ -530,10 +633,9 @@ class PostgresBackend:
             self._pending[task] = pending
             return pending
         batch_id = new_batch_id()
-        convert = functools.partial(
-            entry_row, self.host, os.getpid(), batch_id, self.located, traced=self.traced
-        )
-        batch = _Batch(entries, batch_id, await map_in_slices(convert, entries))
+        maker = RowMaker(self.host, os.getpid(), batch_id, self.located, self.traced)
+        rows = maker.uniform(await convert_in_slices(maker.rows, entries))
+        batch = _Batch(entries, batch_id, rows, maker.columns)
         self._pending[task] = batch
         return batch
 
@@ -559,11 +661,7 @@ class PostgresBackend:
         await conn.copy_records_to_table(
             self.config.table,
             records=batch.rows,
-            columns=(
-                *COLUMNS,
-                *(LOCATION_COLUMNS if self.located else ()),
-                *(TRACE_COLUMNS if self.traced else ()),
-            ),
+            columns=batch.columns,
             schema_name=self.config.schema,
         )
 
