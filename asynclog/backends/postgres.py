@@ -107,7 +107,7 @@ def pg_json(fields: Any) -> str:
     text = _flat_json(fields)
     if text is None:
         text = fields_to_json(fields)
-    if "\\u0000" in text or not _is_utf8(text):
+    if "\\u0000" in text or not (text.isascii() or _is_utf8(text)):
         text = json.dumps(_clean_json(json.loads(text)), ensure_ascii=False)
     return text
 
@@ -115,7 +115,7 @@ def pg_json(fields: Any) -> str:
 _json_string = json.encoder.encode_basestring
 """A str as JSON text, as `json.dumps(ensure_ascii=False)` writes it (one C call)."""
 _json_keys: dict[str, str] = {}
-"""`"key": ` for each str field name seen (up to `JSON_KEYS_CACHED`)."""
+"""`, "key": ` for each str field name seen (up to `JSON_KEYS_CACHED`)."""
 JSON_KEYS_CACHED = 256
 
 
@@ -124,30 +124,30 @@ def _flat_json(fields: Mapping[str, Any]) -> str | None:
     int, bool or None (the common fields), built without the encoder's per-call set-up; None
     for any other fields."""
     keys = _json_keys
-    parts = []
-    for key, value in fields.items():
-        prefix = keys.get(key)
-        if prefix is None:
-            if type(key) is not str:
+    text = ""  # each member with a ", " before it, the first one's cut off at the end
+    try:
+        for key, value in fields.items():
+            prefix = keys.get(key)
+            if prefix is None:
+                if type(key) is not str:
+                    return None
+                prefix = ", " + _json_string(key) + ": "
+                if len(keys) < JSON_KEYS_CACHED:
+                    keys[key] = prefix
+            kind = type(value)
+            if kind is int:
+                text += f"{prefix}{value}"  # an exact int formats as its repr, in C
+            elif kind is str:
+                text += prefix + _json_string(value)
+            elif kind is bool:
+                text += prefix + ("true" if value else "false")
+            elif value is None:
+                text += prefix + "null"
+            else:
                 return None
-            prefix = _json_string(key) + ": "
-            if len(keys) < JSON_KEYS_CACHED:
-                keys[key] = prefix
-        kind = type(value)
-        if kind is int:
-            try:
-                parts.append(prefix + int.__repr__(value))
-            except ValueError:  # more digits than int_max_str_digits allows
-                return None
-        elif kind is str:
-            parts.append(prefix + _json_string(value))
-        elif kind is bool:
-            parts.append(prefix + ("true" if value else "false"))
-        elif value is None:
-            parts.append(prefix + "null")
-        else:
-            return None
-    return "{" + ", ".join(parts) + "}"
+    except ValueError:  # an int with more digits than int_max_str_digits allows
+        return None
+    return "{" + text[2:] + "}"
 
 
 def _is_utf8(text: str) -> bool:
