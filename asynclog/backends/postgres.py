@@ -24,7 +24,7 @@ from .. import _runtime
 from .._backend_registry import register_backend
 from .._entry import Entry, Location
 from .._errors import LogError
-from .._otel import TraceValues, split_trace
+from .._otel import TRACE_KEYS, TraceValues, split_trace
 from .._postgres_config import PostgresConfig, hide_secrets
 from ..formatters import fields_to_json, utf8_safe
 from ._slices import convert_in_slices
@@ -208,21 +208,22 @@ class RowMaker:
 
     def rows(self, entries: Sequence[Entry]) -> list[Row]:
         """The rows of `entries`, in order (a slice of the batch: see `uniform`)."""
-        host, pid, batch_id, traced = self.host, self.pid, self.batch_id, self.traced
+        host, pid, batch_id = self.host, self.pid, self.batch_id
+        located, traced = self.located, self.traced
         rows: list[Row] = []
         append = rows.append
         last_logger = clean_logger = ""
         for ts, level, message, logger, fields, exception, _, location in entries:
             if logger is not last_logger:
                 last_logger, clean_logger = logger, pg_text(logger)
+            wide = located and location is not None
             trace = _NO_TRACE
             if not fields:
                 fields_json = "{}"
             else:
-                if traced and (
-                    "trace_id" in fields or "span_id" in fields or "trace_flags" in fields
-                ):
+                if traced and not _TRACE_KEYS.isdisjoint(fields):
                     fields, trace = split_trace(fields)
+                    wide = wide or trace != _NO_TRACE
                 fields_json = pg_json(fields)
             row: Row = (
                 pg_microseconds(ts),
@@ -235,9 +236,7 @@ class RowMaker:
                 pid,
                 batch_id,
             )
-            if (location is not None and self.located) or trace != _NO_TRACE:
-                row = self._widened(row, location, trace)
-            append(row)
+            append(self._widened(row, location, trace) if wide else row)
         return rows
 
     def _widened(self, row: Row, location: Location | None, trace: TraceValues) -> Row:
@@ -266,6 +265,7 @@ PG_EPOCH = 946_684_800
 """2000-01-01 00:00 UTC, PostgreSQL's epoch, in Unix seconds."""
 PG_EPOCH_DATETIME = datetime(2000, 1, 1, tzinfo=UTC)
 _NO_TRACE: TraceValues = (None, None, None)
+_TRACE_KEYS = frozenset(TRACE_KEYS)
 _int64 = struct.Struct(">q")
 
 
