@@ -47,9 +47,9 @@ ADDED_COLUMNS = (
 
 Row = tuple[Any, ...]
 """`COLUMNS`' values (int: `pg_microseconds`; int, str, str, str, str | None, str, int,
-UUID), then in a wide row (`RowMaker`) the location's (str | None,
-str | None, int | None) when the table has its columns, then the trace context's
-(str | None, str | None, int | None) when it has those."""
+UUID), then in a wide row (`RowMaker`) the location's (str | None, str | None, int | None)
+when the table has its columns, then the trace context's (str | None, str | None,
+int | None) when it has those."""
 
 TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 """Connection exception, transaction rollback, insufficient resources, operator intervention
