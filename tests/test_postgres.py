@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -15,19 +16,26 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from asynclog import Config, ConfigError, Level, LogEntry, LogError, LogManager
+from asynclog import Config, ConfigError, Level, Location, LogEntry, LogError, LogManager
 from asynclog._postgres_config import PostgresConfig, mask_dsn
 from asynclog.backends.postgres import (
+    COLUMNS,
+    LOCATION_COLUMNS,
+    TRACE_COLUMNS,
     PostgresBackend,
+    RowMaker,
     is_transient,
     pg_json,
+    pg_microseconds,
     pg_text,
 )
+from asynclog.formatters import fields_to_json
 
 from .conftest import assert_settled
 from .pg_support import (
@@ -164,6 +172,70 @@ def test_flat_fields_json_is_the_standard_encoders_text() -> None:
     assert pg_json(shapes[2]) == '{"f": 1.5, "l": [1, "x"], "d": {"a": null}, "lvl": 40}'
     assert pg_json({"n": "a\x00b", "s": "\udc80"}) == '{"n": "a\\\\x00b", "s": "\\\\udc80"}'
     assert json.loads(pg_json(shapes[3]))["5"] == "int key"
+    assert pg_json({"huge": 10**5000}) == fields_to_json({"huge": 10**5000})
+
+
+TRICKY_TIMES = [
+    1_700_000_000.0000005,  # half a microsecond: to even
+    1_700_000_000.0000015,
+    1_700_000_000.9999996,  # rounds up into the next second
+    946_684_800.0,  # PostgreSQL's epoch
+    946_684_799.999999,
+    0.5,
+    -1.5,  # before 1970
+    -0.0000005,
+    4_102_444_800.123456,  # 2100
+]
+
+
+def micros_of_fromtimestamp(ts: float) -> int:
+    since_2000 = datetime.fromtimestamp(ts, UTC) - datetime(2000, 1, 1, tzinfo=UTC)
+    return since_2000 // timedelta(microseconds=1)
+
+
+def test_timestamps_are_the_microseconds_fromtimestamp_gives() -> None:
+    """The rows carry ints of microseconds since 2000 (asyncpg's datetime encoding cost
+    more than the rest of the row): each must be the value the datetime gave."""
+    sample = random.Random(12)
+    spread = [sample.uniform(-4e9, 4e9) for _ in range(20_000)]
+    now = [time.time() + sample.random() for _ in range(20_000)]
+    for ts in TRICKY_TIMES + spread + now:
+        assert pg_microseconds(ts) == micros_of_fromtimestamp(ts), ts
+    assert pg_microseconds(946_684_800) == 0
+
+
+def test_rows_are_narrow_unless_an_entry_has_a_location_or_a_trace() -> None:
+    batch_id = uuid.uuid4()
+
+    def narrow(ts: float, level: int, message: str, fields: str) -> tuple[Any, ...]:
+        return (pg_microseconds(ts), level, "app", message, fields, None, "h", 7, batch_id)
+
+    plain = LogEntry(1.5, 20, "m", "app", {"k": 1})
+    maker = RowMaker("h", 7, batch_id, located=True, traced=True)
+    assert maker.uniform(maker.rows([plain, plain])) == [narrow(1.5, 20, "m", '{"k": 1}')] * 2
+    assert maker.columns == COLUMNS
+
+    located = LogEntry(2.0, 30, "w", "app", {}, None, None, Location("mod", "fn", 9))
+    trace = {"trace_id": "ab" * 16, "span_id": "cd" * 8, "trace_flags": 1}
+    traced = LogEntry(3.0, 20, "t", "app", {**trace, "u": 2})
+    invalid = LogEntry(4.0, 20, "i", "app", {"span_id": "xyz"})
+    maker = RowMaker("h", 7, batch_id, located=True, traced=True)
+    rows = maker.uniform(maker.rows([plain]) + maker.rows([located, traced, invalid]))
+    assert maker.columns == (*COLUMNS, *LOCATION_COLUMNS, *TRACE_COLUMNS)
+    assert rows == [
+        (*narrow(1.5, 20, "m", '{"k": 1}'), None, None, None, None, None, None),
+        (*narrow(2.0, 30, "w", "{}"), "mod", "fn", 9, None, None, None),
+        (*narrow(3.0, 20, "t", '{"u": 2}'), None, None, None, "ab" * 16, "cd" * 8, 1),
+        (*narrow(4.0, 20, "i", '{"span_id": "xyz"}'), None, None, None, None, None, None),
+    ]
+
+    # A table without those columns: every row narrow, the trace fields kept in `fields`.
+    maker = RowMaker("h", 7, batch_id, located=False, traced=False)
+    assert maker.uniform(maker.rows([located, traced])) == [
+        narrow(2.0, 30, "w", "{}"),
+        narrow(3.0, 20, "t", json.dumps({**trace, "u": 2})),
+    ]
+    assert maker.columns == COLUMNS
 
 
 def test_transient_errors() -> None:
@@ -287,6 +359,32 @@ async def test_round_trip_of_every_column(pg_table: str) -> None:
     assert indexes[f"{pg_table}_trace"].endswith(
         "USING btree (trace_id) WHERE (trace_id IS NOT NULL)"
     )
+
+
+@requires_pg
+async def test_stored_timestamps_and_a_batch_of_narrow_and_wide_rows(pg_table: str) -> None:
+    backend = PostgresBackend(pg_config(pg_table))
+    await backend.open()
+    plain = [LogEntry(ts, 20, f"e{n}", "t", {"n": n}) for n, ts in enumerate(TRICKY_TIMES)]
+    located = LogEntry(5.0, 30, "located", "t", {}, None, None, Location("m", "f", 3))
+    try:
+        await backend.write_batch([*plain, located])  # one COPY: the narrow rows padded
+        await backend.write_batch(plain[:2])  # narrow rows only: the base columns
+    finally:
+        await backend.close()
+    rows = await fetch(
+        f'SELECT ts, message, module, function, line, trace_id FROM "{pg_table}" ORDER BY id'
+    )
+    written = [*plain, located, *plain[:2]]
+    assert [row["ts"] for row in rows] == [
+        datetime.fromtimestamp(entry.timestamp, UTC) for entry in written
+    ]
+    assert [tuple(row)[1:] for row in rows] == [
+        *[(f"e{n}", None, None, None, None) for n in range(len(plain))],
+        ("located", "m", "f", 3, None),
+        ("e0", None, None, None, None),
+        ("e1", None, None, None, None),
+    ]
 
 
 @requires_pg

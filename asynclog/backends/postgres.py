@@ -9,25 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import socket
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Protocol
 
 from .. import _runtime
 from .._backend_registry import register_backend
-from .._entry import LOCATION, Entry
+from .._entry import Entry, Location
 from .._errors import LogError
-from .._otel import TraceValues, has_trace, split_trace
+from .._otel import TRACE_KEYS, TraceValues, split_trace
 from .._postgres_config import PostgresConfig, hide_secrets
 from ..formatters import fields_to_json, utf8_safe
-from ._slices import map_in_slices
+from ._slices import convert_in_slices
 
 COLUMNS = ("ts", "level", "logger", "message", "fields", "exception", "host", "pid", "batch_id")
 """The columns each batch's `COPY` fills, in record order (`id` comes from its identity)."""
@@ -46,9 +44,10 @@ ADDED_COLUMNS = (
 """The columns added since the original table, with their types."""
 
 Row = tuple[Any, ...]
-"""`COLUMNS`' values (datetime, int, str, str, str, str | None, str, int, UUID), then the
-location's (str | None, str | None, int | None) when the table has its columns, then the
-trace context's (str | None, str | None, int | None) when it has those."""
+"""`COLUMNS`' values (int: `pg_microseconds`; int, str, str, str, str | None, str, int,
+UUID), then in a wide row (`RowMaker`) the location's (str | None, str | None, int | None)
+when the table has its columns, then the trace context's (str | None, str | None,
+int | None) when it has those."""
 
 TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 """Connection exception, transaction rollback, insufficient resources, operator intervention
@@ -106,7 +105,7 @@ def pg_json(fields: Any) -> str:
     text = _flat_json(fields)
     if text is None:
         text = fields_to_json(fields)
-    if "\\u0000" in text or not _is_utf8(text):
+    if "\\u0000" in text or not (text.isascii() or _is_utf8(text)):
         text = json.dumps(_clean_json(json.loads(text)), ensure_ascii=False)
     return text
 
@@ -114,7 +113,7 @@ def pg_json(fields: Any) -> str:
 _json_string = json.encoder.encode_basestring
 """A str as JSON text, as `json.dumps(ensure_ascii=False)` writes it (one C call)."""
 _json_keys: dict[str, str] = {}
-"""`"key": ` for each str field name seen (up to `JSON_KEYS_CACHED`)."""
+"""`, "key": ` for each str field name seen (up to `JSON_KEYS_CACHED`)."""
 JSON_KEYS_CACHED = 256
 
 
@@ -123,30 +122,30 @@ def _flat_json(fields: Mapping[str, Any]) -> str | None:
     int, bool or None (the common fields), built without the encoder's per-call set-up; None
     for any other fields."""
     keys = _json_keys
-    parts = []
-    for key, value in fields.items():
-        prefix = keys.get(key)
-        if prefix is None:
-            if type(key) is not str:
+    text = ""  # each member with a ", " before it, the first one's cut off at the end
+    try:
+        for key, value in fields.items():
+            prefix = keys.get(key)
+            if prefix is None:
+                if type(key) is not str:
+                    return None
+                prefix = ", " + _json_string(key) + ": "
+                if len(keys) < JSON_KEYS_CACHED:
+                    keys[key] = prefix
+            kind = type(value)
+            if kind is int:
+                text += f"{prefix}{value}"  # an exact int formats as its repr, in C
+            elif kind is str:
+                text += prefix + _json_string(value)
+            elif kind is bool:
+                text += prefix + ("true" if value else "false")
+            elif value is None:
+                text += prefix + "null"
+            else:
                 return None
-            prefix = _json_string(key) + ": "
-            if len(keys) < JSON_KEYS_CACHED:
-                keys[key] = prefix
-        kind = type(value)
-        if kind is int:
-            try:
-                parts.append(prefix + int.__repr__(value))
-            except ValueError:  # more digits than int_max_str_digits allows
-                return None
-        elif kind is str:
-            parts.append(prefix + _json_string(value))
-        elif kind is bool:
-            parts.append(prefix + ("true" if value else "false"))
-        elif value is None:
-            parts.append(prefix + "null")
-        else:
-            return None
-    return "{" + ", ".join(parts) + "}"
+    except ValueError:  # an int with more digits than int_max_str_digits allows
+        return None
+    return "{" + text[2:] + "}"
 
 
 def _is_utf8(text: str) -> bool:
@@ -183,40 +182,108 @@ COUNT_COLUMNS = (
 )
 
 
-def entry_row(
-    host: str, pid: int, batch_id: uuid.UUID, located: bool, entry: Entry, traced: bool = False
-) -> Row:
-    """The column values of one entry, in `COLUMNS` order, then (`located`: the table has
-    them) the location's, then (`traced`: likewise) the trace context's."""
-    ts, level, message, logger, fields, exception = entry[:6]
-    trace: TraceValues = _NO_TRACE
-    if fields:
-        if traced and has_trace(fields):
-            fields, trace = split_trace(fields)
-        fields_json = pg_json(fields)
-    else:
-        fields_json = "{}"
-    row: Row = (
-        _from_timestamp(ts, UTC),
-        int(level),
-        logger if logger.isascii() and "\x00" not in logger else pg_text(logger),
-        message if message.isascii() and "\x00" not in message else pg_text(message),
-        fields_json,
-        None if exception is None else pg_text(exception),
-        host,
-        pid,
-        batch_id,
-    )
-    if located:
-        location = entry[LOCATION]
-        if location is None:
-            return (*row, None, None, None, *trace) if traced else (*row, None, None, None)
-        row = (*row, pg_text(location[0]), pg_text(location[1]), int(location[2]))
-    return (*row, *trace) if traced else row
+class RowMaker:
+    """Makes the `COPY` rows of one batch. A row is narrow, `COLUMNS`' values, unless its
+    entry has a location or a valid trace context and the table has their columns: then it
+    is wide, the location's and then the trace's values following (`wide_columns`). A batch
+    of narrow rows (the usual one) copies `COLUMNS` only, the other columns staying NULL;
+    `uniform` pads the narrow rows of a batch that has wide ones.
+
+    The timestamp is `pg_microseconds`' int (see `use_microsecond_timestamps`)."""
+
+    def __init__(
+        self, host: str, pid: int, batch_id: uuid.UUID, located: bool, traced: bool
+    ) -> None:
+        self.host, self.pid, self.batch_id = host, pid, batch_id
+        self.located, self.traced = located, traced
+        self.wide_columns = (
+            *COLUMNS,
+            *(LOCATION_COLUMNS if located else ()),
+            *(TRACE_COLUMNS if traced else ()),
+        )
+        self.wide_rows = 0
+        """Wide rows made so far."""
+
+    def rows(self, entries: Sequence[Entry]) -> list[Row]:
+        """The rows of `entries`, in order (a slice of the batch: see `uniform`)."""
+        host, pid, batch_id = self.host, self.pid, self.batch_id
+        located, traced = self.located, self.traced
+        rows: list[Row] = []
+        append = rows.append
+        last_logger = clean_logger = ""
+        for ts, level, message, logger, fields, exception, _, location in entries:
+            if logger is not last_logger:
+                last_logger, clean_logger = logger, pg_text(logger)
+            wide = located and location is not None
+            trace = _NO_TRACE
+            if not fields:
+                fields_json = "{}"
+            else:
+                if traced and not _TRACE_KEYS.isdisjoint(fields):
+                    fields, trace = split_trace(fields)
+                    wide = wide or trace != _NO_TRACE
+                fields_json = pg_json(fields)
+            row: Row = (
+                pg_microseconds(ts),
+                level,
+                clean_logger,
+                message if message.isascii() and "\x00" not in message else pg_text(message),
+                fields_json,
+                None if exception is None else pg_text(exception),
+                host,
+                pid,
+                batch_id,
+            )
+            append(self._widened(row, location, trace) if wide else row)
+        return rows
+
+    def _widened(self, row: Row, location: Location | None, trace: TraceValues) -> Row:
+        self.wide_rows += 1
+        if self.located:
+            if location is None:
+                row = (*row, None, None, None)
+            else:
+                row = (*row, pg_text(location[0]), pg_text(location[1]), int(location[2]))
+        return (*row, *trace) if self.traced else row
+
+    def uniform(self, rows: list[Row]) -> list[Row]:
+        """All the batch's `rows` (`rows()` of each slice), at one width: `columns`'."""
+        if 0 < self.wide_rows < len(rows):
+            padding = (None,) * (len(self.wide_columns) - len(COLUMNS))
+            return [row if len(row) > len(COLUMNS) else (*row, *padding) for row in rows]
+        return rows
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns the batch's rows fill, in row order."""
+        return self.wide_columns if self.wide_rows else COLUMNS
 
 
+PG_EPOCH = 946_684_800
+"""2000-01-01 00:00 UTC, PostgreSQL's epoch, in Unix seconds."""
 _NO_TRACE: TraceValues = (None, None, None)
-_from_timestamp = datetime.fromtimestamp
+_TRACE_KEYS = frozenset(TRACE_KEYS)
+
+
+def pg_microseconds(ts: float) -> int:
+    """A Unix time as a timestamptz holds it: microseconds since PostgreSQL's epoch, rounded
+    as `datetime.fromtimestamp` rounds them (the fraction, half to even), so that a row holds
+    the very value it did when the rows carried datetimes. (`ts - seconds` is exact.)"""
+    seconds = int(ts)
+    return (seconds - PG_EPOCH) * 1_000_000 + round((ts - seconds) * 1e6)
+
+
+async def use_microsecond_timestamps(conn: Connection) -> None:
+    """Make `conn` exchange each timestamptz as `pg_microseconds`' int: that is the type's
+    binary form, so asyncpg's C encoder of an int8 writes it.
+
+    asyncpg's own encoder of a `datetime` converts it to UTC and subtracts the epoch, making
+    two objects per row: with `datetime.fromtimestamp` before it, that was the most costly
+    column of the `COPY`, and this int costs a fraction of it. (The backend reads no
+    timestamps; one read on these connections would be such an int.)"""
+    await conn.set_builtin_type_codec(
+        "timestamptz", schema="pg_catalog", codec_name="int8", format="binary"
+    )
 
 
 class Connection(Protocol):
@@ -235,6 +302,10 @@ class Connection(Protocol):
         schema_name: str | None = None,
     ) -> str: ...
 
+    async def set_builtin_type_codec(
+        self, typename: str, *, schema: str, codec_name: str, format: str
+    ) -> None: ...
+
     async def close(self, *, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
 
     def terminate(self) -> None: ...
@@ -247,12 +318,20 @@ class Connection(Protocol):
 class _Batch:
     """A batch with its id and rows, kept while a failed write of it may be retried."""
 
-    __slots__ = ("batch_id", "entries", "lock_key", "maybe_committed", "rows")
+    __slots__ = ("batch_id", "columns", "entries", "lock_key", "maybe_committed", "rows")
 
-    def __init__(self, entries: Sequence[Entry], batch_id: uuid.UUID, rows: list[Row]) -> None:
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        batch_id: uuid.UUID,
+        rows: list[Row],
+        columns: Sequence[str],
+    ) -> None:
         self.entries = entries
         self.batch_id = batch_id
         self.rows = rows
+        self.columns = columns
+        """The columns `rows` fill, in order."""
         self.lock_key = int.from_bytes(batch_id.bytes[:8], "big", signed=True)
         """The advisory lock (a bigint) the batch's transaction holds."""
         self.maybe_committed = False
@@ -405,6 +484,11 @@ class PostgresBackend:
             command_timeout=config.command_timeout,
             server_settings=settings,
         )
+        try:
+            await use_microsecond_timestamps(conn)
+        except BaseException:
+            conn.terminate()
+            raise
         return conn
 
     async def _set_up(self, conn: Connection) -> None:
@@ -530,10 +614,9 @@ class PostgresBackend:
             self._pending[task] = pending
             return pending
         batch_id = new_batch_id()
-        convert = functools.partial(
-            entry_row, self.host, os.getpid(), batch_id, self.located, traced=self.traced
-        )
-        batch = _Batch(entries, batch_id, await map_in_slices(convert, entries))
+        maker = RowMaker(self.host, os.getpid(), batch_id, self.located, self.traced)
+        rows = maker.uniform(await convert_in_slices(maker.rows, entries))
+        batch = _Batch(entries, batch_id, rows, maker.columns)
         self._pending[task] = batch
         return batch
 
@@ -559,11 +642,7 @@ class PostgresBackend:
         await conn.copy_records_to_table(
             self.config.table,
             records=batch.rows,
-            columns=(
-                *COLUMNS,
-                *(LOCATION_COLUMNS if self.located else ()),
-                *(TRACE_COLUMNS if self.traced else ()),
-            ),
+            columns=batch.columns,
             schema_name=self.config.schema,
         )
 
