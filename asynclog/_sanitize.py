@@ -132,7 +132,6 @@ def bound_fields(fields: Mapping[str, Any], max_bytes: int) -> Mapping[str, Any]
     return _bounded(fields, max_bytes)
 
 
-_QUICK_SCALARS = frozenset({int, float, bool, NoneType})
 _STDLIB_KEYWORDS = frozenset(("exc_info", "stack_info", "stacklevel", "extra"))
 
 
@@ -141,17 +140,24 @@ def quick_fields(fields: dict[str, Any], max_bytes: int) -> Mapping[str, Any] | 
     float, bool and None values within `bound_fields`' bounds, and none of the stdlib
     keywords; None when `Intake.accept` must do the full job (freeze, keywords, bounds)."""
     chars = 0  # at most 4 UTF-8 bytes each
-    extra = FIELD_SEPARATORS * len(fields)
+    scalars = 0
     for key, value in fields.items():  # keyword names: always exact str
         kind = type(value)
         if kind is str:
-            chars += len(key) + len(value)
-        elif kind in _QUICK_SCALARS and (kind is not int or -_SMALL_INT < value < _SMALL_INT):
-            chars += len(key)
-            extra += _SCALAR_ROOM
+            chars += len(value)
+        elif kind is int:
+            if not -_SMALL_INT < value < _SMALL_INT:
+                return None
+            scalars += 1
+        elif kind is float or kind is bool or value is None:
+            scalars += 1
         else:
             return None
-    if chars * 4 + extra > max_bytes or not _STDLIB_KEYWORDS.isdisjoint(fields):
+        chars += len(key)
+    if (
+        chars * 4 + FIELD_SEPARATORS * len(fields) + _SCALAR_ROOM * scalars > max_bytes
+        or not _STDLIB_KEYWORDS.isdisjoint(fields)
+    ):
         return None
     return fields
 
