@@ -45,12 +45,9 @@ def cancel_worker() -> None:
             task.cancel()
 
 
-async def test_close_waits_for_a_batch_the_thread_still_writes_after_the_worker_was_cancelled(
-    tmp_path: Path,
-) -> None:
-    # The worker was cancelled (an application cancelling every task) while the file thread
-    # writes a batch: the batch goes on there (WriteContinues). close() with no deadline must
-    # let it finish before closing the file, not pull the file from under it.
+async def a_batch_left_to_the_thread(tmp_path: Path) -> tuple[LogManager, BlockingFile, Path]:
+    """A manager whose worker was cancelled (an application cancelling every task) while its
+    file thread writes the batch "one": the batch goes on there (WriteContinues)."""
     path = tmp_path / "app.log"
     backend = BlockingFile(FileConfig(file_path=path))
     lm = LogManager(Config(backend=backend, async_mode=True))
@@ -59,6 +56,15 @@ async def test_close_waits_for_a_batch_the_thread_still_writes_after_the_worker_
     await backend.wait_entered()
     cancel_worker()
     await asyncio.sleep(0.05)
+    return lm, backend, path
+
+
+async def test_close_waits_for_a_batch_the_thread_still_writes_after_the_worker_was_cancelled(
+    tmp_path: Path,
+) -> None:
+    # close() with no deadline must let the thread finish the batch before closing the file,
+    # not pull the file from under it.
+    lm, backend, path = await a_batch_left_to_the_thread(tmp_path)
     assert lm.get_stats().pending == 1
     asyncio.get_running_loop().call_later(0.2, backend.release.set)
     report = await lm.close()
@@ -71,14 +77,7 @@ async def test_close_waits_for_a_batch_the_thread_still_writes_after_the_worker_
 async def test_close_deadline_abandons_a_batch_the_thread_still_writes_once(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "app.log"
-    backend = BlockingFile(FileConfig(file_path=path))
-    lm = LogManager(Config(backend=backend, async_mode=True))
-    await lm.start()
-    await lm.info("one")
-    await backend.wait_entered()
-    cancel_worker()
-    await asyncio.sleep(0.05)
+    lm, backend, _ = await a_batch_left_to_the_thread(tmp_path)
     try:
         report = await lm.close(timeout=0.2)
     finally:
@@ -258,14 +257,7 @@ async def test_a_forked_child_does_not_count_the_batch_the_parents_thread_writes
 ) -> None:
     # The parent's worker was cancelled while its file thread writes a batch (pending: 1). A
     # child forked now has no such thread: its copy of the manager owes nothing.
-    path = tmp_path / "app.log"
-    backend = BlockingFile(FileConfig(file_path=path))
-    lm = LogManager(Config(backend=backend, async_mode=True))
-    await lm.start()
-    await lm.info("one")
-    await backend.wait_entered()
-    cancel_worker()
-    await asyncio.sleep(0.05)
+    lm, backend, path = await a_batch_left_to_the_thread(tmp_path)
     assert lm.get_stats().pending == 1
     read, write = os.pipe()
     child = os.fork()
@@ -275,8 +267,8 @@ async def test_a_forked_child_does_not_count_the_batch_the_parents_thread_writes
         os._exit(0)
     os.close(write)
     try:
-        assert os.read(read, 100).decode() == "0 1"
-        assert os.waitpid(child, 0)[1] == 0
+        assert (await asyncio.to_thread(os.read, read, 100)).decode() == "0 1"
+        assert (await asyncio.to_thread(os.waitpid, child, 0))[1] == 0
     finally:
         os.close(read)
         backend.release.set()
