@@ -24,7 +24,7 @@ from .._errors import LogError
 from .._syslog_config import SyslogConfig
 from ._relp import RelpRefused, RelpSession
 from ._rfc5424 import NILVALUE, Encoder
-from ._slices import map_in_slices
+from ._slices import convert_in_slices
 
 CLOSE_WAIT = 2.0
 """Seconds `close()` waits for the server to answer RELP's `close` (or a TLS shutdown)."""
@@ -73,11 +73,17 @@ class _Batch:
         self.tries = 0
         """How many sends of it began (a second one is a resend)."""
 
-    def todo(self) -> list[int]:
+    def todo(self) -> Sequence[int]:
         """The indexes not acknowledged yet, in order."""
         if self.remaining == len(self.messages):
-            return list(range(len(self.messages)))
+            return range(len(self.messages))
         return [index for index, done in enumerate(self.acked) if not done]
+
+    def mark_sent(self, indexes: Sequence[int]) -> None:
+        """RELP: these were written to a connection."""
+        sent = self.sent
+        for index in indexes:
+            sent[index] = 1
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -273,7 +279,7 @@ class SyslogBackend:
         if pid != self._pid:  # forked since the last batch
             self._pid = pid
             self.encoder.set_procid(str(pid))
-        batch = _Batch(entries, await map_in_slices(self.encoder.encode, entries))
+        batch = _Batch(entries, await convert_in_slices(self.encoder.encode_many, entries))
         self._pending = batch
         return batch
 
@@ -286,13 +292,14 @@ class SyslogBackend:
                 sent = batch.sent
                 self._resent += sum(sent[index] for index in todo)
             batch.refusal = None
-            written = relp.written
+            written_before = relp.written
             try:
-                await relp.send(
-                    batch.messages, todo, batch.sent, self._acked(batch), self._refused_by(batch)
-                )
+                await relp.send(batch.messages, todo, self._acked(batch), self._refused_by(batch))
             finally:
-                self._sent += relp.written - written
+                written = relp.written - written_before
+                self._sent += written
+                if batch.remaining:  # a retry counts those sent again
+                    batch.mark_sent(todo[:written])
             return
         if batch.tries > 1:
             self._resent += len(batch.messages)
@@ -310,14 +317,15 @@ class SyslogBackend:
             self._sent += len(batch.messages)
         batch.remaining = 0
 
-    def _acked(self, batch: _Batch) -> Callable[[int], None]:
+    def _acked(self, batch: _Batch) -> Callable[[list[int]], None]:
         acked = batch.acked
 
-        def acknowledged(index: int) -> None:
-            if not acked[index]:
+        def acknowledged(indexes: list[int]) -> None:
+            # Each index comes once: a send takes only those not acknowledged before.
+            for index in indexes:
                 acked[index] = 1
-                batch.remaining -= 1
-            self._acknowledged += 1
+            batch.remaining -= len(indexes)
+            self._acknowledged += len(indexes)
 
         return acknowledged
 
@@ -378,12 +386,7 @@ class SyslogBackend:
 
 def _octet_counted(messages: list[bytes]) -> bytes:
     """The messages framed with RFC 6587 octet counting, "MSG-LEN SP SYSLOG-MSG" each."""
-    parts: list[bytes] = []
-    append = parts.append
-    for message in messages:
-        append(b"%d " % len(message))
-        append(message)
-    return b"".join(parts)
+    return b"".join([b"%d %s" % (len(message), message) for message in messages])
 
 
 def _describe(exc: BaseException) -> str:
