@@ -258,10 +258,11 @@ class RelpSession:
         position = 0
         count = len(todo)
         window = self._window
+        refill_at = max(1, window // 2)
         async with _WaitLimit(self._timeout) as wait_limit:
             while True:
                 room = window - len(in_flight)
-                if position < count and room > 0:
+                if position < count and (room >= refill_at or room >= count - position):
                     chunk = todo[position : position + room]
                     position += len(chunk)
                     self._write_commands(messages, chunk, in_flight)
