@@ -14,6 +14,7 @@ import re
 import socket
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import Protocol
 
 MAX_TXNR = 999_999_999
 """Transaction numbers run 1 ... 999,999,999, then start again at 1."""
@@ -35,6 +36,16 @@ class RelpRefused(Exception):
 
 Frame = tuple[int, bytes, bytes]
 """(TXNR, COMMAND, DATA) of a received frame."""
+
+
+class Outgoing(Protocol):
+    """The messages `RelpSession.send` sends, encoded as it needs them."""
+
+    messages: list[bytes]
+    """The messages encoded so far: those of the first `len(messages)` indexes."""
+
+    def encode_until(self, end: int) -> None:
+        """Encode the messages before index `end` that are not yet."""
 
 
 def encode_frame(txnr: int, command: bytes, data: bytes = b"") -> bytes:
@@ -242,34 +253,41 @@ class RelpSession:
 
     async def send(
         self,
-        messages: Sequence[bytes],
+        outgoing: Outgoing,
         todo: Sequence[int],
         acknowledged: Callable[[list[int]], None],
         refused: Callable[[int, int, str], None],
     ) -> None:
-        """Send `messages[i]` for each i in `todo`, in order, keeping at most `window`
-        unacknowledged, until every one is answered: `acknowledged(indexes)` with those a
-        read found answered `200`, `refused(i, code, reason)` for any other answer. `written`
-        grows by each one written: the first that many of `todo`. Raises an `OSError` if the
-        connection fails first (the messages not answered by then may or may not have
-        reached the server), a `TimeoutError` after `ack_timeout` seconds without progress."""
+        """Send `outgoing.messages[i]` for each i in `todo` (ascending), keeping at most
+        `window` unacknowledged, until every one is answered: `acknowledged(indexes)` with
+        those a read found answered `200`, `refused(i, code, reason)` for any other answer.
+        `written` grows by each one written: the first that many of `todo`. Raises an
+        `OSError` if the connection fails first (the messages not answered by then may or may
+        not have reached the server), a `TimeoutError` after `ack_timeout` seconds without
+        progress."""
         in_flight: dict[int, int] = {}
         """The index of each message sent and not answered yet, by its transaction number."""
         position = 0
         count = len(todo)
         window = self._window
         refill_at = max(1, window // 2)
+        """The window is refilled once this much of it is free (or all the rest fits): fewer
+        and larger writes than refilling after every answer."""
         async with _WaitLimit(self._timeout) as wait_limit:
             while True:
                 room = window - len(in_flight)
                 if position < count and (room >= refill_at or room >= count - position):
                     chunk = todo[position : position + room]
                     position += len(chunk)
-                    self._write_commands(messages, chunk, in_flight)
+                    outgoing.encode_until(chunk[-1] + 1)
+                    self._write_commands(outgoing.messages, chunk, in_flight)
                     wait_limit.waiting()
                     await self._writer.drain()
                 if not in_flight:
                     return
+                if position < count:
+                    # What the next write takes, encoded while the server works on this one.
+                    outgoing.encode_until(todo[min(position + refill_at, count) - 1] + 1)
                 wait_limit.waiting()
                 accepted, others = await self._read_responses()
                 if accepted:

@@ -60,23 +60,43 @@ class _Batch:
     """A batch's encoded messages and which of them the server has acknowledged, kept while
     a failed write of it may be retried (the manager retries the very same sequence)."""
 
-    __slots__ = ("acked", "entries", "messages", "refusal", "remaining", "sent", "tries")
+    __slots__ = (
+        "acked",
+        "encode_many",
+        "entries",
+        "messages",
+        "refusal",
+        "remaining",
+        "sent",
+        "tries",
+    )
 
-    def __init__(self, entries: Sequence[Entry], messages: list[bytes]) -> None:
+    def __init__(
+        self, entries: Sequence[Entry], encode_many: Callable[[Sequence[Entry]], list[bytes]]
+    ) -> None:
         self.entries = entries
-        self.messages = messages
-        self.acked = bytearray(len(messages))
-        self.sent = bytearray(len(messages))
+        self.encode_many = encode_many
+        self.messages: list[bytes] = []
+        """The messages of the first `len(messages)` entries (RELP encodes them as its window
+        moves on; the other transports all at once)."""
+        self.acked = bytearray(len(entries))
+        self.sent = bytearray(len(entries))
         """RELP: which messages were written to a connection at least once."""
-        self.remaining = len(messages)
+        self.remaining = len(entries)
         self.refusal: str | None = None
         self.tries = 0
         """How many sends of it began (a second one is a resend)."""
 
+    def encode_until(self, end: int) -> None:
+        """Encode the entries before index `end` that are not yet."""
+        done = len(self.messages)
+        if done < end:
+            self.messages += self.encode_many(self.entries[done:end])
+
     def todo(self) -> Sequence[int]:
         """The indexes not acknowledged yet, in order."""
-        if self.remaining == len(self.messages):
-            return range(len(self.messages))
+        if self.remaining == len(self.entries):
+            return range(len(self.entries))
         return [index for index, done in enumerate(self.acked) if not done]
 
     def mark_sent(self, indexes: Sequence[int]) -> None:
@@ -272,14 +292,17 @@ class SyslogBackend:
         if (
             pending is not None
             and pending.entries is entries
-            and len(pending.messages) == len(entries)
+            and len(pending.acked) == len(entries)
         ):
             return pending
         pid = os.getpid()
         if pid != self._pid:  # forked since the last batch
             self._pid = pid
             self.encoder.set_procid(str(pid))
-        batch = _Batch(entries, await convert_in_slices(self.encoder.encode_many, entries))
+        batch = _Batch(entries, self.encoder.encode_many)
+        if self.config.transport != "relp":
+            # RELP encodes each window's messages while the server answers the last one.
+            batch.messages = await convert_in_slices(batch.encode_many, entries)
         self._pending = batch
         return batch
 
@@ -294,7 +317,7 @@ class SyslogBackend:
             batch.refusal = None
             written_before = relp.written
             try:
-                await relp.send(batch.messages, todo, self._acked(batch), self._refused_by(batch))
+                await relp.send(batch, todo, self._acked(batch), self._refused_by(batch))
             finally:
                 written = relp.written - written_before
                 self._sent += written
