@@ -179,6 +179,9 @@ class Encoder:
         self._fields_open = f"[{self.fields_id}"
         self._body_start = " \ufeff" if bom else " "
         """What comes between STRUCTURED-DATA and a message: SP, then the BOM (as text)."""
+        self._second: tuple[int, str] = (-1, "")
+        """The last second `encode_many` formatted and its `second_text`, kept across calls
+        (RELP encodes a batch a part of a window at a time)."""
         self._sd_names: dict[str, str] = {}
         """`sd_name` of each str field name seen (up to `SD_NAMES_CACHED` of them)."""
 
@@ -229,7 +232,7 @@ class Encoder:
             return [self._encode(as_log_entry(entry)) for entry in entries]
         pri, body_start, fields_element = self._pri, self._body_start, self._fields_element
         tails, tail_of = self._tail_by_logger, self._tail
-        cached_second, prefix = -1, ""
+        cached_second, prefix = self._second
         messages: list[bytes] = []
         append = messages.append
         for entry in entries:
@@ -249,6 +252,7 @@ class Encoder:
             between = body_start if message else ""
             text = f"{pri[level]}{prefix}{fraction:06d}Z{tail}{sd}{between}{message}"
             append(text.encode("utf-8"))
+        self._second = (cached_second, prefix)
         return messages
 
     def _fields_element(self, fields: Mapping[str, Any]) -> str:
