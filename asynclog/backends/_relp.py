@@ -316,15 +316,17 @@ class RelpSession:
 
     async def _read_responses(self) -> tuple[list[int], list[Frame]]:
         """The next complete frames, as `take_responses` gives them (at least one)."""
+        buffer = self._buffer
         while True:
-            accepted, others = take_responses(self._buffer)
-            if accepted or others:
-                return accepted, others
+            if buffer:
+                accepted, others = take_responses(buffer)
+                if accepted or others:
+                    return accepted, others
             self._ack_quickly()
             data = await self._reader.read(READ_SIZE)
             if not data:
                 raise ConnectionResetError("the RELP server closed the connection")
-            self._buffer += data
+            buffer += data
 
     @staticmethod
     def _take_frame(

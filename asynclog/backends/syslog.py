@@ -1,7 +1,8 @@
 """The syslog backend: RFC 5424 messages to a syslog server over RELP (acknowledged), TLS
 (RFC 5425), TCP with octet counting (RFC 6587) or UDP (RFC 5426).
 
-Every transport writes a batch with one socket write per window (RELP) or per batch. A lost
+RELP keeps up to `relp_window` messages in flight, refilled with one socket write once half
+of the window is free; the other transports write a batch with one socket write. A lost
 connection is made again with backoff inside `write_batch` (`reconnect_attempts`); after
 that the call fails and the manager's retries and fallback take over. Over RELP a retried
 batch sends only the messages the server has not acknowledged yet. docs/syslog.md has the
