@@ -391,6 +391,8 @@ class FakeRelpServer:
         self.answer_delay = 0.0
         """Seconds before each syslog command's answer, each written on its own."""
         self.answered = 0
+        self.transactions: list[int] = []
+        """The transaction number of each syslog command received."""
         self.max_in_flight = 0
         """The most syslog commands received and not answered yet, at any moment."""
         self.refuse_open = False
@@ -438,6 +440,7 @@ class FakeRelpServer:
                         replies.append(encode_frame(txnr, b"rsp", answer))
                     elif command == b"syslog":
                         got.append(payload)
+                        self.transactions.append(txnr)
                         in_flight = len(got) - answers_written
                         self.max_in_flight = max(self.max_in_flight, in_flight)
                         if self.silent or (
@@ -649,6 +652,29 @@ async def test_relp_answers_stopping_mid_batch_time_out(relp_server: FakeRelpSer
     stats = backend.stats()
     assert stats.acknowledged == 10
     assert stats.resent == len(relp_server.received[0]) - 5  # written, never answered
+
+
+class _Messages:
+    """What `RelpSession.send` sends (its `Outgoing` protocol), encoded on demand."""
+
+    def __init__(self, texts: list[bytes]) -> None:
+        self._texts = texts
+        self.messages: list[bytes] = []
+
+    def encode_until(self, end: int) -> None:
+        self.messages[len(self.messages) :] = self._texts[len(self.messages) : end]
+
+
+async def test_relp_transaction_numbers_wrap_inside_a_write(relp_server: FakeRelpServer) -> None:
+    session = await RelpSession.connect("127.0.0.1", relp_server.port, window=8)
+    session._txnr = MAX_TXNR - 2
+    acknowledged: list[int] = []
+    texts = [b"m%d" % i for i in range(6)]
+    await session.send(_Messages(texts), range(6), acknowledged.extend, lambda *_: None)
+    await session.close(1.0)
+    assert relp_server.transactions == [MAX_TXNR - 1, MAX_TXNR, 1, 2, 3, 4]
+    assert relp_server.received[0] == texts
+    assert sorted(acknowledged) == list(range(6)) and session.written == 6
 
 
 async def test_relp_open_refused_or_unreachable_fails_open(relp_server: FakeRelpServer) -> None:
