@@ -1,4 +1,4 @@
-"""A RELP client (the Reliable Event Logging Protocol of rsyslog's imrelp) on asyncio streams.
+"""A RELP client (the Reliable Event Logging Protocol of rsyslog's imrelp) on an asyncio protocol.
 
 A frame is `TXNR SP COMMAND SP DATALEN [SP DATA] LF`. The client opens a session with
 `1 open LEN relp_version=0 LF relp_software=asynclog LF commands=syslog`, sends each message
@@ -161,29 +161,104 @@ def response_code(data: bytes) -> tuple[int, str]:
     return int(code_text), reason.decode("utf-8", "replace")
 
 
+class _Connection(asyncio.BufferedProtocol):
+    """A RELP session's socket. What arrives is received into one buffer made once
+    (`asyncio.BufferedProtocol`) and added to `received`: a stream reader receives into a new
+    object of the transport's read size (256 KiB) every time, which glibc maps and unmaps
+    for every read of a few answers."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.received = bytearray()
+        """What arrived and was not taken yet."""
+        self.ended = False
+        """The server closed its side, or the connection was lost."""
+        self._chunk = memoryview(bytearray(READ_SIZE))
+        self._loop = asyncio.get_running_loop()
+        self._data_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._writing_paused = False
+        self._lost: asyncio.Future[None] = self._loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._chunk
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.received += self._chunk[:nbytes]
+        self._wake(self._data_waiter)
+
+    def eof_received(self) -> bool:
+        self.ended = True
+        self._wake(self._data_waiter)
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self._wake(self._data_waiter)
+        self._wake(self._drain_waiter)
+        if not self._lost.done():
+            self._lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake(self._drain_waiter)
+
+    @staticmethod
+    def _wake(waiter: asyncio.Future[None] | None) -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def more_data(self) -> None:
+        """Wait until more arrives in `received`, or the connection ends."""
+        if self.ended:
+            return
+        self._data_waiter = waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._data_waiter = None
+
+    async def drain(self) -> None:
+        """Wait until the transport takes more to write; raises if the connection ended."""
+        if self._writing_paused and not self.ended:
+            self._drain_waiter = waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._drain_waiter = None
+        if self.ended:
+            raise ConnectionResetError("the RELP connection was lost")
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is gone."""
+        await asyncio.shield(self._lost)
+
+
 class RelpSession:
     """One RELP connection. Every failure of the connection raises an `OSError` (a
     `ConnectionError` or a `TimeoutError`): the caller then drops the session
     with `abort()` and opens another."""
 
     def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        window: int,
-        timeout: float,
+        self, connection: _Connection, transport: asyncio.Transport, *, window: int, timeout: float
     ) -> None:
-        self._reader = reader
-        self._writer = writer
+        self._connection = connection
+        self._transport = transport
         self._window = window
         self._timeout = timeout
-        self._buffer = bytearray()
+        self._buffer = connection.received
         self._txnr = 0
         self.server_software = ""
         self.written = 0
         """`syslog` commands written to this connection."""
-        sock = writer.get_extra_info("socket")
+        sock = transport.get_extra_info("socket")
         self._socket: socket.socket | None = sock if QUICKACK is not None else None
 
     @classmethod
@@ -197,9 +272,10 @@ class RelpSession:
         connect_timeout: float = 5.0,
     ) -> RelpSession:
         """Connect and open the session (the `open` handshake)."""
+        loop = asyncio.get_running_loop()
         async with asyncio.timeout(connect_timeout):
-            reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
-        session = cls(reader, writer, window=window, timeout=ack_timeout)
+            transport, connection = await loop.create_connection(_Connection, host, port)
+        session = cls(connection, transport, window=window, timeout=ack_timeout)
         try:
             async with asyncio.timeout(connect_timeout):
                 await session._open()
@@ -214,8 +290,8 @@ class RelpSession:
 
     async def _open(self) -> None:
         txnr = self._next_txnr()
-        self._writer.write(encode_frame(txnr, b"open", OFFERS))
-        await self._writer.drain()
+        self._transport.write(encode_frame(txnr, b"open", OFFERS))
+        await self._connection.drain()
         number, command, data = (await self._read_frames())[0]
         if command != b"rsp" or number != txnr:
             raise RelpProtocolError(f"unexpected RELP frame {command!r} before open")
@@ -233,12 +309,15 @@ class RelpSession:
             frames = parse_frames(self._buffer)
             if frames:
                 return frames
-            self._ack_quickly()
             async with asyncio.timeout(self._timeout):
-                data = await self._reader.read(READ_SIZE)
-            if not data:
-                raise ConnectionResetError("the RELP server closed the connection")
-            self._buffer += data
+                await self._more_data()
+
+    async def _more_data(self) -> None:
+        """Wait for more data; raises if the server closed the connection."""
+        if self._connection.ended:
+            raise ConnectionResetError("the RELP server closed the connection")
+        self._ack_quickly()
+        await self._connection.more_data()
 
     def _ack_quickly(self) -> None:
         """Ask Linux to acknowledge the server's next segments at once. librelp sends each
@@ -282,7 +361,7 @@ class RelpSession:
                     outgoing.encode_until(chunk[-1] + 1)
                     self._write_commands(outgoing.messages, chunk, in_flight)
                     wait_limit.waiting()
-                    await self._writer.drain()
+                    await self._connection.drain()
                 if not in_flight:
                     return
                 if position < count:
@@ -311,7 +390,7 @@ class RelpSession:
             for number, message in zip(numbers, map(messages.__getitem__, chunk), strict=True)
         ]
         in_flight.update(zip(numbers, chunk, strict=True))
-        self._writer.write(b"".join(frames))
+        self._transport.write(b"".join(frames))
         self.written += len(frames)
 
     async def _read_responses(self) -> tuple[list[int], list[Frame]]:
@@ -322,11 +401,7 @@ class RelpSession:
                 accepted, others = take_responses(buffer)
                 if accepted or others:
                     return accepted, others
-            self._ack_quickly()
-            data = await self._reader.read(READ_SIZE)
-            if not data:
-                raise ConnectionResetError("the RELP server closed the connection")
-            buffer += data
+            await self._more_data()
 
     @staticmethod
     def _take_frame(
@@ -355,14 +430,14 @@ class RelpSession:
         try:
             async with asyncio.timeout(wait):
                 txnr = self._next_txnr()
-                self._writer.write(encode_frame(txnr, b"close"))
-                await self._writer.drain()
+                self._transport.write(encode_frame(txnr, b"close"))
+                await self._connection.drain()
                 answered = False
                 while not answered:
                     for number, command, _ in await self._read_frames():
                         answered = answered or (command == b"rsp" and number == txnr)
-                self._writer.close()
-                await self._writer.wait_closed()
+                self._transport.close()
+                await self._connection.wait_closed()
         except (OSError, TimeoutError, RelpProtocolError):
             pass
         finally:
@@ -370,16 +445,12 @@ class RelpSession:
 
     def abort(self) -> None:
         """Drop the connection at once."""
-        self._writer.transport.abort()
+        self._transport.abort()
 
     @property
     def broken(self) -> bool:
         """Whether the server already closed the connection (seen without reading)."""
-        return (
-            self._writer.is_closing()
-            or self._reader.at_eof()
-            or self._reader.exception() is not None
-        )
+        return self._connection.ended or self._transport.is_closing()
 
 
 def _answered(in_flight: dict[int, int], numbers: list[int]) -> list[int]:
