@@ -168,7 +168,6 @@ class _Connection(asyncio.BufferedProtocol):
     for every read of a few answers."""
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
         self.received = bytearray()
         """What arrived and was not taken yet."""
         self.ended = False
@@ -179,10 +178,6 @@ class _Connection(asyncio.BufferedProtocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._lost: asyncio.Future[None] = self._loop.create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._chunk
