@@ -23,6 +23,7 @@ from asynclog.backends._relp import (
     encode_frame,
     parse_frames,
     response_code,
+    take_responses,
 )
 from asynclog.backends._rfc5424 import (
     BOM,
@@ -324,6 +325,27 @@ def test_relp_frames_parse_whole_and_partial() -> None:
         assert buffer == b""
 
 
+def test_relp_responses_split_into_ok_numbers_and_other_frames() -> None:
+    stream = (
+        b"2 rsp 6 200 OK\n3 rsp 6 200 OK\n4 rsp 11 500 refused\n"
+        b"5 rsp 6 200 OK\n6 rsp 15 200 OK\nline two\n0 serverclose 0\n"
+    )
+    for split in range(len(stream) + 1):
+        buffer = bytearray(stream[:split])
+        accepted, others = take_responses(buffer)
+        buffer += stream[split:]
+        more_accepted, more_others = take_responses(buffer)
+        assert accepted + more_accepted == [2, 3, 5], split
+        assert others + more_others == [
+            (4, b"rsp", b"500 refused"),
+            (6, b"rsp", b"200 OK\nline two"),
+            (0, b"serverclose", b""),
+        ], split
+        assert buffer == b""
+    with pytest.raises(RelpProtocolError):
+        take_responses(bytearray(b"7 rsp 6 200 OK\nx rsp 6 200 OK\n"))
+
+
 @pytest.mark.parametrize(
     "bad",
     [b"x rsp 6 200 OK\n", b"1 r-p 6 200 OK\n", b"1 rsp 6;200 OK\n", b"1 rsp 3 200 OK\n",
@@ -364,6 +386,15 @@ class FakeRelpServer:
         self.refuse: set[bytes] = set()
         self.reverse_order = False
         self.silent = False
+        self.silent_after: int | None = None
+        """Answer that many syslog commands (over all connections), then none."""
+        self.answer_delay = 0.0
+        """Seconds before each syslog command's answer, each written on its own."""
+        self.answered = 0
+        self.transactions: list[int] = []
+        """The transaction number of each syslog command received."""
+        self.max_in_flight = 0
+        """The most syslog commands received and not answered yet, at any moment."""
         self.refuse_open = False
         self.commands = b"syslog"
         self.port = 0
@@ -400,6 +431,7 @@ class FakeRelpServer:
                 if not data:
                     return
                 buffer += data
+                answers_written = answered  # the answers to the commands of earlier reads
                 replies: list[bytes] = []
                 for txnr, command, payload in _parse_requests(buffer):
                     if command == b"open":
@@ -408,14 +440,26 @@ class FakeRelpServer:
                         replies.append(encode_frame(txnr, b"rsp", answer))
                     elif command == b"syslog":
                         got.append(payload)
-                        if self.silent:
+                        self.transactions.append(txnr)
+                        in_flight = len(got) - answers_written
+                        self.max_in_flight = max(self.max_in_flight, in_flight)
+                        if self.silent or (
+                            self.silent_after is not None and self.answered >= self.silent_after
+                        ):
                             continue
                         if limit is not None and answered >= limit:
                             writer.write(b"".join(replies))
                             writer.transport.abort()
                             return
                         answered += 1
+                        self.answered += 1
                         code = b"500 refused" if payload in self.refuse else b"200 OK"
+                        if self.answer_delay:
+                            await asyncio.sleep(self.answer_delay)
+                            writer.write(encode_frame(txnr, b"rsp", code))
+                            await writer.drain()
+                            answers_written = answered
+                            continue
                         replies.append(encode_frame(txnr, b"rsp", code))
                     elif command == b"close":
                         replies.append(encode_frame(txnr, b"rsp", b""))
@@ -565,6 +609,72 @@ async def test_relp_silent_server_times_out_and_fails(relp_server: FakeRelpServe
         await backend.write_batch(batch(3))
     await backend.close()
     assert relp_server.connections == 2
+
+
+async def test_relp_window_bounds_what_is_in_flight(relp_server: FakeRelpServer) -> None:
+    relp_server.answer_delay = 0.001
+    backend = relp_backend(relp_server.port, relp_window=8)
+    await backend.open()
+    await backend.write_batch(batch(50))
+    await backend.write_batch(batch(3, start=50))  # a tail smaller than half the window
+    await backend.close()
+    assert messages_of(relp_server.received[0]) == [f"m{i}" for i in range(53)]
+    assert 1 <= relp_server.max_in_flight <= 8
+    stats = backend.stats()
+    assert (stats.sent, stats.acknowledged, stats.resent, stats.reconnects) == (53, 53, 0, 0)
+
+
+async def test_relp_ack_timeout_is_per_wait_not_per_batch(relp_server: FakeRelpServer) -> None:
+    """Answers that keep coming, each within `ack_timeout`, are progress: a batch may take
+    longer than `ack_timeout` in all."""
+    relp_server.answer_delay = 0.05
+    backend = relp_backend(relp_server.port, relp_window=2, ack_timeout=0.3)
+    await backend.open()
+    await backend.write_batch(batch(12))  # at least 0.6 s
+    await backend.close()
+    assert messages_of(relp_server.received[0]) == [f"m{i}" for i in range(12)]
+    stats = backend.stats()
+    assert (stats.acknowledged, stats.reconnects, stats.connection_failures) == (12, 0, 0)
+
+
+async def test_relp_answers_stopping_mid_batch_time_out(relp_server: FakeRelpServer) -> None:
+    relp_server.silent_after = 5
+    backend = relp_backend(relp_server.port, relp_window=4, ack_timeout=0.2, reconnect_attempts=0)
+    await backend.open()
+    entries = batch(10)
+    with pytest.raises(LogError, match="failed after 1 attempts: TimeoutError"):
+        await backend.write_batch(entries)
+    relp_server.silent_after = None
+    await backend.write_batch(entries)  # the manager's retry: only what was not answered
+    await backend.close()
+    assert messages_of(relp_server.received[0])[:5] == [f"m{i}" for i in range(5)]
+    assert messages_of(relp_server.received[1]) == [f"m{i}" for i in range(5, 10)]
+    stats = backend.stats()
+    assert stats.acknowledged == 10
+    assert stats.resent == len(relp_server.received[0]) - 5  # written, never answered
+
+
+class _Messages:
+    """What `RelpSession.send` sends (its `Outgoing` protocol), encoded on demand."""
+
+    def __init__(self, texts: list[bytes]) -> None:
+        self._texts = texts
+        self.messages: list[bytes] = []
+
+    def encode_until(self, end: int) -> None:
+        self.messages[len(self.messages) :] = self._texts[len(self.messages) : end]
+
+
+async def test_relp_transaction_numbers_wrap_inside_a_write(relp_server: FakeRelpServer) -> None:
+    session = await RelpSession.connect("127.0.0.1", relp_server.port, window=8)
+    session._txnr = MAX_TXNR - 2
+    acknowledged: list[int] = []
+    texts = [b"m%d" % i for i in range(6)]
+    await session.send(_Messages(texts), range(6), acknowledged.extend, lambda *_: None)
+    await session.close(1.0)
+    assert relp_server.transactions == [MAX_TXNR - 1, MAX_TXNR, 1, 2, 3, 4]
+    assert relp_server.received[0] == texts
+    assert sorted(acknowledged) == list(range(6)) and session.written == 6
 
 
 async def test_relp_open_refused_or_unreachable_fails_open(relp_server: FakeRelpServer) -> None:
@@ -750,3 +860,46 @@ def test_common_shape_is_written_as_the_general_path_writes_it() -> None:
             body = (" \ufeff" if bom else " ") + enc.message_text(one) if one.message else ""
             assert enc.encode(one) == (text + body).encode("utf-8")
             assert enc.encode(tuple(one)) == enc.encode(one)  # an entry tuple, as the pipeline's
+
+
+def test_encode_many_is_encode_of_each() -> None:
+    enc = encoder()
+    entries: list[Any] = [
+        entry("plain", fields={"n": 1, "s": "x]y"}),
+        tuple(entry("as a tuple", 30)),
+        entry(""),
+        entry("é \udc80"),
+        entry("boom", 40, exception="Traceback ..."),
+        entry("custom level", 25),
+        LogEntry(TS + 1.25, 50, "next second", "other", MappingProxyType({})),
+        LogEntry(TS - 3600, 10, "an hour before", "app", MappingProxyType({"k": None})),
+    ]
+    many = enc.encode_many(entries)
+    assert many == [enc.encode(one) for one in entries]
+    assert many[0] == (
+        b'<14>1 2023-11-14T22:13:20.500000Z web1 app 4242 - [fields@32473 n="1" s="x\\]y"] '
+        + BOM
+        + b"plain"
+    )
+    assert many[2] == b"<14>1 2023-11-14T22:13:20.500000Z web1 app 4242 - -"
+    assert many[6].startswith(b"<10>1 2023-11-14T22:13:21.750000Z web1 other 4242 - - ")
+    assert many[7].startswith(b"<15>1 2023-11-14T21:13:20.500000Z web1 app 4242 - ")
+    limited = encoder(max_size=480)
+    assert limited.encode_many(entries) == [limited.encode(one) for one in entries]
+
+
+def test_encode_many_timestamps_across_calls() -> None:
+    """The text of the last second is kept between calls: a later call in another second,
+    or back in an earlier one, still gets its own."""
+    enc = encoder()
+    stamps = []
+    for ts in (TS, TS + 0.25, TS + 1, TS - 59, TS + 1):
+        message = enc.encode_many([LogEntry(ts, 20, "m", "app", MappingProxyType({}))])[0]
+        stamps.append(message.split(b" ")[1].decode())
+    assert stamps == [
+        "2023-11-14T22:13:20.500000Z",
+        "2023-11-14T22:13:20.750000Z",
+        "2023-11-14T22:13:21.500000Z",
+        "2023-11-14T22:12:21.500000Z",
+        "2023-11-14T22:13:21.500000Z",
+    ]

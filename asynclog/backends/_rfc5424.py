@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from .._entry import EXCEPTION, FIELDS, LEVEL, LOGGER, MESSAGE, TIME, Entry, LogEntry, as_log_entry
+from .._entry import Entry, LogEntry, as_log_entry
 from ..formatters import safe_repr, safe_str, utf8_safe
 
 NILVALUE = "-"
@@ -120,6 +120,11 @@ def sd_element(sd_id: str, params: Mapping[str, Any]) -> str:
 _second_prefix: tuple[int, str] = (-1, "")
 
 
+def second_text(second: int) -> str:
+    """`2026-11-27T21:52:00.`: the part of a timestamp before its microseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+
+
 def timestamp(ts: float) -> str:
     """RFC 3339 UTC time with microseconds: `2026-11-27T21:52:00.123456Z`."""
     global _second_prefix
@@ -127,7 +132,7 @@ def timestamp(ts: float) -> str:
     second = total // 1_000_000
     cached, prefix = _second_prefix
     if second != cached:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        prefix = second_text(second)
         _second_prefix = (second, prefix)
     return f"{prefix}{total - second * 1_000_000:06d}Z"
 
@@ -174,6 +179,9 @@ class Encoder:
         self._fields_open = f"[{self.fields_id}"
         self._body_start = " \ufeff" if bom else " "
         """What comes between STRUCTURED-DATA and a message: SP, then the BOM (as text)."""
+        self._second: tuple[int, str] = (-1, "")
+        """The last second `encode_many` formatted and its `second_text`, kept across calls
+        (RELP encodes a batch a part of a window at a time)."""
         self._sd_names: dict[str, str] = {}
         """`sd_name` of each str field name seen (up to `SD_NAMES_CACHED` of them)."""
 
@@ -214,23 +222,38 @@ class Encoder:
 
     def encode(self, entry: Entry) -> bytes:
         """One RFC 5424 message, from a `LogEntry` or an entry tuple."""
-        level = entry[LEVEL]
-        if level in STANDARD_LEVELS and entry[EXCEPTION] is None and self.max_size is None:
-            # The common shape, in one string encoded once: the same bytes as `_encode`.
-            fields = entry[FIELDS]
-            message = entry[MESSAGE]
+        return self.encode_many((entry,))[0]
+
+    def encode_many(self, entries: Sequence[Entry]) -> list[bytes]:
+        """`[self.encode(entry) for entry in entries]` in one loop. The common shape (a
+        standard level, no traceback, no `max_size`) is built as one string, encoded once,
+        with the header's constant parts and the second's part of the timestamp reused."""
+        if self.max_size is not None:
+            return [self._encode(as_log_entry(entry)) for entry in entries]
+        pri, body_start, fields_element = self._pri, self._body_start, self._fields_element
+        tails, tail_of = self._tail_by_logger, self._tail
+        cached_second, prefix = self._second
+        messages: list[bytes] = []
+        append = messages.append
+        for entry in entries:
+            ts, level, message, logger, fields, exception, _, _ = entry
+            if exception is not None or level not in STANDARD_LEVELS:
+                append(self._encode(as_log_entry(entry)))
+                continue
+            micros = int(ts * 1_000_000 + 0.5)
+            second = micros // 1_000_000
+            if second != cached_second:
+                cached_second, prefix = second, second_text(second)
+            fraction = micros - second * 1_000_000
+            tail = tails.get(logger) or tail_of(logger)
+            sd = fields_element(fields) if fields else NILVALUE
             if not message.isascii():
                 message = utf8_text(message)
-            text = (
-                self._pri[level]
-                + timestamp(entry[TIME])
-                + self._tail(entry[LOGGER])
-                + (self._fields_element(fields) if fields else NILVALUE)
-            )
-            if message:
-                text = text + self._body_start + message
-            return text.encode("utf-8")
-        return self._encode(as_log_entry(entry))
+            between = body_start if message else ""
+            text = f"{pri[level]}{prefix}{fraction:06d}Z{tail}{sd}{between}{message}"
+            append(text.encode("utf-8"))
+        self._second = (cached_second, prefix)
+        return messages
 
     def _fields_element(self, fields: Mapping[str, Any]) -> str:
         """`sd_element(self.fields_id, fields)`, with the field names' SD-NAMEs cached and

@@ -1,7 +1,8 @@
 """The syslog backend: RFC 5424 messages to a syslog server over RELP (acknowledged), TLS
 (RFC 5425), TCP with octet counting (RFC 6587) or UDP (RFC 5426).
 
-Every transport writes a batch with one socket write per window (RELP) or per batch. A lost
+RELP keeps up to `relp_window` messages in flight, refilled with one socket write once half
+of the window is free; the other transports write a batch with one socket write. A lost
 connection is made again with backoff inside `write_batch` (`reconnect_attempts`); after
 that the call fails and the manager's retries and fallback take over. Over RELP a retried
 batch sends only the messages the server has not acknowledged yet. docs/syslog.md has the
@@ -24,7 +25,7 @@ from .._errors import LogError
 from .._syslog_config import SyslogConfig
 from ._relp import RelpRefused, RelpSession
 from ._rfc5424 import NILVALUE, Encoder
-from ._slices import map_in_slices
+from ._slices import convert_in_slices
 
 CLOSE_WAIT = 2.0
 """Seconds `close()` waits for the server to answer RELP's `close` (or a TLS shutdown)."""
@@ -60,24 +61,50 @@ class _Batch:
     """A batch's encoded messages and which of them the server has acknowledged, kept while
     a failed write of it may be retried (the manager retries the very same sequence)."""
 
-    __slots__ = ("acked", "entries", "messages", "refusal", "remaining", "sent", "tries")
+    __slots__ = (
+        "acked",
+        "encode_many",
+        "entries",
+        "messages",
+        "refusal",
+        "remaining",
+        "sent",
+        "tries",
+    )
 
-    def __init__(self, entries: Sequence[Entry], messages: list[bytes]) -> None:
+    def __init__(
+        self, entries: Sequence[Entry], encode_many: Callable[[Sequence[Entry]], list[bytes]]
+    ) -> None:
         self.entries = entries
-        self.messages = messages
-        self.acked = bytearray(len(messages))
-        self.sent = bytearray(len(messages))
+        self.encode_many = encode_many
+        self.messages: list[bytes] = []
+        """The messages of the first `len(messages)` entries (RELP encodes them as its window
+        moves on; the other transports all at once)."""
+        self.acked = bytearray(len(entries))
+        self.sent = bytearray(len(entries))
         """RELP: which messages were written to a connection at least once."""
-        self.remaining = len(messages)
+        self.remaining = len(entries)
         self.refusal: str | None = None
         self.tries = 0
         """How many sends of it began (a second one is a resend)."""
 
-    def todo(self) -> list[int]:
+    def encode_until(self, end: int) -> None:
+        """Encode the entries before index `end` that are not yet."""
+        done = len(self.messages)
+        if done < end:
+            self.messages += self.encode_many(self.entries[done:end])
+
+    def todo(self) -> Sequence[int]:
         """The indexes not acknowledged yet, in order."""
-        if self.remaining == len(self.messages):
-            return list(range(len(self.messages)))
+        if self.remaining == len(self.entries):
+            return range(len(self.entries))
         return [index for index, done in enumerate(self.acked) if not done]
+
+    def mark_sent(self, indexes: Sequence[int]) -> None:
+        """RELP: these were written to a connection."""
+        sent = self.sent
+        for index in indexes:
+            sent[index] = 1
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -266,14 +293,17 @@ class SyslogBackend:
         if (
             pending is not None
             and pending.entries is entries
-            and len(pending.messages) == len(entries)
+            and len(pending.acked) == len(entries)
         ):
             return pending
         pid = os.getpid()
         if pid != self._pid:  # forked since the last batch
             self._pid = pid
             self.encoder.set_procid(str(pid))
-        batch = _Batch(entries, await map_in_slices(self.encoder.encode, entries))
+        batch = _Batch(entries, self.encoder.encode_many)
+        if self.config.transport != "relp":
+            # RELP encodes each window's messages while the server answers the last one.
+            batch.messages = await convert_in_slices(batch.encode_many, entries)
         self._pending = batch
         return batch
 
@@ -286,13 +316,14 @@ class SyslogBackend:
                 sent = batch.sent
                 self._resent += sum(sent[index] for index in todo)
             batch.refusal = None
-            written = relp.written
+            written_before = relp.written
             try:
-                await relp.send(
-                    batch.messages, todo, batch.sent, self._acked(batch), self._refused_by(batch)
-                )
+                await relp.send(batch, todo, self._acked(batch), self._refused_by(batch))
             finally:
-                self._sent += relp.written - written
+                written = relp.written - written_before
+                self._sent += written
+                if batch.remaining:  # a retry counts those sent again
+                    batch.mark_sent(todo[:written])
             return
         if batch.tries > 1:
             self._resent += len(batch.messages)
@@ -310,14 +341,15 @@ class SyslogBackend:
             self._sent += len(batch.messages)
         batch.remaining = 0
 
-    def _acked(self, batch: _Batch) -> Callable[[int], None]:
+    def _acked(self, batch: _Batch) -> Callable[[list[int]], None]:
         acked = batch.acked
 
-        def acknowledged(index: int) -> None:
-            if not acked[index]:
+        def acknowledged(indexes: list[int]) -> None:
+            # Each index comes once: a send takes only those not acknowledged before.
+            for index in indexes:
                 acked[index] = 1
-                batch.remaining -= 1
-            self._acknowledged += 1
+            batch.remaining -= len(indexes)
+            self._acknowledged += len(indexes)
 
         return acknowledged
 
@@ -378,12 +410,7 @@ class SyslogBackend:
 
 def _octet_counted(messages: list[bytes]) -> bytes:
     """The messages framed with RFC 6587 octet counting, "MSG-LEN SP SYSLOG-MSG" each."""
-    parts: list[bytes] = []
-    append = parts.append
-    for message in messages:
-        append(b"%d " % len(message))
-        append(message)
-    return b"".join(parts)
+    return b"".join([b"%d %s" % (len(message), message) for message in messages])
 
 
 def _describe(exc: BaseException) -> str:
