@@ -244,6 +244,11 @@ class AsyncLogHandler(logging.Handler):
 _DEFAULT_FORMATTER = logging.Formatter()
 
 
+_RECORD_METHODS = {
+    name: getattr(logging.Logger, name) for name in ("makeRecord", "handle", "callHandlers", "filter")
+}
+
+
 class DirectLogger(logging.Logger):
     """A `logging.Logger` whose calls skip logging's `LogRecord` (its call-site search, its
     attributes, the handler chain) when one `AsyncLogHandler` is the only handler that would
@@ -253,7 +258,16 @@ class DirectLogger(logging.Logger):
     yet) takes logging's usual way.
 
     `install()` gives this class to the loggers it names (and puts theirs back on undo);
-    `logging.setLoggerClass(DirectLogger)` gives it to loggers created afterwards."""
+    `logging.setLoggerClass(DirectLogger)` gives it to loggers created afterwards. A subclass
+    that overrides `makeRecord`, `handle`, `callHandlers` or `filter` always makes its
+    records."""
+
+    _direct = True
+    """False in a subclass that overrides one of logging's record methods: it needs records."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._direct = all(getattr(cls, name) is _RECORD_METHODS[name] for name in _RECORD_METHODS)
 
     def _log(
         self,
@@ -265,7 +279,7 @@ class DirectLogger(logging.Logger):
         stack_info: bool = False,
         stacklevel: int = 1,
     ) -> None:
-        if exc_info is None and extra is None and not stack_info:
+        if exc_info is None and extra is None and not stack_info and self._direct:
             handler = _only_handler(self, level)
             if handler is not None and handler.take_call(self.name, level, msg, args):
                 return
