@@ -4,12 +4,15 @@ before its fix."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asynclog import Config, LogManager
+from asynclog._sanitize import FIELD_SEPARATORS, quick_fields
 from asynclog.stdlib import AsyncLogHandler, DirectLogger
 
 from .conftest import RecordingBackend, assert_settled
@@ -51,3 +54,68 @@ async def test_a_direct_logger_subclass_overriding_a_record_method_gets_its_reco
         log.warning("hello")
     assert_settled(lm.get_stats())
     assert [(e.message, dict(e.fields)) for e in backend.entries] == [expected]
+
+
+def _quick_fields_before(fields: dict[str, Any], max_bytes: int) -> Mapping[str, Any] | None:
+    """quick_fields as it was at dcaf694: the oracle for its rewrite."""
+    chars = 0
+    extra = FIELD_SEPARATORS * len(fields)
+    for key, value in fields.items():
+        kind = type(value)
+        if kind is str:
+            chars += len(key) + len(value)
+        elif kind in (int, float, bool, type(None)) and (
+            kind is not int or -(1 << 64) < value < (1 << 64)
+        ):
+            chars += len(key)
+            extra += 24
+        else:
+            return None
+    keywords = {"exc_info", "stack_info", "stacklevel", "extra"}
+    if chars * 4 + extra > max_bytes or not keywords.isdisjoint(fields):
+        return None
+    return fields
+
+
+class Flag(int):
+    pass
+
+
+class Text(str):
+    pass
+
+
+_VALUES = st.one_of(
+    st.text(max_size=40),
+    st.integers(min_value=-(1 << 66), max_value=1 << 66),
+    st.sampled_from([(1 << 64) - 1, 1 << 64, -(1 << 64) + 1, -(1 << 64)]),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.none(),
+    st.builds(Flag, st.integers(-5, 5)),
+    st.builds(Text, st.text(max_size=5)),
+    st.binary(max_size=5),
+    st.lists(st.integers(), max_size=2),
+)
+_KEYS = st.one_of(
+    st.text(min_size=1, max_size=12), st.sampled_from(["exc_info", "stack_info", "extra"])
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=6), st.integers(min_value=0, max_value=1200))
+def test_quick_fields_accepts_and_refuses_exactly_what_it_did_before(
+    fields: dict[str, Any], max_bytes: int
+) -> None:
+    expected = _quick_fields_before(fields, max_bytes)
+    got = quick_fields(fields, max_bytes)
+    assert (got is None) == (expected is None)
+    assert got is None or got is fields
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3])
+def test_quick_fields_at_the_exact_byte_bound(size: int) -> None:
+    fields: dict[str, Any] = {"k": "v" * size, "n": 1}
+    room = (1 + size + 1) * 4 + 2 * FIELD_SEPARATORS + 24
+    assert quick_fields(fields, room) is fields
+    assert quick_fields(fields, room - 1) is None
