@@ -245,7 +245,8 @@ _DEFAULT_FORMATTER = logging.Formatter()
 
 
 _RECORD_METHODS = {
-    name: getattr(logging.Logger, name) for name in ("makeRecord", "handle", "callHandlers", "filter")
+    name: getattr(logging.Logger, name)
+    for name in ("makeRecord", "handle", "callHandlers", "filter")
 }
 
 
@@ -386,19 +387,23 @@ def _to_stderr(record: logging.LogRecord) -> None:
 
 
 class Installation:
-    """What `install()` changed; `undo()` puts it back (done by the manager's `close()`)."""
+    """What `install()` changed; `undo()` puts it back (done by the manager's `close()`).
+
+    Installations on the same logger undo in any order: an undo that is not the latest one
+    on a logger leaves the logger to the later ones, which then restore what this one found."""
 
     def __init__(self, handler: AsyncLogHandler) -> None:
         self.handler = handler
-        self._changes: list[tuple[logging.Logger, int, list[logging.Handler]]] = []
-        self._made_direct: list[logging.Logger] = []
+        self._changes: list[_Saved] = []
         self._undone = False
 
     def _route(self, logger: logging.Logger, level: int | None, replace: bool) -> None:
-        self._changes.append((logger, logger.level, list(logger.handlers)))
+        saved = _Saved(logger, logger.level, list(logger.handlers))
+        self._changes.append(saved)
         if type(logger) is logging.Logger:  # not the root, nor a class of the user's
             logger.__class__ = DirectLogger
-            self._made_direct.append(logger)
+            _made_direct.add(logger)
+        _routes.setdefault(logger, []).append(saved)
         if replace:
             for existing in list(logger.handlers):
                 logger.removeHandler(existing)
@@ -411,14 +416,43 @@ class Installation:
         if self._undone:
             return
         self._undone = True
-        for logger in self._made_direct:
-            _make_plain(logger)
-        for logger, level, handlers in reversed(self._changes):
+        for saved in reversed(self._changes):
+            logger = saved.logger
+            routes = _routes.get(logger, [])
+            at = next((i for i, route in enumerate(routes) if route is saved), len(routes))
             logger.removeHandler(self.handler)
-            logger.setLevel(level)
-            for handler in handlers:
-                if handler not in logger.handlers:
-                    logger.addHandler(handler)
+            if at + 1 < len(routes):  # a later installation routes it: it restores ours
+                later = routes[at + 1]
+                later.level = saved.level
+                later.handlers = [h for h in saved.handlers if h is not self.handler]
+            else:
+                logger.setLevel(saved.level)
+                for handler in saved.handlers:
+                    if handler not in logger.handlers:
+                        logger.addHandler(handler)
+            del routes[at : at + 1]
+            if not routes:
+                _routes.pop(logger, None)
+                if logger in _made_direct:
+                    _made_direct.discard(logger)
+                    _make_plain(logger)
+
+
+class _Saved:
+    """A logger as one installation found it."""
+
+    __slots__ = ("handlers", "level", "logger")
+
+    def __init__(self, logger: logging.Logger, level: int, handlers: list[logging.Handler]):
+        self.logger = logger
+        self.level = level
+        self.handlers = handlers
+
+
+_routes: weakref.WeakKeyDictionary[logging.Logger, list[_Saved]] = weakref.WeakKeyDictionary()
+"""Each logger's installations not undone yet, oldest first."""
+_made_direct: weakref.WeakSet[logging.Logger] = weakref.WeakSet()
+"""Loggers `install()` made `DirectLogger`s: plain again once no installation routes them."""
 
 
 def _make_plain(logger: logging.Logger) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from asynclog import Config, LogManager
 from asynclog._sanitize import FIELD_SEPARATORS, quick_fields
-from asynclog.stdlib import AsyncLogHandler, DirectLogger
+from asynclog.stdlib import AsyncLogHandler, DirectLogger, install
 
 from .conftest import RecordingBackend, assert_settled
 
@@ -119,3 +119,42 @@ def test_quick_fields_at_the_exact_byte_bound(size: int) -> None:
     room = (1 + size + 1) * 4 + 2 * FIELD_SEPARATORS + 24
     assert quick_fields(fields, room) is fields
     assert quick_fields(fields, room - 1) is None
+
+
+class KeptHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        pass
+
+
+@pytest.mark.parametrize("replace", [True, False])
+@pytest.mark.parametrize("first_undone", ["a", "b"])
+async def test_two_installs_on_one_logger_undo_in_any_order(
+    replace: bool, first_undone: str
+) -> None:
+    log = logging.getLogger("review18.twice")
+    own = KeptHandler()
+    log.addHandler(own)
+    log.setLevel(logging.ERROR)
+    try:
+        config = {"backend": RecordingBackend(), "async_mode": True}
+        async with (
+            LogManager(Config(name="r18a", **config)) as a,
+            LogManager(Config(name="r18b", **{**config, "backend": RecordingBackend()})) as b,
+        ):
+            installed = {
+                "a": install(a, level="INFO", loggers=[log.name], replace=replace),
+                "b": install(b, level="DEBUG", loggers=[log.name], replace=replace),
+            }
+            second_undone = "b" if first_undone == "a" else "a"
+            installed[first_undone].undo()
+            assert type(log) is DirectLogger
+            left = installed[second_undone].handler
+            assert log.handlers == ([left] if replace else [own, left])
+            installed[second_undone].undo()
+            assert type(log) is logging.Logger
+            assert log.handlers == [own]
+            assert log.level == logging.ERROR
+    finally:
+        log.handlers.clear()
+        log.setLevel(logging.NOTSET)
+        log.__class__ = logging.Logger
