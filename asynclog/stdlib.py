@@ -244,12 +244,6 @@ class AsyncLogHandler(logging.Handler):
 _DEFAULT_FORMATTER = logging.Formatter()
 
 
-_RECORD_METHODS = {
-    name: getattr(logging.Logger, name)
-    for name in ("makeRecord", "handle", "callHandlers", "filter")
-}
-
-
 class DirectLogger(logging.Logger):
     """A `logging.Logger` whose calls skip logging's `LogRecord` (its call-site search, its
     attributes, the handler chain) when one `AsyncLogHandler` is the only handler that would
@@ -259,16 +253,10 @@ class DirectLogger(logging.Logger):
     yet) takes logging's usual way.
 
     `install()` gives this class to the loggers it names (and puts theirs back on undo);
-    `logging.setLoggerClass(DirectLogger)` gives it to loggers created afterwards. A subclass
-    that overrides `makeRecord`, `handle`, `callHandlers` or `filter` always makes its
-    records."""
-
-    _direct = True
-    """False in a subclass that overrides one of logging's record methods: it needs records."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._direct = all(getattr(cls, name) is _RECORD_METHODS[name] for name in _RECORD_METHODS)
+    `logging.setLoggerClass(DirectLogger)` gives it to loggers created afterwards. While
+    `makeRecord`, `handle`, `callHandlers`, `filter` or `Logger._log` is not logging's own (a
+    subclass overrides it, a library patched it: ddtrace's `makeRecord`, Sentry's
+    `callHandlers`), every call makes its record."""
 
     def _log(
         self,
@@ -280,12 +268,32 @@ class DirectLogger(logging.Logger):
         stack_info: bool = False,
         stacklevel: int = 1,
     ) -> None:
-        if exc_info is None and extra is None and not stack_info and self._direct:
+        if (
+            exc_info is None
+            and extra is None
+            and not stack_info
+            and not _changes_records(self.__class__)
+        ):
             handler = _only_handler(self, level)
             if handler is not None and handler.take_call(self.name, level, msg, args):
                 return
         # One frame more to skip when logging looks for the call site: this method's.
         super()._log(level, msg, args, exc_info, extra, stack_info, stacklevel + 1)
+
+
+def _changes_records(cls: type[logging.Logger]) -> bool:
+    """True when one of `cls`'s record methods is not logging's own: overridden or patched."""
+    methods = (cls.makeRecord, cls.handle, cls.callHandlers, cls.filter, logging.Logger._log)
+    if _plain_methods.get(cls) == methods:
+        return False
+    if any(getattr(method, "__module__", None) != "logging" for method in methods):
+        return True
+    _plain_methods[cls] = methods
+    return False
+
+
+_plain_methods: dict[type[logging.Logger], tuple[object, ...]] = {}
+"""Logger classes whose record methods were found to be logging's own, with those methods."""
 
 
 def _only_handler(logger: logging.Logger, level: int) -> AsyncLogHandler | None:

@@ -158,3 +158,39 @@ async def test_two_installs_on_one_logger_undo_in_any_order(
         log.handlers.clear()
         log.setLevel(logging.NOTSET)
         log.__class__ = logging.Logger
+
+
+async def test_a_patched_record_method_of_logging_gets_every_call_as_a_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As ddtrace patches Logger.makeRecord (trace ids as record attributes) and Sentry patches
+    # Logger.callHandlers (breadcrumbs): the direct way skipped both.
+    make, call_handlers = logging.Logger.makeRecord, logging.Logger.callHandlers
+    seen: list[str] = []
+
+    def traced_record(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(self, *args, **kwargs)
+        record.trace_tag = "dd-1"
+        return record
+
+    def breadcrumbs(self: logging.Logger, record: logging.LogRecord) -> None:
+        seen.append(record.getMessage())
+        call_handlers(self, record)
+
+    monkeypatch.setattr(logging.Logger, "makeRecord", traced_record)
+    monkeypatch.setattr(logging.Logger, "callHandlers", breadcrumbs)
+    log = logging.getLogger("review18.patched")
+    log.propagate = False  # the root has pytest's handlers
+    backend = RecordingBackend()
+    try:
+        async with LogManager(Config(backend=backend, async_mode=True)) as lm:
+            install(lm, loggers=[log.name], replace=True)
+            assert type(log) is DirectLogger
+            log.warning("paid %d", 3)
+    finally:
+        log.propagate = True
+    assert_settled(lm.get_stats())
+    assert seen == ["paid 3"]
+    assert [(e.message, dict(e.fields)) for e in backend.entries] == [
+        ("paid 3", {"trace_tag": "dd-1"})
+    ]
