@@ -4,14 +4,14 @@ before its fix."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asynclog import Config, LogManager
+from asynclog import Config, LogEntry, LogManager
 from asynclog._sanitize import FIELD_SEPARATORS, quick_fields
 from asynclog.stdlib import AsyncLogHandler, DirectLogger, install
 
@@ -194,3 +194,37 @@ async def test_a_patched_record_method_of_logging_gets_every_call_as_a_record(
     assert [(e.message, dict(e.fields)) for e in backend.entries] == [
         ("paid 3", {"trace_tag": "dd-1"})
     ]
+
+
+class FailsOnce(RecordingBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.given: list[Sequence[LogEntry]] = []
+
+    async def write_batch(self, entries: Sequence[LogEntry]) -> None:
+        self.given.append(entries)
+        if len(self.given) == 1:
+            raise OSError("disk full")
+        await super().write_batch(entries)
+
+
+async def test_a_batch_is_one_sequence_of_log_entries_across_retries_and_observers() -> None:
+    backend = FailsOnce()
+    observed: list[Sequence[LogEntry]] = []
+    config = Config(backend=backend, async_mode=True, retry_attempts=1, retry_backoff=0.001)
+    async with LogManager(config) as lm:
+        lm.observe_writes(lambda name, entries, seconds: observed.append(entries))
+        await lm.info("a", n=1)
+        await lm.warning("b")
+    first, retried = backend.given
+    assert first is retried is observed[0]
+    batch = observed[0]
+    assert len(batch) == 2
+    assert [e.message for e in batch] == ["a", "b"]
+    assert batch[-1] is batch[1] and batch[0] is batch[:1][0]
+    assert batch == list(batch) == backend.entries
+    assert list(reversed(batch)) == [batch[1], batch[0]]
+    assert batch.index(batch[1]) == 1 and batch.count(batch[0]) == 1
+    assert dict(batch[0].fields) == {"n": 1}
+    with pytest.raises(TypeError):
+        hash(batch)
