@@ -253,7 +253,10 @@ class DirectLogger(logging.Logger):
     yet) takes logging's usual way.
 
     `install()` gives this class to the loggers it names (and puts theirs back on undo);
-    `logging.setLoggerClass(DirectLogger)` gives it to loggers created afterwards."""
+    `logging.setLoggerClass(DirectLogger)` gives it to loggers created afterwards. While
+    `makeRecord`, `handle`, `callHandlers`, `filter` or `Logger._log` is not logging's own (a
+    subclass overrides it, a library patched it: ddtrace's `makeRecord`, Sentry's
+    `callHandlers`), every call makes its record."""
 
     def _log(
         self,
@@ -265,12 +268,32 @@ class DirectLogger(logging.Logger):
         stack_info: bool = False,
         stacklevel: int = 1,
     ) -> None:
-        if exc_info is None and extra is None and not stack_info:
+        if (
+            exc_info is None
+            and extra is None
+            and not stack_info
+            and not _changes_records(self.__class__)
+        ):
             handler = _only_handler(self, level)
             if handler is not None and handler.take_call(self.name, level, msg, args):
                 return
         # One frame more to skip when logging looks for the call site: this method's.
         super()._log(level, msg, args, exc_info, extra, stack_info, stacklevel + 1)
+
+
+def _changes_records(cls: type[logging.Logger]) -> bool:
+    """True when one of `cls`'s record methods is not logging's own: overridden or patched."""
+    methods = (cls.makeRecord, cls.handle, cls.callHandlers, cls.filter, logging.Logger._log)
+    if _plain_methods.get(cls) == methods:
+        return False
+    if any(getattr(method, "__module__", None) != "logging" for method in methods):
+        return True
+    _plain_methods[cls] = methods
+    return False
+
+
+_plain_methods: dict[type[logging.Logger], tuple[object, ...]] = {}
+"""Logger classes whose record methods were found to be logging's own, with those methods."""
 
 
 def _only_handler(logger: logging.Logger, level: int) -> AsyncLogHandler | None:
@@ -372,19 +395,23 @@ def _to_stderr(record: logging.LogRecord) -> None:
 
 
 class Installation:
-    """What `install()` changed; `undo()` puts it back (done by the manager's `close()`)."""
+    """What `install()` changed; `undo()` puts it back (done by the manager's `close()`).
+
+    Installations on the same logger undo in any order: an undo that is not the latest one
+    on a logger leaves the logger to the later ones, which then restore what this one found."""
 
     def __init__(self, handler: AsyncLogHandler) -> None:
         self.handler = handler
-        self._changes: list[tuple[logging.Logger, int, list[logging.Handler]]] = []
-        self._made_direct: list[logging.Logger] = []
+        self._changes: list[_Saved] = []
         self._undone = False
 
     def _route(self, logger: logging.Logger, level: int | None, replace: bool) -> None:
-        self._changes.append((logger, logger.level, list(logger.handlers)))
+        saved = _Saved(logger, logger.level, list(logger.handlers))
+        self._changes.append(saved)
         if type(logger) is logging.Logger:  # not the root, nor a class of the user's
             logger.__class__ = DirectLogger
-            self._made_direct.append(logger)
+            _made_direct.add(logger)
+        _routes.setdefault(logger, []).append(saved)
         if replace:
             for existing in list(logger.handlers):
                 logger.removeHandler(existing)
@@ -397,14 +424,43 @@ class Installation:
         if self._undone:
             return
         self._undone = True
-        for logger in self._made_direct:
-            _make_plain(logger)
-        for logger, level, handlers in reversed(self._changes):
+        for saved in reversed(self._changes):
+            logger = saved.logger
+            routes = _routes.get(logger, [])
+            at = next((i for i, route in enumerate(routes) if route is saved), len(routes))
             logger.removeHandler(self.handler)
-            logger.setLevel(level)
-            for handler in handlers:
-                if handler not in logger.handlers:
-                    logger.addHandler(handler)
+            if at + 1 < len(routes):  # a later installation routes it: it restores ours
+                later = routes[at + 1]
+                later.level = saved.level
+                later.handlers = [h for h in saved.handlers if h is not self.handler]
+            else:
+                logger.setLevel(saved.level)
+                for handler in saved.handlers:
+                    if handler not in logger.handlers:
+                        logger.addHandler(handler)
+            del routes[at : at + 1]
+            if not routes:
+                _routes.pop(logger, None)
+                if logger in _made_direct:
+                    _made_direct.discard(logger)
+                    _make_plain(logger)
+
+
+class _Saved:
+    """A logger as one installation found it."""
+
+    __slots__ = ("handlers", "level", "logger")
+
+    def __init__(self, logger: logging.Logger, level: int, handlers: list[logging.Handler]):
+        self.logger = logger
+        self.level = level
+        self.handlers = handlers
+
+
+_routes: weakref.WeakKeyDictionary[logging.Logger, list[_Saved]] = weakref.WeakKeyDictionary()
+"""Each logger's installations not undone yet, oldest first."""
+_made_direct: weakref.WeakSet[logging.Logger] = weakref.WeakSet()
+"""Loggers `install()` made `DirectLogger`s: plain again once no installation routes them."""
 
 
 def _make_plain(logger: logging.Logger) -> None:

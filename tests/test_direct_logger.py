@@ -31,15 +31,16 @@ class RecordCount:
 
 @pytest.fixture
 def records(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordCount]:
-    """Counts the LogRecords logging makes (through `Logger.makeRecord`, its override point)."""
+    """Counts the LogRecords logging makes (in `LogRecord.__init__`: a patched
+    `Logger.makeRecord` would make every call take the record's way)."""
     count = RecordCount()
-    make = logging.Logger.makeRecord
+    init = logging.LogRecord.__init__
 
-    def counting(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+    def counting(self: logging.LogRecord, *args: Any, **kwargs: Any) -> None:
         count.made += 1
-        return make(self, *args, **kwargs)
+        init(self, *args, **kwargs)
 
-    monkeypatch.setattr(logging.Logger, "makeRecord", counting)
+    monkeypatch.setattr(logging.LogRecord, "__init__", counting)
     yield count
 
 
