@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
-from types import MappingProxyType
+from types import FunctionType, MappingProxyType
 from typing import Any
 
 from . import _registry
@@ -286,7 +286,11 @@ def _changes_records(cls: type[logging.Logger]) -> bool:
     methods = (cls.makeRecord, cls.handle, cls.callHandlers, cls.filter, logging.Logger._log)
     if _plain_methods.get(cls) == methods:
         return False
-    if any(getattr(method, "__module__", None) != "logging" for method in methods):
+    if any(
+        # A wrapper object (wrapt's, as ddtrace uses) passes on `__module__` but is no function.
+        type(method) is not FunctionType or method.__module__ != "logging"
+        for method in methods
+    ):
         return True
     _plain_methods[cls] = methods
     return False

@@ -228,3 +228,48 @@ async def test_a_batch_is_one_sequence_of_log_entries_across_retries_and_observe
     assert dict(batch[0].fields) == {"n": 1}
     with pytest.raises(TypeError):
         hash(batch)
+
+
+class _ProxyWrapper:
+    """As wrapt's FunctionWrapper (ddtrace patches logging with it): a callable descriptor
+    that passes on the wrapped function's `__module__` and `__name__`."""
+
+    def __init__(self, wrapped: Any, tag: str) -> None:
+        self.__wrapped__ = wrapped
+        self.__module__ = wrapped.__module__
+        self.__name__ = wrapped.__name__
+        self.tag = tag
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self
+        wrapped = self.__wrapped__
+        tag = self.tag
+
+        def bound(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record: logging.LogRecord = wrapped(instance, *args, **kwargs)
+            record.trace_tag = tag
+            return record
+
+        return bound
+
+
+async def test_a_wrapper_object_patched_on_logging_is_not_taken_for_logging_s_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wrapper = _ProxyWrapper(logging.Logger.makeRecord, "dd-2")
+    assert wrapper.__module__ == "logging"
+    monkeypatch.setattr(logging.Logger, "makeRecord", wrapper)
+    log = logging.getLogger("review18.wrapped")
+    log.propagate = False  # the root has pytest's handlers
+    backend = RecordingBackend()
+    try:
+        async with LogManager(Config(backend=backend, async_mode=True)) as lm:
+            install(lm, loggers=[log.name], replace=True)
+            assert type(log) is DirectLogger
+            log.warning("paid %d", 4)
+    finally:
+        log.propagate = True
+    assert [(e.message, dict(e.fields)) for e in backend.entries] == [
+        ("paid 4", {"trace_tag": "dd-2"})
+    ]
