@@ -138,9 +138,10 @@ async def test_blocked_producers_are_served_in_arrival_order_without_starving() 
     # (one in the worker's hands). Starving producers would wait many more.
     assert max(batches_waited) <= 12
     assert sum(1 for waited in batches_waited if waited >= 9) > 1000  # they did wait in line
+    # No wall-clock bound here: a pause of the machine (150 ms in a fresh-clone run) is not
+    # starvation; the count of batches waited for, above, is the test of it.
     longest, typical = max(waits), statistics.median(sorted(waits)[len(waits) // 2 :])
     print(f"longest wait {longest * 1e3:.1f} ms, median of the slower half {typical * 1e3:.1f} ms")
-    assert longest < 5 * typical  # room for one garbage collection, not for starvation
 
 
 async def test_close_drains_every_accepted_entry_in_order() -> None:
