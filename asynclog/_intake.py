@@ -641,7 +641,7 @@ class Intake:
 
     async def _settle(self, pending: Pending, fast_first: bool, since: float) -> bool:
         entry, sinks = pending
-        waited = _runtime.current_loop().time() - since if since else 0.0
+        waited = (self.loop or _runtime.current_loop()).time() - since if since else 0.0
         failure: LogError | None = None
         taken = True
         settler = self.handoff.settles_here()
@@ -762,7 +762,9 @@ class Intake:
             or get_ident() != self.loop_thread
             or self.state is not State.RUNNING
             or not self.handoff.idle()
-            or _running_loop() is not self.loop
+            # running, on its thread (above): `_running_loop()` is a system call on 3.11
+            or (loop := self.loop) is None
+            or not loop.is_running()
         ):
             self.hand_in(
                 level,

@@ -50,6 +50,7 @@ class FairQueue(Generic[T]):
         "_closed",
         "_getter",
         "_items",
+        "_loop",
         "_max_bytes",
         "_reserve",
         "_size_of",
@@ -65,7 +66,10 @@ class FairQueue(Generic[T]):
         reserve: int = 0,
         max_bytes: int | None = None,
         size_of: Callable[[T], int] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        """`loop`: the loop every waiter runs on, if known (else asked at each wait)."""
+        self._loop = loop
         self._capacity = capacity
         self._reserve = reserve
         self._max_bytes = max_bytes
@@ -190,7 +194,7 @@ class FairQueue(Generic[T]):
         if max_wait is not None and max_wait <= 0:
             _reject(on_rejected)
             raise self._full_error(max_wait)
-        loop = _runtime.current_loop()
+        loop = self._loop or _runtime.current_loop()
         deadline = math.inf if max_wait is None else loop.time() + max_wait
         waiter: _Waiter[T] = (loop.create_future(), item, max_wait, deadline)
         self._waiters.append(waiter)
@@ -243,7 +247,7 @@ class FairQueue(Generic[T]):
         while not self._items:
             if self._closed:
                 return []
-            getter = _runtime.current_loop().create_future()
+            getter = (self._loop or _runtime.current_loop()).create_future()
             self._getter = getter
             try:
                 await getter

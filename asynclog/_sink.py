@@ -141,6 +141,7 @@ class SinkRunner:
         # Direct writes waiting for the lock, by id of their batch: pending until they get it.
         self._waiting_writes: dict[int, tuple[Entry, ...]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._current_task: Callable[[], Any] = _runtime.current_task  # start(): the loop's
         self._stopping = False
         self._abandoning = False
         self.worker_gone = False
@@ -156,15 +157,18 @@ class SinkRunner:
     def start(self) -> None:
         """Async mode: create the queue and start the worker on the running loop."""
         config = self._config
+        loop = _runtime.current_loop()
         self.queue = FairQueue(
             config.queue_size,
             reserve=max(16, config.queue_size // 10),
             max_bytes=config.max_queue_bytes,
             size_of=approximate_size,
+            loop=loop,
         )
         self.put = self.queue.try_put
         self.lanes = [self.writer.lane() for _ in range(concurrency_of(self.writer.backend) - 1)]
-        self._task = _runtime.current_loop().create_task(self._work(), name="asynclog-worker")
+        self._current_task = _runtime.task_getter(loop)
+        self._task = loop.create_task(self._work(), name="asynclog-worker")
         self._task.add_done_callback(self._worker_done)
 
     # ---- the way in ------------------------------------------------------------------------
@@ -336,7 +340,7 @@ class SinkRunner:
             await self._drain_orphaned()
 
     def _in_worker(self) -> bool:
-        task = _runtime.current_task()
+        task = self._current_task()
         return task is not None and (task is self._task or task in self._lane_tasks)
 
     def _writers(self) -> list[Writer]:

@@ -28,6 +28,11 @@ class IOThread:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
         return self._executor
 
+    @property
+    def started(self) -> bool:
+        """Whether the thread exists (started by a call, not shut down yet)."""
+        return self._executor is not None
+
     async def run(self, func: Callable[[], T]) -> T:
         """Run `func` on the thread and return its result to the loop (asyncio's, or trio's
         through `_runtime.TrioLoop`, whose hand-back goes through the run's token)."""

@@ -507,17 +507,19 @@ class FileBackend:
     async def close(self) -> None:
         """Close the file and wait for the compression in progress; nothing outlives it."""
         self._opened = False  # first: a batch its thread still writes must not reopen the file
-        raw, self._raw = self._raw, None
 
         def close_blocking() -> None:
+            # The file as the thread left it: a rotation it was in opened a new one.
+            raw, self._raw = self._raw, None
             if raw is not None:
                 raw.close()  # unbuffered: nothing left to flush
             self._finish_housekeeping()
             self._lock.close()  # after the gzip thread's last rename
 
         try:
-            if raw is not None or self._housekeeper is not None or self._shared:
-                # On the backend's thread: a file on a stuck disk must not block the loop.
+            if self._thread.started or self._raw is not None or self._housekeeper or self._shared:
+                # On the backend's thread, after what it is writing: a file on a stuck disk
+                # must not block the loop.
                 await self._thread.run(close_blocking)
         except BaseException:
             self._backups.abort.set()  # the compression stops within a chunk; originals stay
