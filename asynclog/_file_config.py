@@ -109,6 +109,14 @@ class FileConfig:
     """With `format="json"`: write the documents of a log stack instead: `"ecs"` (Elastic
     Common Schema), `"gcp"` (Cloud Logging structured JSON), `"otel"` (the OpenTelemetry log
     data model's names). None: asynclog's own shape (`json_fields`)."""
+    write_on_loop: bool = False
+    """Async mode: write each batch on the event loop's thread, as sync mode and
+    `logging.FileHandler` do, instead of handing it to the backend's own thread. In a saturated
+    web service the hand-off cost more CPU than all of asynclog's other work (docs/benchmarks.md,
+    "The writer thread's cost"), but while a write lasts the loop waits: on a slow or stuck disk
+    it stalls. A write that takes longer than `SLOW_LOOP_WRITE_SECONDS` (0.05 s) sends the
+    later ones to the thread for good, said once on stderr. For a local disk; not with `fsync`
+    or `shared`, whose flush and lock wait are exactly such stalls."""
     process_fields: bool | None = None
     """Each line carries the writing process's host name and pid (`host=... pid=...` in text
     and logfmt; `"host"`, `"pid"` or the style's names in JSON), as SQLite rows do. None (the
@@ -127,6 +135,15 @@ class FileConfig:
         optional_positive_number("FileConfig", "max_total_mb", self.max_total_mb, MAX_MIB)
         require_bool("FileConfig", "compress", self.compress)
         require_bool("FileConfig", "shared", self.shared)
+        require_bool("FileConfig", "write_on_loop", self.write_on_loop)
+        for name in ("fsync", "shared"):
+            if self.write_on_loop and getattr(self, name):
+                raise ConfigError(
+                    f"FileConfig.write_on_loop=True cannot be combined with {name}=True: "
+                    f"{'each flush to disk' if name == 'fsync' else 'the wait for the lock'} "
+                    "would stall the event loop",
+                    key="write_on_loop",
+                )
         check_json_shape("FileConfig", self.format, self.json_fields, self.json_style)
         if self.process_fields is not None:
             require_bool("FileConfig", "process_fields", self.process_fields)

@@ -62,6 +62,11 @@ def _opener(mode: int, follow: bool = True) -> Callable[[str, int], int]:
     return open_with_mode if follow else open_safely
 
 
+SLOW_LOOP_WRITE_SECONDS = 0.05
+"""With `FileConfig(write_on_loop=True)`, a batch write on the loop that took longer than this
+sends the backend's later writes to its thread."""
+
+
 class FileBackend:
     """Appends formatted lines to `FileConfig.file_path`, rotating by size and time.
 
@@ -102,6 +107,7 @@ class FileBackend:
         else:
             self._formatter, self._lines = formatter, lines_of(formatter)
         self._thread = IOThread("asynclog-file")
+        self._on_loop = self.config.write_on_loop
         self._write_lines: Callable[[Sequence[Entry], list[str]], None] | None = None
         self._raw: io.FileIO | None = None
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of _raw
@@ -222,7 +228,31 @@ class FileBackend:
             raise LogError(f"file backend for {self.path!r} is not open")
         lines = self._lines(entries)
         write = self._write_lines or self._lines_writer()
-        await self._thread.run_batch(lambda: write(entries, lines))
+        if self._on_loop:
+            self._write_on_loop(write, entries, lines)
+        else:
+            await self._thread.run_batch(lambda: write(entries, lines))
+
+    def _write_on_loop(
+        self,
+        write: Callable[[Sequence[Entry], list[str]], None],
+        entries: Sequence[Entry],
+        lines: list[str],
+    ) -> None:
+        """`FileConfig(write_on_loop=True)`: the write here and now; one that is slow (a
+        loaded or network disk) sends the later ones to the thread."""
+        started = time.monotonic()
+        try:
+            write(entries, lines)
+        finally:
+            took = time.monotonic() - started
+            if took > SLOW_LOOP_WRITE_SECONDS:
+                self._on_loop = False
+                warn(
+                    f"a write to {self.path!r} held the event loop for {took * 1000:.0f} ms; "
+                    "later writes go to the backend's thread (write_on_loop=True is for a fast "
+                    "local disk)"
+                )
 
     def write_batch_blocking(self, entries: Sequence[Entry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""
