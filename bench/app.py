@@ -13,6 +13,8 @@ chosen by environment variables, so one module serves every config of the real-s
 - `asynclog-file`: a `LogManager` in async mode with a `FileConfig(format="json")`, the rest of
   `Config` at its defaults; uvicorn's access log goes through `asynclog.stdlib.install`.
 - `asynclog-sqlite`: the same with a `SQLiteConfig`.
+- `asynclog-file-loop`: `asynclog-file` with `write_on_loop=True` (the batches written on the
+  loop's thread, as sync mode and the stdlib FileHandler do).
 
 With asynclog, the size and write time of every batch are recorded with
 `LogManager.observe_writes`.
@@ -46,7 +48,7 @@ from starlette.routing import Route
 import asynclog.stdlib
 from asynclog import Config, FileConfig, LogManager, SQLiteConfig
 
-CONFIGS = ("none", "stdlib", "asynclog-file", "asynclog-sqlite")
+CONFIGS = ("none", "stdlib", "asynclog-file", "asynclog-sqlite", "asynclog-file-loop")
 ACCESS_LOGGER = "uvicorn.access"
 APP_LOGGER = "app"
 
@@ -197,14 +199,22 @@ async def _stdlib(directory: Path, result: dict[str, Any]) -> AsyncIterator[None
 
 
 @contextlib.asynccontextmanager
-async def _asynclog(directory: Path, result: dict[str, Any], sqlite: bool) -> AsyncIterator[None]:
+async def _asynclog(
+    directory: Path, result: dict[str, Any], sqlite: bool, on_loop: bool
+) -> AsyncIterator[None]:
     global log_call
     path = directory / ("app.db" if sqlite else "app.log")
     backend = (
         SQLiteConfig(db_path=path)
         if sqlite
         # No rotation during the run, as with the stdlib FileHandler it is compared with.
-        else FileConfig(file_path=path, format="json", max_file_size_mb=100_000, max_backups=0)
+        else FileConfig(
+            file_path=path,
+            format="json",
+            max_file_size_mb=100_000,
+            max_backups=0,
+            write_on_loop=on_loop,
+        )
     )
     # Everything else at its defaults: queue_size 1000, put_timeout 0.1 s, raise_errors False.
     config = Config(name=APP_LOGGER, async_mode=True, backends=[backend])
@@ -261,7 +271,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     elif config == "stdlib":
         logging_of = _stdlib(directory, result)
     else:
-        logging_of = _asynclog(directory, result, sqlite=config == "asynclog-sqlite")
+        logging_of = _asynclog(
+            directory,
+            result,
+            sqlite=config == "asynclog-sqlite",
+            on_loop=config == "asynclog-file-loop",
+        )
     access = logging.getLogger(ACCESS_LOGGER)
     try:
         async with logging_of:

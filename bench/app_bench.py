@@ -2,9 +2,10 @@
 
 bench/app.py (a Starlette app, one log entry with two fields per request plus uvicorn's access
 line) is served by uvicorn in a subprocess (uvloop and httptools when they are installed), and
-driven to saturation by `wrk` in another process. Four logging configs run interleaved (for
+driven to saturation by `wrk` in another process. Five logging configs run interleaved (for
 each rep: for each config), each in a fresh server process: no logging, stdlib `FileHandler`
-with the same JSON shape, asynclog async to a JSON file, asynclog async to SQLite. Prints a
+with the same JSON shape, asynclog async to a JSON file, asynclog async to SQLite, and asynclog
+async to a JSON file with `write_on_loop=True`. Prints a
 markdown table and the target ratios; writes docs/bench-app.md (not with --quick unless
 --write is given).
 
@@ -44,7 +45,7 @@ INSTALL_HINT = (
     "installed: `apt-get install wrk` (Debian/Ubuntu; as root), `brew install wrk` (macOS)"
 )
 URL_PATH = "/hello?user=ada"
-ASYNCLOG_CONFIGS = ("asynclog-file", "asynclog-sqlite")
+ASYNCLOG_CONFIGS = ("asynclog-file", "asynclog-sqlite", "asynclog-file-loop")
 OVERHEAD_SHARE_TARGET = 0.5  # asynclog's overhead at most half of stdlib FileHandler's
 SQLITE_TO_FILE_TARGET = 0.8
 BATCH_P99_TARGET_MS = 50.0
@@ -499,6 +500,10 @@ access line: two entries per request, JSON lines with the same keys in every con
   app awaits `log.info("hello", user=..., request=...)`; uvicorn's access log goes through
   `asynclog.stdlib.install(log, loggers=["uvicorn.access"], replace=True)`.
 - **asynclog-sqlite**: the same with `SQLiteConfig()`.
+- **asynclog-file-loop**: asynclog-file with `FileConfig(write_on_loop=True)`: each batch is
+  written on the event loop's thread (as sync mode and the FileHandler write) instead of being
+  handed to the backend's thread; an opt-in for a local disk, since a stuck disk would stall
+  the loop for as long as one write (then the backend goes back to its thread).
 
 With asynclog, `LogManager.observe_writes` records the size and write time of every batch the
 worker writes: **entries/batch** is their mean over a run, **batch write p99** the p99 over a
