@@ -111,12 +111,12 @@ class FileConfig:
     data model's names). None: asynclog's own shape (`json_fields`)."""
     write_on_loop: bool = False
     """Async mode: write each batch on the event loop's thread, as sync mode and
-    `logging.FileHandler` do, instead of handing it to the backend's own thread. In a saturated
-    web service the hand-off cost more CPU than all of asynclog's other work (docs/benchmarks.md,
-    "The writer thread's cost"), but while a write lasts the loop waits: on a slow or stuck disk
-    it stalls. A write that takes longer than `SLOW_LOOP_WRITE_SECONDS` (0.05 s) sends the
-    later ones to the thread for good, said once on stderr. For a local disk; not with `fsync`
-    or `shared`, whose flush and lock wait are exactly such stalls."""
+    `logging.FileHandler` do, instead of handing it to the backend's own thread: less CPU an
+    entry and no loop turn waited per batch (docs/benchmarks.md, "The writer thread's cost"),
+    but while a write lasts the loop waits: on a slow or stuck disk it stalls. A write that
+    takes longer than `SLOW_LOOP_WRITE_SECONDS` (0.05 s) sends the later ones to the thread for
+    good, said once on stderr. For a local disk; not with `fsync` or `shared`, whose flush and
+    lock wait are exactly such stalls."""
     process_fields: bool | None = None
     """Each line carries the writing process's host name and pid (`host=... pid=...` in text
     and logfmt; `"host"`, `"pid"` or the style's names in JSON), as SQLite rows do. None (the

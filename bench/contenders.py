@@ -88,14 +88,18 @@ class Contender:
 # ---- asynclog --------------------------------------------------------------------------------
 
 
-async def _asynclog(directory: Path, backend: str, async_mode: bool) -> Sink:
+async def _asynclog(directory: Path, backend: str, async_mode: bool, on_loop: bool) -> Sink:
     from asynclog import Config, FileConfig, LogManager, SQLiteConfig
 
     backend_config: FileConfig | SQLiteConfig
     if backend == "file":
         path = directory / "asynclog.log"
         backend_config = FileConfig(
-            file_path=path, max_file_size_mb=1000, max_backups=0, format="text"
+            file_path=path,
+            max_file_size_mb=1000,
+            max_backups=0,
+            format="text",
+            write_on_loop=on_loop,
         )
         output = Output("file", path, head_fields=3)  # "<iso ts> INFO asynclog <message>"
     else:
@@ -328,9 +332,11 @@ async def _structlog(directory: Path) -> Sink:
     return Sink(logger.ainfo, close, Output("file", path))
 
 
-def _asynclog_maker(backend: str, async_mode: bool) -> Callable[[Path], Awaitable[Sink]]:
+def _asynclog_maker(
+    backend: str, async_mode: bool, on_loop: bool = False
+) -> Callable[[Path], Awaitable[Sink]]:
     async def make(directory: Path) -> Sink:
-        return await _asynclog(directory, backend, async_mode)
+        return await _asynclog(directory, backend, async_mode, on_loop)
 
     return make
 
@@ -346,6 +352,13 @@ CONTENDERS: dict[str, Contender] = {
             _asynclog_maker("file", True),
             _stuck_asynclog,
             SharedFile(async_mode=True),
+        ),
+        Contender(
+            "asynclog-async-file-loop",
+            "asynclog async→file, write_on_loop",
+            "asynclog",
+            "limit-file",
+            _asynclog_maker("file", True, on_loop=True),
         ),
         Contender(
             "asynclog-async-sqlite",
