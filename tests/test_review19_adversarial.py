@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from asynclog import (
@@ -28,7 +29,7 @@ from asynclog.backends.file import SLOW_LOOP_WRITE_SECONDS
 from asynclog.stdlib import AsyncLogHandler
 
 from .conftest import message_of, read_lines
-from .portable import wait_until
+from .portable import loops, run_on, wait_until
 
 needs_proc_fd = pytest.mark.skipif(
     not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)"
@@ -86,7 +87,7 @@ async def test_close_after_a_failed_open_is_harmless(tmp_path: Path, option: str
     # thread to run `close_blocking` and raises RuntimeError instead of returning.
     (tmp_path / "app.log").mkdir()
     backend = FileBackend(FileConfig(file_path=tmp_path / "app.log", **{option: True}))
-    with pytest.raises(LogError, match="cannot open log file .*: Is a directory"):
+    with pytest.raises(LogError, match=r"cannot open log file .*: Is a directory"):
         await backend.open()
     await backend.close()
 
@@ -195,3 +196,140 @@ def test_a_record_after_asyncio_run_returned_is_written_and_counted(
     assert done.returncode == 0, done.stderr
     assert [message_of(line) for line in read_lines(path)] == ["one", "after the run"]
     assert done.stdout.splitlines() == ["[2, 2, 0, 0]"]
+
+
+# ---- change 1: FileConfig(write_on_loop=True) --------------------------------------------
+
+
+class Scripted(FileBackend):
+    """Notes the thread of every `write_lines` call (the documented override point) and plays
+    `script`, one step a call: "ok", "slow" (sleeps past the threshold first), "fail" (raises
+    ENOSPC instead of writing), "slow fail" (both)."""
+
+    def __init__(self, config: FileConfig, script: Sequence[str] = ()) -> None:
+        super().__init__(config)
+        self.threads: list[int] = []
+        self._script = list(script)
+
+    def write_lines(self, entries: Sequence[Any], lines: list[str]) -> None:
+        self.threads.append(threading.get_ident())
+        step = self._script.pop(0) if self._script else "ok"
+        if "slow" in step:
+            time.sleep(SLOW_LOOP_WRITE_SECONDS + 0.03)
+        if "fail" in step:
+            raise OSError(28, "No space left on device")
+        super().write_lines(entries, lines)
+
+
+async def _batches(lm: LogManager, *prefixes: str, size: int = 50) -> None:
+    """One batch per prefix (`size` entries), each written before the next is logged."""
+    for prefix in prefixes:
+        for index in range(size):
+            await lm.info(f"{prefix}{index}")
+        await wait_until(lambda: not lm.get_stats().pending)
+
+
+def _expected(*prefixes: str, size: int = 50) -> list[str]:
+    return [f"{prefix}{index}" for prefix in prefixes for index in range(size)]
+
+
+async def test_a_slow_failed_write_on_the_loop_is_retried_on_the_thread_in_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "app.log"
+    backend = Scripted(FileConfig(file_path=path, write_on_loop=True), ["ok", "slow fail"])
+    config = Config(backend=backend, async_mode=True, retry_backoff=0)
+    async with LogManager(config) as lm:
+        await _batches(lm, "a", "b", "c")
+    loop_thread = threading.get_ident()
+    assert backend.threads[:2] == [loop_thread, loop_thread]
+    assert len(backend.threads) == 4  # the retry of "b", then "c": both on the thread
+    assert loop_thread not in backend.threads[2:]
+    assert [message_of(line) for line in read_lines(path)] == _expected("a", "b", "c")
+    stats = lm.get_stats()
+    assert (stats.written, stats.retries, stats.write_errors, stats.dropped) == (150, 1, 1, 0)
+    assert capsys.readouterr().err.count("held the event loop for") == 1
+
+
+async def test_close_right_after_the_switch_writes_everything_first(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    backend = Scripted(FileConfig(file_path=path, write_on_loop=True), ["slow", "slow"])
+    async with LogManager(Config(backend=backend, async_mode=True)) as lm:
+        await _batches(lm, "a")  # slow, on the loop: the switch
+        for index in range(50):
+            await lm.info(f"b{index}")  # on the thread, slow: close() begins meanwhile
+    assert [message_of(line) for line in read_lines(path)] == _expected("a", "b")
+    assert backend.threads[0] == threading.get_ident()
+    assert threading.get_ident() not in backend.threads[1:]
+    assert (lm.get_stats().written, lm.get_stats().dropped) == (100, 0)
+
+
+@loops
+def test_on_every_loop_writes_stay_on_the_runs_thread_until_one_is_slow(
+    loop: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "app.log"
+    backend = Scripted(FileConfig(file_path=path, write_on_loop=True), ["ok", "ok", "slow"])
+
+    async def body() -> LogManager:
+        async with LogManager(Config(backend=backend, async_mode=True)) as lm:
+            await _batches(lm, "a", "b", "c", "d", "e")
+        return lm
+
+    lm = run_on(loop, body)
+    run_thread = threading.get_ident()  # asyncio, uvloop and trio all run on the caller's
+    assert backend.threads[:3] == [run_thread] * 3
+    assert len(backend.threads) == 5
+    assert run_thread not in backend.threads[3:]
+    assert [message_of(line) for line in read_lines(path)] == _expected(*"abcde")
+    assert (lm.get_stats().written, lm.get_stats().dropped) == (250, 0)
+    assert capsys.readouterr().err.count("held the event loop for") == 1
+
+
+@loops
+def test_a_handler_logging_natively_and_via_stdlib_into_a_full_queue_never_waits_for_itself(
+    loop: str, tmp_path: Path
+) -> None:
+    # change 3: `SinkRunner._in_worker` asks the loop it keeps (`_runtime.task_getter`), and a
+    # stdlib record on the loop's thread is accepted there when the loop runs.
+    path = tmp_path / "app.log"
+    logger = logging.getLogger("review19.inside")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    config = Config(
+        backends=[FileConfig(file_path=path, write_on_loop=True)],
+        async_mode=True,
+        queue_size=2,
+        batch_size=1,
+        overflow="block",
+    )
+
+    async def body() -> LogManager:
+        lm = LogManager(config)
+        handler = AsyncLogHandler(lm)
+        logger.addHandler(handler)
+
+        async def on_entry(entry: LogEntry) -> None:
+            if entry.message == "trigger":
+                assert await lm.info("nested") is True
+                logger.warning("nested stdlib")
+
+        lm.register_handler(on_entry)
+        try:
+            async with lm:
+                with anyio.fail_after(10):  # before put_past_bound: stuck for good
+                    await lm.info("trigger")
+                    for index in range(10):
+                        await lm.info(f"m{index}")
+        finally:
+            logger.removeHandler(handler)
+        return lm
+
+    lm = run_on(loop, body)
+    messages = [message_of(line) for line in read_lines(path)]
+    assert sorted(messages) == sorted(
+        ["trigger", "nested", "nested stdlib", *_expected("m", size=10)]
+    )
+    assert messages.index("trigger") < messages.index("nested") < messages.index("nested stdlib")
+    stats = lm.get_stats()
+    assert (stats.accepted, stats.written, stats.dropped, stats.pending) == (13, 13, 0, 0)
