@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -19,11 +20,13 @@ import pytest
 
 from asynclog import (
     Config,
+    ConfigError,
     FileBackend,
     FileConfig,
     LogEntry,
     LogError,
     LogManager,
+    load_config,
 )
 from asynclog.backends.file import SLOW_LOOP_WRITE_SECONDS
 from asynclog.stdlib import AsyncLogHandler
@@ -333,3 +336,36 @@ def test_a_handler_logging_natively_and_via_stdlib_into_a_full_queue_never_waits
     assert messages.index("trigger") < messages.index("nested") < messages.index("nested stdlib")
     stats = lm.get_stats()
     assert (stats.accepted, stats.written, stats.dropped, stats.pending) == (13, 13, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("option", "why"),
+    [("fsync", "each flush to disk"), ("shared", "the wait for the lock")],
+    ids=["fsync", "shared"],
+)
+def test_the_combination_refused_from_a_dict_or_toml_reads_as_a_sentence(
+    tmp_path: Path, option: str, why: str
+) -> None:
+    # Found: `_config_data._locate` strips "FileConfig.write_on_loop" off the message to put
+    # the key path in front, and leaves "backends[0].write_on_loop: =True cannot be combined
+    # with fsync=True: ..." (its lookahead stops at `.`, `[` and word characters, not `=`).
+    # The same would happen to "FileConfig.process_fields=True needs a built-in format".
+    tail = (
+        f"write_on_loop=True cannot be combined with {option}=True: {why} would stall the "
+        "event loop"
+    )
+    backend = {"type": "file", "file_path": str(tmp_path / "a.log"), "write_on_loop": True}
+    with pytest.raises(ConfigError) as from_dict:
+        Config.from_dict({"backends": [{**backend, option: True}]})
+    toml = tmp_path / "asynclog.toml"
+    toml.write_text(
+        f'[[backends]]\ntype = "file"\nfile_path = "a.log"\nwrite_on_loop = true\n{option} = true\n'
+    )
+    with pytest.raises(ConfigError) as from_toml:
+        load_config(toml, env=None)
+    for caught, lead in ((from_dict, ""), (from_toml, f"{toml}: ")):
+        assert caught.value.key == "backends[0].write_on_loop"
+        assert re.fullmatch(
+            re.escape(f"{lead}backends[0].write_on_loop: ") + r"(FileConfig\.)?" + re.escape(tail),
+            str(caught.value),
+        ), str(caught.value)
