@@ -117,6 +117,24 @@ async def test_a_close_cut_short_by_a_deadline_still_closes_the_file_once_the_wr
     assert (tmp_path / "app.log").read_text() == ""
 
 
+@needs_proc_fd
+async def test_closing_again_after_a_close_cut_short_closes_the_file(tmp_path: Path) -> None:
+    # Found: the natural remedy, a second close() once the thread is free, raises
+    # RuntimeError("the asynclog-file thread is closed") (`self._raw` is still set, so close()
+    # asks the thread the first close shut down) and the file stays open.
+    backend = Stuck(FileConfig(file_path=tmp_path / "app.log"))
+    await backend.open()
+    writing = asyncio.ensure_future(backend.write_batch([LogEntry(1.0, 20, "x", "app")]))
+    assert await asyncio.to_thread(backend.in_write.wait, 10)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(backend.close(), 0.05)
+    backend.go_on.set()
+    with pytest.raises(LogError, match=r"file backend for .* is not open"):
+        await writing
+    await backend.close()
+    assert _open_paths_under(tmp_path) == []
+
+
 # ---- change 3: a stdlib record on the loop's thread while that loop does not run ----------
 
 
