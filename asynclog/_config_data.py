@@ -425,7 +425,7 @@ def _locate(exc: ConfigError, prefix: str) -> tuple[str | None, str]:
         return (prefix or None), message
     leaf = exc.key.rsplit(".", 1)[-1]
     lead = re.match(
-        rf"(?:backends\[\d+\]:\s*)?(?:[A-Za-z_]\w*\.)?{re.escape(leaf)}(?![\w\[.])\s*:?\s*",
+        rf"(?:backends\[\d+\]:\s*)?(?:[A-Za-z_]\w*\.)?{re.escape(leaf)}(?![\w\[.=])\s*:?\s*",
         message,
     )
     if lead and lead.end() < len(message):

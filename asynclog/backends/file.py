@@ -550,7 +550,7 @@ class FileBackend:
             if self._thread.started or self._raw is not None or self._housekeeper or self._shared:
                 # On the backend's thread, after what it is writing: a file on a stuck disk
                 # must not block the loop.
-                await self._thread.run(close_blocking)
+                await self._thread.finish(close_blocking)
         except BaseException:
             self._backups.abort.set()  # the compression stops within a chunk; originals stay
             self._thread.shutdown(wait=False)
