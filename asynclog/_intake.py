@@ -904,6 +904,7 @@ class Intake:
         """No running loop: each sink writes its leftovers synchronously."""
         for sink, entries in zip(self.sinks, leftovers, strict=True):
             sink.writer.write_at_exit(entries)
+            sink.settle_ended()  # the backend's exit write let its thread end first
 
     # ---- errors --------------------------------------------------------------------------
 

@@ -485,6 +485,7 @@ class LogManager:
         )
 
     def _sink_stats(self, sink: SinkRunner) -> LogStats:
+        sink.settle_ended()  # a thread's batch that ended after the loop closed
         counters = sink.counters
         return LogStats(
             queue_size=sink.queued,

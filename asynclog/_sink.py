@@ -562,6 +562,11 @@ class SinkRunner:
             or self.lock.held_by_current_task()
         )
 
+    def settle_ended(self) -> None:
+        """Count the batches threads finished after the loop closed (`Writer.settle_ended`)."""
+        for writer in self._writers():
+            writer.settle_ended()
+
     def forget_queued(self) -> None:
         """In a child process after `fork()`: what is queued is the parent's to write."""
         for writer in self._writers():

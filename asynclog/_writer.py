@@ -34,6 +34,8 @@ MAX_RETRY_DELAY = 30.0
 `retry_attempts` ask for."""
 
 WriteObserver = Callable[[Sequence[LogEntry], float], None]
+Ended = Callable[[], bool | None]
+"""A detached batch's outcome read without the loop (`WriteContinues.ended`)."""
 
 
 class Writer:
@@ -75,7 +77,9 @@ class Writer:
         """Called with `(entries, seconds)` after each successful backend write (metrics)."""
         self.detached = 0
         """Entries of batches whose caller was cancelled while a thread still writes them."""
-        self._outcomes: set[asyncio.Future[bool]] = set()  # of the detached batches
+        # The detached batches, by their outcome: (entries, when their write began, `ended`).
+        self._outcomes: dict[asyncio.Future[bool], tuple[Sequence[Entry], float, Ended | None]]
+        self._outcomes = {}
         self.in_flight: Sequence[Entry] = ()
         """The batch being handled, written or retried (abandoned if the worker is cancelled)."""
         self._converted: tuple[Sequence[Entry], Sequence[LogEntry]] = ((), ())
@@ -85,7 +89,7 @@ class Writer:
         backend, handlers, counters, observers and fallback, its own batch in hand."""
         lane = copy.copy(self)
         lane.detached = 0
-        lane._outcomes = set()
+        lane._outcomes = {}
         lane.in_flight = ()
         lane._converted = ((), ())
         return lane
@@ -175,7 +179,7 @@ class Writer:
         try:
             await self.backend.write_batch(self._for_backend(entries))
         except WriteContinues as going_on:  # cancelled; a thread finishes the batch
-            self._settle_later(entries, going_on.outcome, started)
+            self._settle_later(entries, going_on, started)
             raise
         except _runtime.CANCELLED as exc:
             if _runtime.really_cancelled(exc):
@@ -191,25 +195,41 @@ class Writer:
         return None
 
     def _settle_later(
-        self, entries: Sequence[Entry], outcome: asyncio.Future[bool], started: float
+        self, entries: Sequence[Entry], going_on: WriteContinues, started: float
     ) -> None:
         """The caller was cancelled, the batch goes on being written elsewhere: pending until
-        `outcome` says written (True) or lost (False)."""
+        its outcome says written (True) or lost (False)."""
         self.in_flight = ()
         self.detached += len(entries)
-        self._outcomes.add(outcome)
+        self._outcomes[going_on.outcome] = (entries, started, going_on.ended)
 
         def settled(future: asyncio.Future[bool]) -> None:
-            if future not in self._outcomes:
-                return  # abandoned at a close deadline, and counted then
-            self._outcomes.discard(future)
-            self.detached -= len(entries)
-            if not future.cancelled() and future.exception() is None and future.result():
-                self._written(entries, started)
-            else:
-                self.counters.drop(len(entries))
+            written = not future.cancelled() and future.exception() is None and future.result()
+            self._settle(future, written)
 
-        outcome.add_done_callback(settled)
+        going_on.outcome.add_done_callback(settled)
+
+    def _settle(self, outcome: asyncio.Future[bool], written: bool) -> None:
+        detached = self._outcomes.pop(outcome, None)
+        if detached is None:
+            return  # counted already: abandoned at a close deadline, or settled by settle_ended
+        entries, started, _ = detached
+        self.detached -= len(entries)
+        if written:
+            self._written(entries, started)
+        else:
+            self.counters.drop(len(entries))
+
+    def settle_ended(self) -> None:
+        """Count the detached batches whose loop has closed (their outcome can no longer
+        resolve) and whose thread has ended, by what their `ended` says. While the loop
+        lives, only the outcome counts them."""
+        for outcome, (_, _, ended) in list(self._outcomes.items()):
+            if ended is None or not outcome.get_loop().is_closed():
+                continue
+            written = ended()
+            if written is not None:
+                self._settle(outcome, written)
 
     async def wait_detached(self) -> None:
         """Until the batches a thread still writes are settled (their outcomes counted): the

@@ -47,14 +47,14 @@ class ThreadDone:
 
     def finish_threadsafe(self, error: BaseException | None = None) -> None:
         """Called by the thread when its call ended: `error` is what it raised, or None."""
+        self._ended = error is None  # first: `ended()` reads it if the loop never runs again
         with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
             self._loop.call_soon_threadsafe(self._finish, error)
 
     def _finish(self, error: BaseException | None) -> None:
-        self._ended = error is None
         continuing = self._continuing
         if continuing is not None and not continuing.done():
-            continuing.set_result(self._ended)
+            continuing.set_result(error is None)
         if self._state != _PENDING:
             return
         self._state, self._error = _DONE, error
@@ -73,6 +73,11 @@ class ThreadDone:
             if self._ended is not None:
                 self._continuing.set_result(self._ended)
         return self._continuing
+
+    def ended(self) -> bool | None:
+        """Whether the thread's call succeeded, None while it runs; read without the loop (the
+        `ended` of `WriteContinues`), for when the loop closed before the thread could tell it."""
+        return self._ended
 
     # -- what a Task uses
 
@@ -149,4 +154,4 @@ async def write_on_thread(
     try:
         await done
     except asyncio.CancelledError as exc:
-        raise WriteContinues(done.continuing()) from exc
+        raise WriteContinues(done.continuing(), done.ended) from exc

@@ -18,11 +18,19 @@ class WriteContinues(asyncio.CancelledError):
     """Raised by a backend's `write_batch` when the task was cancelled while the batch was
     already handed to a thread that finishes it anyway (aiosqlite's, for example). `outcome`
     resolves to True once the batch is written, False if it failed: the manager counts the
-    entries written or dropped then, and holds them as pending until it does."""
+    entries written or dropped then, and holds them as pending until it does.
 
-    def __init__(self, outcome: asyncio.Future[bool]) -> None:
+    `ended`, optional, says the same without the event loop (True, False; None while the thread
+    still writes). Once the loop has closed, `outcome` can no longer resolve: with `ended`, the
+    manager counts the batch by it when it next works without a loop (`get_stats()`, the exit
+    write); without it (None), the entries stay pending."""
+
+    def __init__(
+        self, outcome: asyncio.Future[bool], ended: Callable[[], bool | None] | None = None
+    ) -> None:
         super().__init__("the write goes on after the cancellation")
         self.outcome = outcome
+        self.ended = ended
 
 
 @runtime_checkable
