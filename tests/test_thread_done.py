@@ -89,3 +89,18 @@ async def test_cancel_after_the_end_does_nothing() -> None:
 
 async def _await(done: ThreadDone) -> None:
     await done
+
+
+def test_ended_tells_the_outcome_once_the_loop_has_closed() -> None:
+    # The loop closed before the thread's call ended: the thread cannot resume anyone, but
+    # `ended()` (what `WriteContinues.ended` reads) says how the call went.
+    for error, succeeded in ((None, True), (OSError("disk full"), False)):
+        loop = asyncio.new_event_loop()
+        done = ThreadDone(loop)
+        loop.close()
+        assert done.ended() is None
+        thread = threading.Thread(target=done.finish_threadsafe, args=(error,))
+        thread.start()
+        thread.join()
+        assert done.ended() is succeeded
+        assert not done.done()
