@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,6 +231,11 @@ def real_server_summary(skipped: Mapping[str, SkippedGroup]) -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A run started in the background by a shell without job control (`(cmd &)`, nohup in a
+    # script) ignores SIGINT, and every child inherits that: the tests that stop a child
+    # with SIGINT (tail -f, the shutdown tests) would wait for it forever.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers",
         "real_server(group, missing, enable): needs a real server or program (tests/conftest.py "
