@@ -114,9 +114,13 @@ class FileConfig:
     `logging.FileHandler` do, instead of handing it to the backend's own thread: less CPU an
     entry and no loop turn waited per batch (docs/benchmarks.md, "The writer thread's cost"),
     but while a write lasts the loop waits: on a slow or stuck disk it stalls. A write that
-    takes longer than `SLOW_LOOP_WRITE_SECONDS` (0.05 s) sends the later ones to the thread for
-    good, said once on stderr. For a local disk; not with `fsync` or `shared`, whose flush and
-    lock wait are exactly such stalls."""
+    takes longer than `loop_write_limit` sends the later ones to the thread for good, said
+    once on stderr. For a local disk; not with `fsync` or `shared`, whose flush and lock wait
+    are exactly such stalls."""
+    loop_write_limit: float = 0.1
+    """With `write_on_loop=True`: the seconds one write may hold the loop before the backend
+    goes back to its thread. Wall time: a full garbage collection of a large heap (tens of
+    milliseconds) or a busy machine counts too, which is why the default is not lower."""
     process_fields: bool | None = None
     """Each line carries the writing process's host name and pid (`host=... pid=...` in text
     and logfmt; `"host"`, `"pid"` or the style's names in JSON), as SQLite rows do. None (the
@@ -136,6 +140,13 @@ class FileConfig:
         require_bool("FileConfig", "compress", self.compress)
         require_bool("FileConfig", "shared", self.shared)
         require_bool("FileConfig", "write_on_loop", self.write_on_loop)
+        require_positive_number("FileConfig", "loop_write_limit", self.loop_write_limit, 60)
+        if self.loop_write_limit != 0.1 and not self.write_on_loop:
+            raise ConfigError(
+                "FileConfig.loop_write_limit needs write_on_loop=True (without it every write "
+                f"is on the backend's thread), got loop_write_limit={shown(self.loop_write_limit)}",
+                key="loop_write_limit",
+            )
         for name in ("fsync", "shared"):
             if self.write_on_loop and getattr(self, name):
                 raise ConfigError(

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from asynclog import Config, ConfigError, FileBackend, FileConfig, LogManager
-from asynclog.backends.file import SLOW_LOOP_WRITE_SECONDS
 
 from .conftest import message_of, read_lines
 from .portable import wait_until
@@ -73,6 +72,23 @@ def test_it_refuses_the_options_that_would_stall_the_loop(option: str, why: str)
     assert caught.value.key == "write_on_loop"
 
 
+@pytest.mark.parametrize("value", [0, -1, 61, "0.1", float("nan")])
+def test_a_bad_loop_write_limit_is_refused(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"FileConfig\.loop_write_limit must be") as caught:
+        FileConfig(write_on_loop=True, loop_write_limit=value)  # type: ignore[arg-type]
+    assert caught.value.key == "loop_write_limit"
+
+
+def test_a_loop_write_limit_needs_write_on_loop() -> None:
+    with pytest.raises(ConfigError) as caught:
+        FileConfig(loop_write_limit=0.2)
+    assert str(caught.value) == (
+        "FileConfig.loop_write_limit needs write_on_loop=True (without it every write is on "
+        "the backend's thread), got loop_write_limit=0.2"
+    )
+    assert caught.value.key == "loop_write_limit"
+
+
 def test_it_is_read_from_a_dict(tmp_path: Path) -> None:
     backend = {"type": "file", "file_path": str(tmp_path / "a.log"), "write_on_loop": True}
     config = Config.from_dict({"backends": [backend]})
@@ -83,7 +99,8 @@ def test_it_is_read_from_a_dict(tmp_path: Path) -> None:
 
 async def test_async_mode_writes_every_batch_on_the_loops_thread(tmp_path: Path) -> None:
     path = tmp_path / "app.log"
-    backend = ThreadNoting(FileConfig(file_path=path, write_on_loop=True))
+    config = FileConfig(file_path=path, write_on_loop=True, loop_write_limit=10)
+    backend = ThreadNoting(config)
     lm = await _log(backend, 500)
     assert len(backend.threads) >= 10
     assert set(backend.threads) == {threading.get_ident()}
@@ -104,8 +121,9 @@ async def test_a_slow_write_sends_the_later_ones_to_the_thread(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "app.log"
-    slow = (0.0, SLOW_LOOP_WRITE_SECONDS + 0.03)  # the first write is quick, the second slow
-    backend = ThreadNoting(FileConfig(file_path=path, write_on_loop=True), slow=slow)
+    slow = (0.0, 0.35)  # the first write is quick, the second slower than the limit
+    config = FileConfig(file_path=path, write_on_loop=True, loop_write_limit=0.3)
+    backend = ThreadNoting(config, slow=slow)
     lm = await _log(backend, 300)
     loop_thread = threading.get_ident()
     assert backend.threads[:2] == [loop_thread, loop_thread]
@@ -125,7 +143,8 @@ async def test_a_slow_write_sends_the_later_ones_to_the_thread(
 
 async def test_a_failed_write_on_the_loop_is_retried_as_on_the_thread(tmp_path: Path) -> None:
     path = tmp_path / "app.log"
-    backend = ThreadNoting(FileConfig(file_path=path, write_on_loop=True), failing=2)
+    config = FileConfig(file_path=path, write_on_loop=True, loop_write_limit=10)
+    backend = ThreadNoting(config, failing=2)
     lm = await _log(backend, 100, batch=100)
     stats = lm.get_stats()
     assert (stats.written, stats.dropped, stats.dead_lettered) == (100, 0, 0)

@@ -62,11 +62,6 @@ def _opener(mode: int, follow: bool = True) -> Callable[[str, int], int]:
     return open_with_mode if follow else open_safely
 
 
-SLOW_LOOP_WRITE_SECONDS = 0.05
-"""With `FileConfig(write_on_loop=True)`, a batch write on the loop that took longer than this
-sends the backend's later writes to its thread."""
-
-
 class FileBackend:
     """Appends formatted lines to `FileConfig.file_path`, rotating by size and time.
 
@@ -246,7 +241,7 @@ class FileBackend:
             write(entries, lines)
         finally:
             took = time.monotonic() - started
-            if took > SLOW_LOOP_WRITE_SECONDS:
+            if took > self.config.loop_write_limit:
                 self._on_loop = False
                 warn(
                     f"a write to {self.path!r} held the event loop for {took * 1000:.0f} ms; "
