@@ -78,7 +78,9 @@ def test_bench_protocols_quick(tmp_path: Path) -> None:
         assert summary is not None, (protocol, done.stdout)
         ratio = float(summary[1])
         limit, ours = runs[(protocol, "limit")], runs[(protocol, "asynclog")]
-        assert ratio == pytest.approx(ours["entries_per_s"] / limit["entries_per_s"], abs=0.01)
+        expected = ours["entries_per_s"] / limit["entries_per_s"]
+        # As printed (bench.report.times): two decimals below 10x, whole numbers above.
+        assert ratio == pytest.approx(expected, abs=0.01 if expected < 10 else 0.5)
 
 
 def test_limit_encodes_rfc5424_as_asynclog_does() -> None:
