@@ -32,6 +32,9 @@ MAX_BACKUPS = 10_000
 
 FORMAT_NAMES = ("text", "json", "logfmt")
 
+LOOP_WRITE_LIMIT = 0.1
+"""`FileConfig.loop_write_limit`'s default (seconds)."""
+
 JsonFields = Literal["nested", "flat"]
 JsonStyle = Literal["ecs", "gcp", "otel"]
 JSON_FIELDS = ("nested", "flat")
@@ -117,7 +120,7 @@ class FileConfig:
     takes longer than `loop_write_limit` sends the later ones to the thread for good, said
     once on stderr. For a local disk; not with `fsync` or `shared`, whose flush and lock wait
     are exactly such stalls."""
-    loop_write_limit: float = 0.1
+    loop_write_limit: float = LOOP_WRITE_LIMIT
     """With `write_on_loop=True`: the seconds one write may hold the loop before the backend
     goes back to its thread. Wall time: a full garbage collection of a large heap (tens of
     milliseconds) or a busy machine counts too, which is why the default is not lower."""
@@ -141,7 +144,7 @@ class FileConfig:
         require_bool("FileConfig", "shared", self.shared)
         require_bool("FileConfig", "write_on_loop", self.write_on_loop)
         require_positive_number("FileConfig", "loop_write_limit", self.loop_write_limit, 60)
-        if self.loop_write_limit != 0.1 and not self.write_on_loop:
+        if self.loop_write_limit != LOOP_WRITE_LIMIT and not self.write_on_loop:
             raise ConfigError(
                 "FileConfig.loop_write_limit needs write_on_loop=True (without it every write "
                 f"is on the backend's thread), got loop_write_limit={shown(self.loop_write_limit)}",

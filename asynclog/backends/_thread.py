@@ -43,15 +43,17 @@ class IOThread:
         thread is free, so a close cut short by its deadline still closes the file after the
         stuck write. After `shutdown()` (a close before was cut short, `open()` failed) it
         runs on a thread of its own."""
-        loop = _runtime.current_loop()
-        if self._closed and self._executor is None:
-            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
-            try:
-                await _runtime.shield(loop.run_in_executor(executor, func))
-            finally:
+        one_off = self._closed and self._executor is None
+        executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+            if one_off
+            else self.executor
+        )
+        try:
+            await _runtime.shield(_runtime.current_loop().run_in_executor(executor, func))
+        finally:
+            if one_off:
                 executor.shutdown(wait=False)
-            return
-        await _runtime.shield(loop.run_in_executor(self.executor, func))
 
     async def run_batch(self, write: Callable[[], None]) -> None:
         """`run` for a batch write. Under asyncio the writer resumes one loop turn after the
