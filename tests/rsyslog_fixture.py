@@ -123,6 +123,7 @@ class Rsyslog:
         self.cert, self.key = make_certificate(folder)
         self.process: subprocess.Popen[bytes] | None = None
         self.ports: dict[str, int] = {}
+        self.torn: list[tuple[int, int]] = []  # byte ranges: see _note_torn_line
 
     @property
     def relp_port(self) -> int:
@@ -207,6 +208,16 @@ class Rsyslog:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+            self._note_torn_line()
+
+    def _note_torn_line(self) -> None:
+        """A daemon killed mid-write can leave half a line, which the next daemon's first line
+        continues. Remember its byte range so that `records()` leaves it out."""
+        if not self.output.exists():
+            return
+        data = self.output.read_bytes()
+        if data and not data.endswith(b"\n"):
+            self.torn.append((data.rfind(b"\n") + 1, len(data)))
 
     def stop(self) -> None:
         """SIGTERM by pid and wait (SIGKILL after 10 s)."""
@@ -224,11 +235,13 @@ class Rsyslog:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def records(self) -> list[dict[str, Any]]:
-        """Every complete line of the output, parsed."""
+        """Every complete line of the output, parsed (less the half lines of killed daemons)."""
         if not self.output.exists():
             return []
-        text = self.output.read_text(encoding="utf-8")
-        lines = text.split("\n")
+        data = self.output.read_bytes()
+        for start, end in reversed(self.torn):
+            data = data[:start] + data[end:]
+        lines = data.decode("utf-8").split("\n")
         return [json.loads(line) for line in lines[:-1]]  # the last is "" or incomplete
 
     def wait_for_records(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
