@@ -29,6 +29,7 @@ from ._filelog_read import DB_SUFFIXES, LogFiles, field_text, kind_of, not_a_log
 from ._levels import Level, parse_level
 from ._otel import TRACE_KEYS, TraceValues, id_hex, joined_trace
 from ._read_filters import NO_FILTERS, Filters, QueryError
+from .backends.sqlite import LEVEL_INDEX_FLOOR
 
 __all__ = [
     "Filters",
@@ -233,6 +234,8 @@ def build_where(
     if filters.min_level is not None:
         conditions.append("level >= ?")
         params.append(filters.min_level)
+        if filters.min_level >= LEVEL_INDEX_FLOOR:
+            conditions.append(f"level >= {LEVEL_INDEX_FLOOR}")  # lets SQLite use the index
     if filters.since is not None:
         conditions.append("ts >= ?")
         params.append(filters.since)

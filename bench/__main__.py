@@ -238,8 +238,8 @@ harness's floor. The **limit** is the pipeline in `bench/limit.py`: `asyncio.Que
 one worker that drains what is queued and does one blocking `write` + `flush` per batch on the
 loop (limit-file), or one aiosqlite `executemany` + commit per batch with asynclog's pragmas
 (WAL, synchronous=NORMAL) into a table without indexes (limit-sqlite), and the same with the two
-indexes asynclog's table carries, on `ts` and `(level, ts)` (limit-sqlite-indexed: the same work
-per row as asynclog's SQLite backend). asynclog runs with
+indexes asynclog's table carries, on `ts` and `(level, ts) WHERE level >= 30`
+(limit-sqlite-indexed: the same work per row as asynclog's SQLite backend). asynclog runs with
 `queue_size=1000, put_timeout=0.1`, the file backend with `max_file_size_mb=1000, max_backups=0`.
 Peers: stdlib `FileHandler`; stdlib `QueueHandler` + `QueueListener` (listener thread writes via
 `FileHandler`); aiologger `await logger.info` with `AsyncFileHandler`; loguru `enqueue=True` file

@@ -120,7 +120,8 @@ class LimitSQLite(_Pipeline):
 
     @classmethod
     async def connect(cls, path: Path, indexed: bool = False) -> LimitSQLite:
-        """`indexed` adds asynclog's two indexes (ts; level, ts): the same work per row."""
+        """`indexed` adds asynclog's two indexes (ts; level, ts for WARNING and above): the same
+        work per row."""
         db = await aiosqlite.connect(path)
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
@@ -130,7 +131,7 @@ class LimitSQLite(_Pipeline):
         )
         if indexed:
             await db.execute("CREATE INDEX logs_ts ON logs (ts)")
-            await db.execute("CREATE INDEX logs_level_ts ON logs (level, ts)")
+            await db.execute("CREATE INDEX logs_level_ts ON logs (level, ts) WHERE level >= 30")
         await db.commit()
         return cls(db)
 

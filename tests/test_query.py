@@ -13,7 +13,7 @@ import pytest
 
 from asynclog import Config, Level, LogEntry, LogManager, SQLiteConfig
 from asynclog.backends.sqlite import schema_statements
-from asynclog.query import LogDB, QueryError, make_filters, parse_time, query
+from asynclog.query import LogDB, QueryError, build_select, make_filters, parse_time, query
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC).timestamp()
 TRACEBACK = 'Traceback (most recent call last):\n  File "app.py", line 3\nValueError: boom'
@@ -90,6 +90,44 @@ async def test_level_means_that_level_and_above(db: Path) -> None:
         "crash: timeout exceeded",
     ]
     assert await messages(db, level="info") == [row[3] for row in ROWS if row[1] >= 20]
+
+
+def _plan(path: Path, **filters: Any) -> str:
+    """SQLite's plan for the query `query(path, **filters)` runs."""
+    sql, params = build_select("logs", make_filters(**filters), fts=False)
+    with sqlite3.connect(path) as connection:
+        plan = connection.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    connection.close()
+    return " / ".join(str(row[-1]) for row in plan)
+
+
+def test_a_level_of_warning_or_above_reads_the_partial_level_index(tmp_path: Path) -> None:
+    """Once SQLite knows the table (ANALYZE), a query for the few errors among many INFO rows
+    searches the level index; a query for INFO and above reads the table in time order."""
+    rows = [(T0 + i, 40 if i % 100 == 0 else 20, "api", f"m{i}", {}, None) for i in range(2_000)]
+    path = make_db(tmp_path / "many.db", rows)
+    with sqlite3.connect(path) as connection:
+        connection.execute("ANALYZE")
+    connection.close()
+    assert "SEARCH logs USING INDEX logs_level_ts" in _plan(path, level="error")
+    assert "SEARCH logs USING INDEX logs_level_ts" in _plan(path, level=Level.WARNING)
+    assert "logs_level_ts" not in _plan(path, level="info")
+    assert "logs_level_ts" not in _plan(path, level=25)
+
+
+async def test_a_table_with_the_older_full_level_index_answers_the_same(tmp_path: Path) -> None:
+    """Tables created before the level index became partial keep their full index."""
+    path = make_db(tmp_path / "old.db")
+    with sqlite3.connect(path) as connection:
+        connection.execute("DROP INDEX logs_level_ts")
+        connection.execute("CREATE INDEX logs_level_ts ON logs (level, ts)")
+    connection.close()
+    for level in ("debug", "info", 25, "warning", "error", "critical"):
+        assert await messages(path, level=level) == [
+            row[3]
+            for row in ROWS
+            if row[1] >= int(Level[level.upper()] if isinstance(level, str) else level)
+        ]
 
 
 async def test_level_custom_number(db: Path) -> None:

@@ -105,6 +105,17 @@ async def test_schema_indexes_and_wal_are_as_documented(db_path: Path) -> None:
         "app_logs_trace": ["trace_id"],
     }
     assert mode == "wal"
+    with sqlite3.connect(db_path) as db:
+        (level_index,) = db.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'app_logs_level_ts'"
+        ).fetchone()
+        # Only WARNING and above are in the level index (LEVEL_INDEX_FLOOR): 2 of the 4 rows.
+        (indexed,) = db.execute(
+            "SELECT count(*) FROM app_logs INDEXED BY app_logs_level_ts WHERE level >= 30"
+        ).fetchone()
+    db.close()
+    assert level_index.endswith("(level, ts) WHERE level >= 30")
+    assert indexed == 2
 
 
 async def test_reopening_appends_to_the_same_table(db_path: Path) -> None:
