@@ -272,6 +272,25 @@ def build_select(
     return f"SELECT * FROM ({newest}) ORDER BY ts, id", [*params, filters.limit]
 
 
+def build_last(
+    table: str, filters: Filters, fts: bool, *, columns: str, count: int
+) -> tuple[str, list[object]]:
+    """The SELECT of `LogDB.last`: the last `count` rows by id matching `filters`, newest
+    first."""
+    where, params = build_where(table, filters, fts)
+    return f'SELECT {columns} FROM "{table}"{where} ORDER BY id DESC LIMIT ?', [*params, count]
+
+
+def build_after(
+    table: str, filters: Filters, fts: bool, *, columns: str, last_id: int
+) -> tuple[str, list[object]]:
+    """The SELECT of `LogDB.after`: the rows matching `filters` whose id is above `last_id`,
+    in id order."""
+    where, params = build_where(table, filters, fts)
+    where = f"{where} AND id > ?" if where else " WHERE id > ?"
+    return f'SELECT {columns} FROM "{table}"{where} ORDER BY id', [*params, last_id]
+
+
 def _fields_of(raw: object) -> Mapping[str, Any]:
     if raw is None or raw == "{}":
         return EMPTY_FIELDS
@@ -416,25 +435,13 @@ class LogDB:
     def last(self, count: int, filters: Filters = NO_FILTERS) -> list[tuple[int, LogEntry]]:
         """The last `count` rows by id (of those matching `filters`), oldest first, with
         their ids."""
-
-        def build(table: str, conditions: Filters, fts: bool) -> tuple[str, list[object]]:
-            where, params = build_where(table, conditions, fts)
-            return (
-                f'SELECT {self.columns} FROM "{table}"{where} ORDER BY id DESC LIMIT ?',
-                [*params, count],
-            )
-
+        build = functools.partial(build_last, columns=self.columns, count=count)
         rows = self._execute(build, filters).fetchall()
         return [(row[0], row_entry(row)) for row in reversed(rows)]
 
     def after(self, last_id: int, filters: Filters = NO_FILTERS) -> list[tuple[int, LogEntry]]:
         """The rows whose id is above `last_id` (and that match `filters`), in id order."""
-
-        def build(table: str, conditions: Filters, fts: bool) -> tuple[str, list[object]]:
-            where, params = build_where(table, conditions, fts)
-            where = f"{where} AND id > ?" if where else " WHERE id > ?"
-            return f'SELECT {self.columns} FROM "{table}"{where} ORDER BY id', [*params, last_id]
-
+        build = functools.partial(build_after, columns=self.columns, last_id=last_id)
         return [(row[0], row_entry(row)) for row in self._execute(build, filters)]
 
     def max_id(self) -> int:
