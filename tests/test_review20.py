@@ -3,11 +3,25 @@ and the rsyslog fixture's handling of the half line a SIGKILLed daemon leaves.""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from asynclog import Config, LogManager, SQLiteConfig
+from asynclog.backends.sqlite import schema_statements
+from asynclog.query import (
+    COLUMNS,
+    LogDB,
+    build_after,
+    build_last,
+    build_select,
+    make_filters,
+    query,
+    select_columns,
+)
 
 from .rsyslog_fixture import Rsyslog
 
@@ -61,3 +75,85 @@ def test_a_half_line_cut_inside_a_utf8_character_is_not_read_yet(server: Rsyslog
     assert server.records() == [{"msg": "\ufeffentry 0"}]
     append(server, bom_message[10:] + b"\n")
     assert server.records() == [{"msg": "\ufeffentry 0"}, {"msg": "\ufeffentry 1"}]
+
+
+# --- the partial level index: what reads it -----------------------------------------------------
+
+T0 = 1_796_000_000.0
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+ORDERED_BY_ID = "SEARCH logs USING INTEGER PRIMARY KEY (rowid>?)"
+
+
+@pytest.fixture
+def analyzed(tmp_path: Path) -> Path:
+    """3,000 rows, one in 30 an ERROR, the rest INFO; statistics gathered (`ANALYZE`), as
+    docs/sqlite-schema.md suggests for a large table."""
+    path = tmp_path / "analyzed.db"
+    with sqlite3.connect(path) as db:
+        for statement in schema_statements("logs"):
+            db.execute(statement)
+        db.executemany(
+            "INSERT INTO logs (ts, level, logger, message, fields) VALUES (?, ?, 'api', ?, '{}')",
+            [(T0 + i, 40 if i % 30 == 0 else 20, f"m{i}") for i in range(3_000)],
+        )
+        db.execute("ANALYZE")
+    db.close()
+    return path
+
+
+def plan(path: Path, statement: tuple[str, list[object]]) -> str:
+    sql, params = statement
+    with sqlite3.connect(path) as db:
+        rows = db.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    db.close()
+    return " / ".join(str(row[-1]) for row in rows)
+
+
+def test_tail_f_polls_the_new_rows_by_id_not_every_error(analyzed: Path) -> None:
+    """`asynclog tail -f --level error` asks for the rows after the last one it showed: a
+    range of ids. Searching the level index instead reads every ERROR of the table (and sorts
+    them) at each poll."""
+    filters = make_filters(level="error")
+    statement = build_after("logs", filters, False, columns=select_columns(COLUMNS), last_id=2990)
+    assert plan(analyzed, statement) == ORDERED_BY_ID
+    with LogDB(analyzed) as db:
+        assert [(i, e.message) for i, e in db.after(2900, filters)] == [
+            (2911, "m2910"),
+            (2941, "m2940"),
+            (2971, "m2970"),
+        ]
+
+
+def test_the_last_errors_and_the_newest_errors_are_read_in_order(analyzed: Path) -> None:
+    """`asynclog tail --level error` and `query(level="error", limit=10)` read backwards in id
+    or time order until they have their rows, as they did with the full level index, instead
+    of reading and sorting every ERROR of the table."""
+    filters = make_filters(level="error", limit=10)
+    last = build_last("logs", filters, False, columns=select_columns(COLUMNS), count=10)
+    assert "logs_level_ts" not in plan(analyzed, last)
+    assert "logs_level_ts" not in plan(analyzed, build_select("logs", filters, False))
+    # Without a limit every ERROR is read anyway: the level index serves that.
+    unlimited = build_select("logs", make_filters(level="error"), False)
+    assert "SEARCH logs USING INDEX logs_level_ts" in plan(analyzed, unlimited)
+    with LogDB(analyzed) as db:
+        assert [e.message for _, e in db.last(3, filters)] == ["m2910", "m2940", "m2970"]
+        assert [e.message for e in db.entries(filters)][-3:] == ["m2910", "m2940", "m2970"]
+
+
+async def test_tail_finds_an_entry_by_its_trace_id(tmp_path: Path) -> None:
+    """A valid trace id is stored in its column only: `LogDB.last` and `LogDB.after` (the
+    `asynclog tail` and `tail -f` reads) look there, as `query()` and `LogDB.entries` do."""
+    path = tmp_path / "traced.db"
+    manager = LogManager(Config(backend="sqlite", backend_config=SQLiteConfig(db_path=path)))
+    await manager.start()
+    await manager.error("traced", trace_id=TRACE_ID, span_id="b7ad6b7169203331")
+    await manager.info("outside any span")
+    await manager.close()
+    filters = make_filters(fields={"trace_id": TRACE_ID})
+    assert [entry.message async for entry in query(path, fields={"trace_id": TRACE_ID})] == [
+        "traced"
+    ]
+    with LogDB(path) as db:
+        assert [e.message for e in db.entries(filters)] == ["traced"]
+        assert [(i, e.message) for i, e in db.last(10, filters)] == [(1, "traced")]
+        assert [(i, e.message) for i, e in db.after(0, filters)] == [(1, "traced")]
