@@ -224,17 +224,20 @@ def _trace_condition(key: str, value: str, params: list[object]) -> str:
 
 
 def build_where(
-    table: str, filters: Filters, fts: bool, traced: bool = False
+    table: str, filters: Filters, fts: bool, traced: bool = False, level_index: bool = True
 ) -> tuple[str, list[object]]:
     """The `WHERE ...` clause (or `""`) of `filters` and its parameters; `traced`: the table
     has the trace columns (a field condition on `trace_id`, `span_id` or `trace_flags` looks
-    there too)."""
+    there too); `level_index`: say `level >= 30` for a level of WARNING or above, which lets
+    SQLite search the partial level index. A query that reads in id or time order until it
+    has enough rows leaves it out: with statistics, SQLite would read and sort every row of
+    the index instead."""
     conditions: list[str] = []
     params: list[object] = []
     if filters.min_level is not None:
         conditions.append("level >= ?")
         params.append(filters.min_level)
-        if filters.min_level >= LEVEL_INDEX_FLOOR:
+        if level_index and filters.min_level >= LEVEL_INDEX_FLOOR:
             conditions.append(f"level >= {LEVEL_INDEX_FLOOR}")  # lets SQLite use the index
     if filters.since is not None:
         conditions.append("ts >= ?")
@@ -264,7 +267,7 @@ def build_select(
 ) -> tuple[str, list[object]]:
     """The SELECT of `filters` (`columns`: see `select_columns`; `traced`: see `build_where`):
     oldest first; with a limit, the newest `limit` rows, oldest first."""
-    where, params = build_where(table, filters, fts, traced)
+    where, params = build_where(table, filters, fts, traced, level_index=filters.limit is None)
     select = f'SELECT {columns} FROM "{table}"{where}'
     if filters.limit is None:
         return f"{select} ORDER BY ts, id", params
@@ -273,20 +276,20 @@ def build_select(
 
 
 def build_last(
-    table: str, filters: Filters, fts: bool, *, columns: str, count: int
+    table: str, filters: Filters, fts: bool, *, columns: str, count: int, traced: bool = False
 ) -> tuple[str, list[object]]:
     """The SELECT of `LogDB.last`: the last `count` rows by id matching `filters`, newest
-    first."""
-    where, params = build_where(table, filters, fts)
+    first (`traced`: see `build_where`)."""
+    where, params = build_where(table, filters, fts, traced, level_index=False)
     return f'SELECT {columns} FROM "{table}"{where} ORDER BY id DESC LIMIT ?', [*params, count]
 
 
 def build_after(
-    table: str, filters: Filters, fts: bool, *, columns: str, last_id: int
+    table: str, filters: Filters, fts: bool, *, columns: str, last_id: int, traced: bool = False
 ) -> tuple[str, list[object]]:
     """The SELECT of `LogDB.after`: the rows matching `filters` whose id is above `last_id`,
-    in id order."""
-    where, params = build_where(table, filters, fts)
+    in id order (`traced`: see `build_where`)."""
+    where, params = build_where(table, filters, fts, traced, level_index=False)
     where = f"{where} AND id > ?" if where else " WHERE id > ?"
     return f'SELECT {columns} FROM "{table}"{where} ORDER BY id', [*params, last_id]
 
@@ -435,13 +438,17 @@ class LogDB:
     def last(self, count: int, filters: Filters = NO_FILTERS) -> list[tuple[int, LogEntry]]:
         """The last `count` rows by id (of those matching `filters`), oldest first, with
         their ids."""
-        build = functools.partial(build_last, columns=self.columns, count=count)
+        build = functools.partial(
+            build_last, columns=self.columns, count=count, traced=self.traced
+        )
         rows = self._execute(build, filters).fetchall()
         return [(row[0], row_entry(row)) for row in reversed(rows)]
 
     def after(self, last_id: int, filters: Filters = NO_FILTERS) -> list[tuple[int, LogEntry]]:
         """The rows whose id is above `last_id` (and that match `filters`), in id order."""
-        build = functools.partial(build_after, columns=self.columns, last_id=last_id)
+        build = functools.partial(
+            build_after, columns=self.columns, last_id=last_id, traced=self.traced
+        )
         return [(row[0], row_entry(row)) for row in self._execute(build, filters)]
 
     def max_id(self) -> int:
