@@ -54,7 +54,8 @@ LEVEL_INDEX_FLOOR = 30
 """The level index holds the rows at this level (WARNING) and above only: most entries are
 INFO or DEBUG, and leaving them out of it cuts the cost of an insert by about a third
 (docs/sqlite-schema.md). A query by level uses the index when its `WHERE` also says
-`level >= 30`, word for word: `asynclog.query` adds it for a level of WARNING or above."""
+`level >= 30`, word for word: `asynclog.query` adds it for a level of WARNING or above
+(except where it reads in order up to a limit: `query.build_where`)."""
 
 
 def schema_statements(table: str) -> list[str]:
