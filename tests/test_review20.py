@@ -157,3 +157,42 @@ async def test_tail_finds_an_entry_by_its_trace_id(tmp_path: Path) -> None:
         assert [e.message for e in db.entries(filters)] == ["traced"]
         assert [(i, e.message) for i, e in db.last(10, filters)] == [(1, "traced")]
         assert [(i, e.message) for i, e in db.after(0, filters)] == [(1, "traced")]
+
+
+# --- the SQL of docs/sqlite-schema.md ----------------------------------------------------------
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "sqlite-schema.md"
+
+
+def documented_sql() -> list[str]:
+    """The SQL of every `sqlite3 logs/app.db "..."` command line of the doc."""
+    prefix = 'sqlite3 logs/app.db "'
+    lines = DOC.read_text(encoding="utf-8").splitlines()
+    return [
+        line[len(prefix) : line.rindex('"')].replace('\\"', '"')
+        for line in lines
+        if line.startswith(prefix)
+    ]
+
+
+async def test_the_documented_sqlite3_commands_run_and_show_every_time(tmp_path: Path) -> None:
+    """Each query runs on a table the backend made (with `fts=True`), and a time it shows is a
+    time, not NULL (`datetime(..., 'subsec')` needs SQLite 3.42, newer than many systems')."""
+    path = tmp_path / "app.db"
+    config = SQLiteConfig(db_path=path, fts=True)
+    manager = LogManager(Config(backend="sqlite", backend_config=config))
+    await manager.start()
+    await manager.error("connection timeout to db1", user_id=42)
+    await manager.warning("connection reset by peer")
+    await manager.close()
+    statements = documented_sql()
+    assert len(statements) >= 8
+    with sqlite3.connect(path) as db:
+        for sql in statements:
+            cursor = db.execute(sql)
+            rows = cursor.fetchall()
+            shown = [column[0] for column in cursor.description or ()]
+            for index, name in enumerate(shown):
+                if name.startswith(("datetime(", "strftime(")):
+                    assert rows and all(row[index] is not None for row in rows), sql
+    db.close()
