@@ -223,3 +223,30 @@ async def test_big_batches_are_inserted_whole_and_in_order(
         rows = db.execute("SELECT id, ts, message, fields FROM logs ORDER BY id").fetchall()
     expected_fields = '{"n": 1}' if with_fields else "{}"
     assert rows == [(i + 1, float(i), f"m{i}", expected_fields) for i in range(count)]
+
+
+@pytest.mark.parametrize(("first", "second"), [("a", "A_level"), ("a_level", "a")])
+async def test_a_table_whose_index_name_another_table_has_is_refused(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """`a_level_ts` is table `a`'s level index and the `ts` index a table `a_level` needs:
+    the second table is refused with a LogError naming both (and left uncreated), instead of
+    going without its index."""
+    path = tmp_path / "two.db"
+    async with LogManager(Config(backend_config=SQLiteConfig(db_path=path, table=first))) as lm:
+        await lm.info("first")
+    second_config = Config(backend_config=SQLiteConfig(db_path=path, table=second))
+    with pytest.raises(LogError) as raised:
+        async with LogManager(second_config):
+            pass
+    assert str(raised.value) == (
+        f"SQLite table {second!r} in {str(path)!r} needs an index named 'a_level_ts', which "
+        f"table {first!r} already has: choose another SQLiteConfig.table"
+    )
+    with sqlite3.connect(path) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    db.close()
+    assert tables == [first]
+    async with LogManager(Config(backend_config=SQLiteConfig(db_path=path, table=first))) as lm:
+        await lm.info("first, again")
+    assert [row[2] for row in _rows(path, first)] == ["first", "first, again"]

@@ -72,6 +72,11 @@ def schema_statements(table: str) -> list[str]:
     ]
 
 
+def index_names(table: str) -> tuple[str, ...]:
+    """The names of the indexes `schema_statements` and `trace_index_statement` create."""
+    return (f"{table}_ts", f"{table}_level_ts", f"{table}_trace")
+
+
 def trace_index_statement(table: str) -> str:
     """The index of the rows of one trace (run after the migration: it needs the column).
     Partial: a row outside any span costs the index nothing."""
@@ -497,6 +502,7 @@ class SQLiteBackend:
             for statement in migration_statements(table, present):
                 await db.execute(statement)
             await db.execute(trace_index_statement(table))
+            await self._check_index_owners(db)
             cursor = await db.execute("PRAGMA user_version")
             row = await cursor.fetchone()
             if row is None or row[0] < SCHEMA_VERSION:  # a higher (newer) version stays
@@ -506,6 +512,24 @@ class SQLiteBackend:
             await db.rollback()
             raise
         return tuple(name for name, _ in ADDED_COLUMNS if name not in present)
+
+    async def _check_index_owners(self, db: aiosqlite.Connection) -> None:
+        """Raise `LogError` when an index name this table needs belongs to another table
+        (`a_level_ts` is table `a`'s level index and the `ts` index of a table `a_level`):
+        `CREATE INDEX IF NOT EXISTS` would have left this table without it, silently."""
+        table = self.config.table
+        names = [name.lower() for name in index_names(table)]  # SQLite ignores case in names
+        rows = await db.execute_fetchall(
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' "
+            f"AND lower(name) IN ({', '.join('?' * len(names))})",
+            names,
+        )
+        for name, owner in rows:
+            if str(owner).lower() != table.lower():
+                raise LogError(
+                    f"SQLite table {table!r} in {self.path!r} needs an index named {name!r}, "
+                    f"which table {owner!r} already has: choose another SQLiteConfig.table"
+                )
 
     async def _set_up_fts(self, db: aiosqlite.Connection) -> None:
         """Create the FTS table and its triggers if missing; when any was missing, rebuild the
