@@ -8,10 +8,12 @@ from typing import Literal
 from ._errors import ConfigError
 from ._levels import Level
 from ._validate import (
+    LOOP_WRITE_LIMIT,
     MAX_MIB,
     MAX_SECONDS,
     FormatSpec,
     StrPath,
+    check_loop_writes,
     int_at_least,
     number_at_least,
     optional_duration,
@@ -31,9 +33,6 @@ MAX_BACKUPS = 10_000
 """The most rotated files to keep: each rotation renames every one of them."""
 
 FORMAT_NAMES = ("text", "json", "logfmt")
-
-LOOP_WRITE_LIMIT = 0.1
-"""`FileConfig.loop_write_limit`'s default (seconds)."""
 
 JsonFields = Literal["nested", "flat"]
 JsonStyle = Literal["ecs", "gcp", "otel"]
@@ -142,22 +141,12 @@ class FileConfig:
         optional_positive_number("FileConfig", "max_total_mb", self.max_total_mb, MAX_MIB)
         require_bool("FileConfig", "compress", self.compress)
         require_bool("FileConfig", "shared", self.shared)
-        require_bool("FileConfig", "write_on_loop", self.write_on_loop)
-        require_positive_number("FileConfig", "loop_write_limit", self.loop_write_limit, 60)
-        if self.loop_write_limit != LOOP_WRITE_LIMIT and not self.write_on_loop:
-            raise ConfigError(
-                "FileConfig.loop_write_limit needs write_on_loop=True (without it every write "
-                f"is on the backend's thread), got loop_write_limit={shown(self.loop_write_limit)}",
-                key="loop_write_limit",
-            )
-        for name in ("fsync", "shared"):
-            if self.write_on_loop and getattr(self, name):
-                raise ConfigError(
-                    f"FileConfig.write_on_loop=True cannot be combined with {name}=True: "
-                    f"{'each flush to disk' if name == 'fsync' else 'the wait for the lock'} "
-                    "would stall the event loop",
-                    key="write_on_loop",
-                )
+        stalls = {}
+        if self.fsync:
+            stalls["fsync=True"] = "each flush to disk"
+        if self.shared:
+            stalls["shared=True"] = "the wait for the lock"
+        check_loop_writes("FileConfig", self.write_on_loop, self.loop_write_limit, stalls)
         check_json_shape("FileConfig", self.format, self.json_fields, self.json_style)
         if self.process_fields is not None:
             require_bool("FileConfig", "process_fields", self.process_fields)

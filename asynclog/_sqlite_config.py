@@ -8,8 +8,10 @@ from typing import Literal
 from ._errors import ConfigError
 from ._levels import Level
 from ._validate import (
+    LOOP_WRITE_LIMIT,
     MAX_SECONDS,
     StrPath,
+    check_loop_writes,
     number_at_least,
     optional_duration,
     optional_int_at_least,
@@ -51,6 +53,17 @@ class SQLiteConfig:
     """Delete rows whose `ts` is older than this: seconds, or `"45s"`, `"30m"`, `"12h"`, `"7d"`."""
     retention_interval: float = 1.0
     """Seconds between retention passes (0: after every batch); a close always runs one."""
+    write_on_loop: bool = False
+    """Async mode: run each batch's transaction on the event loop's thread instead of handing
+    it to aiosqlite's thread: no loop turn waited per batch, which keeps batch latency low on a
+    saturated loop (docs/sqlite-schema.md, "Writing on the loop"). The loop waits while the
+    transaction lasts. It never waits for a lock: when another connection holds the database,
+    that batch goes to the thread, which waits up to `busy_timeout`. A transaction that takes
+    longer than `loop_write_limit` (a slow disk, a large checkpoint) sends the later ones to the
+    thread for good, said once on stderr. For a local disk; not with `synchronous="FULL"`."""
+    loop_write_limit: float = LOOP_WRITE_LIMIT
+    """With `write_on_loop=True`: the seconds one transaction may hold the loop before the
+    backend goes back to its thread (wall time)."""
 
     def __post_init__(self) -> None:
         require_path("SQLiteConfig", "db_path", self.db_path)
@@ -63,6 +76,13 @@ class SQLiteConfig:
         optional_duration("SQLiteConfig", "max_age", self.max_age)
         number_at_least(
             "SQLiteConfig", "retention_interval", self.retention_interval, 0, MAX_SECONDS
+        )
+        stalls = {"synchronous='FULL'": "each commit's flush to disk"}
+        check_loop_writes(
+            "SQLiteConfig",
+            self.write_on_loop,
+            self.loop_write_limit,
+            stalls if self.synchronous == "FULL" else {},
         )
         if (
             not isinstance(self.table, str)

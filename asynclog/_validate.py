@@ -259,3 +259,29 @@ def require_positive_number(
     if maximum is not None:
         _check_maximum(owner, name, value, number, maximum)
     return number
+
+
+LOOP_WRITE_LIMIT = 0.1
+"""The default `loop_write_limit` of `FileConfig` and `SQLiteConfig` (seconds)."""
+
+
+def check_loop_writes(
+    owner: str, write_on_loop: object, limit: object, stalls: dict[str, str]
+) -> None:
+    """`write_on_loop` (a bool) and `loop_write_limit` (seconds, set only with it); `stalls`
+    maps each chosen setting that cannot go with it (`"fsync=True"`) to what would stall."""
+    require_bool(owner, "write_on_loop", write_on_loop)
+    require_positive_number(owner, "loop_write_limit", limit, 60)
+    if limit != LOOP_WRITE_LIMIT and not write_on_loop:
+        raise ConfigError(
+            f"{owner}.loop_write_limit needs write_on_loop=True (without it every write "
+            f"is on the backend's thread), got loop_write_limit={shown(limit)}",
+            key="loop_write_limit",
+        )
+    if write_on_loop:
+        for setting, what in stalls.items():
+            raise ConfigError(
+                f"{owner}.write_on_loop=True cannot be combined with {setting}: {what} would "
+                "stall the event loop",
+                key="write_on_loop",
+            )

@@ -49,9 +49,10 @@ class Job(NamedTuple):
     target_info: os.stat_result
 
 
-def warn(detail: str) -> None:
+def warn(detail: str, backend: str = "file") -> None:
+    """`detail` on stderr, as `asynclog[backend]: detail` (nothing if stderr is gone)."""
     try:
-        sys.stderr.write(f"asynclog[file]: {detail}\n")
+        sys.stderr.write(f"asynclog[{backend}]: {detail}\n")
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):  # stderr closed or None
         pass

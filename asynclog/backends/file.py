@@ -17,6 +17,7 @@ from .._entry import TIME, Entry, as_log_entries
 from .._errors import LogError
 from .._json_shapes import configured_format
 from ..formatters import Formatter, lines_of
+from ._on_loop import LoopWrites
 from ._retention import Backups, Housekeeper, warn
 from ._rotation import RotationLock, lock_name, period_end_function, plan_batch
 from ._safe_open import open_or_create
@@ -102,7 +103,9 @@ class FileBackend:
         else:
             self._formatter, self._lines = formatter, lines_of(formatter)
         self._thread = IOThread("asynclog-file")
-        self._on_loop = self.config.write_on_loop
+        self._loop_writes = LoopWrites(
+            self.config.write_on_loop, self.config.loop_write_limit, "file", self.path
+        )
         self._write_lines: Callable[[Sequence[Entry], list[str]], None] | None = None
         self._raw: io.FileIO | None = None
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of _raw
@@ -223,31 +226,10 @@ class FileBackend:
             raise LogError(f"file backend for {self.path!r} is not open")
         lines = self._lines(entries)
         write = self._write_lines or self._lines_writer()
-        if self._on_loop:
-            self._write_on_loop(write, entries, lines)
+        if self._loop_writes.on:
+            self._loop_writes.run(lambda: write(entries, lines))
         else:
             await self._thread.run_batch(lambda: write(entries, lines))
-
-    def _write_on_loop(
-        self,
-        write: Callable[[Sequence[Entry], list[str]], None],
-        entries: Sequence[Entry],
-        lines: list[str],
-    ) -> None:
-        """`FileConfig(write_on_loop=True)`: the write here and now; one that is slow (a
-        loaded or network disk) sends the later ones to the thread."""
-        started = time.monotonic()
-        try:
-            write(entries, lines)
-        finally:
-            took = time.monotonic() - started
-            if took > self.config.loop_write_limit:
-                self._on_loop = False
-                warn(
-                    f"a write to {self.path!r} held the event loop for {took * 1000:.0f} ms; "
-                    "later writes go to the backend's thread (write_on_loop=True is for a fast "
-                    "local disk)"
-                )
 
     def write_batch_blocking(self, entries: Sequence[Entry]) -> None:
         """Write without leaving the calling thread (sync mode): a few microseconds."""

@@ -25,6 +25,7 @@ from .._entry import EXCEPTION, FIELDS, LEVEL, LOCATION, LOGGER, MESSAGE, TIME, 
 from .._errors import LogError
 from .._otel import TraceValues, has_trace, split_trace
 from ..formatters import fields_to_json, utf8_safe
+from ._on_loop import LoopWrites
 from ._slices import convert_in_slices
 from ._wakeup import write_on_thread
 
@@ -444,11 +445,20 @@ class SQLiteBackend:
         self.retention = Retention(self.config)
         self.added_columns: tuple[str, ...] = ()
         """The columns this backend's `open()` added to an older table (the migration)."""
+        self._loop_writes = LoopWrites(
+            self.config.write_on_loop, self.config.loop_write_limit, "sqlite", self.path
+        )
 
     async def open(self) -> None:
         try:
             _create_file(self.path, self.config.mode)
-            db = await aiosqlite.connect(self.path, timeout=self.config.busy_timeout)
+            # write_on_loop: the loop's thread runs transactions on aiosqlite's connection
+            # too, never at the same time as aiosqlite's thread (one worker, one batch).
+            db = await aiosqlite.connect(
+                self.path,
+                timeout=self.config.busy_timeout,
+                check_same_thread=not self.config.write_on_loop,
+            )
         except (OSError, sqlite3.Error) as exc:
             raise LogError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
         try:
@@ -565,6 +575,8 @@ class SQLiteBackend:
         if db is None:
             raise LogError(f"SQLite backend for {self.path!r} is not open")
         prune = self.retention.due()
+        if self._loop_writes.on and self._wrote_on_loop(db, entries, prune):
+            return
         # Under trio the public path: ThreadDone is asyncio's (trio resumes through the adapter).
         submit = None if _runtime.on_trio() else _thread_submit(db)
         if submit is not None:
@@ -618,6 +630,26 @@ class SQLiteBackend:
             with contextlib.suppress(_NotPlain):
                 return insert, await convert_in_slices(convert, entries)
         raise AssertionError("the last plan takes every batch")
+
+    def _wrote_on_loop(
+        self, db: aiosqlite.Connection, entries: Sequence[Entry], prune: bool
+    ) -> bool:
+        """`SQLiteConfig(write_on_loop=True)`: the batch's transaction here and now, without
+        waiting for another connection's lock (busy timeout 0 meanwhile). False, with nothing
+        written, when another connection holds it: then the thread writes the batch."""
+        connection = db._conn
+        insert, rows = self._statement_and_rows_now(entries)
+        retention = self.retention if prune else None
+        connection.execute("PRAGMA busy_timeout = 0")
+        try:
+            self._loop_writes.run(lambda: _insert_transaction(connection, insert, rows, retention))
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                return False
+            raise
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {round(self.config.busy_timeout * 1000)}")
+        return True
 
     def _write_on_thread(
         self, db: aiosqlite.Connection, entries: Sequence[Entry], prune: bool
