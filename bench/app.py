@@ -15,6 +15,8 @@ chosen by environment variables, so one module serves every config of the real-s
 - `asynclog-sqlite`: the same with a `SQLiteConfig`.
 - `asynclog-file-loop`: `asynclog-file` with `write_on_loop=True` (the batches written on the
   loop's thread, as sync mode and the stdlib FileHandler do).
+- `asynclog-sqlite-loop`: `asynclog-sqlite` with `write_on_loop=True` (each batch's
+  transaction on the loop's thread).
 
 With asynclog, the size and write time of every batch are recorded with
 `LogManager.observe_writes`.
@@ -48,7 +50,14 @@ from starlette.routing import Route
 import asynclog.stdlib
 from asynclog import Config, FileConfig, LogManager, SQLiteConfig
 
-CONFIGS = ("none", "stdlib", "asynclog-file", "asynclog-sqlite", "asynclog-file-loop")
+CONFIGS = (
+    "none",
+    "stdlib",
+    "asynclog-file",
+    "asynclog-sqlite",
+    "asynclog-file-loop",
+    "asynclog-sqlite-loop",
+)
 ACCESS_LOGGER = "uvicorn.access"
 APP_LOGGER = "app"
 
@@ -205,7 +214,7 @@ async def _asynclog(
     global log_call
     path = directory / ("app.db" if sqlite else "app.log")
     backend = (
-        SQLiteConfig(db_path=path)
+        SQLiteConfig(db_path=path, write_on_loop=on_loop)
         if sqlite
         # No rotation during the run, as with the stdlib FileHandler it is compared with.
         else FileConfig(
@@ -274,8 +283,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         logging_of = _asynclog(
             directory,
             result,
-            sqlite=config == "asynclog-sqlite",
-            on_loop=config == "asynclog-file-loop",
+            sqlite=config.startswith("asynclog-sqlite"),
+            on_loop=config.endswith("-loop"),
         )
     access = logging.getLogger(ACCESS_LOGGER)
     try:
