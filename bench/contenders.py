@@ -104,7 +104,7 @@ async def _asynclog(directory: Path, backend: str, async_mode: bool, on_loop: bo
         output = Output("file", path, head_fields=3)  # "<iso ts> INFO asynclog <message>"
     else:
         path = directory / "asynclog.db"
-        backend_config = SQLiteConfig(db_path=path, table="logs")
+        backend_config = SQLiteConfig(db_path=path, table="logs", write_on_loop=on_loop)
         output = Output("sqlite", path)
     config = Config(
         backend=backend,
@@ -366,6 +366,13 @@ CONTENDERS: dict[str, Contender] = {
             "asynclog",
             "limit-sqlite",
             _asynclog_maker("sqlite", True),
+        ),
+        Contender(
+            "asynclog-async-sqlite-loop",
+            "asynclog async→SQLite, write_on_loop",
+            "asynclog",
+            "limit-sqlite",
+            _asynclog_maker("sqlite", True, on_loop=True),
         ),
         Contender(
             "asynclog-sync-file",
