@@ -4,10 +4,9 @@ bench/app.py (a Starlette app, one log entry with two fields per request plus uv
 line) is served by uvicorn in a subprocess (uvloop and httptools when they are installed), and
 driven to saturation by `wrk` in another process. Six logging configs run interleaved (for
 each rep: for each config), each in a fresh server process: no logging, stdlib `FileHandler`
-with the same JSON shape, asynclog async to a JSON file, asynclog async to SQLite, and asynclog
-async to a JSON file with `write_on_loop=True`, and asynclog async to SQLite with
-`write_on_loop=True`. Prints a markdown table and the target ratios; writes docs/bench-app.md (not with --quick unless
---write is given).
+with the same JSON shape, asynclog async to a JSON file, asynclog async to SQLite, and both of
+those with `write_on_loop=True`. Prints a markdown table and the target ratios; writes
+docs/bench-app.md (not with --quick unless --write is given).
 
 wrk is required: `apt-get install wrk` (Debian/Ubuntu) or `brew install wrk` (macOS).
 """

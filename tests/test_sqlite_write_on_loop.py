@@ -10,13 +10,23 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from asynclog import Config, ConfigError, LogManager, SQLiteConfig, query
+from asynclog import (
+    Config,
+    ConfigError,
+    LogEntry,
+    LogManager,
+    SQLiteBackend,
+    SQLiteConfig,
+    query,
+)
+from asynclog.backends.base import WriteContinues
 
 from .portable import wait_until
 
@@ -206,3 +216,32 @@ async def test_sync_mode_writes_on_the_loop_too(
             await lm.info(f"s{index}")
     assert binding_threads == [threading.get_ident()] * 20
     assert _messages(path) == [f"s{i}" for i in range(20)]
+
+
+async def test_a_batch_left_to_the_thread_is_not_overtaken_on_the_loop(
+    tmp_path: Path, binding_threads: list[int]
+) -> None:
+    """A cancelled caller leaves its batch to aiosqlite's thread (`WriteContinues`), which
+    still waits for a lock; the next batch must not run on the loop meanwhile (the loop and
+    the thread share one connection): it goes to the thread, after the first."""
+    path = tmp_path / "app.db"
+    backend = SQLiteBackend(SQLiteConfig(db_path=path, write_on_loop=True, loop_write_limit=10))
+    await backend.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    first = asyncio.ensure_future(backend.write_batch([LogEntry(time.time(), 20, "a", "svc")]))
+    await asyncio.sleep(0.1)  # the loop found the database locked: the thread waits for it
+    first.cancel()
+    with pytest.raises(WriteContinues) as caught:
+        await first
+    asyncio.get_running_loop().call_later(0.2, other.execute, "COMMIT")
+    started = time.monotonic()
+    await backend.write_batch([LogEntry(time.time(), 20, "b", "svc")])
+    assert time.monotonic() - started >= 0.15  # it waited for the first, on the thread
+    assert await caught.value.outcome is True
+    await backend.write_batch([LogEntry(time.time(), 20, "c", "svc")])
+    await backend.close()
+    other.close()
+    loop_thread = threading.get_ident()
+    assert [thread == loop_thread for thread in binding_threads] == [False, False, True]
+    assert _messages(path) == ["a", "b", "c"]

@@ -448,6 +448,10 @@ class SQLiteBackend:
         self._loop_writes = LoopWrites(
             self.config.write_on_loop, self.config.loop_write_limit, "sqlite", self.path
         )
+        self._handed = self._ended = 0
+        """Batches handed to aiosqlite's thread, and those ended there (each counter has one
+        writing thread). Until they are equal (a cancelled caller leaves its batch to the
+        thread) the loop must not use the connection."""
 
     async def open(self) -> None:
         try:
@@ -587,6 +591,7 @@ class SQLiteBackend:
             # transaction anyway (it may be waiting for a lock): the entries are counted when
             # it ends (`WriteContinues`).
             write = functools.partial(self._write_on_thread, db, entries, prune)
+            self._handed += 1
             await write_on_thread(lambda call: submit((None, call)), write)
         else:
             insert, rows = await self._statement_and_rows(entries)
@@ -638,6 +643,8 @@ class SQLiteBackend:
         waiting for another connection's lock (busy timeout 0 meanwhile). False, with nothing
         written, when another connection holds it: then the thread writes the batch."""
         connection = db._conn
+        if self._handed != self._ended or connection.in_transaction:
+            return False  # the thread is writing a batch: this one goes after it
         insert, rows = self._statement_and_rows_now(entries)
         retention = self.retention if prune else None
         connection.execute("PRAGMA busy_timeout = 0")
@@ -654,9 +661,12 @@ class SQLiteBackend:
     def _write_on_thread(
         self, db: aiosqlite.Connection, entries: Sequence[Entry], prune: bool
     ) -> None:
-        insert, rows = self._statement_and_rows_now(entries)
-        retention = self.retention if prune else None
-        _insert_transaction(db._conn, insert, rows, retention)
+        try:
+            insert, rows = self._statement_and_rows_now(entries)
+            retention = self.retention if prune else None
+            _insert_transaction(db._conn, insert, rows, retention)
+        finally:
+            self._ended += 1
 
     def _plain_insert_for(self, logger: str, host: str | None, pid: int) -> str | None:
         key = (logger, host, pid)
