@@ -450,8 +450,9 @@ class SQLiteBackend:
         )
         self._handed = self._ended = 0
         """Batches handed to aiosqlite's thread, and those ended there (each counter has one
-        writing thread). Until they are equal (a cancelled caller leaves its batch to the
-        thread) the loop must not use the connection."""
+        writing thread at a time). Until they are equal (a cancelled caller leaves its batch to
+        the thread, whole or as aiosqlite calls under trio) the loop must not use the
+        connection."""
 
     async def open(self) -> None:
         try:
@@ -595,7 +596,15 @@ class SQLiteBackend:
             await write_on_thread(lambda call: submit((None, call)), write)
         else:
             insert, rows = await self._statement_and_rows(entries)
-            await self._insert_async(db, insert, rows, prune)
+            self._handed += 1
+            try:
+                await self._insert_async(db, insert, rows, prune)
+            except BaseException:
+                # Cancelled, its calls (the rollback last) may still be queued on aiosqlite's
+                # thread: the batch ends there, after them.
+                self._end_on_thread(db)
+                raise
+            self._ended += 1  # (every call it queued has run)
 
     def _plans(self, entries: Sequence[Entry]) -> Generator[Plan, None, None]:
         """The inserts that can take this batch, best first, each with the conversion of the
@@ -667,6 +676,18 @@ class SQLiteBackend:
             _insert_transaction(db._conn, insert, rows, retention)
         finally:
             self._ended += 1
+
+    def _end_on_thread(self, db: aiosqlite.Connection) -> None:
+        """Count the batch of `_insert_async` ended once aiosqlite's thread has run the calls
+        queued before this one (at once if that thread has stopped)."""
+        submit = _thread_submit(db)
+        if submit is None:
+            self._ended += 1
+        else:
+            submit((None, self._one_ended))
+
+    def _one_ended(self) -> None:
+        self._ended += 1
 
     def _plain_insert_for(self, logger: str, host: str | None, pid: int) -> str | None:
         key = (logger, host, pid)
