@@ -54,10 +54,10 @@ class SQLiteConfig:
     retention_interval: float = 1.0
     """Seconds between retention passes (0: after every batch); a close always runs one."""
     write_on_loop: bool = False
-    """Async mode: run each batch's transaction on the event loop's thread instead of handing
-    it to aiosqlite's thread: no loop turn waited per batch, which keeps batch latency low on a
-    saturated loop (docs/sqlite-schema.md, "Writing on the loop"). The loop waits while the
-    transaction lasts. It never waits for a lock: when another connection holds the database,
+    """Run each batch's transaction on the event loop's thread (async and sync mode) instead of
+    handing it to aiosqlite's thread: no loop turn waited per batch, which keeps batch latency
+    low on a saturated loop (docs/sqlite-schema.md, "Writing on the loop"). The loop waits
+    while the transaction lasts. It never waits for a lock: when another connection holds the database,
     that batch goes to the thread, which waits up to `busy_timeout`. A transaction that takes
     longer than `loop_write_limit` (a slow disk, a large checkpoint) sends the later ones to the
     thread for good, said once on stderr. For a local disk; not with `synchronous="FULL"`."""
