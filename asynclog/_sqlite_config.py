@@ -57,10 +57,11 @@ class SQLiteConfig:
     """Run each batch's transaction on the event loop's thread (async and sync mode) instead of
     handing it to aiosqlite's thread: no loop turn waited per batch, which keeps batch latency
     low on a saturated loop (docs/sqlite-schema.md, "Writing on the loop"). The loop waits
-    while the transaction lasts. It never waits for a lock: when another connection holds the database,
-    that batch goes to the thread, which waits up to `busy_timeout`. A transaction that takes
-    longer than `loop_write_limit` (a slow disk, a large checkpoint) sends the later ones to the
-    thread for good, said once on stderr. For a local disk; not with `synchronous="FULL"`."""
+    while the transaction lasts. It never waits for a lock: when another connection holds the
+    database, that batch goes to the thread, which waits up to `busy_timeout`. A transaction
+    that takes longer than `loop_write_limit` (a slow disk, a large checkpoint) sends the later
+    ones to the thread for good, said once on stderr. For a local disk; not with
+    `synchronous="FULL"`."""
     loop_write_limit: float = LOOP_WRITE_LIMIT
     """With `write_on_loop=True`: the seconds one transaction may hold the loop before the
     backend goes back to its thread (wall time)."""
