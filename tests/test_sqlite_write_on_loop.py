@@ -19,7 +19,6 @@ import pytest
 
 from asynclog import (
     Config,
-    ConfigError,
     LogEntry,
     LogManager,
     SQLiteBackend,
@@ -63,45 +62,6 @@ def _messages(path: Path) -> list[str]:
         messages = [row[0] for row in db.execute("SELECT message FROM logs ORDER BY id")]
     db.close()
     return messages
-
-
-def test_it_is_off_by_default() -> None:
-    assert SQLiteConfig().write_on_loop is False
-    assert SQLiteConfig().loop_write_limit == 0.1
-
-
-def test_it_refuses_synchronous_full() -> None:
-    with pytest.raises(ConfigError) as caught:
-        SQLiteConfig(write_on_loop=True, synchronous="FULL")
-    assert str(caught.value) == (
-        "SQLiteConfig.write_on_loop=True cannot be combined with synchronous='FULL': each "
-        "commit's flush to disk would stall the event loop"
-    )
-    assert caught.value.key == "write_on_loop"
-
-
-@pytest.mark.parametrize("value", ["yes", 1, None])
-def test_a_value_that_is_not_a_bool_is_refused(value: object) -> None:
-    with pytest.raises(ConfigError, match=r"SQLiteConfig\.write_on_loop must be") as caught:
-        SQLiteConfig(write_on_loop=value)  # type: ignore[arg-type]
-    assert caught.value.key == "write_on_loop"
-
-
-def test_a_loop_write_limit_needs_write_on_loop() -> None:
-    with pytest.raises(ConfigError) as caught:
-        SQLiteConfig(loop_write_limit=0.5)
-    assert str(caught.value) == (
-        "SQLiteConfig.loop_write_limit needs write_on_loop=True (without it every write is on "
-        "the backend's thread), got loop_write_limit=0.5"
-    )
-    assert caught.value.key == "loop_write_limit"
-
-
-@pytest.mark.parametrize("value", [0, -1, 61, "0.1", float("nan")])
-def test_a_bad_loop_write_limit_is_refused(value: object) -> None:
-    with pytest.raises(ConfigError, match=r"SQLiteConfig\.loop_write_limit must be") as caught:
-        SQLiteConfig(write_on_loop=True, loop_write_limit=value)  # type: ignore[arg-type]
-    assert caught.value.key == "loop_write_limit"
 
 
 def test_it_is_read_from_a_dict(tmp_path: Path) -> None:

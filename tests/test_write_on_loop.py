@@ -1,5 +1,6 @@
 """`FileConfig(write_on_loop=True)`: async mode writes each batch on the event loop's thread,
-and a slow write sends the later ones to the backend's thread."""
+and a slow write sends the later ones to the backend's thread. The option's checks, shared with
+`SQLiteConfig`, are tested here for both."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from asynclog import Config, ConfigError, FileBackend, FileConfig, LogManager
+from asynclog import Config, ConfigError, FileBackend, FileConfig, LogManager, SQLiteConfig
 
 from .conftest import message_of, read_lines
 from .portable import wait_until
@@ -48,43 +49,65 @@ async def _log(backend: FileBackend, count: int, batch: int = 50, **options: Any
     return lm
 
 
-def test_it_is_off_by_default() -> None:
-    assert FileConfig().write_on_loop is False
+CONFIGS = [FileConfig, SQLiteConfig]
+"""The settings with `write_on_loop` (SQLite's own behaviour: test_sqlite_write_on_loop.py)."""
 
 
+@pytest.mark.parametrize("config", CONFIGS)
+def test_it_is_off_by_default(config: type[FileConfig | SQLiteConfig]) -> None:
+    assert config().write_on_loop is False
+    assert config().loop_write_limit == 0.1
+
+
+@pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("value", ["yes", 1, None])
-def test_a_value_that_is_not_a_bool_is_refused(value: object) -> None:
-    with pytest.raises(ConfigError, match=r"FileConfig\.write_on_loop must be") as caught:
-        FileConfig(write_on_loop=value)  # type: ignore[arg-type]
+def test_a_value_that_is_not_a_bool_is_refused(
+    config: type[FileConfig | SQLiteConfig], value: object
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(write_on_loop=value)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(f"{config.__name__}.write_on_loop must be")
     assert caught.value.key == "write_on_loop"
 
 
 @pytest.mark.parametrize(
-    ("option", "why"), [("fsync", "each flush to disk"), ("shared", "the wait for the lock")]
+    ("config", "setting", "why"),
+    [
+        (FileConfig, {"fsync": True}, "fsync=True: each flush to disk"),
+        (FileConfig, {"shared": True}, "shared=True: the wait for the lock"),
+        (SQLiteConfig, {"synchronous": "FULL"}, "synchronous='FULL': each commit's flush to disk"),
+    ],
 )
-def test_it_refuses_the_options_that_would_stall_the_loop(option: str, why: str) -> None:
+def test_it_refuses_the_options_that_would_stall_the_loop(
+    config: type[FileConfig | SQLiteConfig], setting: dict[str, Any], why: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
-        FileConfig(write_on_loop=True, **{option: True})  # type: ignore[arg-type]
+        config(write_on_loop=True, **setting)
     assert str(caught.value) == (
-        f"FileConfig.write_on_loop=True cannot be combined with {option}=True: {why} would "
-        "stall the event loop"
+        f"{config.__name__}.write_on_loop=True cannot be combined with {why} would stall the "
+        "event loop"
     )
     assert caught.value.key == "write_on_loop"
 
 
+@pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("value", [0, -1, 61, "0.1", float("nan")])
-def test_a_bad_loop_write_limit_is_refused(value: object) -> None:
-    with pytest.raises(ConfigError, match=r"FileConfig\.loop_write_limit must be") as caught:
-        FileConfig(write_on_loop=True, loop_write_limit=value)  # type: ignore[arg-type]
+def test_a_bad_loop_write_limit_is_refused(
+    config: type[FileConfig | SQLiteConfig], value: object
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(write_on_loop=True, loop_write_limit=value)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(f"{config.__name__}.loop_write_limit must be")
     assert caught.value.key == "loop_write_limit"
 
 
-def test_a_loop_write_limit_needs_write_on_loop() -> None:
+@pytest.mark.parametrize("config", CONFIGS)
+def test_a_loop_write_limit_needs_write_on_loop(config: type[FileConfig | SQLiteConfig]) -> None:
     with pytest.raises(ConfigError) as caught:
-        FileConfig(loop_write_limit=0.2)
+        config(loop_write_limit=0.2)
     assert str(caught.value) == (
-        "FileConfig.loop_write_limit needs write_on_loop=True (without it every write is on "
-        "the backend's thread), got loop_write_limit=0.2"
+        f"{config.__name__}.loop_write_limit needs write_on_loop=True (without it every write "
+        "is on the backend's thread), got loop_write_limit=0.2"
     )
     assert caught.value.key == "loop_write_limit"
 
