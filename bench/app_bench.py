@@ -39,6 +39,8 @@ from .report import DASH, num, times
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "bench-app.md"
+CHART = ROOT / "docs" / "img" / "bench-app.png"
+CHART_LINK = "![req/s and server CPU per request, per config](img/bench-app.png)"
 INSTALL_HINT = (
     "wrk, the HTTP load generator `python -m bench app` drives the server with, is not "
     "installed: `apt-get install wrk` (Debian/Ubuntu; as root), `brew install wrk` (macOS)"
@@ -539,7 +541,56 @@ least 0.8x the req/s of asynclog to a file, with a batch write p99 ≤ 50 ms und
 """
 
 
-def render(by_config: dict[str, list[dict[str, Any]]], env: dict[str, str]) -> str:
+def chart(by_config: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
+    """Two panels of horizontal bars, a config a row: req/s and the server's CPU µs a request
+    (the median of the reps; the whiskers span min to max), no logging's median dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = {
+        config: [run for run in runs if run.get("rps") is not None]
+        for config, runs in by_config.items()
+    }
+    names = [config for config, runs in measured.items() if runs]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.55 * len(names) + 2.2), sharey=True)
+    panels = [
+        (axes[0], "req/s (higher is better)", lambda r: r["rps"], "#1f77b4"),
+        (axes[1], "server CPU µs per request (lower is better)",
+         lambda r: r["cpu_us_per_request"], "#2ca02c"),
+    ]  # fmt: skip
+    for axis, label, get, colour in panels:
+        for row, name in enumerate(names):
+            values = _values(measured[name], get)
+            if not values:
+                continue
+            middle = statistics.median(values)
+            axis.barh(row, middle, height=0.6, color=colour,
+                      xerr=[[middle - min(values)], [max(values) - middle]],
+                      error_kw={"elinewidth": 0.8, "capsize": 3})  # fmt: skip
+            axis.text(max(values) * 1.02, row, num(middle), va="center", fontsize=8)
+        floor = _median(_values(measured.get("none", []), get))
+        if floor is not None:
+            axis.axvline(floor, color="#555555", linestyle="--", linewidth=0.8)
+        axis.set_xlabel(label)
+        axis.grid(axis="x", alpha=0.3)
+        axis.margins(x=0.18)
+    axes[0].set_yticks(range(len(names)), names)
+    axes[0].invert_yaxis()
+    for tick in axes[0].get_yticklabels():
+        if tick.get_text().startswith("asynclog"):
+            tick.set_fontweight("bold")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def render(
+    by_config: dict[str, list[dict[str, Any]]], env: dict[str, str], with_chart: bool = False
+) -> str:
     return "\n".join(
         [
             "# Real service: Starlette under uvicorn",
@@ -548,6 +599,7 @@ def render(by_config: dict[str, list[dict[str, Any]]], env: dict[str, str]) -> s
             f"{env['machine']}. asynclog at {env['revision']}; {env['versions']}.",
             f"Server: {env['server']}. Load: {env['load']}.",
             "",
+            *([CHART_LINK, ""] if with_chart else []),
             "## Targets",
             "",
             *target_lines(by_config),
@@ -578,7 +630,7 @@ def main(argv: list[str]) -> None:
             progress(rep, args.reps, run, time.perf_counter() - began)
             by_config[config].append(run)
     env = environment(args, argv, wrk)
-    text = render(by_config, env)
+    text = render(by_config, env, with_chart=args.write)
     print(text)
     print(f"({args.reps * len(args.configs)} runs in {time.perf_counter() - started:.0f} s)",
           file=sys.stderr)  # fmt: skip
@@ -586,6 +638,12 @@ def main(argv: list[str]) -> None:
         args.json.write_text(json.dumps({"env": env, "runs": by_config}, indent=1))
     if args.write:
         DOC.write_text(text, encoding="utf-8")
-        print(f"wrote {DOC}", file=sys.stderr)
+        title = (
+            f"Starlette under uvicorn, wrk -t{args.threads} -c{args.connections} "
+            f"-d{args.duration:g}s, {args.reps} reps ({env['date']}, asynclog at "
+            f"{env['revision']})"
+        )
+        chart(by_config, CHART, title)
+        print(f"wrote {DOC} and {CHART}", file=sys.stderr)
     if any(not run["ok"] for runs in by_config.values() for run in runs):
         raise SystemExit(1)

@@ -78,3 +78,27 @@ def test_bench_request_cost_runs_every_config_and_checks_for_drops() -> None:
     assert [line.split()[0] for line in lines[:3]] == ["stdlib-null", "stdlib", "asynclog"]
     assert all("µs CPU per request" in line for line in lines[:3])
     assert lines[3].startswith("asynclog ÷ stdlib: ")
+
+
+def test_the_chart_shows_every_measured_config(tmp_path: Path) -> None:
+    """`chart` (written with docs/bench-app.md): a PNG with a row per config that has a
+    measured run; a config whose every run failed has none, and does not break it."""
+    import matplotlib.image
+
+    from bench.app_bench import chart
+
+    def run(rep: int, rps: float, cpu: float) -> dict[str, object]:
+        return {"rep": rep, "ok": True, "rps": rps, "cpu_us_per_request": cpu}
+
+    by_config = {
+        "none": [run(1, 25_000, 40.0), run(2, 24_000, 41.0)],
+        "stdlib": [run(1, 11_000, 90.0), run(2, 10_500, 92.0)],
+        "asynclog-file": [run(1, 15_000, 66.0), run(2, 14_000, 70.0)],
+        "asynclog-sqlite": [{"rep": 1, "ok": False, "rps": None, "error": "wrk failed"}],
+    }
+    path = tmp_path / "img" / "bench-app.png"
+    chart(by_config, path, "a title")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = matplotlib.image.imread(path).shape
+    # figsize (12, 0.55 * rows + 2.2) inches at 100 dpi: three rows, the failed config left out
+    assert (width, height) == (1200, round((0.55 * 3 + 2.2) * 100))
