@@ -78,13 +78,9 @@ class SQLiteConfig:
         number_at_least(
             "SQLiteConfig", "retention_interval", self.retention_interval, 0, MAX_SECONDS
         )
-        stalls = {"synchronous='FULL'": "each commit's flush to disk"}
-        check_loop_writes(
-            "SQLiteConfig",
-            self.write_on_loop,
-            self.loop_write_limit,
-            stalls if self.synchronous == "FULL" else {},
-        )
+        full = self.synchronous == "FULL"
+        stalls = {"synchronous='FULL'": "each commit's flush to disk"} if full else {}
+        check_loop_writes("SQLiteConfig", self.write_on_loop, self.loop_write_limit, stalls)
         if (
             not isinstance(self.table, str)
             or not self.table.isidentifier()

@@ -278,10 +278,10 @@ def check_loop_writes(
             f"is on the backend's thread), got loop_write_limit={shown(limit)}",
             key="loop_write_limit",
         )
-    if write_on_loop:
-        for setting, what in stalls.items():
-            raise ConfigError(
-                f"{owner}.write_on_loop=True cannot be combined with {setting}: {what} would "
-                "stall the event loop",
-                key="write_on_loop",
-            )
+    if write_on_loop and stalls:
+        setting, what = next(iter(stalls.items()))  # the first one named
+        raise ConfigError(
+            f"{owner}.write_on_loop=True cannot be combined with {setting}: {what} would "
+            "stall the event loop",
+            key="write_on_loop",
+        )
