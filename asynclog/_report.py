@@ -37,6 +37,11 @@ class BurstReporter:
         self._suppressed.clear()
 
 
+def warn(detail: str, backend: str) -> None:
+    """`detail` on stderr, as `asynclog[backend]: detail` (nothing if stderr is gone)."""
+    _print(f"asynclog[{backend}]: {detail}")
+
+
 def _print(line: str) -> None:
     try:
         sys.stderr.write(line + "\n")

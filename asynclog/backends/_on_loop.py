@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ._retention import warn
+from .._report import warn
 
 
 class LoopWrites:

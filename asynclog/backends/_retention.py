@@ -16,12 +16,12 @@ import gzip
 import os
 import re
 import stat
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from .._report import warn
 from ._rotation import RotationLock, backup_name, lock_exclusively, rotate_files
 from ._safe_open import CLOEXEC, UnsafeFileError, create_new, open_existing
 
@@ -47,15 +47,6 @@ class Job(NamedTuple):
     target: int
     info: os.stat_result
     target_info: os.stat_result
-
-
-def warn(detail: str, backend: str = "file") -> None:
-    """`detail` on stderr, as `asynclog[backend]: detail` (nothing if stderr is gone)."""
-    try:
-        sys.stderr.write(f"asynclog[{backend}]: {detail}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):  # stderr closed or None
-        pass
 
 
 class Backups:
@@ -167,7 +158,7 @@ class Backups:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            warn(f"cannot remove the stale {path!r}: {exc}")
+            warn(f"cannot remove the stale {path!r}: {exc}", "file")
             return False
         return True
 
@@ -182,7 +173,7 @@ class Backups:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            warn(f"cannot compress {source_path!r}: {exc}")
+            warn(f"cannot compress {source_path!r}: {exc}", "file")
             return None
         target = -1
         try:
@@ -202,7 +193,7 @@ class Backups:
             os.close(source)
             if target >= 0:
                 os.close(target)
-            warn(f"cannot compress {source_path!r}: {exc}")
+            warn(f"cannot compress {source_path!r}: {exc}", "file")
             return None
 
     def _compress(self, job: Job) -> None:
@@ -213,7 +204,7 @@ class Backups:
             try:
                 completed = self._gzip(job.source, job.target, job.info)
             except OSError as exc:
-                warn(f"compressing a rotated file of {self.path!r} failed: {exc}")
+                warn(f"compressing a rotated file of {self.path!r} failed: {exc}", "file")
                 completed = False
             finally:
                 os.close(job.source)
@@ -236,7 +227,7 @@ class Backups:
             self._fsync_directory()
             os.remove(name)
         except OSError as exc:
-            warn(f"cannot finish compressing {name!r}: {exc}")
+            warn(f"cannot finish compressing {name!r}: {exc}", "file")
 
     @staticmethod
     def _is_source(name: str, job: Job) -> bool:
@@ -296,7 +287,7 @@ class Backups:
             try:
                 backups = self._backups()
             except OSError as exc:
-                warn(f"cannot list the rotated files of {self.path!r}: {exc}")
+                warn(f"cannot list the rotated files of {self.path!r}: {exc}", "file")
                 return deleted
             now = self.clock()
             max_age = self.max_age
@@ -312,7 +303,7 @@ class Backups:
                 except FileNotFoundError:
                     pass  # another process's retention was first
                 except OSError as exc:
-                    warn(f"cannot delete {backup.path!r}: {exc}")
+                    warn(f"cannot delete {backup.path!r}: {exc}", "file")
                     continue
                 if backup not in expired:
                     total -= backup.size
@@ -370,7 +361,7 @@ class Housekeeper:
             try:
                 self._work()
             except Exception as exc:  # a bug must not kill housekeeping silently
-                warn(f"housekeeping failed: {exc!r}")
+                warn(f"housekeeping failed: {exc!r}", "file")
 
     @property
     def busy(self) -> bool:

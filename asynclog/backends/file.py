@@ -16,9 +16,10 @@ from .._config import FileConfig
 from .._entry import TIME, Entry, as_log_entries
 from .._errors import LogError
 from .._json_shapes import configured_format
+from .._report import warn
 from ..formatters import Formatter, lines_of
 from ._on_loop import LoopWrites
-from ._retention import Backups, Housekeeper, warn
+from ._retention import Backups, Housekeeper
 from ._rotation import RotationLock, lock_name, period_end_function, plan_batch
 from ._safe_open import open_or_create
 from ._thread import IOThread
@@ -335,7 +336,8 @@ class FileBackend:
                 self._reopen_failed = True
                 warn(
                     f"cannot open {self.path!r} again ({exc}); lines keep going to the file "
-                    "it was renamed to"
+                    "it was renamed to",
+                    "file",
                 )
             return False  # the old file still takes the lines; the next check tries again
         self._missing_since = None
