@@ -17,6 +17,9 @@ chosen by environment variables, so one module serves every config of the real-s
   loop's thread, as sync mode and the stdlib FileHandler do).
 - `asynclog-sqlite-loop`: `asynclog-sqlite` with `write_on_loop=True` (each batch's
   transaction on the loop's thread).
+- `limit`: the least a process can do for the same two JSON lines a request, hand-written
+  (`FloorLog`): no logging library, no queue bound, no thread, no error handling. A floor to
+  measure the others against, not a logger anyone should ship.
 
 With asynclog, the size and write time of every batch are recorded with
 `LogManager.observe_writes`.
@@ -31,6 +34,7 @@ closed, and the entries written and dropped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -57,6 +61,7 @@ CONFIGS = (
     "asynclog-sqlite",
     "asynclog-file-loop",
     "asynclog-sqlite-loop",
+    "limit",
 )
 ACCESS_LOGGER = "uvicorn.access"
 APP_LOGGER = "app"
@@ -263,6 +268,101 @@ async def _asynclog(
     }
 
 
+class FloorLog:
+    """The least work for a request's two JSON lines, to measure the loggers against: each
+    entry is appended to a list, and once a loop turn the list is formatted (the keys and
+    shape of asynclog's `json` format) and written with `os.write` on the loop's thread, as
+    `write_on_loop=True` does. Unbounded, unguarded, no thread: a floor, not a logger."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.loop = asyncio.get_running_loop()
+        self.entries: list[tuple[float, int, str, object, Any, dict[str, Any]]] = []
+        self.written = 0
+        self._second = -1
+        self._prefix = ""
+
+    def add(
+        self, at: float, level: int, logger: str, message: object, args: Any, fields: dict[str, Any]
+    ) -> None:
+        if not self.entries:
+            self.loop.call_soon(self.flush)
+        self.entries.append((at, level, logger, message, args, fields))
+
+    def flush(self) -> None:
+        entries, self.entries = self.entries, []
+        lines = []
+        for at, level, logger, message, args, fields in entries:
+            second = int(at)
+            if second != self._second:
+                self._second = second
+                self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            text = str(message) % args if args else str(message)
+            line = {
+                "timestamp": f"{self._prefix}.{int((at - second) * 1e6):06d}Z",
+                "level": logging.getLevelName(level),
+                "logger": logger,
+                "message": text,
+                "fields": fields,
+                "exception": None,
+            }
+            lines.append(json.dumps(line, ensure_ascii=False, default=repr))
+        data = memoryview(("\n".join(lines) + "\n").encode()) if lines else memoryview(b"")
+        while data:
+            data = data[os.write(self.fd, data) :]
+        self.written += len(entries)
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self.fd)
+
+
+class FloorLogger(logging.Logger):
+    """uvicorn's access logger under `limit`: a call past the level check goes to `FLOOR`
+    without logging's record (as asynclog's `DirectLogger` does when it can)."""
+
+    def _log(  # type: ignore[override]
+        self, level: int, msg: object, args: Any, *rest: Any, **options: Any
+    ) -> None:
+        assert FLOOR is not None
+        FLOOR.add(time.time(), level, self.name, msg, args, {})
+
+
+FLOOR: FloorLog | None = None
+
+
+@contextlib.asynccontextmanager
+async def _limit(directory: Path, result: dict[str, Any]) -> AsyncIterator[None]:
+    global log_call, FLOOR
+    path = directory / "app.log"
+    FLOOR = floor = FloorLog(path)
+    access = logging.getLogger(ACCESS_LOGGER)
+    saved = access.handlers[:], access.propagate, access.__class__
+    # uvicorn makes its access line only for a logger with a handler: one that is never called.
+    access.handlers[:] = [logging.NullHandler()]
+    access.propagate = False
+    access.__class__ = FloorLogger
+
+    def call(message: str, user: str, request: int) -> None:
+        floor.add(
+            time.time(), logging.INFO, APP_LOGGER, message, (), {"user": user, "request": request}
+        )
+
+    log_call = call
+    try:
+        yield
+    finally:
+        log_call = None
+        access.handlers[:], access.propagate, access.__class__ = saved
+        floor.close()
+        FLOOR = None
+        result["cpu_end"] = cpu_seconds()
+        by_logger = _lines_by_logger(path)
+        result["output"] = by_logger
+        result["written"] = floor.written
+        result["dropped"] = 0  # unbounded: it never drops
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
 
@@ -279,6 +379,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         logging_of = _no_logging(directory, result)
     elif config == "stdlib":
         logging_of = _stdlib(directory, result)
+    elif config == "limit":
+        logging_of = _limit(directory, result)
     else:
         logging_of = _asynclog(
             directory,

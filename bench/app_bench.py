@@ -2,10 +2,11 @@
 
 bench/app.py (a Starlette app, one log entry with two fields per request plus uvicorn's access
 line) is served by uvicorn in a subprocess (uvloop and httptools when they are installed), and
-driven to saturation by `wrk` in another process. Six logging configs run interleaved (for
+driven to saturation by `wrk` in another process. Seven logging configs run interleaved (for
 each rep: for each config), each in a fresh server process: no logging, stdlib `FileHandler`
-with the same JSON shape, asynclog async to a JSON file, asynclog async to SQLite, and both of
-those with `write_on_loop=True`. Prints a markdown table and the target ratios; writes
+with the same JSON shape, asynclog async to a JSON file, asynclog async to SQLite, both of
+those with `write_on_loop=True`, and a hand-written limit (the least work for the same lines).
+Prints a markdown table and the target ratios; writes
 docs/bench-app.md (not with --quick unless --write is given).
 
 wrk is required: `apt-get install wrk` (Debian/Ubuntu) or `brew install wrk` (macOS).
@@ -53,6 +54,7 @@ ASYNCLOG_CONFIGS = (
     "asynclog-sqlite-loop",
 )
 SQLITE_CONFIGS = ("asynclog-sqlite", "asynclog-sqlite-loop")
+LIMIT = "limit"  # bench/app.py's FloorLog: the least work for the same lines, no library
 OVERHEAD_SHARE_TARGET = 0.5  # asynclog's overhead at most half of stdlib FileHandler's
 SQLITE_TO_FILE_TARGET = 0.8
 BATCH_P99_TARGET_MS = 50.0
@@ -396,7 +398,8 @@ def target_lines(by_config: dict[str, list[dict[str, Any]]]) -> list[str]:
             f"{_pct(stdlib_overhead)}"
             + span(per_rep("stdlib", "none", lambda a, b: 1 - a / b), _pct)
         )
-    for config in ASYNCLOG_CONFIGS:
+    limit_overhead = _overhead(rps(LIMIT), none)
+    for config in (*ASYNCLOG_CONFIGS, LIMIT):
         overhead = _overhead(rps(config), none)
         if overhead is None:
             continue
@@ -405,10 +408,14 @@ def target_lines(by_config: dict[str, list[dict[str, Any]]]) -> list[str]:
         )
         if stdlib_overhead is not None and stdlib_overhead > 0:
             share = overhead / stdlib_overhead
-            line += (
-                f"; {share:.2f} of stdlib's (target ≤ {OVERHEAD_SHARE_TARGET:g}: "
-                f"{_met(share <= OVERHEAD_SHARE_TARGET)})"
-            )
+            line += f"; {share:.2f} of stdlib's"
+            if config != LIMIT:
+                line += (
+                    f" (target ≤ {OVERHEAD_SHARE_TARGET:g}: "
+                    f"{_met(share <= OVERHEAD_SHARE_TARGET)})"
+                )
+        if config != LIMIT and limit_overhead is not None and limit_overhead > 0:
+            line += f"; {times(overhead / limit_overhead)} the limit's"
         lines.append(line)
     for config in ASYNCLOG_CONFIGS:
         measured = runs(config)
@@ -517,6 +524,13 @@ access line: two entries per request, JSON lines with the same keys in every con
   batch's transaction runs on the event loop's thread instead of aiosqlite's; it never waits
   there for a lock (a locked database sends that batch to the thread), and one slow
   transaction sends the later ones to the thread.
+- **limit**: no logging library: bench/app.py's `FloorLog`, about forty hand-written lines that
+  do the least work for the same two JSON lines a request. The app's call appends a tuple to a
+  list; uvicorn's access logger is given a class whose `_log` appends one too (no record, as
+  asynclog's `DirectLogger`); once a loop turn, the list is formatted with `json.dumps` and
+  written with one `os.write` on the loop's thread. No queue bound, no thread, no counts, no
+  error handling: not a logger to ship, but what any in-process logger pays at least, so the
+  loggers' overheads can be read against it.
 
 With asynclog, `LogManager.observe_writes` records the size and write time of every batch the
 worker writes: **entries/batch** is their mean over a run, **batch write p99** the p99 over a

@@ -7,10 +7,12 @@ stdlib logger `uvicorn.access` (the same format and arguments) and the app's ent
 fields; the loop turns every 20 requests. Configs, each in a fresh process, alternated over
 `--reps`: `stdlib` (one `FileHandler` with bench/app.py's `JsonFormatter` on both loggers),
 `asynclog` (async mode to a JSON file, the access logger through `asynclog.stdlib.install`),
-and `stdlib-null` (the access line into a handler that does nothing: what logging's own
-machinery costs; stdlib's config pays it, asynclog's `install()` skips it with
-`DirectLogger`). Prints the median process CPU µs per request (the writer thread included)
-and asynclog's cost as a fraction of stdlib's.
+`asynclog-loop` (the same with `FileConfig(write_on_loop=True)`), `limit` (bench/app.py's
+hand-written `FloorLog`: the least work for the same two lines) and `stdlib-null` (the access
+line into a handler that does nothing: what logging's own machinery costs; stdlib's config
+pays it, asynclog's `install()` skips it with `DirectLogger`). Prints the median process CPU
+µs per request (the writer thread included) and asynclog's cost as a fraction of stdlib's and
+of the limit's.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-CONFIGS = ("stdlib-null", "stdlib", "asynclog")
+CONFIGS = ("stdlib-null", "stdlib", "asynclog", "asynclog-loop", "limit")
 ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d'
 ACCESS_ARGS = ("127.0.0.1:50000", "GET", "/hello?user=ada", "1.1", 200)
 
@@ -34,7 +37,7 @@ async def _measure(config: str, requests: int, directory: str) -> float:
     from asynclog import Config, FileConfig, LogManager
     from asynclog.stdlib import install
 
-    from .app import JsonFormatter
+    from . import app as service
 
     access = logging.getLogger("uvicorn.access")
     app = logging.getLogger("app")
@@ -51,15 +54,30 @@ async def _measure(config: str, requests: int, directory: str) -> float:
         access.handlers[:] = [logging.NullHandler()]
     elif config == "stdlib":
         handler = logging.FileHandler(path)
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(service.JsonFormatter())
         access.handlers[:] = app.handlers[:] = [handler]
 
         def log_app(index: int) -> object:
             app.info("hello", extra={"user": "ada", "request": index})
             return None
 
+    elif config == "limit":
+        floor = service.FLOOR = service.FloorLog(Path(path))
+        access.__class__ = service.FloorLogger
+
+        def log_app(index: int) -> object:
+            fields = {"user": "ada", "request": index}
+            floor.add(time.time(), logging.INFO, "app", "hello", (), fields)
+            return None
+
     else:
-        backend = FileConfig(file_path=path, format="json", max_file_size_mb=100_000, max_backups=0)
+        backend = FileConfig(
+            file_path=path,
+            format="json",
+            max_file_size_mb=100_000,
+            max_backups=0,
+            write_on_loop=config == "asynclog-loop",
+        )
         manager = LogManager(Config(name="app", async_mode=True, backends=[backend]))
         await manager.start()
         install(manager, level="INFO", loggers=[access.name], replace=True)
@@ -75,6 +93,8 @@ async def _measure(config: str, requests: int, directory: str) -> float:
         access.info(ACCESS_FORMAT, *ACCESS_ARGS)
         if index % 20 == 19:
             await asyncio.sleep(0)
+    if service.FLOOR is not None:
+        service.FLOOR.close()
     if manager is not None:
         await manager.close()
         stats = manager.get_stats()
@@ -112,6 +132,8 @@ def main() -> None:
         values = ", ".join(f"{value:.1f}" for value in results[config])
         print(f"{config:12} {medians[config]:6.1f} µs CPU per request ({values})")
     print(f"asynclog ÷ stdlib: {medians['asynclog'] / medians['stdlib']:.2f}")
+    print(f"asynclog ÷ limit: {medians['asynclog'] / medians['limit']:.2f}")
+
 
 if __name__ == "__main__":
     main()
