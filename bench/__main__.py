@@ -250,7 +250,8 @@ sink (`complete()` then `remove()` at the end); structlog `await log.ainfo` with
 
 REAL_SERVICE = (
     "A real service (a Starlette app under uvicorn, driven by wrk, with no logging, stdlib "
-    "FileHandler and asynclog to a file and to SQLite) is measured by `python -m bench app`: "
+    "FileHandler, asynclog to a file and to SQLite, and a hand-written limit) is measured by "
+    "`python -m bench app`: "
     "see [Real service: Starlette under uvicorn](bench-app.md), which has the targets, the "
     "table (median and min-max of the reps) and this chart:\n\n"
     "![req/s and server CPU per request in the web service](img/bench-app.png)"
