@@ -252,6 +252,8 @@ def test_the_exit_flush_lets_the_file_thread_finish_its_batch(tmp_path: Path) ->
     assert path.read_text() == "one\n"
 
 
+# Forking while the parent's file thread writes is the case under test; Python 3.12 warns of it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 async def test_a_forked_child_does_not_count_the_batch_the_parents_thread_writes(
     tmp_path: Path,
 ) -> None:
