@@ -749,10 +749,17 @@ class Intake:
         exception: str | None,
         location: Location | None,
     ) -> None:
-        """A stdlib record (asynclog.stdlib): `hand_in`, or, for the common one logged on the
-        loop's own thread with no fields while nothing waits in the handoff (no trace to take,
-        no call site to find), accepted there and then as `hand_in` would have it accepted:
-        by `_take_plain_record` when the level shortcuts could take it, else by `accept`."""
+        """A stdlib record (asynclog.stdlib): `take_plain` for the common one (no fields, no
+        traceback, no call site), else `hand_in`, or, on the loop's own thread while nothing
+        waits in the handoff (no trace to take, no call site to find), `accept` there and then
+        as `hand_in` would have it accepted."""
+        if (
+            not fields
+            and exception is None
+            and location is None
+            and self.take_plain(level, message, args, at, logger)
+        ):
+            return
         quick = QUICK_LEVELS.get(level)
         if (
             quick is None
@@ -777,17 +784,6 @@ class Intake:
                 args=args,
             )
             return
-        if (
-            exception is None
-            and self.thread != -1  # as the level shortcuts: no processor, location or trace
-            and self.counters is not None  # one sink
-            and not CAPTURES
-            and type(message) is str
-            and len(message) <= self.quick_text_limit
-            and not self.context_get()
-            and self._take_plain_record(quick, message, args, at, logger)
-        ):
-            return
         try:
             pending = self.accept(quick, message, fields, at, logger, None, exception, args=args)
         except (LogError, TypeError, ValueError) as exc:  # as the handoff reports it
@@ -796,24 +792,41 @@ class Intake:
         if pending:
             self.handoff.join(pending, held=False)
 
-    def _take_plain_record(
-        self, level: Level, template: str, args: tuple[Any, ...], at: float, logger: str
+    def take_plain(
+        self, level: int, message: object, args: tuple[Any, ...], at: float, logger: str
     ) -> bool:
-        """`accept`'s work for a plain record, inlined as in the level shortcuts (a web
-        server's access line: one a request); False when `accept` must do it (a message
-        formatted too long to keep whole)."""
-        if level < self.gate(logger).level:
+        """A plain stdlib call or record (a web server's access line: one a request; no
+        fields, no traceback, no call site) accepted here and now, with `accept`'s work
+        inlined as in the level shortcuts, when their conditions hold: a standard level, on
+        the loop's thread while it runs, no processor, location or trace, one sink, nothing
+        waiting in the handoff. False when nothing was done: the caller takes the long way.
+        Nothing here logs, so the bridge needs no guard against re-entry around it."""
+        quick = QUICK_LEVELS.get(level)
+        if (
+            quick is None
+            or get_ident() != self.thread  # running, no processor, location or trace (refresh)
+            or (counters := self.counters) is None  # several sinks
+            or CAPTURES
+            or type(message) is not str
+            or len(message) > self.quick_text_limit
+            or not self.handoff.idle()
+            # on its thread (above), but maybe stopped: `_running_loop()` is a system call on 3.11
+            or (loop := self.loop) is None
+            or not loop.is_running()
+            or self.context_get()
+        ):
+            return False
+        gate = self.gates.get(logger) or self.gate(logger)
+        if quick < gate.level:
             self.filtered += 1
             return True
         if args:
-            message = format_message(template, args)
-            if len(message) > self.quick_text_limit:
-                return False
-            entry: Entry = (at, level, message, logger, NO_FIELDS, None, template, None)
+            text = format_message(message, args)
+            if len(text) > self.quick_text_limit:
+                return False  # `accept` cuts it to the bound
+            entry: Entry = (at, quick, text, logger, NO_FIELDS, None, message, None)
         else:
-            entry = (at, level, template, logger, NO_FIELDS, None, None, None)
-        counters = self.counters
-        assert counters is not None
+            entry = (at, quick, message, logger, NO_FIELDS, None, None, None)
         counters.accepted += 1
         if not self.put(entry):
             self.sinks[0].owed += 1

@@ -60,6 +60,16 @@ _waiting_handlers: weakref.WeakSet[AsyncLogHandler] = weakref.WeakSet()
 """Handlers holding records for a manager (by name) that has not started yet."""
 
 
+class _ThreadState(threading.local):
+    """A handler's state in each thread (class defaults: a missing attribute of a
+    `threading.local` costs a raised and caught AttributeError at every read)."""
+
+    emitting = False
+    """This thread is inside the handler: a record asynclog logs meanwhile goes to stderr."""
+    last: weakref.ref[logging.LogRecord] | None = None
+    """The record this thread's handler saw last (seen again from an ancestor: skipped)."""
+
+
 class AsyncLogHandler(logging.Handler):
     """Feeds stdlib log records into `manager` (a `LogManager`, or the `Config.name` of one,
     looked up when a record arrives: handy with `logging.config.dictConfig`).
@@ -79,7 +89,7 @@ class AsyncLogHandler(logging.Handler):
         self.overflowed = 0
         """Records that arrived before the manager started and did not fit the pending list
         (they went to stderr instead)."""
-        self._local = threading.local()
+        self._local = _ThreadState()
 
     @property
     def manager(self) -> LogManager | None:
@@ -96,7 +106,7 @@ class AsyncLogHandler(logging.Handler):
     def handle(self, record: logging.LogRecord) -> bool:
         # Installed on a logger and on its ancestor, the handler would see a propagating
         # record twice (logging calls every handler of every ancestor in the same thread).
-        last = getattr(self._local, "last", None)
+        last = self._local.last
         if (last is not None and last() is record) or record.name.startswith(IGNORED_LOGGERS):
             return False
         self._local.last = weakref.ref(record)  # a weak one: a record keeps its traceback alive
@@ -112,7 +122,7 @@ class AsyncLogHandler(logging.Handler):
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(self._local, "emitting", False):
+        if self._local.emitting:
             _to_stderr(record)  # asynclog itself logged while handling a record: no loop
             return
         self._local.emitting = True
@@ -147,16 +157,21 @@ class AsyncLogHandler(logging.Handler):
             manager is None
             or not manager.running
             or self._pending
-            or getattr(local, "emitting", False)
+            or local.emitting
             or logger.startswith(IGNORED_LOGGERS)
         ):
             return False
         intake = manager._intake  # the package-internal intake: see LogManager
+        at = time.time()
+        try:
+            if intake.take_plain(level, message, args, at, logger):  # logs nothing: no guard
+                return True
+        except Exception:
+            return False  # the record's way reports it
         if intake.capture_location:
             return False
         local.emitting = True
         try:
-            at = time.time()
             level = min(max(level, 1), 100)
             intake.take_record(level, message, args, {}, at, logger, None, None)
         except Exception:

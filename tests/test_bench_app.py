@@ -89,16 +89,17 @@ def test_bench_request_cost_runs_every_config_and_checks_for_drops() -> None:
 
 def test_the_limit_writes_the_lines_asynclog_writes(tmp_path: Path) -> None:
     """bench/app.py's `FloorLog` (the `limit` config) writes once a loop turn, and its lines
-    carry what asynclog's JSON lines carry for the same calls: the comparison is fair."""
+    are the bytes asynclog writes for the same calls (but the time): the comparison is fair."""
     import asyncio
     import logging
+    import re
 
     from asynclog import Config, FileConfig, LogManager
     from bench.app import FloorLog
 
     access = ('%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5000", "GET", "/hello", "1.1", 200))
 
-    async def floor_lines() -> tuple[int, list[dict[str, object]]]:
+    async def floor_lines() -> tuple[int, list[str]]:
         floor = FloorLog(tmp_path / "limit.log")
         floor.add(1_700_000_000.25, logging.INFO, "app", "hello", (), {"user": "ada", "request": 1})
         floor.add(1_700_000_000.5, logging.INFO, "uvicorn.access", *access, {})
@@ -107,44 +108,32 @@ def test_the_limit_writes_the_lines_asynclog_writes(tmp_path: Path) -> None:
         assert before == ""
         written = floor.written
         floor.close()
-        text = (tmp_path / "limit.log").read_text()
-        return written, [json.loads(line) for line in text.splitlines()]
+        return written, (tmp_path / "limit.log").read_text().splitlines()
 
     written, lines = asyncio.run(floor_lines())
     assert written == 2
     assert lines == [
-        {
-            "timestamp": "2023-11-14T22:13:20.250000Z",
-            "level": "INFO",
-            "logger": "app",
-            "message": "hello",
-            "fields": {"user": "ada", "request": 1},
-            "exception": None,
-        },
-        {
-            "timestamp": "2023-11-14T22:13:20.500000Z",
-            "level": "INFO",
-            "logger": "uvicorn.access",
-            "message": '127.0.0.1:5000 - "GET /hello HTTP/1.1" 200',
-            "fields": {},
-            "exception": None,
-        },
+        '{"timestamp": "2023-11-14T22:13:20.250000Z", "level": "INFO", "logger": "app", '
+        '"message": "hello", "fields": {"user": "ada", "request": 1}, "exception": null}',
+        '{"timestamp": "2023-11-14T22:13:20.500000Z", "level": "INFO", '
+        '"logger": "uvicorn.access", "message": "127.0.0.1:5000 - \\"GET /hello HTTP/1.1\\" 200", '
+        '"fields": {}, "exception": null}',
     ]
 
-    async def asynclog_lines() -> list[dict[str, object]]:
+    async def asynclog_lines() -> list[str]:
         path = tmp_path / "asynclog.log"
         config = Config(name="app", backends=[FileConfig(file_path=path, format="json")])
         async with LogManager(config) as log:
             await log.info("hello", user="ada", request=1)
             await log.get_logger("uvicorn.access").info(access[0], *access[1])
-        return [json.loads(line) for line in path.read_text().splitlines()]
+        return path.read_text().splitlines()
 
-    theirs = asyncio.run(asynclog_lines())
-    assert [list(line) for line in theirs] == [list(line) for line in lines]
-    for mine, other in zip(lines, theirs, strict=True):
-        assert {k: v for k, v in mine.items() if k != "timestamp"} == {
-            k: v for k, v in other.items() if k != "timestamp"
-        }
+    def timeless(line: str) -> str:
+        return re.sub(r'^\{"timestamp": "[^"]+"', '{"timestamp": "T"', line)
+
+    assert [timeless(line) for line in asyncio.run(asynclog_lines())] == [
+        timeless(line) for line in lines
+    ]
 
 
 def test_the_chart_shows_every_measured_config(tmp_path: Path) -> None:
