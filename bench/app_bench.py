@@ -524,13 +524,15 @@ access line: two entries per request, JSON lines with the same keys in every con
   batch's transaction runs on the event loop's thread instead of aiosqlite's; it never waits
   there for a lock (a locked database sends that batch to the thread), and one slow
   transaction sends the later ones to the thread.
-- **limit**: no logging library: bench/app.py's `FloorLog`, about forty hand-written lines that
-  do the least work for the same two JSON lines a request. The app's call appends a tuple to a
-  list; uvicorn's access logger is given a class whose `_log` appends one too (no record, as
-  asynclog's `DirectLogger`); once a loop turn, the list is formatted with `json.dumps` and
-  written with one `os.write` on the loop's thread. No queue bound, no thread, no counts, no
-  error handling: not a logger to ship, but what any in-process logger pays at least, so the
-  loggers' overheads can be read against it.
+- **limit**: no logging library around the formatter: bench/app.py's `FloorLog`, about forty
+  hand-written lines that do the least work for the same two JSON lines a request. The app's
+  call appends a tuple to a list; uvicorn's access logger is given a class whose `_log`
+  appends one too (no record, as asynclog's `DirectLogger`); once a loop turn, the list is
+  formatted with asynclog's own `formatters.json_format` (the same bytes; `json.dumps` of the
+  same dict costs twice as much) and written with one `os.write` on the loop's thread. No
+  queue bound, no thread, no counts, no error handling: not a logger to ship, but what any
+  in-process logger writing these bytes pays at least, so the loggers' overheads can be read
+  against it.
 
 With asynclog, `LogManager.observe_writes` records the size and write time of every batch the
 worker writes: **entries/batch** is their mean over a run, **batch write p99** the p99 over a
