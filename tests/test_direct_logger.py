@@ -325,3 +325,26 @@ async def test_calls_from_other_threads_go_direct_and_keep_their_order(
         mine = [e.message for e in entries if e.message.startswith(name + " ")]
         assert mine == [f"{name} {index}" for index in range(200)]
     assert len(entries) == 600
+
+
+async def test_a_direct_call_formatted_past_the_bound_is_cut_as_the_record_way_cuts_it(
+    records: RecordCount, fresh_logger: Callable[[str], logging.Logger]
+) -> None:
+    # The template is short enough for the quick way; formatted, the message is not: the call
+    # takes `accept`, which cuts it to `max_entry_bytes` with its marker.
+    direct, by_record = fresh_logger("long_a"), fresh_logger("long_b")
+    backend = RecordingBackend()
+    config = Config(backend=backend, async_mode=True, max_entry_bytes=256)
+    async with LogManager(config) as lm:
+        install(lm, loggers=[direct.name, by_record.name], replace=True)
+        by_record.addFilter(lambda record: True)  # a filter needs the record
+        direct.info("path %s", "x" * 1000)
+        assert records.made == 0
+        by_record.info("path %s", "x" * 1000)
+        assert records.made == 1
+    assert_settled(lm.get_stats())
+    mine, theirs = backend.entries
+    assert mine.message == theirs.message
+    assert mine.message.startswith("path xxx") and mine.message.endswith("...[truncated 797 bytes]")
+    assert len(mine.message.encode()) <= 256
+    assert (mine.template, mine.logger) == ("path %s", "direct.long_a")

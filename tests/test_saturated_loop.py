@@ -39,8 +39,9 @@ async def test_a_queued_entry_is_one_object_for_the_garbage_collector() -> None:
         grown = len(gc.get_objects()) - before
         assert lm.get_stats().queue_size == 6000
         # Its tuple only: with a read-only proxy of its fields, an entry with fields was two
-        # objects that every collection traversed until the entry was written.
-        assert 6000 <= grown < 6100, f"{grown} objects tracked for 6,000 queued entries"
+        # objects that every collection traversed until the entry was written. (A few of an
+        # earlier test's objects may be freed meanwhile: the count can fall short by those.)
+        assert 5900 <= grown < 6100, f"{grown} objects tracked for 6,000 queued entries"
     finally:
         installation.undo()
         access.propagate = True
