@@ -153,22 +153,17 @@ class AsyncLogHandler(logging.Handler):
         given = self._manager
         manager = given if given.__class__ is LogManager else self.manager
         local = self._local
-        if (
-            manager is None
-            or not manager.running
-            or self._pending
-            or local.emitting
-            or logger.startswith(IGNORED_LOGGERS)
-        ):
+        if manager is None or self._pending or local.emitting or logger.startswith(IGNORED_LOGGERS):
             return False
         intake = manager._intake  # the package-internal intake: see LogManager
         at = time.time()
         try:
-            if intake.take_plain(level, message, args, at, logger):  # logs nothing: no guard
+            # Only while the manager runs (take_plain checks); it logs nothing: no guard.
+            if intake.take_plain(level, message, args, at, logger):
                 return True
         except Exception:
             return False  # the record's way reports it
-        if intake.capture_location:
+        if not manager.running or intake.capture_location:
             return False
         local.emitting = True
         try:
