@@ -30,6 +30,9 @@ whose client has gone before the response: the process counts the access records
 lifespan ends (SIGINT/SIGTERM), the process writes what it did to the JSON file
 `BENCH_APP_RESULT`: requests served, its CPU time from the end of startup until logging was
 closed, and the entries written and dropped.
+
+`BENCH_APP_BURN_US` (default 0): each request also spends about that many microseconds of CPU
+in a plain Python loop, in every config alike (`python -m bench app --burn-us`).
 """
 
 from __future__ import annotations
@@ -138,8 +141,33 @@ log_call: Callable[[str, str, int], Any] | None = None
 """How a request logs its entry under the current config (None: it does not log)."""
 
 
+def burner(microseconds: float) -> Callable[[], None] | None:
+    """A function that spends about `microseconds` of CPU in plain Python (None for 0): the
+    same extra work in every request of every config (`BENCH_APP_BURN_US`), to see how the
+    server's cost answers CPU spent in a request whoever spends it."""
+    if microseconds <= 0:
+        return None
+    probe = range(200_000)
+    started = time.perf_counter()
+    for _ in probe:
+        pass
+    per_iteration = (time.perf_counter() - started) / len(probe)
+    loops = range(max(1, round(microseconds * 1e-6 / per_iteration)))
+
+    def burn() -> None:
+        for _ in loops:
+            pass
+
+    return burn
+
+
+BURN = burner(float(os.environ.get("BENCH_APP_BURN_US", "0")))
+
+
 async def hello(request: Request) -> Response:
     COUNTS.served += 1
+    if BURN is not None:
+        BURN()
     user = request.query_params.get("user", "world")
     if log_call is not None:
         accepted = log_call("hello", user, COUNTS.served)

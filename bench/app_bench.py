@@ -7,7 +7,8 @@ each rep: for each config), each in a fresh server process: no logging, stdlib `
 with the same JSON shape, asynclog async to a JSON file, asynclog async to SQLite, both of
 those with `write_on_loop=True`, and a hand-written limit (the least work for the same lines).
 Prints a markdown table and the target ratios; writes
-docs/bench-app.md (not with --quick unless --write is given).
+docs/bench-app.md (docs/bench-app-3.13.md under Python 3.13, and so on; not with --quick or
+--burn-us unless --write is given).
 
 wrk is required: `apt-get install wrk` (Debian/Ubuntu) or `brew install wrk` (macOS).
 """
@@ -39,9 +40,20 @@ from .app import CONFIGS
 from .report import DASH, num, times
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "bench-app.md"
-CHART = ROOT / "docs" / "img" / "bench-app.png"
-CHART_LINK = "![req/s and server CPU per request, per config](img/bench-app.png)"
+BASELINE_PYTHON = (3, 11)
+"""The Python of docs/bench-app.md (the oldest supported); another one writes its own file."""
+
+
+def doc_paths(version: tuple[int, int]) -> tuple[Path, Path, str]:
+    """The report, its chart and the chart's link for a run under Python `version`:
+    docs/bench-app.md for the baseline, docs/bench-app-3.13.md (and so on) for the others."""
+    suffix = "" if version == BASELINE_PYTHON else f"-{version[0]}.{version[1]}"
+    chart = f"img/bench-app{suffix}.png"
+    link = f"![req/s and server CPU per request, per config]({chart})"
+    return ROOT / "docs" / f"bench-app{suffix}.md", ROOT / "docs" / chart, link
+
+
+DOC, CHART, CHART_LINK = doc_paths((sys.version_info.major, sys.version_info.minor))
 INSTALL_HINT = (
     "wrk, the HTTP load generator `python -m bench app` drives the server with, is not "
     "installed: `apt-get install wrk` (Debian/Ubuntu; as root), `brew install wrk` (macOS)"
@@ -84,9 +96,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--write",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="write docs/bench-app.md (default: yes, except with --quick)",
+        help="write docs/bench-app.md, or docs/bench-app-3.X.md under another Python than "
+        "3.11 (default: yes, except with --quick or --burn-us)",
     )
     parser.add_argument("--json", type=Path, help="also write every run's raw result here")
+    parser.add_argument(
+        "--burn-us",
+        type=float,
+        default=0.0,
+        help="each request also spends about this many µs of CPU in plain Python, in every "
+        "config alike (default 0; the docs are not written unless --write is given)",
+    )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.configs.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in CONFIGS]
@@ -96,7 +116,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.reps = args.reps or (1 if args.quick else 3)
     args.duration = args.duration or (3.0 if args.quick else 15.0)
     args.connections = args.connections or (20 if args.quick else 200)
-    args.write = (not args.quick) if args.write is None else args.write
+    if args.burn_us < 0:
+        parser.error(f"--burn-us must be 0 or more, got {args.burn_us:g}")
+    if args.write is None:
+        args.write = not args.quick and not args.burn_us
     return args
 
 
@@ -138,7 +161,9 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 
 @contextlib.contextmanager
-def serving(config: str, directory: Path) -> Iterator[tuple[int, Callable[[], dict[str, Any]]]]:
+def serving(
+    config: str, directory: Path, burn_us: float = 0.0
+) -> Iterator[tuple[int, Callable[[], dict[str, Any]]]]:
     """A uvicorn process serving bench/app.py with `config` on 127.0.0.1. Yields its port and
     `stop()`, which ends it with SIGINT (the lifespan closes the logging) and returns its
     result JSON. The process is killed if anything goes wrong."""
@@ -157,6 +182,7 @@ def serving(config: str, directory: Path) -> Iterator[tuple[int, Callable[[], di
         "BENCH_APP_LOGGING": config,
         "BENCH_APP_DIR": str(directory),
         "BENCH_APP_RESULT": str(result_path),
+        "BENCH_APP_BURN_US": str(burn_us),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     output = directory / "server.out"
@@ -238,7 +264,7 @@ def run_once(config: str, args: argparse.Namespace, wrk: str) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix=f"bench-app-{config}-"))
     run: dict[str, Any] = {"config": config, "connections": args.connections}
     try:
-        with serving(config, directory) as (port, stop):
+        with serving(config, directory, args.burn_us) as (port, stop):
             command = [
                 wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration:g}s",
                 "--latency", "--timeout", "10s", f"http://127.0.0.1:{port}{URL_PATH}",
@@ -493,6 +519,7 @@ def environment(args: argparse.Namespace, argv: list[str], wrk: str) -> dict[str
         "load": (
             f"{wrk_version(wrk)}: `wrk -t{args.threads} -c{args.connections} "
             f"-d{args.duration:g}s --latency` on GET {URL_PATH}; {args.reps} reps"
+            + (f"; {args.burn_us:g} µs of CPU burnt in each request" if args.burn_us else "")
         ),
     }
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.app import CONFIGS
-from bench.app_bench import ASYNCLOG_CONFIGS, INSTALL_HINT
+from bench.app import CONFIGS, burner
+from bench.app_bench import ASYNCLOG_CONFIGS, INSTALL_HINT, doc_paths, parse_args
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,3 +158,62 @@ def test_the_chart_shows_every_measured_config(tmp_path: Path) -> None:
     height, width, _ = matplotlib.image.imread(path).shape
     # figsize (12, 0.55 * rows + 2.2) inches at 100 dpi: three rows, the failed config left out
     assert (width, height) == (1200, round((0.55 * 3 + 2.2) * 100))
+
+
+def test_each_python_but_the_baseline_writes_a_report_of_its_own() -> None:
+    assert doc_paths((3, 11)) == (
+        ROOT / "docs" / "bench-app.md",
+        ROOT / "docs" / "img" / "bench-app.png",
+        "![req/s and server CPU per request, per config](img/bench-app.png)",
+    )
+    assert doc_paths((3, 13)) == (
+        ROOT / "docs" / "bench-app-3.13.md",
+        ROOT / "docs" / "img" / "bench-app-3.13.png",
+        "![req/s and server CPU per request, per config](img/bench-app-3.13.png)",
+    )
+
+
+def test_burn_is_off_by_default_and_refused_below_zero() -> None:
+    assert burner(0) is None
+    burn = burner(5)
+    assert burn is not None and burn() is None
+    args = parse_args(["--quick"])
+    assert (args.burn_us, args.write) == (0.0, False)
+    assert parse_args([]).write is True
+    burnt = parse_args(["--burn-us", "2"])
+    assert (burnt.burn_us, burnt.write) == (2.0, False), "a burn run leaves the docs alone"
+    assert parse_args(["--burn-us", "2", "--write"]).write is True
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "app", "--burn-us", "-1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--burn-us must be 0 or more, got -1" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_burn_run_says_so_and_every_request_still_logs_its_two_entries(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        pytest.fail(INSTALL_HINT)
+    out = tmp_path / "runs.json"
+    command = [sys.executable, "-m", "bench", "app", "--quick", "--configs", "limit"]
+    done = subprocess.run(
+        [*command, "--burn-us", "20", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "; 20 µs of CPU burnt in each request" in done.stdout
+    report = json.loads(out.read_text())
+    assert report["env"]["load"].endswith("; 1 reps; 20 µs of CPU burnt in each request")
+    ((run,),) = report["runs"].values()
+    server = run["server"]
+    assert run["ok"] and server["served"] >= run["requests"] > 0
+    assert server["written"] == server["served"] + server["access_lines"]
