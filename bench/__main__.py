@@ -253,7 +253,8 @@ REAL_SERVICE = (
     "FileHandler, asynclog to a file and to SQLite, and a hand-written limit) is measured by "
     "`python -m bench app`: "
     "see [Real service: Starlette under uvicorn](bench-app.md), which has the targets, the "
-    "table (median and min-max of the reps) and this chart:\n\n"
+    "table (median and min-max of the reps) and this chart (the same under Python 3.13: "
+    "[bench-app-3.13.md](bench-app-3.13.md)):\n\n"
     "![req/s and server CPU per request in the web service](img/bench-app.png)"
 )
 
