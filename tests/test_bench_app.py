@@ -18,19 +18,24 @@ from bench.app_bench import ASYNCLOG_CONFIGS, INSTALL_HINT, doc_paths, parse_arg
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_bench(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python -m bench ARGS` from the project's root, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 def test_bench_app_quick(tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
         pytest.fail(INSTALL_HINT)
     out = tmp_path / "runs.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "app", "--quick", "--no-write", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_bench("app", "--quick", "--no-write", "--json", str(out), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "## Targets" in done.stdout and "| asynclog-file |" in done.stdout
     runs = json.loads(out.read_text())["runs"]
@@ -183,14 +188,7 @@ def test_burn_is_off_by_default_and_refused_below_zero() -> None:
     burnt = parse_args(["--burn-us", "2"])
     assert (burnt.burn_us, burnt.write) == (2.0, False), "a burn run leaves the docs alone"
     assert parse_args(["--burn-us", "2", "--write"]).write is True
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "app", "--burn-us", "-1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_bench("app", "--burn-us", "-1", timeout=60)
     assert done.returncode == 2
     assert "--burn-us must be 0 or more, got -1" in done.stderr
 
@@ -200,15 +198,8 @@ def test_a_burn_run_says_so_and_every_request_still_logs_its_two_entries(tmp_pat
     if shutil.which("wrk") is None:
         pytest.fail(INSTALL_HINT)
     out = tmp_path / "runs.json"
-    command = [sys.executable, "-m", "bench", "app", "--quick", "--configs", "limit"]
-    done = subprocess.run(
-        [*command, "--burn-us", "20", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    command = ["app", "--quick", "--configs", "limit", "--burn-us", "20", "--json", str(out)]
+    done = run_bench(*command, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "; 20 µs of CPU burnt in each request" in done.stdout
     report = json.loads(out.read_text())
