@@ -259,15 +259,16 @@ REAL_SERVICE = (
 )
 
 
-MAIN_PYTHON = sys.version_info[:2] == (3, 11)
-"""The project's main Python: its run owns docs/benchmarks.md and the chart; a run on another
-Python writes its tables into a section of its own (`<!-- bench micro 3.13: ... -->`)."""
+ON_MAIN_PYTHON = sys.version_info[:2] == report.MAIN_PYTHON
+"""Running under the project's main Python: this run owns docs/benchmarks.md and the chart; a
+run on another Python writes its tables into a section of its own
+(`<!-- bench micro 3.13: ... -->`)."""
 
 
 def write_docs(path: Path, text: str) -> None:
     """Write the micro bench's page, keeping the sections other commands and Pythons wrote."""
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if MAIN_PYTHON:
+    if ON_MAIN_PYTHON:
         path.write_text(text + report.sections(old), encoding="utf-8")
         return
     python = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         p = args.params
         e2e_title = f"end to end: {p.tasks} tasks x {p.per_task:,} entries, until written"
-        if MAIN_PYTHON:
+        if ON_MAIN_PYTHON:
             report.chart(cells, docs / "img" / "bench.png", title, e2e_title)
         print(f"wrote {docs / 'benchmarks.md'} (and the chart on 3.11)", file=sys.stderr)
 

@@ -149,7 +149,7 @@ def burner(microseconds: float) -> Callable[[], None] | None:
         return None
     probe = range(100_000)
     timings = []
-    for _ in range(5):  # the fastest of five: a probe the scheduler interrupted counts for none
+    for _attempt in range(5):  # the fastest of five: an interrupted probe counts for none
         started = time.perf_counter()
         for _ in probe:
             pass

@@ -37,17 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from .app import CONFIGS
-from .report import DASH, num, times
+from .report import DASH, MAIN_PYTHON, num, times
 
 ROOT = Path(__file__).resolve().parent.parent
-BASELINE_PYTHON = (3, 11)
-"""The Python of docs/bench-app.md (the oldest supported); another one writes its own file."""
-
-
 def doc_paths(version: tuple[int, int]) -> tuple[Path, Path, str]:
     """The report, its chart and the chart's link for a run under Python `version`:
-    docs/bench-app.md for the baseline, docs/bench-app-3.13.md (and so on) for the others."""
-    suffix = "" if version == BASELINE_PYTHON else f"-{version[0]}.{version[1]}"
+    docs/bench-app.md for the main one (`report.MAIN_PYTHON`), docs/bench-app-3.13.md (and so
+    on) for the others."""
+    suffix = "" if version == MAIN_PYTHON else f"-{version[0]}.{version[1]}"
     chart = f"img/bench-app{suffix}.png"
     link = f"![req/s and server CPU per request, per config]({chart})"
     return ROOT / "docs" / f"bench-app{suffix}.md", ROOT / "docs" / chart, link

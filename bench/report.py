@@ -12,6 +12,10 @@ from typing import Any
 from .contenders import CONTENDERS, Contender
 from .scenarios import SCENARIOS, Scenario
 
+MAIN_PYTHON = (3, 11)
+"""The project's main Python (its oldest supported): its runs own docs/benchmarks.md,
+docs/bench-app.md and their charts; a run under another Python writes pages or sections of
+its own."""
 CALLER_TARGET_US = 1.0  # asynclog's target for one awaited call in async mode
 THROUGHPUT = ("e2e100k", "e2e100k_yield")
 TIMES, DASH = "\u00d7", "\u2013"  # the multiplication sign and the en dash, for the tables
